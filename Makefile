@@ -1,0 +1,37 @@
+# The two commands the README promises: `make demo` and `make test`. Each installs what it
+# needs (scripts/install-deps.sh), configures and builds from scratch if necessary.
+.PHONY: deps build build-asan demo test test-release test-asan bench format tidy clean
+
+JOBS ?= 2
+export CCACHE_DIR ?= $(CURDIR)/.cache/ccache
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build-asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+
+demo: build
+	@bash scripts/demo.sh build/release
+
+test: test-release test-asan
+
+test-release: build
+	ctest --preset release
+
+test-asan: build-asan
+	ctest --preset asan
+
+bench: deps
+	@bash benchmarks/run.sh
+
+format:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf build

@@ -1,0 +1,209 @@
+#include "api/model.hpp"
+
+#include <cstdio>
+#include <cstring>
+
+namespace ei::api {
+namespace {
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+constexpr char kHex[] = "0123456789abcdef";
+
+bool is_dash_position(std::size_t i) noexcept { return i == 8 || i == 13 || i == 18 || i == 23; }
+
+// Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
+// days_from_civil).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) noexcept {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2 ? 1 : 0;
+}
+
+bool read_digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexcept {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+std::optional<uuid> uuid::parse(std::string_view text) noexcept {
+  if (text.size() != 36) return std::nullopt;
+  uuid out;
+  std::size_t byte = 0;
+  for (std::size_t i = 0; i < 36;) {
+    if (is_dash_position(i)) {
+      if (text[i] != '-') return std::nullopt;
+      ++i;
+      continue;
+    }
+    const int hi = hex_value(text[i]);
+    const int lo = hex_value(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.bytes[byte++] = static_cast<std::uint8_t>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+void uuid::format_to(char* out) const noexcept {
+  std::size_t pos = 0;
+  for (std::size_t b = 0; b < 16; ++b) {
+    if (b == 4 || b == 6 || b == 8 || b == 10) out[pos++] = '-';
+    out[pos++] = kHex[bytes[b] >> 4];
+    out[pos++] = kHex[bytes[b] & 0x0f];
+  }
+}
+
+std::string uuid::to_string() const {
+  std::string s(36, '\0');
+  format_to(s.data());
+  return s;
+}
+
+bool uuid::is_nil() const noexcept {
+  for (auto b : bytes)
+    if (b != 0) return false;
+  return true;
+}
+
+std::size_t uuid_hash::operator()(const uuid& u) const noexcept {
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  std::memcpy(&a, u.bytes.data(), 8);
+  std::memcpy(&b, u.bytes.data() + 8, 8);
+  return static_cast<std::size_t>(a ^ (b * 0x9E3779B97F4A7C15ULL));
+}
+
+std::string_view to_string(job_status s) noexcept {
+  switch (s) {
+    case job_status::pending: return "pending";
+    case job_status::in_progress: return "in_progress";
+    case job_status::failed: return "failed";
+    case job_status::completed: return "completed";
+    case job_status::completed_with_errors: return "completed_with_errors";
+    case job_status::unknown: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(item_status s) noexcept {
+  switch (s) {
+    case item_status::pending: return "pending";
+    case item_status::in_progress: return "in_progress";
+    case item_status::failed: return "failed";
+    case item_status::successful: return "successful";
+    case item_status::abandoned: return "abandoned";
+    case item_status::unknown: break;
+  }
+  return "unknown";
+}
+
+job_status parse_job_status(std::string_view t) noexcept {
+  if (t == "pending") return job_status::pending;
+  if (t == "in_progress") return job_status::in_progress;
+  if (t == "failed") return job_status::failed;
+  if (t == "completed") return job_status::completed;
+  if (t == "completed_with_errors") return job_status::completed_with_errors;
+  return job_status::unknown;
+}
+
+item_status parse_item_status(std::string_view t) noexcept {
+  if (t == "pending") return item_status::pending;
+  if (t == "in_progress") return item_status::in_progress;
+  if (t == "failed") return item_status::failed;
+  if (t == "successful") return item_status::successful;
+  if (t == "abandoned") return item_status::abandoned;
+  return item_status::unknown;
+}
+
+std::optional<std::int64_t> parse_timestamp_ms(std::string_view s) noexcept {
+  // YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (!read_digits(s, 0, 4, year) || s.size() < 20 || s[4] != '-' || !read_digits(s, 5, 2, month) ||
+      s[7] != '-' || !read_digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't') ||
+      !read_digits(s, 11, 2, hour) || s[13] != ':' || !read_digits(s, 14, 2, minute) ||
+      s[16] != ':' || !read_digits(s, 17, 2, second))
+    return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
+  std::size_t pos = 19;
+  std::int64_t millis = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    int digits = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (digits < 3) millis = millis * 10 + (s[pos] - '0');
+      ++digits;
+      ++pos;
+    }
+    if (digits == 0) return std::nullopt;
+    for (int i = digits; i < 3; ++i) millis *= 10;
+  }
+  std::int64_t offset_minutes = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh = 0, om = 0;
+    if (!read_digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !read_digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset_minutes = (s[pos] == '+' ? 1 : -1) * (oh * 60 + om);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  const std::int64_t days =
+      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+  return secs * 1000 + millis;
+}
+
+std::string format_timestamp(std::int64_t epoch_ms) {
+  std::int64_t secs = epoch_ms / 1000;
+  if (epoch_ms % 1000 < 0) --secs;
+  std::int64_t days = secs / 86400;
+  std::int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  std::int64_t y = 0;
+  unsigned m = 0, d = 0;
+  civil_from_days(days, y, m, d);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
+                static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
+                static_cast<long long>((rem % 3600) / 60), static_cast<long long>(rem % 60));
+  return buf;
+}
+
+}  // namespace ei::api

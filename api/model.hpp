@@ -1,0 +1,160 @@
+// The Export API v3 data model as this stage needs it (see ../shared/pleo-export-api-v3.md).
+// Ids are binary UUIDs: compact (16 bytes) and compared case-insensitively by construction.
+// Enum fields keep values they do not recognise (status == unknown, raw text kept), because
+// the v3 spec types them as plain strings; absent and null optional fields are the same.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ei::api {
+
+/// A UUID in binary form. parse() accepts the canonical 8-4-4-4-12 hex form in any case;
+/// to_string() always yields lowercase canonical text.
+struct uuid {
+  std::array<std::uint8_t, 16> bytes{};
+
+  static std::optional<uuid> parse(std::string_view text) noexcept;
+  std::string to_string() const;
+  /// Writes the 36 canonical characters to `out` (no terminator).
+  void format_to(char* out) const noexcept;
+  bool is_nil() const noexcept;
+
+  friend auto operator<=>(const uuid&, const uuid&) = default;
+  friend bool operator==(const uuid&, const uuid&) = default;
+};
+
+struct uuid_hash {
+  std::size_t operator()(const uuid& u) const noexcept;
+};
+
+enum class job_status : std::uint8_t {
+  pending,
+  in_progress,
+  failed,
+  completed,
+  completed_with_errors,
+  unknown,
+};
+
+enum class item_status : std::uint8_t {
+  pending,
+  in_progress,
+  failed,
+  successful,
+  abandoned,
+  unknown,
+};
+
+std::string_view to_string(job_status s) noexcept;
+std::string_view to_string(item_status s) noexcept;
+/// Unrecognised text maps to `unknown`; callers keep the raw text where it matters.
+job_status parse_job_status(std::string_view text) noexcept;
+item_status parse_item_status(std::string_view text) noexcept;
+
+/// Parses an RFC 3339 date-time ("2023-11-07T05:31:56Z", optional fraction, `Z` or ±hh:mm)
+/// into milliseconds since the Unix epoch (UTC).
+std::optional<std::int64_t> parse_timestamp_ms(std::string_view text) noexcept;
+/// Formats milliseconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (whole seconds).
+std::string format_timestamp(std::int64_t epoch_ms);
+
+/// ExportJobV3 (§5.1).
+struct export_job {
+  uuid id;
+  uuid company_id;
+  job_status status = job_status::unknown;
+  std::string status_text;  // the raw text, always set
+  std::string created_at;
+  std::optional<uuid> created_by;
+  std::optional<std::string> started_at;
+  std::optional<std::string> completed_at;
+  std::optional<std::string> last_updated_at;
+  std::optional<std::string> expired_at;
+  std::int32_t expires_in = 0;
+  bool is_interactive = false;
+  std::int64_t number_of_items = 0;
+  bool vendor_based_bookkeeping = false;
+  std::optional<std::string> failure_reason;
+  std::optional<std::string> failure_reason_type;
+};
+
+/// The tracking fields an ExportJobItemV3 carries besides its key and status (§5.2).
+struct tracking_fields {
+  std::optional<std::string> exported_at;
+  std::optional<std::string> external_id;
+  std::optional<std::string> external_url;
+  std::optional<std::string> failure_reason;
+  std::optional<std::string> failure_reason_type;
+
+  bool empty() const noexcept {
+    return !exported_at && !external_id && !external_url && !failure_reason &&
+           !failure_reason_type;
+  }
+  friend bool operator==(const tracking_fields&, const tracking_fields&) = default;
+};
+
+/// ExportJobItemV3 (§5.2): the control layer.
+struct export_job_item {
+  uuid accounting_entry_id;
+  uuid export_job_id;
+  item_status status = item_status::unknown;
+  std::string status_text;  // raw text, set only when status == unknown
+  tracking_fields tracking;
+
+  friend bool operator==(const export_job_item&, const export_job_item&) = default;
+};
+
+/// The two fields of ExportItemV3 (§5.3) that ordering needs; the rest is never kept.
+struct export_item_date {
+  uuid accounting_entry_id;
+  std::int64_t date_ms = 0;
+
+  friend bool operator==(const export_item_date&, const export_item_date&) = default;
+};
+
+/// CursorPageCurrentRequestInfo (§3.2).
+struct current_request_pagination {
+  std::map<std::string, std::vector<std::string>> parameters;
+  std::optional<std::string> after;
+  std::optional<std::string> before;
+  std::optional<std::int32_t> limit;
+  std::optional<std::int64_t> offset;
+  std::vector<std::string> sorting_keys;
+  std::vector<std::string> sorting_order;
+
+  friend bool operator==(const current_request_pagination&,
+                         const current_request_pagination&) = default;
+};
+
+/// CursorPageInfo (§3.2).
+struct page_info {
+  current_request_pagination current_request;
+  bool has_next_page = false;
+  bool has_previous_page = false;
+  std::optional<std::string> end_cursor;
+  std::optional<std::string> start_cursor;
+  std::optional<std::int64_t> total;
+
+  friend bool operator==(const page_info&, const page_info&) = default;
+};
+
+/// A cursor-paginated list response: `data` plus `pagination`.
+template <class T>
+struct page {
+  std::vector<T> data;
+  page_info pagination;
+};
+
+/// ExceptionInfo (§3.3): only `type` is required.
+struct error_body {
+  std::string type;
+  std::optional<std::string> message;
+};
+
+}  // namespace ei::api

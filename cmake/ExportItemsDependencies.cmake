@@ -1,0 +1,25 @@
+# Finds every third-party dependency. Each failure names the Debian package that provides it.
+
+macro(ei_find_required name package)
+  find_package(${name} ${ARGN} QUIET)
+  if(NOT ${name}_FOUND)
+    message(FATAL_ERROR "${name} not found: install the Debian package '${package}' "
+                        "(or run scripts/install-deps.sh)")
+  endif()
+endmacro()
+
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
+ei_find_required(Boost libboost1.74-dev 1.74 COMPONENTS system)
+ei_find_required(OpenSSL libssl-dev)
+ei_find_required(nlohmann_json nlohmann-json3-dev 3.11)
+ei_find_required(simdjson libsimdjson-dev)
+ei_find_required(RocksDB librocksdb-dev)
+ei_find_required(CLI11 libcli11-dev)
+ei_find_required(CAF libcaf-dev COMPONENTS core io)
+if(EI_BUILD_TESTS)
+  ei_find_required(GTest libgtest-dev)
+endif()
+if(EI_BUILD_BENCHMARKS)
+  ei_find_required(benchmark libbenchmark-dev)
+endif()

@@ -1,0 +1,79 @@
+// Errors as values at component boundaries: a result<T, Code> holds either a T or an
+// error<Code> (a typed code plus a human-readable message that names what was wrong and
+// where). Each component defines its own Code enum and a to_string for it; exceptions from
+// third-party code are caught inside the component and turned into these values.
+#pragma once
+
+#include <cassert>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace ei {
+
+/// A typed error: `code` is for programs, `message` for people. Messages never contain
+/// secrets (API keys, tokens); they name the field, item, request or file at fault.
+template <class Code>
+struct error {
+  Code code{};
+  std::string message;
+};
+
+template <class Code>
+error<Code> make_error(Code code, std::string message) {
+  return error<Code>{code, std::move(message)};
+}
+
+/// Either a value or an error. Accessing the wrong alternative is a programming error
+/// (asserted in debug builds).
+template <class T, class Code>
+class [[nodiscard]] result {
+ public:
+  using value_type = T;
+  using code_type = Code;
+
+  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  result(error<Code> err) : v_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
+
+  bool ok() const noexcept { return v_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+  const error<Code>& err() const& {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
+  error<Code>&& err() && {
+    assert(!ok());
+    return std::get<1>(std::move(v_));
+  }
+
+ private:
+  std::variant<T, error<Code>> v_;
+};
+
+/// result<void, Code>: success carries nothing.
+struct ok_t {};
+inline constexpr ok_t ok_v{};
+
+template <class Code>
+using status = result<ok_t, Code>;
+
+}  // namespace ei
