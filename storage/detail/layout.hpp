@@ -1,0 +1,73 @@
+// Private to storage/: key builders and record codecs of the physical layout documented in
+// storage/README.md. Decoders treat their input as untrusted (it comes from disk): they check
+// version bytes, lengths and enum ranges and report what was wrong instead of asserting.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/model.hpp"
+#include "storage/state_store.hpp"
+
+namespace ei::storage::detail {
+
+enum cf_index : std::size_t { cf_meta, cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts, cf_count };
+inline constexpr std::array<std::string_view, cf_count> cf_names{"meta",  "jobs",     "pages",
+                                                                 "order", "tracking", "attempts"};
+
+/// First byte of every record value (except meta/"schema", which is the schema text itself).
+inline constexpr std::uint8_t format_v1 = 1;
+inline constexpr char tag_record = 'R';
+inline constexpr char tag_watermarks = 'W';
+inline constexpr std::string_view schema_key = "schema";
+inline constexpr std::string_view sink_key_prefix = "sink/";
+
+inline constexpr std::size_t job_key_size = 17;
+inline constexpr std::size_t page_key_size = 24;
+inline constexpr std::size_t order_key_size = 20;
+inline constexpr std::size_t tracking_key_size = 32;
+inline constexpr std::size_t attempt_key_size = 24;
+inline constexpr std::size_t order_entry_size = 18;
+
+// -- keys ---------------------------------------------------------------------------------
+std::string job_key(const api::uuid& job, char tag);
+std::string page_prefix(const api::uuid& job, std::uint32_t epoch);
+std::string page_key(const api::uuid& job, std::uint32_t epoch, std::uint32_t page_no);
+std::string order_key(const api::uuid& job, std::uint32_t chunk_no);
+std::string tracking_key(const api::uuid& job, const api::uuid& item);
+std::string attempt_key(const api::uuid& job, std::uint64_t seq);
+/// The job id as a 16-byte key prefix.
+std::string job_prefix(const api::uuid& job);
+/// An exclusive upper bound above every key that starts with `prefix` and is at most
+/// prefix.size() + 16 bytes longer (all our keys).
+std::string prefix_end(std::string_view prefix);
+api::uuid uuid_at(std::string_view bytes);  // first 16 bytes; caller checks the size
+std::uint32_t be32_at(std::string_view bytes);
+std::uint64_t be64_at(std::string_view bytes);
+
+// -- values -------------------------------------------------------------------------------
+void encode_job(const job_record& job, std::string& out);
+void encode_watermarks(const watermarks& w, std::string& out);
+void encode_page(const page_record& page, std::string& out);
+void encode_tracking(const api::tracking_fields& t, std::string& out);
+void encode_order_chunk(std::span<const order_entry> entries, std::string& out);
+void encode_attempt(std::uint32_t attempt, std::string& out);
+void encode_sink_offset(std::uint64_t offset, std::string& out);
+
+/// Each decoder returns an empty string on success, else what was wrong (for the message).
+std::string decode_job(std::string_view in, job_record& out);
+std::string decode_watermarks(std::string_view in, watermarks& out);
+/// Decodes a page; tracking fields of items are left empty (they live in the tracking CF)
+/// and `flagged` receives the indexes of items whose flags say a tracking record exists.
+std::string decode_page(std::string_view in, page_record& out, std::vector<std::size_t>& flagged);
+std::string decode_tracking(std::string_view in, api::tracking_fields& out);
+std::string decode_order_chunk(std::string_view in, std::vector<order_entry>& out);
+std::string decode_attempt(std::string_view in, std::uint32_t& out);
+std::string decode_sink_offset(std::string_view in, std::uint64_t& out);
+
+}  // namespace ei::storage::detail

@@ -1,0 +1,37 @@
+// Private to storage/: the state shared by state_store.cpp and verify.cpp.
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <rocksdb/db.h>
+
+#include "storage/detail/layout.hpp"
+#include "storage/state_store.hpp"
+
+namespace ei::storage {
+
+struct state_store::impl {
+  std::filesystem::path dir;
+  store_options options;
+  int dir_lock_fd = -1;  // flock on the directory itself, held for the store's lifetime
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, detail::cf_count> cf{};
+  std::mutex watermark_mutex;  // serialises read-max-write of watermarks
+
+  ~impl();
+
+  rocksdb::ColumnFamilyHandle* handle(detail::cf_index i) const { return cf[i]; }
+  /// WriteOptions for a write that is (`commit_point`) or is not a commit point.
+  rocksdb::WriteOptions write_options(bool commit_point) const;
+
+  error<store_errc> fail(const rocksdb::Status& s, std::string_view what) const;
+  error<store_errc> corrupt(detail::cf_index cf, const api::uuid* job, std::string_view what) const;
+  store_status write(rocksdb::WriteBatch& batch, bool commit_point, std::string_view what);
+};
+
+}  // namespace ei::storage

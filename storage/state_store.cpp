@@ -1,0 +1,766 @@
+#include "storage/state_store.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <system_error>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "storage/detail/store_impl.hpp"
+
+namespace ei::storage {
+
+using namespace detail;
+
+namespace {
+
+/// Swallows RocksDB's info log while a store is only inspected, so that inspecting (and
+/// refusing) a directory never rotates or creates its LOG files.
+class null_logger : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
+std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+rocksdb::ColumnFamilyOptions make_cf_options(const store_options& o,
+                                             const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions cfo;
+  cfo.write_buffer_size = o.write_buffer_bytes;
+  cfo.max_write_buffer_number = 2;
+  cfo.level_compaction_dynamic_level_bytes = true;
+  // Ids are random bytes: block compression buys nothing on hot levels. The bottommost level
+  // (cold, mostly cursors and finished orders) gets LZ4 when this RocksDB build has it.
+  cfo.compression = rocksdb::kNoCompression;
+  const auto supported = rocksdb::GetSupportedCompressions();
+  if (std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end())
+    cfo.bottommost_compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  t.cache_index_and_filter_blocks = true;
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
+  cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return cfo;
+}
+
+rocksdb::DBOptions make_db_options(const store_options& o) {
+  rocksdb::DBOptions d;
+  d.max_background_jobs = 2;
+  d.max_open_files = 256;
+  d.manual_wal_flush = false;             // every write reaches the OS before returning
+  d.avoid_flush_during_shutdown = false;  // close flushes memtables: short WAL replay on open
+  d.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  d.paranoid_checks = true;
+  // Small CFs (jobs, meta) would pin old WAL files forever; cap the WAL so they get flushed.
+  d.max_total_wal_size = std::max<std::uint64_t>(64u << 20, 8 * o.write_buffer_bytes);
+  d.keep_log_file_num = 4;
+  d.max_log_file_size = 4u << 20;
+  return d;
+}
+
+bool is_lock_error(const rocksdb::Status& s) {
+  if (!s.IsIOError()) return false;
+  std::string text = s.ToString();
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text.find("lock") != std::string::npos;
+}
+
+error<store_errc> locked_error(const std::filesystem::path& dir) {
+  return make_error(store_errc::locked,
+                    "state directory " + quoted(dir) +
+                      " is locked: another export-items process (or another store in this "
+                      "process) holds it; wait for it to finish or use another --state-dir");
+}
+
+/// What the read-only inspection of an existing store found.
+struct probe_result {
+  bool fresh = false;  // empty store: initialise it
+};
+
+/// Inspects an existing RocksDB store without modifying it.
+store_result<probe_result> probe(const std::filesystem::path& dir) {
+  rocksdb::DBOptions dbo;
+  dbo.info_log = std::make_shared<null_logger>();
+  std::vector<std::string> names;
+  auto s = rocksdb::DB::ListColumnFamilies(dbo, dir.string(), &names);
+  if (!s.ok())
+    return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
+                      "state directory " + quoted(dir) +
+                        ": cannot read its column families: " + s.ToString());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+  rocksdb::Options ro{dbo, rocksdb::ColumnFamilyOptions{}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::OpenForReadOnly(ro, dir.string(), descs, &handles, &raw);
+  if (!s.ok())
+    return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
+                      "state directory " + quoted(dir) + ": cannot open it read-only: " +
+                        s.ToString());
+  std::unique_ptr<rocksdb::DB> db{raw};
+  struct closer {
+    rocksdb::DB* db;
+    std::vector<rocksdb::ColumnFamilyHandle*>& hs;
+    ~closer() {
+      for (auto* h : hs) db->DestroyColumnFamilyHandle(h);
+    }
+  } close_handles{db.get(), handles};
+
+  const auto find = [&](std::string_view name) -> rocksdb::ColumnFamilyHandle* {
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return handles[i];
+    return nullptr;
+  };
+  std::optional<std::string> schema;
+  if (auto* meta = find("meta")) {
+    std::string v;
+    s = db->Get(rocksdb::ReadOptions{}, meta, std::string{schema_key}, &v);
+    if (s.ok())
+      schema = std::move(v);
+    else if (!s.IsNotFound())
+      return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
+                        "state directory " + quoted(dir) + ": cannot read the schema: " +
+                          s.ToString());
+  }
+  if (schema) {
+    if (*schema != state_store::schema_version)
+      return make_error(store_errc::schema_mismatch,
+                        "state directory " + quoted(dir) + " holds schema '" + *schema +
+                          "' but this export-items uses '" +
+                          std::string{state_store::schema_version} +
+                          "'; it was left untouched (use a matching export-items version or "
+                          "another --state-dir)");
+    std::string missing;
+    for (auto n : cf_names)
+      if (!find(n)) missing += (missing.empty() ? "" : ", ") + std::string{n};
+    if (!missing.empty())
+      return make_error(store_errc::corrupt, "state directory " + quoted(dir) +
+                                               ": column families missing: " + missing);
+    for (const auto& n : names)
+      if (n != rocksdb::kDefaultColumnFamilyName &&
+          std::find(cf_names.begin(), cf_names.end(), n) == cf_names.end())
+        return make_error(store_errc::corrupt, "state directory " + quoted(dir) +
+                                                 ": unexpected column family '" + n + "'");
+    return probe_result{false};
+  }
+  // No schema: only an empty store (a crash while it was being created) may be initialised.
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(rocksdb::ReadOptions{}, handles[i])};
+    it->SeekToFirst();
+    if (it->Valid() || !it->status().ok())
+      return make_error(store_errc::corrupt,
+                        "state directory " + quoted(dir) + " holds data (column family '" +
+                          names[i] + "') but no export-items schema record; refusing it");
+  }
+  return probe_result{true};
+}
+
+bool directory_is_empty(const std::filesystem::path& dir, std::error_code& ec) {
+  return std::filesystem::directory_iterator{dir, ec} == std::filesystem::directory_iterator{};
+}
+
+}  // namespace
+
+// -- enums ----------------------------------------------------------------------------------
+
+std::string_view to_string(store_errc code) noexcept {
+  switch (code) {
+    case store_errc::locked: return "locked";
+    case store_errc::corrupt: return "corrupt";
+    case store_errc::schema_mismatch: return "schema_mismatch";
+    case store_errc::io_error: return "io_error";
+    case store_errc::not_found: return "not_found";
+    case store_errc::invalid_argument: return "invalid_argument";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(sync_policy p) noexcept {
+  switch (p) {
+    case sync_policy::none: return "none";
+    case sync_policy::commits: return "commits";
+    case sync_policy::always: return "always";
+  }
+  return "unknown";
+}
+
+std::optional<sync_policy> parse_sync_policy(std::string_view t) noexcept {
+  for (auto p : {sync_policy::none, sync_policy::commits, sync_policy::always})
+    if (to_string(p) == t) return p;
+  return std::nullopt;
+}
+
+std::string_view to_string(job_phase p) noexcept {
+  switch (p) {
+    case job_phase::verifying: return "verifying";
+    case job_phase::listing: return "listing";
+    case job_phase::ordering: return "ordering";
+    case job_phase::dispatching: return "dispatching";
+    case job_phase::complete: return "complete";
+    case job_phase::failed: return "failed";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(ordering_mode m) noexcept {
+  switch (m) {
+    case ordering_mode::chronological: return "chronological";
+    case ordering_mode::entry_id: return "entry_id";
+  }
+  return "unknown";
+}
+
+std::optional<job_phase> parse_job_phase(std::string_view t) noexcept {
+  for (auto p : {job_phase::verifying, job_phase::listing, job_phase::ordering,
+                 job_phase::dispatching, job_phase::complete, job_phase::failed})
+    if (to_string(p) == t) return p;
+  return std::nullopt;
+}
+
+std::optional<ordering_mode> parse_ordering_mode(std::string_view t) noexcept {
+  for (auto m : {ordering_mode::chronological, ordering_mode::entry_id})
+    if (to_string(m) == t) return m;
+  return std::nullopt;
+}
+
+// -- impl -----------------------------------------------------------------------------------
+
+state_store::impl::~impl() {
+  if (db) {
+    for (auto* h : cf)
+      if (h) db->DestroyColumnFamilyHandle(h);
+    db->Close().PermitUncheckedError();
+    db.reset();
+  }
+  if (dir_lock_fd >= 0) ::close(dir_lock_fd);  // releases the flock
+}
+
+rocksdb::WriteOptions state_store::impl::write_options(bool commit_point) const {
+  rocksdb::WriteOptions wo;
+  wo.sync = options.sync == sync_policy::always ||
+            (options.sync == sync_policy::commits && commit_point);
+  wo.disableWAL = false;
+  return wo;
+}
+
+error<store_errc> state_store::impl::fail(const rocksdb::Status& s, std::string_view what) const {
+  return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
+                    "state store " + quoted(dir) + ": " + std::string{what} + ": " +
+                      s.ToString());
+}
+
+error<store_errc> state_store::impl::corrupt(cf_index c, const api::uuid* job,
+                                             std::string_view what) const {
+  std::string msg = "state store " + quoted(dir) + ": corrupt record in column family '" +
+                    std::string{cf_names[c]} + "'";
+  if (job) msg += " of job " + job->to_string();
+  msg += ": ";
+  msg += what;
+  return make_error(store_errc::corrupt, std::move(msg));
+}
+
+store_status state_store::impl::write(rocksdb::WriteBatch& batch, bool commit_point,
+                                      std::string_view what) {
+  auto s = db->Write(write_options(commit_point), &batch);
+  if (!s.ok()) return fail(s, what);
+  return ok_v;
+}
+
+// -- open -----------------------------------------------------------------------------------
+
+state_store::state_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+state_store::~state_store() = default;
+
+const std::filesystem::path& state_store::directory() const noexcept { return impl_->dir; }
+const store_options& state_store::options() const noexcept { return impl_->options; }
+
+store_result<std::unique_ptr<state_store>> state_store::open(const std::filesystem::path& dir,
+                                                             store_options options) {
+  namespace fs = std::filesystem;
+  if (options.write_buffer_bytes < (64u << 10) || options.block_cache_bytes == 0)
+    return make_error(store_errc::invalid_argument,
+                      "state store options: write_buffer_bytes must be >= 64 KiB and "
+                      "block_cache_bytes > 0");
+  std::error_code ec;
+  const bool exists = fs::exists(dir, ec);
+  if (ec)
+    return make_error(store_errc::io_error,
+                      "state directory " + quoted(dir) + ": " + ec.message());
+  if (!exists) {
+    if (!options.create_if_missing)
+      return make_error(store_errc::not_found,
+                        "state directory " + quoted(dir) + " does not exist");
+    fs::create_directories(dir, ec);
+    if (ec)
+      return make_error(store_errc::io_error,
+                        "cannot create state directory " + quoted(dir) + ": " + ec.message());
+  } else if (!fs::is_directory(dir, ec)) {
+    return make_error(store_errc::invalid_argument,
+                      "state directory " + quoted(dir) + " is not a directory");
+  }
+
+  auto p = std::make_unique<impl>();
+  p->dir = dir;
+  p->options = options;
+
+  // Our own lock first, on the directory itself (no file created), so that a locked store is
+  // refused before RocksDB touches anything in it.
+  p->dir_lock_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (p->dir_lock_fd < 0)
+    return make_error(store_errc::io_error, "cannot open state directory " + quoted(dir) +
+                                              ": " + std::strerror(errno));
+  if (::flock(p->dir_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return locked_error(dir);
+    return make_error(store_errc::io_error, "cannot lock state directory " + quoted(dir) +
+                                              ": " + std::strerror(errno));
+  }
+
+  bool fresh = false;
+  if (fs::exists(dir / "CURRENT", ec)) {
+    auto pr = probe(dir);
+    if (!pr) return std::move(pr).err();
+    fresh = pr->fresh;
+  } else {
+    if (!directory_is_empty(dir, ec))
+      return make_error(store_errc::corrupt,
+                        "state directory " + quoted(dir) +
+                          " is not empty and holds no RocksDB store; refusing to use it");
+    if (ec)
+      return make_error(store_errc::io_error,
+                        "state directory " + quoted(dir) + ": " + ec.message());
+    if (!options.create_if_missing)
+      return make_error(store_errc::not_found,
+                        "state directory " + quoted(dir) + " holds no state store");
+    fresh = true;
+  }
+
+  auto dbo = make_db_options(options);
+  dbo.create_if_missing = fresh;
+  dbo.create_missing_column_families = fresh;
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  const auto cfo = make_cf_options(options, cache);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cfo);
+  for (auto n : cf_names) descs.emplace_back(std::string{n}, cfo);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(dbo, dir.string(), descs, &handles, &raw);
+  if (!s.ok()) {
+    if (is_lock_error(s)) return locked_error(dir);
+    return p->fail(s, "cannot open");
+  }
+  p->db.reset(raw);
+  // handles[0] is the default CF, which we never use.
+  p->db->DestroyColumnFamilyHandle(handles[0]);
+  for (std::size_t i = 0; i < cf_count; ++i) p->cf[i] = handles[i + 1];
+
+  if (fresh) {
+    rocksdb::WriteOptions wo;
+    wo.sync = options.sync != sync_policy::none;
+    s = p->db->Put(wo, p->cf[cf_meta], std::string{schema_key},
+                   std::string{schema_version});
+    if (!s.ok()) return p->fail(s, "cannot write the schema record");
+  }
+  return std::unique_ptr<state_store>{new state_store{std::move(p)}};
+}
+
+// -- jobs -----------------------------------------------------------------------------------
+
+store_result<std::optional<job_record>> state_store::load_job(const api::uuid& job) {
+  rocksdb::PinnableSlice v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_jobs),
+                          job_key(job, tag_record), &v);
+  if (s.IsNotFound()) return std::optional<job_record>{};
+  if (!s.ok()) return impl_->fail(s, "cannot read job " + job.to_string());
+  job_record rec;
+  if (auto why = decode_job(v.ToStringView(), rec); !why.empty())
+    return impl_->corrupt(cf_jobs, &job, "job record: " + why);
+  rec.job_id = job;
+  return std::optional<job_record>{std::move(rec)};
+}
+
+store_result<std::vector<job_record>> state_store::load_jobs() {
+  std::vector<job_record> out;
+  std::unique_ptr<rocksdb::Iterator> it{
+    impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->handle(cf_jobs))};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto k = it->key().ToStringView();
+    if (k.size() != job_key_size)
+      return impl_->corrupt(cf_jobs, nullptr,
+                            "key of " + std::to_string(k.size()) + " bytes (expected 17)");
+    const auto id = uuid_at(k);
+    if (k[16] == tag_watermarks) continue;
+    if (k[16] != tag_record)
+      return impl_->corrupt(cf_jobs, &id, "unknown key tag " + std::to_string(k[16]));
+    job_record rec;
+    if (auto why = decode_job(it->value().ToStringView(), rec); !why.empty())
+      return impl_->corrupt(cf_jobs, &id, "job record: " + why);
+    rec.job_id = id;
+    out.push_back(std::move(rec));
+  }
+  if (!it->status().ok()) return impl_->fail(it->status(), "cannot list jobs");
+  return out;
+}
+
+store_status state_store::put_job(const job_record& job) {
+  std::string v;
+  encode_job(job, v);
+  rocksdb::WriteBatch b;
+  b.Put(impl_->handle(cf_jobs), job_key(job.job_id, tag_record), v);
+  return impl_->write(b, true, "cannot write job " + job.job_id.to_string());
+}
+
+namespace {
+store_result<watermarks> read_watermarks(state_store::impl& p, const api::uuid& job) {
+  rocksdb::PinnableSlice v;
+  auto s = p.db->Get(rocksdb::ReadOptions{}, p.handle(cf_jobs), job_key(job, tag_watermarks), &v);
+  if (s.IsNotFound()) return watermarks{};
+  if (!s.ok()) return p.fail(s, "cannot read watermarks of job " + job.to_string());
+  watermarks w;
+  if (auto why = decode_watermarks(v.ToStringView(), w); !why.empty())
+    return p.corrupt(cf_jobs, &job, "watermarks: " + why);
+  return w;
+}
+}  // namespace
+
+store_result<watermarks> state_store::load_watermarks(const api::uuid& job) {
+  return read_watermarks(*impl_, job);
+}
+
+// -- listing --------------------------------------------------------------------------------
+
+store_status state_store::commit_page(const job_record& updated, std::uint32_t epoch,
+                                      const page_record& page) {
+  const auto& job = updated.job_id;
+  for (const auto& it : page.items)
+    if (static_cast<std::uint8_t>(it.remote_status) >
+        static_cast<std::uint8_t>(api::item_status::unknown))
+      return make_error(store_errc::invalid_argument,
+                        "commit_page: item " + it.id.to_string() + " of job " +
+                          job.to_string() + " has an out-of-range status");
+  rocksdb::WriteBatch b;
+  std::string v;
+  encode_page(page, v);
+  b.Put(impl_->handle(cf_pages), page_key(job, epoch, page.page_no), v);
+  for (const auto& it : page.items) {
+    if (it.tracking.empty()) continue;
+    encode_tracking(it.tracking, v);
+    b.Put(impl_->handle(cf_tracking), tracking_key(job, it.id), v);
+  }
+  encode_job(updated, v);
+  b.Put(impl_->handle(cf_jobs), job_key(job, tag_record), v);
+  return impl_->write(b, false,
+                      "cannot commit page " + std::to_string(page.page_no) + " of job " +
+                        job.to_string());
+}
+
+namespace {
+
+/// Fills the tracking fields of the flagged items of a decoded page.
+store_status fill_tracking(state_store::impl& p, const api::uuid& job, page_record& page,
+                           const std::vector<std::size_t>& flagged) {
+  if (flagged.empty()) return ok_v;
+  std::vector<std::string> keys;
+  keys.reserve(flagged.size());
+  for (auto i : flagged) keys.push_back(tracking_key(job, page.items[i].id));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  p.db->MultiGet(rocksdb::ReadOptions{}, p.handle(cf_tracking), keys.size(), slices.data(),
+                 values.data(), statuses.data());
+  for (std::size_t k = 0; k < flagged.size(); ++k) {
+    auto& item = page.items[flagged[k]];
+    if (statuses[k].IsNotFound())
+      return p.corrupt(cf_pages, &job,
+                       "page " + std::to_string(page.page_no) + " flags item " +
+                         item.id.to_string() + " with tracking fields but none are stored");
+    if (!statuses[k].ok()) return p.fail(statuses[k], "cannot read tracking fields");
+    if (auto why = decode_tracking(values[k].ToStringView(), item.tracking); !why.empty())
+      return p.corrupt(cf_tracking, &job, "item " + item.id.to_string() + ": " + why);
+  }
+  return ok_v;
+}
+
+}  // namespace
+
+store_status state_store::for_each_page(const api::uuid& job, std::uint32_t epoch,
+                                        const std::function<bool(page_record&&)>& fn) {
+  const auto lower = page_prefix(job, epoch);
+  const auto upper = prefix_end(lower);
+  rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->handle(cf_pages))};
+  std::vector<std::size_t> flagged;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const auto k = it->key().ToStringView();
+    page_record page;
+    if (k.size() != page_key_size)
+      return impl_->corrupt(cf_pages, &job,
+                            "key of " + std::to_string(k.size()) + " bytes (expected 24)");
+    page.page_no = be32_at(k.substr(20));
+    if (auto why = decode_page(it->value().ToStringView(), page, flagged); !why.empty())
+      return impl_->corrupt(cf_pages, &job,
+                            "epoch " + std::to_string(epoch) + " page " +
+                              std::to_string(page.page_no) + ": " + why);
+    if (auto st = fill_tracking(*impl_, job, page, flagged); !st) return st;
+    if (!fn(std::move(page))) return ok_v;
+  }
+  if (!it->status().ok()) return impl_->fail(it->status(), "cannot read pages of job " + job.to_string());
+  return ok_v;
+}
+
+store_result<std::vector<page_record>> state_store::load_pages(const api::uuid& job,
+                                                               std::uint32_t epoch) {
+  std::vector<page_record> out;
+  auto st = for_each_page(job, epoch, [&](page_record&& p) {
+    out.push_back(std::move(p));
+    return true;
+  });
+  if (!st) return std::move(st).err();
+  return out;
+}
+
+store_status state_store::drop_pages(const api::uuid& job, std::uint32_t epoch) {
+  const auto lower = page_prefix(job, epoch);
+  rocksdb::WriteBatch b;
+  b.DeleteRange(impl_->handle(cf_pages), lower, prefix_end(lower));
+  return impl_->write(b, false,
+                      "cannot drop pages of epoch " + std::to_string(epoch) + " of job " +
+                        job.to_string());
+}
+
+store_result<std::optional<api::tracking_fields>> state_store::load_tracking(
+  const api::uuid& job, const api::uuid& item) {
+  rocksdb::PinnableSlice v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_tracking),
+                          tracking_key(job, item), &v);
+  if (s.IsNotFound()) return std::optional<api::tracking_fields>{};
+  if (!s.ok()) return impl_->fail(s, "cannot read tracking fields of item " + item.to_string());
+  api::tracking_fields t;
+  if (auto why = decode_tracking(v.ToStringView(), t); !why.empty())
+    return impl_->corrupt(cf_tracking, &job, "item " + item.to_string() + ": " + why);
+  return std::optional<api::tracking_fields>{std::move(t)};
+}
+
+// -- ordering -------------------------------------------------------------------------------
+
+store_status state_store::write_order_chunk(const api::uuid& job, std::uint32_t chunk_no,
+                                            std::span<const order_entry> entries) {
+  if (entries.empty() || entries.size() > order_chunk_size)
+    return make_error(store_errc::invalid_argument,
+                      "write_order_chunk: chunk " + std::to_string(chunk_no) + " of job " +
+                        job.to_string() + " has " + std::to_string(entries.size()) +
+                        " entries (expected 1.." + std::to_string(order_chunk_size) + ")");
+  for (const auto& e : entries)
+    if (static_cast<std::uint8_t>(e.remote_status) >
+        static_cast<std::uint8_t>(api::item_status::unknown))
+      return make_error(store_errc::invalid_argument,
+                        "write_order_chunk: entry " + e.id.to_string() +
+                          " has an out-of-range status");
+  std::string v;
+  encode_order_chunk(entries, v);
+  rocksdb::WriteBatch b;
+  b.Put(impl_->handle(cf_order), order_key(job, chunk_no), v);
+  return impl_->write(b, false,
+                      "cannot write order chunk " + std::to_string(chunk_no) + " of job " +
+                        job.to_string());
+}
+
+store_status state_store::finish_order(const job_record& updated) {
+  const auto chunks = (updated.order_size + order_chunk_size - 1) / order_chunk_size;
+  if (chunks > 0xffffffffu)
+    return make_error(store_errc::invalid_argument,
+                      "finish_order: order size " + std::to_string(updated.order_size) +
+                        " is too large");
+  std::string v;
+  encode_job(updated, v);
+  rocksdb::WriteBatch b;
+  b.DeleteRange(impl_->handle(cf_order),
+                order_key(updated.job_id, static_cast<std::uint32_t>(chunks)),
+                prefix_end(job_prefix(updated.job_id)));
+  b.Put(impl_->handle(cf_jobs), job_key(updated.job_id, tag_record), v);
+  return impl_->write(b, true, "cannot finish the order of job " + updated.job_id.to_string());
+}
+
+store_result<std::vector<order_entry>> state_store::read_order(const api::uuid& job,
+                                                               std::uint64_t first_seq,
+                                                               std::size_t max_count) {
+  if (first_seq == 0)
+    return make_error(store_errc::invalid_argument,
+                      "read_order: sequence numbers start at 1 (job " + job.to_string() + ")");
+  std::vector<order_entry> out;
+  out.reserve(std::min<std::size_t>(max_count, order_chunk_size));
+  std::vector<order_entry> chunk;
+  std::uint64_t seq = first_seq;
+  while (out.size() < max_count) {
+    const auto chunk_no = (seq - 1) / order_chunk_size;
+    const auto index = static_cast<std::size_t>((seq - 1) % order_chunk_size);
+    if (chunk_no > 0xffffffffu) break;
+    rocksdb::PinnableSlice v;
+    auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_order),
+                            order_key(job, static_cast<std::uint32_t>(chunk_no)), &v);
+    if (s.IsNotFound()) break;
+    if (!s.ok()) return impl_->fail(s, "cannot read the order of job " + job.to_string());
+    if (auto why = decode_order_chunk(v.ToStringView(), chunk); !why.empty())
+      return impl_->corrupt(cf_order, &job, "chunk " + std::to_string(chunk_no) + ": " + why);
+    if (index >= chunk.size()) break;
+    const auto take = std::min(chunk.size() - index, max_count - out.size());
+    out.insert(out.end(), chunk.begin() + static_cast<std::ptrdiff_t>(index),
+               chunk.begin() + static_cast<std::ptrdiff_t>(index + take));
+    seq += take;
+    if (chunk.size() < order_chunk_size) break;  // the last chunk
+  }
+  return out;
+}
+
+// -- dispatch and acks ----------------------------------------------------------------------
+
+store_status state_store::commit_dispatch(
+  const api::uuid& job, std::uint64_t dispatched_through,
+  std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts) {
+  std::lock_guard guard{impl_->watermark_mutex};
+  auto rec = load_job(job);
+  if (!rec) return std::move(rec).err();
+  if (!*rec)
+    return make_error(store_errc::invalid_argument,
+                      "commit_dispatch: unknown job " + job.to_string());
+  if (dispatched_through > (*rec)->order_size)
+    return make_error(store_errc::invalid_argument,
+                      "commit_dispatch: job " + job.to_string() + " dispatched_through " +
+                        std::to_string(dispatched_through) + " exceeds order size " +
+                        std::to_string((*rec)->order_size));
+  for (const auto& [seq, attempt] : redelivery_attempts)
+    if (seq == 0 || seq > dispatched_through || attempt < 2)
+      return make_error(store_errc::invalid_argument,
+                        "commit_dispatch: job " + job.to_string() + " attempt " +
+                          std::to_string(attempt) + " for seq " + std::to_string(seq) +
+                          " (need seq in 1.." + std::to_string(dispatched_through) +
+                          ", attempt >= 2)");
+  auto w = read_watermarks(*impl_, job);
+  if (!w) return std::move(w).err();
+  w->dispatched_through = std::max(w->dispatched_through, dispatched_through);
+  rocksdb::WriteBatch b;
+  std::string v;
+  encode_watermarks(*w, v);
+  b.Put(impl_->handle(cf_jobs), job_key(job, tag_watermarks), v);
+  for (const auto& [seq, attempt] : redelivery_attempts) {
+    encode_attempt(attempt, v);
+    b.Put(impl_->handle(cf_attempts), attempt_key(job, seq), v);
+  }
+  return impl_->write(b, true, "cannot commit dispatch of job " + job.to_string());
+}
+
+store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> state_store::load_attempts(
+  const api::uuid& job, std::uint64_t first_seq, std::uint64_t last_seq) {
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> out;
+  if (first_seq > last_seq) return out;
+  const auto lower = attempt_key(job, first_seq);
+  const auto upper = last_seq == UINT64_MAX ? prefix_end(job_prefix(job))
+                                            : attempt_key(job, last_seq + 1);
+  rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->handle(cf_attempts))};
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const auto k = it->key().ToStringView();
+    if (k.size() != attempt_key_size)
+      return impl_->corrupt(cf_attempts, &job,
+                            "key of " + std::to_string(k.size()) + " bytes (expected 24)");
+    std::uint32_t attempt = 0;
+    const auto seq = be64_at(k.substr(16));
+    if (auto why = decode_attempt(it->value().ToStringView(), attempt); !why.empty())
+      return impl_->corrupt(cf_attempts, &job, "seq " + std::to_string(seq) + ": " + why);
+    out.emplace_back(seq, attempt);
+  }
+  if (!it->status().ok()) return impl_->fail(it->status(), "cannot read attempts");
+  return out;
+}
+
+store_status state_store::commit_acks(
+  std::span<const job_progress> progress,
+  std::optional<std::pair<std::string, std::uint64_t>> sink_offset) {
+  if (sink_offset && sink_offset->first.empty())
+    return make_error(store_errc::invalid_argument, "commit_acks: empty sink name");
+  std::lock_guard guard{impl_->watermark_mutex};
+  std::map<api::uuid, watermarks> merged;
+  for (const auto& p : progress) {
+    auto found = merged.find(p.job_id);
+    if (found == merged.end()) {
+      auto w = read_watermarks(*impl_, p.job_id);
+      if (!w) return std::move(w).err();
+      found = merged.emplace(p.job_id, *w).first;
+    }
+    auto& w = found->second;
+    if (p.dispatched_through && *p.dispatched_through > w.dispatched_through) {
+      auto rec = load_job(p.job_id);
+      if (!rec) return std::move(rec).err();
+      if (!*rec || *p.dispatched_through > (*rec)->order_size)
+        return make_error(store_errc::invalid_argument,
+                          "commit_acks: job " + p.job_id.to_string() + " dispatched_through " +
+                            std::to_string(*p.dispatched_through) +
+                            (*rec ? " exceeds order size " + std::to_string((*rec)->order_size)
+                                  : std::string{" but the job is unknown"}));
+      w.dispatched_through = *p.dispatched_through;
+    }
+    if (p.acked_through && *p.acked_through > w.acked_through) {
+      if (*p.acked_through > w.dispatched_through)
+        return make_error(store_errc::invalid_argument,
+                          "commit_acks: job " + p.job_id.to_string() + " acked_through " +
+                            std::to_string(*p.acked_through) + " exceeds dispatched_through " +
+                            std::to_string(w.dispatched_through));
+      w.acked_through = *p.acked_through;
+    }
+  }
+  rocksdb::WriteBatch b;
+  std::string v;
+  for (const auto& [job, w] : merged) {
+    encode_watermarks(w, v);
+    b.Put(impl_->handle(cf_jobs), job_key(job, tag_watermarks), v);
+  }
+  if (sink_offset) {
+    encode_sink_offset(sink_offset->second, v);
+    b.Put(impl_->handle(cf_meta), std::string{sink_key_prefix} + sink_offset->first, v);
+  }
+  if (b.Count() == 0) return ok_v;
+  return impl_->write(b, true, "cannot commit acks");
+}
+
+store_result<std::optional<std::uint64_t>> state_store::load_sink_offset(
+  const std::string& sink_name) {
+  rocksdb::PinnableSlice v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_meta),
+                          std::string{sink_key_prefix} + sink_name, &v);
+  if (s.IsNotFound()) return std::optional<std::uint64_t>{};
+  if (!s.ok()) return impl_->fail(s, "cannot read the offset of sink '" + sink_name + "'");
+  std::uint64_t offset = 0;
+  if (auto why = decode_sink_offset(v.ToStringView(), offset); !why.empty())
+    return impl_->corrupt(cf_meta, nullptr, "offset of sink '" + sink_name + "': " + why);
+  return std::optional<std::uint64_t>{offset};
+}
+
+// -- maintenance ----------------------------------------------------------------------------
+
+store_status state_store::erase_job(const api::uuid& job) {
+  const auto lower = job_prefix(job);
+  const auto upper = prefix_end(lower);
+  rocksdb::WriteBatch b;
+  for (auto c : {cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts})
+    b.DeleteRange(impl_->handle(c), lower, upper);
+  return impl_->write(b, true, "cannot erase job " + job.to_string());
+}
+
+}  // namespace ei::storage
