@@ -1,0 +1,139 @@
+// An asynchronous HTTP/1.1 client for Pleo's Export API v3 (contract §1, §2, §9), built on
+// Boost.Beast over Asio with OpenSSL. One client talks to one base URL.
+//
+// Threads: the client owns an io_context and `io_threads` threads that run it. Every socket
+// operation, timer and completion handler runs on those threads; callers never block except
+// in request_sync() and stop().
+//
+// Connections: keep-alive, pooled (at most `max_connections`, reused most-recently-used
+// first). Requests beyond the pool, the in-flight limit or the rate budget wait FIFO,
+// asynchronously. HTTPS verifies the peer chain (system CA store or `ca_file`) and the host
+// name (SNI is sent for DNS names).
+//
+// Retries: 429, 5xx, timeouts, connections closed or reset before a complete response and
+// truncated bodies are retried up to `max_attempts` attempts with capped exponential backoff
+// and full jitter, or after `Retry-After` (delta-seconds or IMF-fixdate, clamped to
+// `retry_after_cap`). A reused keep-alive connection found closed by the server before any
+// response byte ("stale") is retried at once on a fresh connection and not counted as an
+// attempt. Other statuses (400, 401, 403, 404, 409, 413, 422, ...), TLS failures and
+// oversized responses are never retried. Every attempt, including queueing and backoff, is
+// bounded by `request_timeout`.
+//
+// Requests are re-sent as they are: a POST whose response was lost may be applied twice by
+// the server (contract §9: read the job back on a 422 after a retried event).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "api/credentials.hpp"
+#include "api/http_error.hpp"
+#include "api/query.hpp"
+#include "common/result.hpp"
+
+namespace ei::api {
+
+/// One request. `path` starts with '/' and is appended to the base URL's prefix; `query` is
+/// percent-encoded by the client (repeat a key for array parameters).
+struct request {
+  enum class verb : std::uint8_t { get, post, put };
+  verb method = verb::get;
+  std::string path;
+  query_params query;
+  std::string body;  // sent as application/json;charset=UTF-8 when not empty
+
+  /// "GET /v3/export-jobs?limit=10" (without the base URL's prefix); for messages, holds no
+  /// secret. Long targets are shortened.
+  std::string describe() const;
+};
+
+/// A 2xx response. `body` has at least 64 spare bytes of capacity beyond its size
+/// (SIMDJSON_PADDING), so simdjson can parse it in place:
+/// `parser.iterate(body.data(), body.size(), body.capacity())`.
+struct response {
+  unsigned status = 0;
+  std::string body;
+  std::uint32_t attempts = 0;           // attempts it took (1 when no retry)
+  std::chrono::milliseconds waited{0};  // total backoff / Retry-After wait
+};
+
+using response_handler = std::function<void(http_result<response>)>;
+
+struct client_config {
+  std::string base_url;                               // e.g. "https://external.pleo.io"
+  std::optional<std::string> ca_file;                 // PEM bundle; the system CA store when absent
+  std::chrono::milliseconds connect_timeout{5000};    // resolve + TCP connect, and TLS handshake
+  std::chrono::milliseconds io_timeout{30000};        // write; header read; each body read
+  std::chrono::milliseconds request_timeout{120000};  // whole request: queue, attempts, waits
+  std::chrono::milliseconds idle_timeout{30000};      // pooled connections idle longer are dropped
+  std::size_t max_response_bytes = std::size_t{64} << 20;  // body cap (headers: 64 KiB)
+  std::uint32_t max_attempts = 6;                          // >= 1; 1 disables retries
+  std::chrono::milliseconds backoff_base{100};
+  std::chrono::milliseconds backoff_cap{10000};
+  std::chrono::milliseconds retry_after_cap{60000};
+  std::uint32_t max_connections = 4;  // per client (one host)
+  std::uint32_t max_in_flight = 64;   // attempts on the wire at once
+  double requests_per_second = 0;     // token bucket over attempts; 0 = unlimited
+  std::uint32_t rate_burst = 1;       // bucket size
+  std::uint32_t io_threads = 1;
+  std::string user_agent = "export-items/0.1";
+};
+
+/// Counters since creation; a consistent-enough snapshot (each field is read atomically).
+struct client_stats {
+  std::uint64_t requests = 0;            // async_request calls
+  std::uint64_t succeeded = 0;           // completed with a 2xx
+  std::uint64_t failed = 0;              // completed with an http_failure (incl. cancelled)
+  std::uint64_t attempts = 0;            // attempts sent (stale retries not counted)
+  std::uint64_t retries = 0;             // attempts after the first, per request
+  std::uint64_t stale_retries = 0;       // immediate retries after a stale keep-alive
+  std::uint64_t retry_wait_ms = 0;       // sum of backoff / Retry-After waits
+  std::uint64_t bytes_received = 0;      // response bytes read (header + body)
+  std::uint64_t connections_opened = 0;  // TCP (+TLS) connections established
+  std::uint64_t peak_in_flight = 0;      // most attempts on the wire at once
+  std::array<std::uint64_t, 6> responses_by_class{};  // [1]..[5]: 1xx..5xx responses
+};
+
+class http_client {
+ public:
+  /// Validates the config (invalid_url, invalid_config; an unreadable ca_file is
+  /// invalid_config naming the file) and starts the io threads.
+  static result<std::unique_ptr<http_client>, http_errc> create(client_config config,
+                                                                credentials creds);
+
+  ~http_client();  // stop()
+  http_client(const http_client&) = delete;
+  http_client& operator=(const http_client&) = delete;
+
+  /// Starts a request; returns at once. `handler` is called exactly once, on an io thread;
+  /// it must not block and must not throw. After stop() it is called at once, on the
+  /// calling thread, with `cancelled`. Thread-safe.
+  void async_request(request req, response_handler handler);
+
+  /// Blocks until the request completes. For CLI tools and tests only: never call it from an
+  /// io thread (returns invalid_config) or from an actor.
+  http_result<response> request_sync(request req);
+
+  client_stats stats() const;
+  const client_config& config() const noexcept;
+
+  /// Cancels everything outstanding (handlers get `cancelled`), closes connections and joins
+  /// the io threads. Idempotent, thread-safe. Called from a handler it does not wait; the
+  /// threads then finish on their own.
+  void stop();
+
+ private:
+  struct impl;
+  explicit http_client(std::shared_ptr<impl> p);
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace ei::api

@@ -1,0 +1,98 @@
+// The error vocabulary of the HTTP client (api/http_client.hpp) and its helpers: a code for
+// programs, a message for people, and the HTTP details a caller needs to decide what to do
+// (status, the ExceptionInfo `type`/`message` of the body, how many attempts were made).
+// Messages name the request ("GET /v3/export-jobs/...") and never contain a secret.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include "common/result.hpp"
+
+namespace ei::api {
+
+enum class http_errc : std::uint8_t {
+  invalid_url,         // base URL or request path does not parse (message names the part)
+  invalid_config,      // a client_config field or the credentials are unusable
+  connect_failed,      // name resolution or TCP connect failed (refused, unreachable)
+  tls_failed,          // TLS handshake or certificate verification failed; never retried
+  timeout,             // a socket deadline, or the whole-request deadline, passed
+  connection_reset,    // the peer closed or reset the connection before a complete response
+  truncated_body,      // the response header arrived, the body stopped short
+  response_too_large,  // header or body exceeded the configured cap; never retried
+  http_status,         // the server answered with a non-2xx status that is not retried
+  retries_exhausted,   // every allowed attempt failed transiently; `cause` holds the last one
+  cancelled,           // the client was stopped before the request completed
+};
+
+std::string_view to_string(http_errc c) noexcept;
+
+/// Why a request failed. For `http_status` (and for `retries_exhausted`/`timeout` whose last
+/// attempt got a response) `status` is the HTTP status and `type`/`detail` are the
+/// ExceptionInfo body's `type` and `message` when the body had them (empty otherwise).
+struct http_failure {
+  http_errc code = http_errc::invalid_config;
+  std::string message;
+  unsigned status = 0;         // 0 when no response was received
+  std::string type;            // ExceptionInfo.type, e.g. "EXPORT_NOT_FOUND"
+  std::string detail;          // ExceptionInfo.message
+  std::uint32_t attempts = 0;  // attempts made (stale keep-alive retries are not counted)
+  http_errc cause = http_errc::invalid_config;  // the last attempt's own failure; == code
+                                                // unless code is retries_exhausted/timeout
+
+  /// True when trying again later may succeed (the server or the network was at fault):
+  /// retries_exhausted, timeout, connect_failed, connection_reset, truncated_body.
+  bool transient() const noexcept;
+};
+
+/// Converts to the project-wide error type (drops the HTTP details).
+inline error<http_errc> to_error(const http_failure& f) {
+  return error<http_errc>{f.code, f.message};
+}
+
+/// A value or an http_failure (ei::result carries only code + message; this boundary needs
+/// the HTTP details too). Accessing the wrong alternative is asserted.
+template <class T>
+class [[nodiscard]] http_result {
+ public:
+  http_result(T value) : v_(std::in_place_index<0>, std::move(value)) {}     // NOLINT
+  http_result(http_failure f) : v_(std::in_place_index<1>, std::move(f)) {}  // NOLINT
+
+  bool ok() const noexcept { return v_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+  const http_failure& err() const& {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
+  http_failure&& err() && {
+    assert(!ok());
+    return std::get<1>(std::move(v_));
+  }
+
+ private:
+  std::variant<T, http_failure> v_;
+};
+
+}  // namespace ei::api
