@@ -46,7 +46,7 @@ struct job_spec {
   std::optional<api::uuid> company_id;  // generated when absent
   api::job_status status = api::job_status::in_progress;
   std::uint64_t items = 0;
-  std::optional<status_mix> mix;        // the config's mix when absent
+  std::optional<status_mix> mix;  // the config's mix when absent
 };
 
 struct sim_config {
@@ -57,6 +57,7 @@ struct sim_config {
 
   // Credentials the server accepts. Both schemes work at once; empty means "not accepted".
   // A request without valid credentials gets 401 {"type":"UNAUTHORIZED",...}.
+  // When both are empty, authentication is off and every request is accepted.
   std::string api_key;       // Authorization: Basic base64(api_key + ":")
   std::string access_token;  // Authorization: Bearer <access_token>
 
@@ -104,7 +105,8 @@ struct request_record {
   std::uint64_t seq;  // 1-based arrival number across all endpoints
   std::string method;
   std::string target;  // path + query, exactly as received
-  std::string endpoint;  // "jobs" | "job" | "events" | "items" | "items_put" | "export_items" | "other"
+  std::string
+      endpoint;  // "jobs" | "job" | "events" | "items" | "items_put" | "export_items" | "other"
   std::optional<api::uuid> job_id;
   std::optional<api::uuid> company_id;  // the job's company, when the request names a job
   unsigned status = 0;                  // 0 when the connection was dropped by a fault
@@ -157,13 +159,27 @@ class simulator {
   /// Stops accepting, closes connections, joins the threads. Idempotent.
   void stop();
 
+  struct impl;  // opaque; public only so the connection sessions in simulator.cpp can name it
+
  private:
-  struct impl;
   explicit simulator(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };
 
 /// The fault grammar, for --help.
 std::string fault_help();
+
+/// Checks a fault spec without starting anything (error names the clause).
+status<sim_errc> validate_faults(const std::string& spec);
+
+/// The jobs `config` generates, without binding a socket (for --print-jobs). Cheap even for
+/// 1M-item jobs.
+result<std::vector<job_info>, sim_errc> preview_jobs(const sim_config& config);
+
+/// Applies a JSON config document onto `base`. Keys are sim_config's member names
+/// (`items` is accepted for `items_per_job`); `mix` is an object of status weights;
+/// `extra_jobs` is an array of {id, company_id, status, items, mix}. Unknown keys and wrong
+/// types are errors (invalid_config) whose message names the key.
+result<sim_config, sim_errc> parse_config_json(std::string_view json, sim_config base = {});
 
 }  // namespace ei::sim

@@ -1,0 +1,1240 @@
+#include "simulator/simulator.hpp"
+
+#include <atomic>
+#include <charconv>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
+
+#include "simulator/cursor.hpp"
+#include "simulator/faults.hpp"
+#include "simulator/world.hpp"
+
+namespace ei::sim {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using namespace detail;
+
+std::string_view to_string(sim_errc c) noexcept {
+  switch (c) {
+    case sim_errc::invalid_config:
+      return "invalid_config";
+    case sim_errc::invalid_faults:
+      return "invalid_faults";
+    case sim_errc::bind_failed:
+      return "bind_failed";
+    case sim_errc::tls_failed:
+      return "tls_failed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr std::size_t kLogCapacity = 200000;
+constexpr std::size_t kMaxPutItems = 100;
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kTable[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += kTable[v >> 18];
+    out += kTable[(v >> 12) & 63];
+    out += kTable[(v >> 6) & 63];
+    out += kTable[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += kTable[v >> 18];
+    out += kTable[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const unsigned v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += kTable[v >> 18];
+    out += kTable[(v >> 12) & 63];
+    out += kTable[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const int hi = hex_digit(s[i + 1]);
+      const int lo = hex_digit(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i] == '+' ? ' ' : s[i]);
+  }
+  return out;
+}
+
+using query_map = std::map<std::string, std::vector<std::string>>;
+
+query_map parse_query(std::string_view q) {
+  query_map out;
+  std::size_t start = 0;
+  while (start < q.size()) {
+    std::size_t end = q.find('&', start);
+    if (end == std::string_view::npos) end = q.size();
+    std::string_view pair = q.substr(start, end - start);
+    start = end + 1;
+    if (pair.empty()) continue;
+    const std::size_t eq = pair.find('=');
+    std::string key = percent_decode(pair.substr(0, eq));
+    std::string value = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+    out[std::move(key)].push_back(std::move(value));
+  }
+  return out;
+}
+
+const std::string* single(const query_map& q, const std::string& key) {
+  auto it = q.find(key);
+  if (it == q.end() || it->second.empty()) return nullptr;
+  return &it->second.back();
+}
+
+struct api_error {
+  unsigned status;
+  std::string type;
+  std::string message;
+};
+
+std::string_view sv(boost::beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+std::string error_json(std::string_view type, std::string_view message) {
+  std::string out = "{\"type\":";
+  append_json_string(out, type);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  out += '}';
+  return out;
+}
+
+constexpr std::string_view kPageOrders[] = {"ASC",  "ASC_NULLS_FIRST",  "ASC_NULLS_LAST",
+                                            "DESC", "DESC_NULLS_FIRST", "DESC_NULLS_LAST"};
+
+/// The parsed §3.1 list parameters of one request.
+struct list_params {
+  page_query q;
+  std::optional<std::string> after_text, before_text;
+  std::optional<std::int64_t> limit_given;
+  std::vector<std::string> sorting_keys, sorting_order;
+};
+
+struct page_faults {
+  bool cycle = false, empty = false, duplicate = false, flip = false;
+};
+
+}  // namespace
+
+/// How the response leaves the server; anything but `normal` is a fault.
+enum class delivery { normal, reset, reset_mid_body, truncate };
+
+struct reply {
+  http::response<http::string_body> res;
+  delivery how = delivery::normal;
+  std::chrono::milliseconds delay{0};
+};
+
+struct simulator::impl {
+  sim_config cfg;
+  std::unique_ptr<world> data;
+  std::uint64_t cursor_key = 0;
+  std::string basic_credentials;  // "base64(key:)" or empty
+  std::string bearer_token;
+
+  std::mutex fault_mutex;
+  fault_plan faults;
+  std::atomic<std::int64_t> extra_latency_ms{0};
+
+  mutable std::mutex log_mutex;
+  std::deque<request_record> log;
+  std::atomic<std::uint64_t> seq{0};
+  std::atomic<std::uint64_t> n_requests{0}, n_faults{0}, n_unauthorized{0}, n_items{0};
+
+  std::optional<ssl::context> tls;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::uint16_t port = 0;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopped{false};
+
+  explicit impl(int hint) : ioc(hint) {}
+
+  void do_accept();
+  reply handle(const http::request<http::string_body>& req);
+
+  // Handlers (fill `r.res` body and status).
+  void list_jobs(reply& r, const query_map& q, const page_faults& pf);
+  void get_job(reply& r, const api::uuid& id);
+  void post_event(reply& r, const http::request<http::string_body>& req);
+  void get_items(reply& r, const api::uuid& id, const query_map& q, const page_faults& pf,
+                 bool data_layer);
+  void put_items(reply& r, const api::uuid& id, const http::request<http::string_body>& req);
+
+  void expire_due();
+  std::optional<api_error> parse_list(const query_map& q, list_params& out) const;
+  std::optional<api_error> decode(const list_params& p, std::uint32_t tag, page_query& q) const;
+  void append_pagination(std::string& out, const query_map& q, const list_params& p,
+                         const page_slice& s, std::uint32_t tag, std::uint64_t total) const;
+};
+
+namespace {
+
+void set_body(reply& r, unsigned status, std::string body) {
+  r.res.result(static_cast<http::status>(status));
+  r.res.body() = std::move(body);
+}
+
+void set_error(reply& r, const api_error& e) {
+  set_body(r, e.status, error_json(e.type, e.message));
+}
+
+bool json_content_type(const http::request<http::string_body>& req) {
+  std::string_view ct = sv(req[http::field::content_type]);
+  const std::size_t semi = ct.find(';');
+  std::string_view media = ct.substr(0, semi);
+  while (!media.empty() && media.back() == ' ')
+    media.remove_suffix(1);
+  return iequals(media, "application/json");
+}
+
+}  // namespace
+
+void simulator::impl::expire_due() {
+  const std::int64_t now = now_ms();
+  bool due = false;
+  {
+    std::shared_lock lock(data->mutex);
+    for (const auto& j : data->jobs) {
+      const bool open = j.info.status == api::job_status::pending ||
+                        j.info.status == api::job_status::in_progress;
+      if (open && data->expires_in > 0 &&
+          now >= j.last_updated_ms + std::int64_t{data->expires_in} * 1000)
+        due = true;
+    }
+  }
+  if (!due) return;
+  std::unique_lock lock(data->mutex);
+  for (auto& j : data->jobs)
+    data->maybe_expire(j, now);
+}
+
+std::optional<api_error> simulator::impl::parse_list(const query_map& q, list_params& out) const {
+  auto bad = [](std::string m) { return api_error{400, "INVALID_PARAMETER", std::move(m)}; };
+  auto number = [&](const char* key, std::int64_t max,
+                    std::optional<std::int64_t>& v) -> std::optional<api_error> {
+    const std::string* s = single(q, key);
+    if (s == nullptr) return std::nullopt;
+    std::int64_t x = 0;
+    auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), x);
+    if (ec != std::errc{} || p != s->data() + s->size() || x < 0 || x > max)
+      return bad(std::string("query parameter '") + key + "' must be an integer in [0, " +
+                 std::to_string(max) + "], got '" + *s + "'");
+    v = x;
+    return std::nullopt;
+  };
+  std::optional<std::int64_t> offset;
+  if (auto e = number("limit", 2147483647, out.limit_given)) return e;
+  if (auto e = number("offset", INT64_MAX, offset)) return e;
+  if (const std::string* s = single(q, "after")) out.after_text = *s;
+  if (const std::string* s = single(q, "before")) out.before_text = *s;
+  const int given = (out.after_text ? 1 : 0) + (out.before_text ? 1 : 0) + (offset ? 1 : 0);
+  if (given > 1)
+    return api_error{400, "INVALID_PAGINATION",
+                     "'after', 'before' and 'offset' cannot be combined"};
+  if (offset) out.q.offset = static_cast<std::uint64_t>(*offset);
+  std::uint64_t limit =
+      out.limit_given ? static_cast<std::uint64_t>(*out.limit_given) : cfg.default_limit;
+  out.q.limit = std::min<std::uint64_t>(limit, cfg.max_limit);
+  if (auto it = q.find("sorting_keys"); it != q.end()) out.sorting_keys = it->second;
+  if (auto it = q.find("sorting_order"); it != q.end()) out.sorting_order = it->second;
+  if (out.sorting_order.size() != out.sorting_keys.size())
+    return api_error{400, "INVALID_SORTING",
+                     "'sorting_order' must have one value per 'sorting_keys' value"};
+  for (const auto& o : out.sorting_order)
+    if (std::find(std::begin(kPageOrders), std::end(kPageOrders), o) == std::end(kPageOrders))
+      return api_error{400, "INVALID_SORTING", "unknown sorting_order '" + o + "'"};
+  return std::nullopt;
+}
+
+std::optional<api_error> simulator::impl::decode(const list_params& p, std::uint32_t tag,
+                                                 page_query& q) const {
+  auto one = [&](const char* name, const std::optional<std::string>& text,
+                 std::optional<std::uint64_t>& pos) -> std::optional<api_error> {
+    if (!text) return std::nullopt;
+    const decoded_cursor d = decode_cursor(*text, tag, cursor_key);
+    if (d.position) {
+      pos = d.position;
+      return std::nullopt;
+    }
+    switch (d.problem) {
+      case cursor_problem::alphabet:
+        return api_error{400, "INVALID_CURSOR",
+                         std::string("cursor '") + name + "' must match ^[A-Z2-7=~]+$"};
+      case cursor_problem::foreign:
+        return api_error{400, "INVALID_CURSOR",
+                         std::string("cursor '") + name + "' belongs to another listing"};
+      default:
+        return api_error{400, "INVALID_CURSOR",
+                         std::string("cursor '") + name + "' is not a cursor this server issued"};
+    }
+  };
+  if (auto e = one("after", p.after_text, q.after)) return e;
+  return one("before", p.before_text, q.before);
+}
+
+void simulator::impl::append_pagination(std::string& out, const query_map& q, const list_params& p,
+                                        const page_slice& s, std::uint32_t tag,
+                                        std::uint64_t total) const {
+  out += ",\"pagination\":{\"currentRequestPagination\":{\"parameters\":{";
+  bool first = true;
+  for (const auto& [k, vs] : q) {
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, k);
+    out += ":[";
+    for (std::size_t i = 0; i < vs.size(); ++i) {
+      if (i > 0) out += ',';
+      append_json_string(out, vs[i]);
+    }
+    out += ']';
+  }
+  out += "},\"after\":";
+  if (p.after_text)
+    append_json_string(out, *p.after_text);
+  else
+    out += "null";
+  out += ",\"before\":";
+  if (p.before_text)
+    append_json_string(out, *p.before_text);
+  else
+    out += "null";
+  out += ",\"limit\":";
+  append_int(out, static_cast<std::int64_t>(p.q.limit));
+  out += ",\"offset\":";
+  if (p.q.offset)
+    append_int(out, static_cast<std::int64_t>(*p.q.offset));
+  else
+    out += "null";
+  auto list = [&](const std::vector<std::string>& v) {
+    if (v.empty()) {
+      out += "null";
+      return;
+    }
+    out += '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) out += ',';
+      append_json_string(out, v[i]);
+    }
+    out += ']';
+  };
+  out += ",\"sortingKeys\":";
+  list(p.sorting_keys);
+  out += ",\"sortingOrder\":";
+  list(p.sorting_order);
+  out += "},\"hasNextPage\":";
+  out += s.has_next ? "true" : "false";
+  out += ",\"hasPreviousPage\":";
+  out += s.has_prev ? "true" : "false";
+  const bool have_end = !s.positions.empty() || s.has_next;
+  out += ",\"endCursor\":";
+  if (have_end) {
+    out += '"';
+    out += encode_cursor(tag, s.end, cursor_key);
+    out += '"';
+  } else {
+    out += "null";
+  }
+  out += ",\"startCursor\":";
+  if (!s.positions.empty()) {
+    out += '"';
+    out += encode_cursor(tag, s.start, cursor_key);
+    out += '"';
+  } else {
+    out += "null";
+  }
+  out += ",\"total\":";
+  append_int(out, static_cast<std::int64_t>(total));
+  out += '}';
+}
+
+namespace {
+
+void apply_page_faults(page_slice& s, const page_query& q, const page_faults& pf) {
+  if (pf.empty) {
+    s.positions.clear();
+    s.has_next = true;
+    s.end = q.after.value_or(q.offset.value_or(0));
+    return;
+  }
+  if (pf.cycle) {
+    // Point back to the cursor that led to the previous page (own cursor on page 2).
+    const std::uint64_t c = q.after.value_or(0);
+    s.end = c > q.limit ? c - q.limit : c;
+    s.has_next = true;
+  }
+  if (pf.duplicate && !s.positions.empty()) {
+    s.end = s.positions.back();
+    s.has_next = true;
+  }
+}
+
+}  // namespace
+
+void simulator::impl::list_jobs(reply& r, const query_map& q, const page_faults& pf) {
+  list_params p;
+  if (auto e = parse_list(q, p)) return set_error(r, *e);
+  std::optional<api::uuid> company;
+  if (const std::string* s = single(q, "company_id")) {
+    company = api::uuid::parse(*s);
+    if (!company)
+      return set_error(r, {400, "INVALID_PARAMETER", "'company_id' is not a UUID: '" + *s + "'"});
+  }
+  unsigned mask = 0;
+  if (auto it = q.find("statuses"); it != q.end()) {
+    for (const auto& v : it->second) {
+      const api::job_status st = api::parse_job_status(v);
+      if (st == api::job_status::unknown)
+        return set_error(r, {400, "INVALID_PARAMETER", "'statuses' has unknown value '" + v + "'"});
+      mask |= 1u << static_cast<unsigned>(st);
+    }
+  }
+  std::uint64_t ctag = company ? hash2(company->bytes[0] | (company->bytes[15] << 8), 7) : 0;
+  if (company)
+    for (auto b : company->bytes)
+      ctag = hash2(ctag, b);
+  const auto tag = static_cast<std::uint32_t>(hash3(cursor_key, 0x10B5 + ctag, mask));
+  if (auto e = decode(p, tag, p.q)) return set_error(r, *e);
+  std::shared_lock lock(data->mutex);
+  const auto& jobs = data->jobs;
+  auto match = [&](std::uint64_t i) {
+    const auto& j = jobs[i];
+    if (company && j.info.company_id != *company) return false;
+    if (mask != 0 && (mask & (1u << static_cast<unsigned>(j.info.status))) == 0) return false;
+    return true;
+  };
+  std::uint64_t total = 0;
+  for (std::uint64_t i = 0; i < jobs.size(); ++i)
+    total += match(i) ? 1 : 0;
+  page_slice s = select_page(jobs.size(), p.q, &match);
+  apply_page_faults(s, p.q, pf);
+  std::string out = "{\"data\":[";
+  for (std::size_t i = 0; i < s.positions.size(); ++i) {
+    if (i > 0) out += ',';
+    data->render_job(out, jobs[s.positions[i]]);
+  }
+  out += ']';
+  append_pagination(out, q, p, s, tag, total);
+  out += '}';
+  set_body(r, 200, std::move(out));
+}
+
+void simulator::impl::get_job(reply& r, const api::uuid& id) {
+  std::shared_lock lock(data->mutex);
+  const job_state* j = data->find(id);
+  if (j == nullptr)
+    return set_error(r, {404, "EXPORT_NOT_FOUND", "no export job " + id.to_string()});
+  std::string out = "{\"data\":";
+  data->render_job(out, *j);
+  out += '}';
+  set_body(r, 200, std::move(out));
+}
+
+void simulator::impl::post_event(reply& r, const http::request<http::string_body>& req) {
+  if (!json_content_type(req))
+    return set_error(r, {415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"});
+  nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return set_error(r, {400, "INVALID_REQUEST_BODY", "body must be a JSON object"});
+  auto str = [&](const char* key) -> std::optional<std::string> {
+    auto it = body.find(key);
+    if (it == body.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  const auto event = str("event");
+  const auto job_text = str("jobId");
+  if (!event)
+    return set_error(r, {400, "INVALID_REQUEST_BODY", "'event' is required and must be a string"});
+  if (!job_text)
+    return set_error(r, {400, "INVALID_REQUEST_BODY", "'jobId' is required and must be a string"});
+  const auto id = api::uuid::parse(*job_text);
+  if (!id) return set_error(r, {400, "INVALID_REQUEST_BODY", "'jobId' is not a UUID"});
+  api::job_status target;
+  if (*event == "started")
+    target = api::job_status::in_progress;
+  else if (*event == "completed")
+    target = api::job_status::completed;
+  else if (*event == "completed_with_errors")
+    target = api::job_status::completed_with_errors;
+  else if (*event == "failed")
+    target = api::job_status::failed;
+  else
+    return set_error(r, {400, "INVALID_REQUEST_BODY", "unknown event '" + *event + "'"});
+  std::unique_lock lock(data->mutex);
+  job_state* j = data->find(*id);
+  if (j == nullptr)
+    return set_error(r, {404, "EXPORT_NOT_FOUND", "no export job " + id->to_string()});
+  const api::job_status from = j->info.status;
+  const bool legal =
+      (target == api::job_status::in_progress && from == api::job_status::pending) ||
+      (target == api::job_status::failed &&
+       (from == api::job_status::pending || from == api::job_status::in_progress)) ||
+      ((target == api::job_status::completed || target == api::job_status::completed_with_errors) &&
+       from == api::job_status::in_progress);
+  if (!legal)
+    return set_error(r, {422, "INVALID_EXPORT_JOB_STATUS_CHANGE",
+                         "cannot apply event '" + *event + "' to a job in status '" +
+                             std::string(api::to_string(from)) + "'"});
+  const std::int64_t now = now_ms();
+  j->info.status = target;
+  j->last_updated_ms = now;
+  if (target == api::job_status::in_progress) {
+    j->started_ms = now;
+  } else {
+    j->completed_ms = now;
+  }
+  if (target == api::job_status::failed) {
+    j->failure_reason = str("failureReason");
+    j->failure_reason_type = str("failureReasonType");
+  }
+  set_body(r, 202, "");
+}
+
+void simulator::impl::get_items(reply& r, const api::uuid& id, const query_map& q,
+                                const page_faults& pf, bool data_layer) {
+  list_params p;
+  if (auto e = parse_list(q, p)) return set_error(r, *e);
+  std::optional<api::item_status> filter;
+  if (!data_layer) {
+    if (const std::string* s = single(q, "status")) {
+      const api::item_status st = api::parse_item_status(*s);
+      if (st == api::item_status::unknown)
+        return set_error(r, {400, "INVALID_PARAMETER", "'status' has unknown value '" + *s + "'"});
+      filter = st;
+    }
+  }
+  std::optional<std::pair<api::uuid, std::uint64_t>> flip;
+  {
+    std::shared_lock lock(data->mutex);
+    const job_state* j = data->find(id);
+    if (j == nullptr)
+      return set_error(r, {404, "EXPORT_NOT_FOUND", "no export job " + id.to_string()});
+    if (data_layer && j->info.status != api::job_status::pending &&
+        j->info.status != api::job_status::in_progress)
+      return set_error(r, {422, "EXPORT_JOB_STATUS_UNPROCESSABLE",
+                           "export items can be read only while the job is pending or "
+                           "in_progress; it is " +
+                               std::string(api::to_string(j->info.status))});
+    const auto tag = static_cast<std::uint32_t>(hash3(
+        j->key, data_layer ? 0xDA7A : 0xC7A1, filter ? static_cast<unsigned>(*filter) + 1 : 0));
+    if (auto e = decode(p, tag, p.q)) return set_error(r, *e);
+    page_slice s;
+    std::uint64_t total = j->info.items;
+    if (filter) {
+      auto match = [&](std::uint64_t pos) { return data->status_of(*j, j->order(pos)) == *filter; };
+      s = select_page(j->info.items, p.q, &match);
+      total = j->counts[static_cast<std::size_t>(*filter)];  // slots follow item_status order
+    } else {
+      const std::function<bool(std::uint64_t)>* none = nullptr;
+      s = select_page(j->info.items, p.q, none);
+    }
+    apply_page_faults(s, p.q, pf);
+    std::string out;
+    out.reserve(64 + s.positions.size() * (data_layer ? 3000 : 290) + 1024);
+    out += "{\"data\":[";
+    for (std::size_t i = 0; i < s.positions.size(); ++i) {
+      if (i > 0) out += ',';
+      const std::uint64_t k = j->order(s.positions[i]);
+      if (data_layer)
+        data->render_export_item(out, *j, k);
+      else
+        data->render_item(out, *j, k);
+    }
+    out += ']';
+    append_pagination(out, q, p, s, tag, total);
+    out += '}';
+    n_items += data_layer ? 0 : s.positions.size();
+    if (pf.flip && !s.positions.empty()) flip.emplace(id, j->order(s.positions.back()));
+    set_body(r, 200, std::move(out));
+  }
+  if (flip) {
+    std::unique_lock lock(data->mutex);
+    if (job_state* j = data->find(flip->first)) {
+      const api::item_status cur = data->status_of(*j, flip->second);
+      data->set_item_status(*j, flip->second,
+                            cur == api::item_status::pending ? api::item_status::in_progress
+                                                             : api::item_status::pending);
+    }
+  }
+}
+
+void simulator::impl::put_items(reply& r, const api::uuid& id,
+                                const http::request<http::string_body>& req) {
+  if (!json_content_type(req))
+    return set_error(r, {415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"});
+  nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, false);
+  if (body.is_discarded() || !body.is_array())
+    return set_error(r, {400, "INVALID_REQUEST_BODY", "body must be a JSON array of item updates"});
+  std::unique_lock lock(data->mutex);
+  job_state* j = data->find(id);
+  if (j == nullptr)
+    return set_error(r, {404, "EXPORT_NOT_FOUND", "no export job " + id.to_string()});
+  if (body.size() > kMaxPutItems)
+    return set_error(r, {413, "EXPORT_JOB_ITEMS_UPDATE_LIMIT",
+                         "at most 100 items per update, got " + std::to_string(body.size())});
+  if (j->info.status != api::job_status::pending && j->info.status != api::job_status::in_progress)
+    return set_error(r, {422, "EXPORT_JOB_STATUS_UNPROCESSABLE",
+                         "items of a job in status '" +
+                             std::string(api::to_string(j->info.status)) + "' cannot be updated"});
+  std::string data_out = "{\"data\":[";
+  std::string errors_out = "],\"errors\":[";
+  bool first_data = true, first_error = true;
+  auto add_error = [&](std::string_view entry, std::string_view type, std::string_view msg) {
+    if (!first_error) errors_out += ',';
+    first_error = false;
+    errors_out += "{\"accountingEntryId\":";
+    append_json_string(errors_out, entry);
+    errors_out += ",\"message\":";
+    append_json_string(errors_out, msg);
+    errors_out += ",\"type\":";
+    append_json_string(errors_out, type);
+    errors_out += '}';
+  };
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const nlohmann::json& e = body[i];
+    const std::string where = "element " + std::to_string(i);
+    if (!e.is_object() || !e.contains("accountingEntryId") || !e["accountingEntryId"].is_string()) {
+      add_error("", "ACCOUNTING_ENTRY_UPDATE_FAILED", where + ": 'accountingEntryId' is required");
+      continue;
+    }
+    const std::string entry = e["accountingEntryId"].get<std::string>();
+    const auto item = api::uuid::parse(entry);
+    const auto k = item ? data->item_index(*j, *item) : std::nullopt;
+    if (!k) {
+      add_error(entry, "ACCOUNTING_ENTRY_DOES_NOT_EXIST",
+                where + ": accounting entry is not part of job " + j->id_text);
+      continue;
+    }
+    const auto st_it = e.find("status");
+    const api::item_status st = st_it != e.end() && st_it->is_string()
+                                    ? api::parse_item_status(st_it->get<std::string>())
+                                    : api::item_status::unknown;
+    if (st == api::item_status::unknown) {
+      add_error(entry, "EXPORT_ENTRY_STATUS_UPDATE_FAILED",
+                where + ": 'status' is missing or not an ExportJobItemStatus");
+      continue;
+    }
+    item_override o;
+    o.status = st;
+    bool bad = false;
+    auto opt = [&](const char* key, std::optional<std::string>& out) {
+      auto it = e.find(key);
+      if (it == e.end() || it->is_null()) return;
+      if (!it->is_string()) {
+        bad = true;
+        add_error(entry, "ACCOUNTING_ENTRY_UPDATE_FAILED",
+                  where + ": '" + key + "' must be a string");
+        return;
+      }
+      out = it->get<std::string>();
+    };
+    opt("exportedAt", o.tracking.exported_at);
+    if (!bad) opt("externalId", o.tracking.external_id);
+    if (!bad) opt("externalUrl", o.tracking.external_url);
+    if (!bad) opt("failureReason", o.tracking.failure_reason);
+    if (!bad) opt("failureReasonType", o.tracking.failure_reason_type);
+    if (bad) continue;
+    if (o.tracking.exported_at && !api::parse_timestamp_ms(*o.tracking.exported_at)) {
+      add_error(entry, "ACCOUNTING_ENTRY_UPDATE_FAILED",
+                where + ": 'exportedAt' is not a date-time");
+      continue;
+    }
+    data->set_item(*j, *k, std::move(o));
+    if (!first_data) data_out += ',';
+    first_data = false;
+    data->render_item(data_out, *j, *k);
+  }
+  j->last_updated_ms = now_ms();
+  data_out += errors_out;
+  data_out += "]}";
+  set_body(r, 200, std::move(data_out));
+}
+
+reply simulator::impl::handle(const http::request<http::string_body>& req) {
+  reply r;
+  r.res.version(11);
+  r.res.set(http::field::server, "export-items-sim");
+  r.res.set(http::field::content_type, "application/json;charset=UTF-8");
+  r.res.keep_alive(req.keep_alive());
+
+  request_record rec;
+  rec.seq = ++seq;
+  rec.received = std::chrono::steady_clock::now();
+  rec.method = std::string(req.method_string());
+  rec.target = std::string(req.target());
+  ++n_requests;
+
+  const std::string_view target = sv(req.target());
+  const std::size_t qpos = target.find('?');
+  const std::string_view path = target.substr(0, qpos);
+  const query_map q =
+      qpos == std::string_view::npos ? query_map{} : parse_query(target.substr(qpos + 1));
+
+  // Route.
+  std::optional<std::string_view> job_text;
+  constexpr std::string_view kJobsPrefix = "/v3/export-jobs/";
+  http::verb expected = http::verb::get;
+  if (path == "/v3/export-jobs" || path == "/v3/export-jobs/") {
+    rec.endpoint = "jobs";
+  } else if (path.starts_with(kJobsPrefix)) {
+    std::string_view rest = path.substr(kJobsPrefix.size());
+    if (rest.ends_with("/items")) {
+      job_text = rest.substr(0, rest.size() - 6);
+      rec.endpoint = req.method() == http::verb::put ? "items_put" : "items";
+      if (req.method() == http::verb::put) expected = http::verb::put;
+    } else if (rest.find('/') == std::string_view::npos) {
+      job_text = rest;
+      rec.endpoint = "job";
+    } else {
+      rec.endpoint = "other";
+    }
+  } else if (path == "/v3/export-job-events") {
+    rec.endpoint = "events";
+    expected = http::verb::post;
+  } else if (path == "/v3/export-items") {
+    rec.endpoint = "export_items";
+    if (const std::string* s = single(q, "job_id")) job_text = *s;
+  } else {
+    rec.endpoint = "other";
+  }
+
+  std::optional<api::uuid> job_id;
+  if (job_text) job_id = api::uuid::parse(*job_text);
+  if (rec.endpoint == "events") {
+    nlohmann::json b = nlohmann::json::parse(req.body(), nullptr, false);
+    if (b.is_object() && b.contains("jobId") && b["jobId"].is_string())
+      job_id = api::uuid::parse(b["jobId"].get<std::string>());
+  }
+  rec.job_id = job_id;
+  if (job_id) {
+    std::shared_lock lock(data->mutex);
+    if (const job_state* j = data->find(*job_id)) rec.company_id = j->info.company_id;
+  }
+
+  auto finish = [&]() -> reply {
+    r.res.prepare_payload();
+    rec.status = r.how == delivery::normal || r.how == delivery::truncate
+                     ? (r.how == delivery::normal ? r.res.result_int() : 0)
+                     : 0;
+    rec.finished = std::chrono::steady_clock::now();
+    if (!rec.fault.empty()) ++n_faults;
+    std::lock_guard lock(log_mutex);
+    log.push_back(std::move(rec));
+    if (log.size() > kLogCapacity) log.pop_front();
+    return std::move(r);
+  };
+
+  // Authenticate.
+  if (!basic_credentials.empty() || !bearer_token.empty()) {
+    const std::string_view auth = sv(req[http::field::authorization]);
+    const std::size_t sp = auth.find(' ');
+    const std::string_view scheme = auth.substr(0, sp);
+    std::string_view cred = sp == std::string_view::npos ? "" : auth.substr(sp + 1);
+    while (!cred.empty() && cred.front() == ' ')
+      cred.remove_prefix(1);
+    const bool ok =
+        (!basic_credentials.empty() && iequals(scheme, "basic") && cred == basic_credentials) ||
+        (!bearer_token.empty() && iequals(scheme, "bearer") && cred == bearer_token);
+    if (!ok) {
+      ++n_unauthorized;
+      r.res.set(http::field::www_authenticate, "Basic realm=\"pleo\", Bearer");
+      set_error(r, {401, "UNAUTHORIZED", "missing or invalid credentials"});
+      return finish();
+    }
+  }
+
+  if (rec.endpoint == "other") {
+    set_error(r, {404, "NOT_FOUND", "no such endpoint: " + std::string(path)});
+    return finish();
+  }
+  if (req.method() != expected) {
+    set_error(r, {405, "METHOD_NOT_ALLOWED",
+                  std::string(req.method_string()) + " is not allowed on " + std::string(path)});
+    return finish();
+  }
+  if (job_text && !job_id) {
+    set_error(r, {400, "INVALID_JOB_ID", "job id is not a UUID: '" + std::string(*job_text) + "'"});
+    return finish();
+  }
+  if (rec.endpoint == "export_items" && !job_text) {
+    set_error(r, {400, "INVALID_PARAMETER", "query parameter 'job_id' is required"});
+    return finish();
+  }
+
+  // Faults.
+  page_faults pf;
+  std::vector<const fault_clause*> fired;
+  const bool is_list =
+      rec.endpoint == "jobs" || rec.endpoint == "items" || rec.endpoint == "export_items";
+  {
+    std::lock_guard lock(fault_mutex);
+    if (!faults.empty()) {
+      fault_plan::context ctx{rec.endpoint, is_list, q.contains("after") || q.contains("before"),
+                              job_id.has_value()};
+      fired = faults.decide(ctx);
+    }
+  }
+  r.delay = std::chrono::milliseconds(extra_latency_ms.load());
+  const fault_clause* terminal = nullptr;
+  for (const fault_clause* c : fired) {
+    if (!rec.fault.empty()) rec.fault += ',';
+    rec.fault += to_string(c->kind);
+    switch (c->kind) {
+      case fault_kind::latency:
+        r.delay += c->latency;
+        break;
+      case fault_kind::status:
+      case fault_kind::throttle:
+      case fault_kind::expired_cursor:
+        if (terminal == nullptr) terminal = c;
+        break;
+      case fault_kind::reset:
+        r.how = delivery::reset;
+        break;
+      case fault_kind::reset_mid_body:
+        r.how = delivery::reset_mid_body;
+        break;
+      case fault_kind::truncate:
+        r.how = delivery::truncate;
+        break;
+      case fault_kind::malformed:
+        break;
+      case fault_kind::cycle:
+        pf.cycle = true;
+        break;
+      case fault_kind::empty_page:
+        pf.empty = true;
+        break;
+      case fault_kind::duplicate:
+        pf.duplicate = true;
+        break;
+      case fault_kind::flip_status:
+        pf.flip = true;
+        break;
+      case fault_kind::expire_job:
+        if (job_id) {
+          std::unique_lock lock(data->mutex);
+          if (job_state* j = data->find(*job_id)) data->expire(*j, now_ms());
+        }
+        break;
+    }
+  }
+  if (terminal != nullptr) {
+    if (terminal->kind == fault_kind::throttle) {
+      if (terminal->retry_after)
+        r.res.set(http::field::retry_after, std::to_string(*terminal->retry_after));
+      set_error(r, {429, "TOO_MANY_REQUESTS", "simulated rate limit (" + terminal->text + ")"});
+    } else if (terminal->kind == fault_kind::expired_cursor) {
+      set_error(r, {400, "CURSOR_EXPIRED", "the cursor has expired; restart paging"});
+    } else {
+      set_error(r,
+                {terminal->code, "SIMULATED_FAULT", "simulated failure (" + terminal->text + ")"});
+    }
+    r.how = delivery::normal;
+    return finish();
+  }
+
+  expire_due();
+  if (rec.endpoint == "jobs")
+    list_jobs(r, q, pf);
+  else if (rec.endpoint == "job")
+    get_job(r, *job_id);
+  else if (rec.endpoint == "events")
+    post_event(r, req);
+  else if (rec.endpoint == "items")
+    get_items(r, *job_id, q, pf, false);
+  else if (rec.endpoint == "items_put")
+    put_items(r, *job_id, req);
+  else if (rec.endpoint == "export_items")
+    get_items(r, *job_id, q, pf, true);
+
+  for (const fault_clause* c : fired) {
+    if (c->kind == fault_kind::malformed) {
+      std::string& b = r.res.body();
+      b = b.substr(0, b.size() / 2) + "{\"malformed";
+    }
+  }
+  return finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections: one session per connection on its own strand; every operation has a deadline.
+
+namespace {
+
+std::string serialize(const http::response<http::string_body>& res, std::size_t& header_size) {
+  std::string raw =
+      "HTTP/1.1 " + std::to_string(res.result_int()) + " " + std::string(res.reason()) + "\r\n";
+  for (const auto& f : res) {
+    raw += std::string(f.name_string());
+    raw += ": ";
+    raw += std::string(f.value());
+    raw += "\r\n";
+  }
+  raw += "\r\n";
+  header_size = raw.size();
+  raw += res.body();
+  return raw;
+}
+
+template <class Stream>
+class session : public std::enable_shared_from_this<session<Stream>> {
+ public:
+  session(simulator::impl& owner, Stream stream)
+      : owner_(owner), stream_(std::move(stream)), timer_(stream_.get_executor()) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
+  }
+
+ private:
+  auto& tcp() { return beast::get_lowest_layer(stream_); }
+
+  void start() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      do_read();
+    } else {
+      tcp().expires_after(kIdleTimeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (!ec) self->do_read();
+                              });
+    }
+  }
+
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(16 * 1024 * 1024);
+    tcp().expires_after(kIdleTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream) return close();
+    if (ec) return;
+    reply_ = owner_.handle(parser_->get());
+    if (reply_.delay.count() > 0) {
+      timer_.expires_after(reply_.delay);
+      timer_.async_wait([self = this->shared_from_this()](beast::error_code) { self->send(); });
+    } else {
+      send();
+    }
+  }
+
+  void send() {
+    tcp().expires_after(kIdleTimeout);
+    switch (reply_.how) {
+      case delivery::normal:
+        http::async_write(stream_, reply_.res,
+                          [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                            if (ec) return;
+                            if (!self->reply_.res.keep_alive()) return self->close();
+                            self->do_read();
+                          });
+        return;
+      case delivery::reset:
+        return reset();
+      case delivery::reset_mid_body:
+      case delivery::truncate: {
+        std::size_t header = 0;
+        raw_ = serialize(reply_.res, header);
+        const std::size_t cut = header + reply_.res.body().size() / 2;
+        net::async_write(stream_, net::buffer(raw_.data(), cut),
+                         [self = this->shared_from_this()](beast::error_code, std::size_t) {
+                           if (self->reply_.how == delivery::reset_mid_body) return self->reset();
+                           beast::error_code ignored;
+                           self->tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+                           self->tcp().socket().close(ignored);
+                         });
+        return;
+      }
+    }
+  }
+
+  void reset() {
+    beast::error_code ignored;
+    tcp().socket().set_option(net::socket_base::linger(true, 0), ignored);
+    tcp().socket().close(ignored);
+  }
+
+  void close() {
+    beast::error_code ignored;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    } else {
+      tcp().expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        beast::error_code e;
+        self->tcp().socket().close(e);
+      });
+    }
+  }
+
+  simulator::impl& owner_;
+  Stream stream_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  reply reply_;
+  std::string raw_;
+};
+
+}  // namespace
+
+void simulator::impl::do_accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || stopped) return;
+      return do_accept();
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    if (tls) {
+      std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(
+          *this, beast::ssl_stream<beast::tcp_stream>(std::move(socket), *tls))
+          ->run();
+    } else {
+      std::make_shared<session<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)))
+          ->run();
+    }
+    do_accept();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+result<std::vector<job_info>, sim_errc> preview_jobs(const sim_config& config) {
+  auto w = world::generate(config, now_ms());
+  if (!w) return std::move(w).err();
+  std::vector<job_info> out;
+  for (const auto& j : (*w)->jobs)
+    out.push_back(j.info);
+  return out;
+}
+
+status<sim_errc> validate_faults(const std::string& spec) {
+  auto f = parse_faults(spec);
+  if (!f) return std::move(f).err();
+  return ok_v;
+}
+
+result<std::unique_ptr<simulator>, sim_errc> simulator::start(sim_config config) {
+  auto fail = [](sim_errc c, std::string m) { return make_error(c, std::move(m)); };
+  if (config.threads == 0 || config.threads > 64)
+    return fail(sim_errc::invalid_config, "threads must be in 1..64");
+  if (config.default_limit == 0) return fail(sim_errc::invalid_config, "default_limit must be > 0");
+  if (config.max_limit < config.default_limit)
+    return fail(sim_errc::invalid_config, "max_limit must be >= default_limit");
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty())
+    return fail(sim_errc::invalid_config, "tls_cert_file and tls_key_file must be set together");
+  auto plan = parse_faults(config.faults);
+  if (!plan) return std::move(plan).err();
+  auto w = world::generate(config, now_ms());
+  if (!w) return std::move(w).err();
+
+  auto p = std::make_unique<impl>(static_cast<int>(config.threads));
+  p->cfg = config;
+  p->data = std::move(*w);
+  p->cursor_key = hash2(config.seed, 0xC5);
+  if (!config.api_key.empty()) p->basic_credentials = base64(config.api_key + ":");
+  p->bearer_token = config.access_token;
+  p->faults = fault_plan(std::move(*plan), config.seed);
+
+  if (!config.tls_cert_file.empty()) {
+    p->tls.emplace(ssl::context::tls_server);
+    beast::error_code ec;
+    p->tls->use_certificate_chain_file(config.tls_cert_file, ec);
+    if (ec)
+      return fail(sim_errc::tls_failed,
+                  "cannot load TLS certificate '" + config.tls_cert_file + "': " + ec.message());
+    p->tls->use_private_key_file(config.tls_key_file, ssl::context::pem, ec);
+    if (ec)
+      return fail(sim_errc::tls_failed,
+                  "cannot load TLS key '" + config.tls_key_file + "': " + ec.message());
+  }
+
+  beast::error_code ec;
+  const auto addr = net::ip::make_address(config.host, ec);
+  if (ec) return fail(sim_errc::invalid_config, "host '" + config.host + "' is not an IP address");
+  const tcp::endpoint ep(addr, config.port);
+  p->acceptor.open(ep.protocol(), ec);
+  if (!ec) p->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) p->acceptor.bind(ep, ec);
+  if (!ec) p->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return fail(sim_errc::bind_failed, "cannot listen on " + config.host + ":" +
+                                           std::to_string(config.port) + ": " + ec.message());
+  p->port = p->acceptor.local_endpoint().port();
+  p->do_accept();
+  for (std::uint32_t i = 0; i < config.threads; ++i)
+    p->threads.emplace_back([raw = p.get()] { raw->ioc.run(); });
+  return std::unique_ptr<simulator>(new simulator(std::move(p)));
+}
+
+simulator::simulator(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+simulator::~simulator() {
+  stop();
+}
+
+void simulator::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  net::post(impl_->ioc, [p = impl_.get()] {
+    beast::error_code ignored;
+    p->acceptor.close(ignored);
+  });
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+}
+
+std::uint16_t simulator::port() const noexcept {
+  return impl_->port;
+}
+
+std::string simulator::base_url() const {
+  return std::string(impl_->tls ? "https://" : "http://") + impl_->cfg.host + ":" +
+         std::to_string(impl_->port);
+}
+
+std::vector<job_info> simulator::jobs() const {
+  std::shared_lock lock(impl_->data->mutex);
+  std::vector<job_info> out;
+  for (const auto& j : impl_->data->jobs)
+    out.push_back(j.info);
+  return out;
+}
+
+std::vector<item_truth> simulator::items_of(const api::uuid& job_id) const {
+  std::shared_lock lock(impl_->data->mutex);
+  std::vector<item_truth> out;
+  const job_state* j = impl_->data->find(job_id);
+  if (j == nullptr) return out;
+  out.reserve(j->info.items);
+  for (std::uint64_t p = 0; p < j->info.items; ++p) {
+    const std::uint64_t k = j->order(p);
+    out.push_back(
+        {impl_->data->item_id(*j, k), impl_->data->status_of(*j, k), impl_->data->date_of(*j, k)});
+  }
+  return out;
+}
+
+status<sim_errc> simulator::set_faults(const std::string& spec) {
+  auto plan = parse_faults(spec);
+  if (!plan) return std::move(plan).err();
+  std::lock_guard lock(impl_->fault_mutex);
+  impl_->faults = fault_plan(std::move(*plan), impl_->cfg.seed);
+  return ok_v;
+}
+
+void simulator::set_latency(std::chrono::milliseconds latency) {
+  impl_->extra_latency_ms = latency.count();
+}
+
+void simulator::set_job_status(const api::uuid& job_id, api::job_status s) {
+  std::unique_lock lock(impl_->data->mutex);
+  if (job_state* j = impl_->data->find(job_id)) {
+    j->info.status = s;
+    j->last_updated_ms = now_ms();
+  }
+}
+
+void simulator::expire_job(const api::uuid& job_id) {
+  std::unique_lock lock(impl_->data->mutex);
+  if (job_state* j = impl_->data->find(job_id)) impl_->data->expire(*j, now_ms());
+}
+
+void simulator::set_item_status(const api::uuid& job_id, const api::uuid& item_id,
+                                api::item_status s) {
+  std::unique_lock lock(impl_->data->mutex);
+  job_state* j = impl_->data->find(job_id);
+  if (j == nullptr) return;
+  if (auto k = impl_->data->item_index(*j, item_id)) impl_->data->set_item_status(*j, *k, s);
+}
+
+std::vector<request_record> simulator::request_log() const {
+  std::lock_guard lock(impl_->log_mutex);
+  return {impl_->log.begin(), impl_->log.end()};
+}
+
+void simulator::clear_request_log() {
+  std::lock_guard lock(impl_->log_mutex);
+  impl_->log.clear();
+}
+
+counters simulator::stats() const {
+  counters c;
+  c.requests = impl_->n_requests;
+  c.faults_injected = impl_->n_faults;
+  c.unauthorized = impl_->n_unauthorized;
+  c.items_served = impl_->n_items;
+  return c;
+}
+
+}  // namespace ei::sim
