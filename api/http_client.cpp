@@ -264,19 +264,29 @@ class connection : public std::enable_shared_from_this<connection> {
       SSL_ctrl(native, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                const_cast<char*>(ep_.url.host.c_str()));
     }
-    tls_->set_verify_callback(ssl::host_name_verification(ep_.url.host));
+    // Chain verification is OpenSSL's; the name check is asio's. Remember which one said no,
+    // because a failing callback only leaves "unspecified" in the verify result.
+    tls_->set_verify_callback([this, check = ssl::host_name_verification(ep_.url.host)](
+                                  bool preverified, ssl::verify_context& ctx) mutable {
+      bool ok = check(preverified, ctx);
+      if (preverified && !ok) name_mismatch_ = true;
+      return ok;
+    });
     lowest().expires_after(op_timeout(ep_.connect_timeout));
-    tls_->async_handshake(ssl::stream_base::client,
-                          [self = shared_from_this()](beast::error_code ec) {
-                            if (ec) {
-                              auto v = SSL_get_verify_result(self->tls_->native_handle());
-                              if (v != X509_V_OK)
-                                self->out_.tls_detail = X509_verify_cert_error_string(v);
-                              return self->fail(ec, phase::handshake);
-                            }
-                            self->connected_ = true;
-                            self->write();
-                          });
+    tls_->async_handshake(
+        ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
+          if (ec) {
+            auto v = SSL_get_verify_result(self->tls_->native_handle());
+            if (self->name_mismatch_)
+              self->out_.tls_detail =
+                  "certificate does not match host name '" + self->ep_.url.host + "'";
+            else if (v != X509_V_OK)
+              self->out_.tls_detail = X509_verify_cert_error_string(v);
+            return self->fail(ec, phase::handshake);
+          }
+          self->connected_ = true;
+          self->write();
+        });
   }
 
   void write() {
@@ -362,6 +372,7 @@ class connection : public std::enable_shared_from_this<connection> {
   tcp::resolver resolver_;
   net::steady_timer resolve_timer_;
   bool resolve_timed_out_ = false;
+  bool name_mismatch_ = false;
   std::unique_ptr<beast::tcp_stream> tcp_;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
   beast::flat_buffer buffer_;
