@@ -55,7 +55,8 @@ using decode_result = result<T, codec_errc>;
 /// and in item_dates() everything but accountingEntryId and date) are checked only for JSON
 /// structure (brackets, strings, UTF-8), not for the spelling of their scalars. A document that
 /// is malformed only inside a skipped scalar (e.g. `"note": tru`) is accepted here and rejected
-/// by the reference decoders.
+/// by the reference decoders. item_dates() stops reading an item once it has both of its
+/// fields, so of duplicate keys it takes the first where the reference decoders take the last.
 class page_parser {
  public:
   page_parser();

@@ -430,6 +430,32 @@ TEST(ItemDates, ControlLayerFieldsAreNotRequired) {
   EXPECT_EQ(r->data[0].date_ms, 1709284500000);
 }
 
+// Every proper prefix of a page is truncated JSON, wherever the cut falls (inside skipped
+// values, between items, after the fields item_dates() stops at).
+TEST(Truncation, EveryPrefixIsMalformedForBothDecoders) {
+  for (const char* file : {"export_items_full.json", "items_last_page.json"}) {
+    SCOPED_TRACE(file);
+    const json doc = json::parse(load(file));
+    const std::string body = doc.dump();
+    const bool dates = std::string_view(file).starts_with("export_items");
+    page_parser parser;
+    for (std::size_t n = 0; n < body.size(); ++n) {
+      const std::string_view prefix(body.data(), n);
+      const auto fast_ok =
+          dates ? parser.item_dates(prefix, k_where).ok() : parser.job_items(prefix, k_where).ok();
+      const auto ref_ok = dates ? decode_item_dates_reference(prefix, k_where).ok()
+                                : decode_job_items_reference(prefix, k_where).ok();
+      if (fast_ok || ref_ok) {
+        ADD_FAILURE() << "prefix of " << n << " bytes accepted (fast " << fast_ok << ", reference "
+                      << ref_ok << ")";
+        break;
+      }
+    }
+    EXPECT_TRUE(dates ? parser.item_dates(body, k_where).ok()
+                      : parser.job_items(body, k_where).ok());
+  }
+}
+
 // Documented difference: values page_parser skips are checked for structure only.
 TEST(ItemDates, SkippedScalarsAreNotSpellChecked) {
   json doc = json::parse(load("export_items_full.json"));
