@@ -1,0 +1,50 @@
+// The batch runner: takes a batch of jobs (explicit ids or discovered), verifies each one,
+// and runs up to `max_jobs` job pipelines at once over the shared fetchers, store and
+// downstream: oldest job first, never two jobs of one company at the same time, and a failing
+// job never stops the others. Replies with one report when every job has an outcome.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/job.hpp"
+
+namespace ei::actors {
+
+struct batch_request {
+  std::vector<api::uuid> jobs;          // explicit job ids (verified with GET each)
+  bool discover = false;                // list `in_progress` jobs (GET /v3/export-jobs)
+  std::optional<api::uuid> company_id;  // discovery filter
+};
+
+struct batch_report {
+  std::vector<job_outcome> jobs;  // one per job, in the order they finished
+  double duration_seconds = 0;
+};
+
+/// Live counters for progress lines (read from another thread).
+struct batch_progress {
+  std::atomic<std::uint64_t> jobs_total{0};
+  std::atomic<std::uint64_t> jobs_done{0};
+  std::atomic<std::uint64_t> jobs_running{0};
+};
+
+using batch_runner_actor =
+    caf::typed_actor<caf::replies_to<run_atom, batch_request>::with<batch_report>,
+                     caf::reacts_to<outcome_atom, job_outcome>>;
+
+/// `fetchers` are shared round-robin by the jobs; `progress` may be null.
+batch_runner_actor spawn_batch_runner(caf::actor_system& sys, job_context base,
+                                      std::vector<fetcher_actor> fetchers,
+                                      std::shared_ptr<batch_progress> progress);
+
+}  // namespace ei::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::batch_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::batch_report)

@@ -1,0 +1,57 @@
+// The downstream protocol: how the stage hands items on and learns they are safe.
+//
+// A sequencer (one per job) sends `(items_atom, item_batch, ack_receiver_actor)` to the
+// downstream actor. Items of a batch belong to one job and carry consecutive sequence numbers
+// (1-based positions in the job's deterministic order). Downstream answers, at any time and
+// as often as it likes, `(ack_atom, job_id, acked_through, committed)` to the ack receiver:
+// every item of that job with sequence <= acked_through is acknowledged and will never be
+// handed on again, across crashes and restarts. Acks are cumulative and may be coalesced;
+// an ack lower than an earlier one is ignored. `committed` is true when downstream has already
+// recorded the watermark in the stage's state store itself (the NDJSON sink does, so that the
+// output offset and the watermarks move in one write); otherwise the sequencer persists it.
+//
+// Flow control: a sequencer never has more than `credit_window` unacknowledged items in
+// flight, so downstream memory stays bounded by window x jobs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "api/model.hpp"
+
+namespace ei::actors {
+
+/// One item handed on. `attempt` counts deliveries of this item (1 on the first);
+/// `redelivery` is true when the item may have reached downstream before (it was in flight
+/// when an earlier run stopped), so downstream can deduplicate by accounting_entry_id.
+struct delivery_item {
+  api::uuid job_id;
+  api::uuid accounting_entry_id;
+  api::item_status status = api::item_status::pending;
+  std::string status_text;
+  std::uint64_t sequence = 0;
+  std::uint32_t attempt = 1;
+  bool redelivery = false;
+  api::tracking_fields tracking;
+};
+
+struct item_batch {
+  api::uuid job_id;
+  std::vector<delivery_item> items;
+};
+
+using ack_receiver_actor =
+    caf::typed_actor<caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool>>;
+
+using downstream_actor =
+    caf::typed_actor<caf::reacts_to<items_atom, item_batch, ack_receiver_actor>>;
+
+}  // namespace ei::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::uuid)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::item_batch)

@@ -1,0 +1,225 @@
+#include "actors/fetcher.hpp"
+
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include <caf/all.hpp>
+
+#include "api/codec.hpp"
+#include "api/export_requests.hpp"
+
+namespace ei::actors {
+namespace {
+
+/// The HTTP completion, carried from the io thread back into the fetcher's mailbox.
+struct http_completion {
+  std::uint64_t id = 0;
+  std::shared_ptr<api::http_result<api::response>> outcome;
+};
+
+}  // namespace
+}  // namespace ei::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::http_completion)
+
+namespace ei::actors {
+namespace {
+
+using fetcher_impl = fetcher_actor::extend<caf::reacts_to<http_done_atom, http_completion>>;
+
+enum class pending_kind : std::uint8_t { job, jobs, items, dates };
+
+struct pending_call {
+  pending_kind kind;
+  std::string where;
+  bool had_cursor = false;
+  caf::typed_response_promise<job_reply> job_promise;
+  caf::typed_response_promise<items_reply> items_promise;
+  caf::typed_response_promise<dates_reply> dates_promise;
+  caf::typed_response_promise<jobs_reply> jobs_promise;
+};
+
+struct fetcher_state {
+  std::shared_ptr<api::http_client> client;
+  api::page_parser parser;
+  std::uint64_t next_id = 1;
+  std::unordered_map<std::uint64_t, pending_call> pending;
+  static inline const char* name = "fetcher";
+};
+
+fetch_failure from_http(const api::http_failure& f, bool had_cursor) {
+  fetch_failure out;
+  out.kind = std::string(api::to_string(f.code));
+  out.http_status = f.status;
+  out.type = f.type;
+  out.message = f.message;
+  out.cursor_rejected = had_cursor && f.code == api::http_errc::http_status && f.status == 400;
+  return out;
+}
+
+fetch_failure decode_failure(std::string message) {
+  fetch_failure out;
+  out.kind = "decode";
+  out.message = std::move(message);
+  return out;
+}
+
+fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetcher_state> self,
+                                             std::shared_ptr<api::http_client> client) {
+  self->state.client = std::move(client);
+  // Sends the request; the io thread's completion handler only posts the outcome back here.
+  auto start = [self](api::request req, pending_call call) {
+    auto id = self->state.next_id++;
+    call.where = req.describe();
+    self->state.pending.emplace(id, std::move(call));
+    auto weak = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
+    self->state.client->async_request(
+        std::move(req), [weak, id](api::http_result<api::response> outcome) {
+          if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
+            caf::anon_send(caf::actor_cast<fetcher_impl>(strong), http_done_atom::value,
+                           http_completion{id, std::make_shared<api::http_result<api::response>>(
+                                                   std::move(outcome))});
+          }
+        });
+  };
+  return {
+      [self, start](get_job_atom,
+                    const api::uuid& job_id) -> caf::typed_response_promise<job_reply> {
+        pending_call call{
+            pending_kind::job, {}, false, self->make_response_promise<job_reply>(), {}, {}, {}};
+        auto rp = call.job_promise;
+        start(api::requests::get_job(job_id), std::move(call));
+        return rp;
+      },
+      [self, start](list_jobs_atom,
+                    const jobs_request& r) -> caf::typed_response_promise<jobs_reply> {
+        pending_call call{pending_kind::jobs,
+                          {},
+                          !r.after.empty(),
+                          {},
+                          {},
+                          {},
+                          self->make_response_promise<jobs_reply>()};
+        auto rp = call.jobs_promise;
+        start(api::requests::list_jobs(r.statuses, r.company_id, r.limit, r.after),
+              std::move(call));
+        return rp;
+      },
+      [self, start](list_items_atom,
+                    const page_request& r) -> caf::typed_response_promise<items_reply> {
+        pending_call call{pending_kind::items,
+                          {},
+                          !r.after.empty(),
+                          {},
+                          self->make_response_promise<items_reply>(),
+                          {},
+                          {}};
+        auto rp = call.items_promise;
+        start(api::requests::job_items(r.job_id, r.limit, r.after, r.offset), std::move(call));
+        return rp;
+      },
+      [self, start](list_dates_atom,
+                    const page_request& r) -> caf::typed_response_promise<dates_reply> {
+        pending_call call{pending_kind::dates,
+                          {},
+                          !r.after.empty(),
+                          {},
+                          {},
+                          self->make_response_promise<dates_reply>(),
+                          {}};
+        auto rp = call.dates_promise;
+        start(api::requests::export_items(r.job_id, r.limit, r.after, r.offset), std::move(call));
+        return rp;
+      },
+      [self](http_done_atom, const http_completion& done) {
+        auto it = self->state.pending.find(done.id);
+        if (it == self->state.pending.end()) return;
+        pending_call call = std::move(it->second);
+        self->state.pending.erase(it);
+        const api::http_result<api::response>& outcome = *done.outcome;
+        switch (call.kind) {
+          case pending_kind::job: {
+            job_reply reply;
+            if (!outcome.ok()) {
+              reply.failure = from_http(outcome.err(), false);
+              reply.attempts = outcome.err().attempts;
+            } else {
+              reply.attempts = outcome->attempts;
+              auto job = api::decode_job(outcome->body, call.where);
+              if (job) {
+                reply.ok = true;
+                reply.job = std::move(job.value());
+              } else {
+                reply.failure = decode_failure(job.err().message);
+              }
+            }
+            call.job_promise.deliver(std::move(reply));
+            break;
+          }
+          case pending_kind::jobs: {
+            jobs_reply reply;
+            if (!outcome.ok()) {
+              reply.failure = from_http(outcome.err(), call.had_cursor);
+              reply.attempts = outcome.err().attempts;
+            } else {
+              reply.attempts = outcome->attempts;
+              auto page = api::decode_job_list(outcome->body, call.where);
+              if (page) {
+                reply.ok = true;
+                reply.page = std::move(page.value());
+              } else {
+                reply.failure = decode_failure(page.err().message);
+              }
+            }
+            call.jobs_promise.deliver(std::move(reply));
+            break;
+          }
+          case pending_kind::items: {
+            items_reply reply;
+            if (!outcome.ok()) {
+              reply.failure = from_http(outcome.err(), call.had_cursor);
+              reply.attempts = outcome.err().attempts;
+            } else {
+              reply.attempts = outcome->attempts;
+              auto page = self->state.parser.job_items(outcome->body, call.where);
+              if (page) {
+                reply.ok = true;
+                reply.page = std::move(page.value());
+              } else {
+                reply.failure = decode_failure(page.err().message);
+              }
+            }
+            call.items_promise.deliver(std::move(reply));
+            break;
+          }
+          case pending_kind::dates: {
+            dates_reply reply;
+            if (!outcome.ok()) {
+              reply.failure = from_http(outcome.err(), call.had_cursor);
+              reply.attempts = outcome.err().attempts;
+            } else {
+              reply.attempts = outcome->attempts;
+              auto page = self->state.parser.item_dates(outcome->body, call.where);
+              if (page) {
+                reply.ok = true;
+                reply.page = std::move(page.value());
+              } else {
+                reply.failure = decode_failure(page.err().message);
+              }
+            }
+            call.dates_promise.deliver(std::move(reply));
+            break;
+          }
+        }
+      },
+  };
+}
+
+}  // namespace
+
+fetcher_actor spawn_fetcher(caf::actor_system& sys, std::shared_ptr<api::http_client> client) {
+  return caf::actor_cast<fetcher_actor>(sys.spawn(fetcher_behavior, std::move(client)));
+}
+
+}  // namespace ei::actors

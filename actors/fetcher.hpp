@@ -1,0 +1,95 @@
+// The fetcher family: actors that turn page requests into HTTP calls on the shared client
+// and parse the answers (simdjson on the fetcher's scheduler thread, never on the io thread).
+// Replies always arrive (the HTTP client has a whole-request deadline); a failure is a value
+// in the reply, typed by `fetch_failure::kind`.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "api/http_client.hpp"
+#include "api/model.hpp"
+
+namespace ei::actors {
+
+/// Why a fetch failed. `kind`: "http_status" (a non-retryable status; see http_status/type),
+/// "retries_exhausted", "timeout", "transport", "decode" (the body broke the contract),
+/// "cancelled". `cursor_rejected` is set for a 400 on a request that carried a cursor: the
+/// cursor expired or was refused, and the listing must restart.
+struct fetch_failure {
+  std::string kind;
+  unsigned http_status = 0;
+  std::string type;
+  std::string message;
+  bool cursor_rejected = false;
+};
+
+struct job_reply {
+  bool ok = false;
+  api::export_job job;
+  fetch_failure failure;
+  std::uint32_t attempts = 0;
+};
+
+/// A page request: cursor paging when `offset` is empty (after = "" for the first page).
+struct page_request {
+  api::uuid job_id;
+  std::uint32_t limit = 500;
+  std::string after;
+  std::optional<std::int64_t> offset;
+};
+
+struct items_reply {
+  bool ok = false;
+  api::page<api::export_job_item> page;
+  fetch_failure failure;
+  std::uint32_t attempts = 0;
+};
+
+struct dates_reply {
+  bool ok = false;
+  api::page<api::export_item_date> page;
+  fetch_failure failure;
+  std::uint32_t attempts = 0;
+};
+
+/// A page of the job list (GET /v3/export-jobs), filtered by status and company.
+struct jobs_request {
+  std::vector<std::string> statuses;
+  std::optional<api::uuid> company_id;
+  std::uint32_t limit = 100;
+  std::string after;
+};
+
+struct jobs_reply {
+  bool ok = false;
+  api::page<api::export_job> page;
+  fetch_failure failure;
+  std::uint32_t attempts = 0;
+};
+
+using fetcher_actor =
+    caf::typed_actor<caf::replies_to<get_job_atom, api::uuid>::with<job_reply>,
+                     caf::replies_to<list_jobs_atom, jobs_request>::with<jobs_reply>,
+                     caf::replies_to<list_items_atom, page_request>::with<items_reply>,
+                     caf::replies_to<list_dates_atom, page_request>::with<dates_reply>>;
+
+/// Spawns a fetcher over `client` (shared; must outlive the actor).
+fetcher_actor spawn_fetcher(caf::actor_system& sys, std::shared_ptr<api::http_client> client);
+
+}  // namespace ei::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::job_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::page_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::jobs_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::jobs_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::items_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dates_reply)

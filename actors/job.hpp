@@ -1,0 +1,123 @@
+// The job family: one pipeline per export job.
+//
+//   job supervisor (phases, errors, outcome)
+//     verifying   GET the job through a fetcher; it must be `in_progress`
+//     listing     paginator -> fetcher (pages) -> filter (scope, one store write per page)
+//     ordering    orderer (entry_id, or chronological by the data layer's `date`)
+//     dispatching sequencer -> downstream, credit window, acks -> store
+//     complete | failed(reason)
+//
+// The supervisor reports `(outcome_atom, job_outcome)` to whoever started it, exactly once.
+// Every phase boundary is persisted, so a re-run resumes where the last one stopped.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/downstream.hpp"
+#include "actors/fetcher.hpp"
+#include "actors/settings.hpp"
+#include "actors/store.hpp"
+#include "storage/state_store.hpp"
+
+namespace ei::actors {
+
+/// What a job did in this run (and, for counters that live in the store, in total).
+struct job_stats {
+  std::uint64_t listed = 0;
+  std::uint64_t in_scope = 0;
+  std::array<std::uint64_t, 6> by_remote_status{};  // indexed by api::item_status
+  std::uint64_t duplicates = 0;
+  std::uint64_t needs_reconciliation = 0;
+  std::uint64_t undated = 0;  // in scope but absent from the data layer (ordered last)
+  std::uint64_t emitted = 0;
+  std::uint64_t redelivered = 0;
+  std::uint64_t pages = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t retries = 0;
+  std::int64_t total_reported = -1;  // pagination.total of the last page, -1 if absent
+  double duration_seconds = 0;
+};
+
+enum class job_result : std::uint8_t { complete, already_complete, failed };
+std::string_view to_string(job_result r) noexcept;
+
+struct job_outcome {
+  api::uuid job_id;
+  api::uuid company_id;
+  job_result result = job_result::failed;
+  std::string reason_code;  // e.g. "job_not_in_progress", "cursor_cycle", "http_404"
+  std::string reason;       // for people
+  job_stats stats;
+};
+
+/// Everything a job pipeline needs from the process around it.
+struct job_context {
+  stage_settings settings;
+  fetcher_actor fetcher;
+  store_actor store_writer;
+  std::shared_ptr<storage::state_store> store;  // reads
+  downstream_actor downstream;
+};
+
+/// What the listing phase hands back to the supervisor.
+struct listing_result {
+  bool ok = false;
+  storage::job_record job;  // as committed with the last page
+  std::string code;
+  std::string message;
+  std::uint64_t requests = 0;
+  std::uint64_t retries = 0;
+  std::int64_t total_reported = -1;
+};
+
+/// What the ordering phase hands back.
+struct order_result {
+  bool ok = false;
+  storage::job_record job;  // phase dispatching, order_size set, persisted
+  std::string code;
+  std::string message;
+  std::uint64_t requests = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t undated = 0;
+};
+
+/// What the dispatching phase hands back.
+struct dispatch_result {
+  bool ok = false;
+  std::string code;
+  std::string message;
+  std::uint64_t emitted = 0;
+  std::uint64_t redelivered = 0;
+  std::uint64_t acked_through = 0;
+};
+
+/// Whoever starts a job supervisor receives its outcome through this interface.
+using outcome_receiver_actor = caf::typed_actor<caf::reacts_to<outcome_atom, job_outcome>>;
+
+using job_supervisor_actor =
+    caf::typed_actor<caf::reacts_to<run_atom>, caf::reacts_to<done_atom, listing_result>,
+                     caf::reacts_to<done_atom, order_result>,
+                     caf::reacts_to<done_atom, dispatch_result>>;
+
+/// Spawns the supervisor of one job. On `run_atom` it works through the phases and sends
+/// `(outcome_atom, job_outcome)` to `report_to`, then quits. `verified` is the job as the
+/// batch runner already read it (the supervisor still checks its status).
+job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_context ctx,
+                                          api::export_job verified,
+                                          outcome_receiver_actor report_to);
+
+}  // namespace ei::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::job_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::listing_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::export_job)

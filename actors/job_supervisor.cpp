@@ -1,0 +1,235 @@
+// The job supervisor: works a job through its phases, persisting each boundary, and reports
+// one outcome. Children are monitored: a child that dies without reporting fails the job.
+#include <chrono>
+
+#include <caf/all.hpp>
+
+#include "actors/detail/job_parts.hpp"
+
+namespace ei::actors {
+
+std::string_view to_string(job_result r) noexcept {
+  switch (r) {
+    case job_result::complete:
+      return "complete";
+    case job_result::already_complete:
+      return "already_complete";
+    case job_result::failed:
+      return "failed";
+  }
+  return "failed";
+}
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct supervisor_state {
+  job_context ctx;
+  api::export_job remote;
+  outcome_receiver_actor report_to;
+  storage::job_record job;
+  job_stats stats;
+  clock_type::time_point started;
+  caf::actor_addr child;
+  std::uint32_t listing_restarts = 0;
+  bool reported = false;
+  static inline const char* name = "job_supervisor";
+};
+
+using supervisor_ptr = job_supervisor_actor::stateful_pointer<supervisor_state>;
+
+void fill_stats_from_record(supervisor_ptr self) {
+  auto& st = self->state;
+  const auto& c = st.job.counters;
+  st.stats.listed = c.listed;
+  st.stats.in_scope = c.in_scope;
+  st.stats.by_remote_status = c.by_remote_status;
+  st.stats.duplicates = c.duplicates;
+  st.stats.pages = c.pages;
+  st.stats.needs_reconciliation = c.needs_reconciliation;
+}
+
+void report(supervisor_ptr self, job_result result, std::string code, std::string reason) {
+  auto& st = self->state;
+  if (st.reported) return;
+  st.reported = true;
+  fill_stats_from_record(self);
+  st.stats.duration_seconds = std::chrono::duration<double>(clock_type::now() - st.started).count();
+  job_outcome out{st.job.job_id,   st.job.company_id, result,
+                  std::move(code), std::move(reason), st.stats};
+  self->send(st.report_to, outcome_atom::value, std::move(out));
+  self->quit();
+}
+
+/// Records the failure in the job record (the phase stays, so a re-run resumes there).
+void fail(supervisor_ptr self, std::string code, std::string reason) {
+  auto& st = self->state;
+  st.job.failure_code = code;
+  st.job.failure_message = reason;
+  st.job.updated_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, put_job_atom::value, st.job)
+      .then(
+          [self, code, reason](const store_reply&) mutable {
+            report(self, job_result::failed, std::move(code), std::move(reason));
+          },
+          [self, code, reason](caf::error&) mutable {
+            report(self, job_result::failed, std::move(code), std::move(reason));
+          });
+}
+
+template <class Spawned>
+void start_child(supervisor_ptr self, Spawned child) {
+  self->monitor(child);
+  self->state.child = child.address();
+  self->send(child, run_atom::value);
+}
+
+void start_dispatch(supervisor_ptr self) {
+  auto& st = self->state;
+  start_child(self, detail::spawn_sequencer(self->system(), st.ctx, st.job, self));
+}
+
+void start_ordering(supervisor_ptr self) {
+  auto& st = self->state;
+  st.job.phase = storage::job_phase::ordering;
+  start_child(self, detail::spawn_orderer(self->system(), st.ctx, st.job, self));
+}
+
+void start_listing(supervisor_ptr self) {
+  auto& st = self->state;
+  st.job.phase = storage::job_phase::listing;
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, put_job_atom::value, st.job)
+      .then(
+          [self](const store_reply& r) {
+            if (!r.ok) return fail(self, "store", r.message);
+            auto& s = self->state;
+            start_child(self, detail::spawn_paginator(self->system(), s.ctx, s.job, self));
+          },
+          [self](caf::error& err) { fail(self, "internal", "store: " + to_string(err)); });
+}
+
+/// Picks up where the persisted record says the job stands.
+void resume(supervisor_ptr self) {
+  auto& st = self->state;
+  if (!st.job.listing_complete) return start_listing(self);
+  if (st.job.phase == storage::job_phase::dispatching) return start_dispatch(self);
+  start_ordering(self);
+}
+
+std::string not_in_progress_reason(const api::export_job& job) {
+  switch (job.status) {
+    case api::job_status::pending:
+      return "job is pending: it has not been claimed yet (send the `started` event first)";
+    case api::job_status::completed:
+    case api::job_status::completed_with_errors:
+      return "job has already finished (status " + job.status_text + ")";
+    case api::job_status::failed:
+      if (job.failure_reason_type && *job.failure_reason_type == "job_expired")
+        return "job has expired (failed: job_expired)";
+      return "job has failed (" + job.failure_reason_type.value_or("no reason type") + ")";
+    default:
+      return "job status is '" + job.status_text + "', not in_progress";
+  }
+}
+
+job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job_context ctx,
+                                                        api::export_job remote,
+                                                        outcome_receiver_actor report_to) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.remote = std::move(remote);
+  st.report_to = std::move(report_to);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (dm.source == self->state.child && !self->state.reported)
+      fail(self, "internal", "a pipeline actor stopped unexpectedly: " + to_string(dm.reason));
+  });
+  return {
+      [self](run_atom) {
+        auto& s = self->state;
+        s.started = clock_type::now();
+        auto loaded = s.ctx.store->load_job(s.remote.id);
+        if (!loaded) return report(self, job_result::failed, "store", loaded.err().message);
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        if (loaded.value()) {
+          s.job = std::move(*loaded.value());
+          ++s.job.runs;
+          if (s.job.phase == storage::job_phase::complete)
+            return report(self, job_result::already_complete, {},
+                          "job was completed by an earlier run; nothing to do");
+        } else {
+          s.job.job_id = s.remote.id;
+          s.job.company_id = s.remote.company_id;
+          s.job.phase = storage::job_phase::verifying;
+          s.job.ordering = s.ctx.settings.ordering;
+          s.job.runs = 1;
+          s.job.created_ms = now_ms;
+        }
+        s.job.updated_ms = now_ms;
+        s.job.failure_code.clear();
+        s.job.failure_message.clear();
+        if (s.remote.status != api::job_status::in_progress)
+          return fail(self, "job_not_in_progress", not_in_progress_reason(s.remote));
+        resume(self);
+      },
+      [self](done_atom, listing_result& r) {
+        auto& s = self->state;
+        s.stats.requests += r.requests;
+        s.stats.retries += r.retries;
+        s.stats.total_reported = r.total_reported;
+        s.job = std::move(r.job);
+        if (!r.ok) {
+          if (r.code == "cursor_rejected" && s.listing_restarts < 3) {
+            // An expired or refused cursor: list again from the start in a new epoch.
+            ++s.listing_restarts;
+            ++s.job.listing_epoch;
+            s.job.pages_committed = 0;
+            s.job.next_cursor.clear();
+            s.job.listing_complete = false;
+            s.job.counters = {};
+            return start_listing(self);
+          }
+          return fail(self, r.code, r.message);
+        }
+        start_ordering(self);
+      },
+      [self](done_atom, order_result& r) {
+        auto& s = self->state;
+        s.stats.requests += r.requests;
+        s.stats.retries += r.retries;
+        s.stats.undated = r.undated;
+        s.job = std::move(r.job);
+        if (!r.ok) return fail(self, r.code, r.message);
+        start_dispatch(self);
+      },
+      [self](done_atom, dispatch_result& r) {
+        auto& s = self->state;
+        s.stats.emitted += r.emitted;
+        s.stats.redelivered += r.redelivered;
+        if (!r.ok) return fail(self, r.code, r.message);
+        s.job.phase = storage::job_phase::complete;
+        self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, put_job_atom::value,
+                      s.job)
+            .then(
+                [self](const store_reply& w) {
+                  if (!w.ok) return fail(self, "store", w.message);
+                  report(self, job_result::complete, {}, {});
+                },
+                [self](caf::error& err) { fail(self, "internal", "store: " + to_string(err)); });
+      },
+  };
+}
+
+}  // namespace
+
+job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_context ctx,
+                                          api::export_job verified,
+                                          outcome_receiver_actor report_to) {
+  return sys.spawn(supervisor_behavior, std::move(ctx), std::move(verified), std::move(report_to));
+}
+
+}  // namespace ei::actors

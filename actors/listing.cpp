@@ -1,0 +1,223 @@
+// The listing phase: the paginator walks the cursor chain through a fetcher, guarding
+// against the pagination hazards of DESIGN.md, and the filter scopes and commits each page
+// (page + cursor + counters in one store write). Fetching page k+1 overlaps committing page k.
+#include <set>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "actors/detail/job_parts.hpp"
+
+namespace ei::actors::detail {
+
+bool in_scope(api::item_status s) noexcept {
+  return s == api::item_status::pending || s == api::item_status::in_progress;
+}
+
+namespace {
+
+struct filter_state {
+  job_context ctx;
+  storage::job_record job;
+  static inline const char* name = "filter";
+};
+
+filter_actor::behavior_type filter_behavior(filter_actor::stateful_pointer<filter_state> self,
+                                            job_context ctx, storage::job_record initial) {
+  self->state.ctx = std::move(ctx);
+  self->state.job = std::move(initial);
+  return {
+      [self](page_atom, filter_input& in) -> caf::delegated<store_reply> {
+        auto& job = self->state.job;
+        storage::page_record rec;
+        rec.page_no = in.page_no;
+        rec.request_cursor = std::move(in.request_cursor);
+        rec.has_next = in.page.pagination.has_next_page;
+        rec.next_cursor = in.page.pagination.end_cursor.value_or("");
+        rec.items.reserve(in.page.data.size());
+        for (auto& item : in.page.data) {
+          ++job.counters.listed;
+          ++job.counters.by_remote_status[static_cast<std::size_t>(item.status)];
+          if (in_scope(item.status)) ++job.counters.in_scope;
+          rec.items.push_back(storage::listed_item{item.accounting_entry_id, item.status,
+                                                   std::move(item.status_text),
+                                                   std::move(item.tracking)});
+        }
+        ++job.counters.pages;
+        job.pages_committed = in.page_no + 1;
+        job.next_cursor = rec.has_next ? rec.next_cursor : std::string{};
+        job.listing_complete = !rec.has_next;
+        page_commit commit{job, job.listing_epoch, std::move(rec)};
+        return self->delegate(self->state.ctx.store_writer, page_atom::value, std::move(commit));
+      },
+      [self](done_atom) { return self->state.job; },
+  };
+}
+
+struct paginator_state {
+  job_context ctx;
+  storage::job_record job;
+  job_supervisor_actor supervisor;
+  filter_actor filter;
+  std::string cursor;
+  std::uint32_t page_no = 0;
+  std::set<std::string> seen_cursors;
+  std::uint32_t empty_run = 0;
+  std::uint32_t commits_in_flight = 0;
+  bool last_page_fetched = false;
+  bool finished = false;
+  listing_result result;
+  static inline const char* name = "paginator";
+};
+
+using paginator_ptr = phase_actor::stateful_pointer<paginator_state>;
+
+void finish(paginator_ptr self, listing_result result) {
+  auto& st = self->state;
+  if (st.finished) return;
+  st.finished = true;
+  result.requests = st.result.requests;
+  result.retries = st.result.retries;
+  result.total_reported = st.result.total_reported;
+  self->send(st.supervisor, done_atom::value, std::move(result));
+  self->send_exit(st.filter, caf::exit_reason::user_shutdown);
+  self->quit();
+}
+
+void fail(paginator_ptr self, std::string code, std::string message) {
+  listing_result r;
+  r.code = std::move(code);
+  r.message = std::move(message);
+  r.job = self->state.job;
+  finish(self, std::move(r));
+}
+
+void fetch_next(paginator_ptr self);
+
+void maybe_complete(paginator_ptr self) {
+  auto& st = self->state;
+  if (!st.last_page_fetched || st.commits_in_flight > 0 || st.finished) return;
+  self->request(st.filter, st.ctx.settings.request_timeout, done_atom::value)
+      .then(
+          [self](storage::job_record& job) {
+            listing_result r;
+            r.ok = true;
+            r.job = std::move(job);
+            finish(self, std::move(r));
+          },
+          [self](caf::error& err) { fail(self, "internal", "filter: " + to_string(err)); });
+}
+
+void on_page(paginator_ptr self, items_reply& reply) {
+  auto& st = self->state;
+  if (st.finished) return;
+  ++st.result.requests;
+  if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
+  if (!reply.ok) {
+    const auto& f = reply.failure;
+    std::string code = f.cursor_rejected    ? "cursor_rejected"
+                       : f.http_status != 0 ? "http_" + std::to_string(f.http_status)
+                                            : f.kind;
+    std::string msg = "listing page " + std::to_string(st.page_no) + ": " + f.message;
+    if (!f.type.empty()) msg += " (type " + f.type + ")";
+    fail(self, std::move(code), std::move(msg));
+    return;
+  }
+  auto& pg = reply.page;
+  if (pg.pagination.total) st.result.total_reported = *pg.pagination.total;
+  const bool has_next = pg.pagination.has_next_page;
+  std::string end = pg.pagination.end_cursor.value_or("");
+  if (has_next) {
+    if (end.empty()) {
+      fail(self, "missing_end_cursor",
+           "page " + std::to_string(st.page_no) + " says hasNextPage but has no endCursor");
+      return;
+    }
+    if (end == st.cursor || st.seen_cursors.count(end) != 0) {
+      fail(self, "cursor_cycle",
+           "page " + std::to_string(st.page_no) + " points back to cursor " + end +
+               ", already visited in this listing");
+      return;
+    }
+    if (pg.data.empty()) {
+      if (++st.empty_run > st.ctx.settings.max_empty_pages) {
+        fail(self, "empty_pages",
+             std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
+        return;
+      }
+    } else {
+      st.empty_run = 0;
+    }
+  }
+  filter_input in{std::move(pg), st.cursor, st.page_no};
+  ++st.commits_in_flight;
+  self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
+      .then(
+          [self](const store_reply& r) {
+            auto& s = self->state;
+            --s.commits_in_flight;
+            if (!r.ok) {
+              fail(self, "store", r.message);
+              return;
+            }
+            maybe_complete(self);
+          },
+          [self](caf::error& err) { fail(self, "internal", "page commit: " + to_string(err)); });
+  ++st.page_no;
+  if (has_next) {
+    st.seen_cursors.insert(st.cursor);
+    st.cursor = std::move(end);
+    fetch_next(self);
+  } else {
+    st.last_page_fetched = true;
+  }
+}
+
+void fetch_next(paginator_ptr self) {
+  auto& st = self->state;
+  page_request req{st.job.job_id, st.ctx.settings.page_size, st.cursor, std::nullopt};
+  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
+      .then([self](items_reply& reply) { on_page(self, reply); },
+            [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
+}
+
+phase_actor::behavior_type paginator_behavior(paginator_ptr self, job_context ctx,
+                                              storage::job_record job,
+                                              job_supervisor_actor supervisor) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.job = std::move(job);
+  st.supervisor = std::move(supervisor);
+  return {
+      [self](run_atom) {
+        auto& s = self->state;
+        // Resume from the last committed cursor of this listing epoch, if any.
+        if (s.job.pages_committed > 0 && !s.job.listing_complete) {
+          auto pages = s.ctx.store->load_pages(s.job.job_id, s.job.listing_epoch);
+          if (!pages) {
+            fail(self, "store", pages.err().message);
+            return;
+          }
+          for (auto& p : pages.value())
+            s.seen_cursors.insert(p.request_cursor);
+          s.page_no = s.job.pages_committed;
+          s.cursor = s.job.next_cursor;
+        }
+        s.filter = spawn_filter(self->system(), s.ctx, s.job);
+        fetch_next(self);
+      },
+  };
+}
+
+}  // namespace
+
+filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_record job) {
+  return sys.spawn(filter_behavior, std::move(ctx), std::move(job));
+}
+
+phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
+                            job_supervisor_actor supervisor) {
+  return sys.spawn(paginator_behavior, std::move(ctx), std::move(job), std::move(supervisor));
+}
+
+}  // namespace ei::actors::detail

@@ -1,0 +1,259 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include <caf/all.hpp>
+
+#include "actors/sink.hpp"
+
+namespace ei::actors {
+namespace {
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          static constexpr char hex[] = "0123456789abcdef";
+          out += "\\u00";
+          out.push_back(hex[(c >> 4) & 0xf]);
+          out.push_back(hex[c & 0xf]);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void append_optional(std::string& out, std::string_view key, const std::optional<std::string>& v) {
+  out.push_back(',');
+  out.push_back('"');
+  out.append(key);
+  out += "\":";
+  if (v)
+    append_json_string(out, *v);
+  else
+    out += "null";
+}
+
+struct pending_ack {
+  std::uint64_t through = 0;
+  ack_receiver_actor receiver;
+};
+
+struct sink_state {
+  ndjson_sink_options options;
+  std::shared_ptr<storage::state_store> store;
+  std::string sink_name;
+  int fd = -1;
+  std::uint64_t offset = 0;
+  std::string buffer;
+  std::size_t buffered_items = 0;
+  std::map<api::uuid, pending_ack> pending;
+  bool flush_scheduled = false;
+  static inline const char* name = "ndjson_sink";
+};
+
+using sink_impl = downstream_actor::extend<caf::reacts_to<flush_atom>>;
+using sink_ptr = sink_impl::stateful_pointer<sink_state>;
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    auto n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+void flush(sink_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.pending.empty()) return;
+  if (!write_all(st.fd, st.buffer.data(), st.buffer.size())) {
+    // Leave the items unacknowledged: the jobs time out and a re-run redelivers them.
+    caf::aout(self) << "export-items: writing " << st.options.path
+                    << " failed: " << std::strerror(errno) << "\n";
+    st.buffer.clear();
+    st.pending.clear();
+    return;
+  }
+  if (st.options.fsync && st.options.path != "-") ::fdatasync(st.fd);
+  st.offset += st.buffer.size();
+  st.buffer.clear();
+  st.buffered_items = 0;
+  std::vector<storage::job_progress> progress;
+  progress.reserve(st.pending.size());
+  for (auto& [job, ack] : st.pending)
+    progress.push_back({job, std::nullopt, ack.through});
+  std::optional<std::pair<std::string, std::uint64_t>> sink_offset;
+  if (st.options.path != "-") sink_offset.emplace(st.sink_name, st.offset);
+  auto committed = st.store->commit_acks(progress, sink_offset);
+  if (!committed.ok()) {
+    caf::aout(self) << "export-items: committing acknowledgements failed: "
+                    << committed.err().message << "\n";
+    st.pending.clear();
+    return;
+  }
+  for (auto& [job, ack] : st.pending)
+    self->send(ack.receiver, ack_atom::value, job, ack.through, true);
+  st.pending.clear();
+}
+
+sink_impl::behavior_type sink_behavior(sink_ptr self, ndjson_sink_options options,
+                                       std::shared_ptr<storage::state_store> store, int fd,
+                                       std::uint64_t offset, std::string sink_name) {
+  auto& st = self->state;
+  st.options = std::move(options);
+  st.store = std::move(store);
+  st.fd = fd;
+  st.offset = offset;
+  st.sink_name = std::move(sink_name);
+  self->attach_functor([self] {
+    if (self->state.fd > 1) ::close(self->state.fd);
+  });
+  return {
+      [self](items_atom, const item_batch& batch, const ack_receiver_actor& receiver) {
+        auto& s = self->state;
+        if (batch.items.empty()) return;
+        for (const auto& item : batch.items) {
+          append_ndjson_line(s.buffer, item);
+          s.buffer.push_back('\n');
+        }
+        s.buffered_items += batch.items.size();
+        auto& ack = s.pending[batch.job_id];
+        ack.through = std::max(ack.through, batch.items.back().sequence);
+        ack.receiver = receiver;
+        if (s.buffered_items >= s.options.flush_items) {
+          flush(self);
+        } else if (!s.flush_scheduled) {
+          s.flush_scheduled = true;
+          self->delayed_send(self, s.options.flush_interval, flush_atom::value);
+        }
+      },
+      [self](flush_atom) { flush(self); },
+  };
+}
+
+}  // namespace
+
+void append_ndjson_line(std::string& out, const delivery_item& item) {
+  char id[36];
+  out += "{\"jobId\":\"";
+  item.job_id.format_to(id);
+  out.append(id, 36);
+  out += "\",\"accountingEntryId\":\"";
+  item.accounting_entry_id.format_to(id);
+  out.append(id, 36);
+  out += "\",\"status\":";
+  append_json_string(out, item.status == api::item_status::unknown
+                              ? std::string_view(item.status_text)
+                              : api::to_string(item.status));
+  out += ",\"sequence\":";
+  out += std::to_string(item.sequence);
+  out += ",\"attempt\":";
+  out += std::to_string(item.attempt);
+  out += item.redelivery ? ",\"redelivery\":true" : ",\"redelivery\":false";
+  append_optional(out, "exportedAt", item.tracking.exported_at);
+  append_optional(out, "externalId", item.tracking.external_id);
+  append_optional(out, "externalUrl", item.tracking.external_url);
+  append_optional(out, "failureReason", item.tracking.failure_reason);
+  append_optional(out, "failureReasonType", item.tracking.failure_reason_type);
+  out.push_back('}');
+}
+
+result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
+                                                      ndjson_sink_options options,
+                                                      std::shared_ptr<storage::state_store> store) {
+  int fd = 1;
+  std::uint64_t offset = 0;
+  std::string sink_name = "stdout";
+  if (options.path != "-") {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(options.path, ec);
+    sink_name = "ndjson:" + (ec ? options.path : abs.lexically_normal().string());
+    fd = ::open(options.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return make_error(sink_errc::open_failed,
+                        "cannot open output file '" + options.path + "': " + std::strerror(errno));
+    struct stat info {};
+    ::fstat(fd, &info);
+    const auto size = static_cast<std::uint64_t>(info.st_size);
+    auto stored = store->load_sink_offset(sink_name);
+    if (!stored) {
+      ::close(fd);
+      return make_error(sink_errc::store, stored.err().message);
+    }
+    if (stored.value()) {
+      offset = *stored.value();
+      if (size < offset) {
+        ::close(fd);
+        return make_error(sink_errc::output_shorter_than_state,
+                          "output file '" + options.path + "' has " + std::to_string(size) +
+                              " bytes but the state directory recorded " + std::to_string(offset) +
+                              " acknowledged bytes: it was truncated or replaced; refusing to "
+                              "write to it (move it back, or use another --out)");
+      }
+      // Cut away a torn last line and lines that were never acknowledged.
+      if (size > offset && ::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
+        ::close(fd);
+        return make_error(sink_errc::open_failed, "cannot truncate output file '" + options.path +
+                                                      "': " + std::strerror(errno));
+      }
+    } else {
+      offset = size;  // a file the store has never seen: append after what is there
+    }
+    ::lseek(fd, static_cast<off_t>(offset), SEEK_SET);
+  }
+  auto actor = sys.spawn<caf::detached>(sink_behavior, std::move(options), std::move(store), fd,
+                                        offset, std::move(sink_name));
+  return caf::actor_cast<downstream_actor>(actor);
+}
+
+namespace {
+
+downstream_actor::behavior_type callback_behavior(std::function<bool(const item_batch&)> on_batch) {
+  return {
+      [on_batch](items_atom, const item_batch& batch, const ack_receiver_actor& receiver) {
+        if (batch.items.empty()) return;
+        if (on_batch(batch))
+          caf::anon_send(receiver, ack_atom::value, batch.job_id, batch.items.back().sequence,
+                         false);
+      },
+  };
+}
+
+}  // namespace
+
+downstream_actor spawn_callback_downstream(caf::actor_system& sys,
+                                           std::function<bool(const item_batch&)> on_batch) {
+  return sys.spawn<caf::detached>(callback_behavior, std::move(on_batch));
+}
+
+}  // namespace ei::actors

@@ -1,0 +1,189 @@
+// The dispatching phase: hands the persisted order downstream in batches under a credit
+// window. Before a batch leaves, its dispatch mark (and the attempt numbers of redelivered
+// items) is durable, so a crash can only ever cause a *flagged* redelivery of items that were
+// in flight, never an unflagged duplicate and never a loss. Acks are cumulative watermarks.
+#include <algorithm>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/detail/job_parts.hpp"
+
+namespace ei::actors::detail {
+namespace {
+
+struct sequencer_state {
+  job_context ctx;
+  storage::job_record job;
+  job_supervisor_actor supervisor;
+  std::uint64_t next_seq = 1;           // next sequence to hand on
+  std::uint64_t acked = 0;              // acked_through as known here
+  std::uint64_t dispatched = 0;         // dispatched_through as persisted
+  std::uint64_t redeliver_through = 0;  // items <= this were in flight when a run stopped
+  std::unordered_map<std::uint64_t, std::uint32_t> prior_attempts;
+  bool commit_in_flight = false;
+  std::uint32_t ack_commits_in_flight = 0;
+  std::uint64_t ack_seen_at_tick = 0;
+  bool finished = false;
+  dispatch_result result;
+  static inline const char* name = "sequencer";
+};
+
+using sequencer_ptr = sequencer_actor::stateful_pointer<sequencer_state>;
+
+void finish(sequencer_ptr self, bool ok, std::string code, std::string message) {
+  auto& st = self->state;
+  if (st.finished) return;
+  st.finished = true;
+  st.result.ok = ok;
+  st.result.code = std::move(code);
+  st.result.message = std::move(message);
+  st.result.acked_through = st.acked;
+  self->send(st.supervisor, done_atom::value, std::move(st.result));
+  self->quit();
+}
+
+void maybe_done(sequencer_ptr self) {
+  auto& st = self->state;
+  if (st.acked >= st.job.order_size && st.ack_commits_in_flight == 0) finish(self, true, {}, {});
+}
+
+void pump(sequencer_ptr self) {
+  auto& st = self->state;
+  if (st.finished || st.commit_in_flight) return;
+  const std::uint64_t window = st.ctx.settings.credit_window;
+  const std::uint64_t in_flight = st.next_seq - 1 - st.acked;
+  if (st.next_seq > st.job.order_size || in_flight >= window) return;
+  const std::uint64_t n = std::min<std::uint64_t>(
+      {st.ctx.settings.batch_size, window - in_flight, st.job.order_size - st.next_seq + 1});
+  auto entries = st.ctx.store->read_order(st.job.job_id, st.next_seq, static_cast<std::size_t>(n));
+  if (!entries) return finish(self, false, "store", entries.err().message);
+  if (entries->size() != n)
+    return finish(self, false, "store",
+                  "persisted order ends at " + std::to_string(st.next_seq + entries->size() - 1) +
+                      " but the job record says " + std::to_string(st.job.order_size));
+  item_batch batch;
+  batch.job_id = st.job.job_id;
+  batch.items.reserve(entries->size());
+  dispatch_mark mark{st.job.job_id, 0, {}};
+  std::uint64_t seq = st.next_seq;
+  for (auto& e : entries.value()) {
+    delivery_item item;
+    item.job_id = st.job.job_id;
+    item.accounting_entry_id = e.id;
+    item.status = e.remote_status;
+    item.sequence = seq;
+    if (seq <= st.redeliver_through) {
+      auto it = st.prior_attempts.find(seq);
+      item.attempt = (it == st.prior_attempts.end() ? 1U : it->second) + 1U;
+      item.redelivery = true;
+      mark.redelivery_attempts.emplace_back(seq, item.attempt);
+    }
+    if (e.has_tracking) {
+      auto t = st.ctx.store->load_tracking(st.job.job_id, e.id);
+      if (!t) return finish(self, false, "store", t.err().message);
+      if (t.value()) item.tracking = std::move(*t.value());
+    }
+    batch.items.push_back(std::move(item));
+    ++seq;
+  }
+  mark.dispatched_through = std::max(st.dispatched, seq - 1);
+  st.commit_in_flight = true;
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, dispatch_atom::value,
+                std::move(mark))
+      .then(
+          [self, batch = std::move(batch)](const store_reply& r) mutable {
+            auto& s = self->state;
+            s.commit_in_flight = false;
+            if (!r.ok) return finish(self, false, "store", r.message);
+            const auto count = batch.items.size();
+            for (const auto& item : batch.items)
+              if (item.redelivery) ++s.result.redelivered;
+            s.result.emitted += count;
+            s.dispatched = std::max(s.dispatched, s.next_seq + count - 1);
+            s.next_seq += count;
+            self->send(s.ctx.downstream, items_atom::value, std::move(batch),
+                       caf::actor_cast<ack_receiver_actor>(self));
+            pump(self);
+          },
+          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+}
+
+sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_context ctx,
+                                                  storage::job_record job,
+                                                  job_supervisor_actor supervisor) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.job = std::move(job);
+  st.supervisor = std::move(supervisor);
+  return {
+      [self](run_atom) {
+        auto& s = self->state;
+        auto wm = s.ctx.store->load_watermarks(s.job.job_id);
+        if (!wm) return finish(self, false, "store", wm.err().message);
+        s.acked = wm->acked_through;
+        s.dispatched = wm->dispatched_through;
+        s.redeliver_through = wm->dispatched_through;
+        s.next_seq = s.acked + 1;
+        if (s.redeliver_through > s.acked) {
+          auto attempts =
+              s.ctx.store->load_attempts(s.job.job_id, s.acked + 1, s.redeliver_through);
+          if (!attempts) return finish(self, false, "store", attempts.err().message);
+          for (auto& [seq, attempt] : attempts.value())
+            s.prior_attempts[seq] = attempt;
+        }
+        maybe_done(self);
+        if (s.finished) return;
+        self->delayed_send(self, s.ctx.settings.request_timeout, tick_atom::value);
+        pump(self);
+      },
+      [self](ack_atom, const api::uuid& job_id, std::uint64_t through, bool committed) {
+        auto& s = self->state;
+        if (s.finished || job_id != s.job.job_id || through <= s.acked) return;
+        if (through > s.dispatched)
+          return finish(self, false, "downstream_protocol",
+                        "downstream acknowledged sequence " + std::to_string(through) +
+                            " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
+        s.acked = through;
+        if (!committed) {
+          ++s.ack_commits_in_flight;
+          std::vector<storage::job_progress> progress{{s.job.job_id, std::nullopt, through}};
+          self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, ack_atom::value,
+                        std::move(progress))
+              .then(
+                  [self](const store_reply& r) {
+                    --self->state.ack_commits_in_flight;
+                    if (!r.ok) return finish(self, false, "store", r.message);
+                    maybe_done(self);
+                  },
+                  [self](caf::error& err) {
+                    finish(self, false, "internal", "store: " + to_string(err));
+                  });
+        }
+        maybe_done(self);
+        pump(self);
+      },
+      [self](tick_atom) {
+        // Downstream that takes no item for a whole request timeout is stuck: fail the job
+        // (its state stays, and a re-run redelivers what was in flight).
+        auto& s = self->state;
+        if (s.finished) return;
+        const bool waiting = s.dispatched > s.acked;
+        if (waiting && s.acked == s.ack_seen_at_tick)
+          return finish(self, false, "downstream_timeout",
+                        "downstream acknowledged nothing for " +
+                            std::to_string(s.ctx.settings.request_timeout.count()) + " ms");
+        s.ack_seen_at_tick = s.acked;
+        self->delayed_send(self, s.ctx.settings.request_timeout, tick_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+sequencer_actor spawn_sequencer(caf::actor_system& sys, job_context ctx, storage::job_record job,
+                                job_supervisor_actor supervisor) {
+  return sys.spawn(sequencer_behavior, std::move(ctx), std::move(job), std::move(supervisor));
+}
+
+}  // namespace ei::actors::detail

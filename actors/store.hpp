@@ -1,0 +1,65 @@
+// The store actor: the one place where the actor graph writes state. It runs detached (its
+// own thread), because synced RocksDB writes block on fsync; event-based actors send it
+// requests and carry on when the reply says the write is durable (per the store's sync policy,
+// see storage/state_store.hpp). Reads stay with the actors that need them (RocksDB reads do
+// not block on the disk's write path).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "storage/state_store.hpp"
+
+namespace ei::actors {
+
+/// The answer to every write: ok, or the store's error text (the job fails with it).
+struct store_reply {
+  bool ok = true;
+  std::string message;
+};
+
+struct page_commit {
+  storage::job_record job;
+  std::uint32_t epoch = 0;
+  storage::page_record page;
+};
+
+struct dispatch_mark {
+  api::uuid job_id;
+  std::uint64_t dispatched_through = 0;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts;
+};
+
+struct order_chunk {
+  api::uuid job_id;
+  std::uint32_t chunk_no = 0;
+  std::vector<storage::order_entry> entries;
+};
+
+using store_actor = caf::typed_actor<
+    caf::replies_to<put_job_atom, storage::job_record>::with<store_reply>,
+    caf::replies_to<page_atom, page_commit>::with<store_reply>,
+    caf::replies_to<order_atom, storage::job_record>::with<store_reply>,
+    caf::replies_to<order_atom, order_chunk>::with<store_reply>,
+    caf::replies_to<dispatch_atom, dispatch_mark>::with<store_reply>,
+    caf::replies_to<ack_atom, std::vector<storage::job_progress>>::with<store_reply>>;
+
+/// Spawns the detached store actor over `store` (shared; must outlive the actor).
+store_actor spawn_store_actor(caf::actor_system& sys, std::shared_ptr<storage::state_store> store);
+
+}  // namespace ei::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::store_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::page_commit)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_mark)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_chunk)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::storage::job_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::storage::job_progress>)

@@ -1,0 +1,221 @@
+// export-items: the command line of the stage.
+//   export-items run   --base-url URL|embedded (--job ID ... | --jobs-file F | --discover)
+//                      --state-dir DIR --out FILE|- [--ordering ...] [--page-size N] ...
+//   export-items status --state-dir DIR [--job ID] [--json]
+// Exit codes: 0 every job complete; 1 one or more jobs failed; 2 usage or configuration error.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "api/credentials.hpp"
+#include "pipeline/config.hpp"
+#include "pipeline/stage.hpp"
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_jobs_failed = 1;
+constexpr int exit_usage = 2;
+
+int usage_error(const std::string& message) {
+  std::cerr << "export-items: " << message << "\n";
+  return exit_usage;
+}
+
+bool parse_job_id(const std::string& text, std::vector<ei::api::uuid>& out, std::string& problem,
+                  const std::string& where) {
+  auto id = ei::api::uuid::parse(text);
+  if (!id) {
+    problem = where + ": '" + text + "' is not a job id (expected a UUID)";
+    return false;
+  }
+  out.push_back(*id);
+  return true;
+}
+
+struct run_args {
+  std::string config_file;
+  std::string base_url;
+  std::vector<std::string> jobs;
+  std::string jobs_file;
+  bool discover = false;
+  std::string company_id;
+  std::string state_dir;
+  std::string out;
+  std::string ordering;
+  std::uint32_t page_size = 0;
+  std::uint32_t max_jobs = 0;
+  std::string summary_file;
+  bool quiet = false;
+};
+
+int run_command(const run_args& a) {
+  ei::pipeline::stage_config cfg;
+  if (!a.config_file.empty()) {
+    auto loaded = ei::pipeline::load_config(a.config_file);
+    if (!loaded) return usage_error(loaded.err().message);
+    cfg = std::move(loaded.value());
+  }
+  if (!a.base_url.empty()) cfg.base_url = a.base_url;
+  if (!a.ordering.empty()) {
+    if (a.ordering == "chronological")
+      cfg.settings.ordering = ei::storage::ordering_mode::chronological;
+    else if (a.ordering == "entry_id")
+      cfg.settings.ordering = ei::storage::ordering_mode::entry_id;
+    else
+      return usage_error("--ordering: expected chronological or entry_id, got '" + a.ordering +
+                         "'");
+  }
+  if (a.page_size != 0) cfg.settings.page_size = a.page_size;
+  if (a.max_jobs != 0) cfg.settings.max_jobs = a.max_jobs;
+
+  ei::pipeline::run_options opts;
+  opts.state_dir = a.state_dir;
+  opts.out = a.out.empty() ? "-" : a.out;
+  std::string problem;
+  for (const auto& j : a.jobs)
+    if (!parse_job_id(j, opts.batch.jobs, problem, "--job")) return usage_error(problem);
+  if (!a.jobs_file.empty()) {
+    std::ifstream in(a.jobs_file);
+    if (!in) return usage_error("--jobs-file: cannot read '" + a.jobs_file + "'");
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      auto first = line.find_first_not_of(" \t\r");
+      if (first == std::string::npos || line[first] == '#') continue;
+      auto last = line.find_last_not_of(" \t\r");
+      if (!parse_job_id(line.substr(first, last - first + 1), opts.batch.jobs, problem,
+                        a.jobs_file + ":" + std::to_string(n)))
+        return usage_error(problem);
+    }
+  }
+  opts.batch.discover = a.discover;
+  if (!a.company_id.empty()) {
+    auto c = ei::api::uuid::parse(a.company_id);
+    if (!c) return usage_error("--company-id: '" + a.company_id + "' is not a UUID");
+    opts.batch.company_id = *c;
+  }
+  if (opts.batch.jobs.empty() && !opts.batch.discover)
+    return usage_error("no jobs: give --job ID, --jobs-file FILE or --discover");
+
+  if (cfg.base_url != "embedded") {
+    auto creds = ei::api::credentials::from_env();
+    if (!creds) return usage_error(creds.err().message);
+    opts.credentials = std::move(creds.value());
+  }
+  if (!a.quiet) {
+    opts.progress = &std::cerr;
+    opts.live_progress = ::isatty(STDERR_FILENO) != 0;
+  }
+  auto report = ei::pipeline::run_stage(cfg, opts);
+  if (!report) {
+    std::cerr << "export-items: " << report.err().message << "\n";
+    const auto code = report.err().code;
+    return code == ei::pipeline::run_errc::interrupted ? exit_jobs_failed : exit_usage;
+  }
+  const auto summary = ei::pipeline::summary_json(report.value());
+  if (!a.summary_file.empty()) {
+    std::ofstream out(a.summary_file, std::ios::trunc);
+    out << summary << "\n";
+    if (!out) std::cerr << "export-items: cannot write summary to '" << a.summary_file << "'\n";
+  } else {
+    std::cerr << summary << "\n";
+  }
+  if (!a.quiet && opts.out != "-")
+    std::cerr << "export-items: items written to " << opts.out << "\n";
+  return report->all_complete() ? exit_ok : exit_jobs_failed;
+}
+
+int status_command(const std::string& state_dir, const std::string& job, bool as_json) {
+  ei::storage::store_options so;
+  so.create_if_missing = false;
+  auto store = ei::storage::state_store::open(state_dir, so);
+  if (!store) return usage_error(store.err().message);
+  auto jobs = (*store)->load_jobs();
+  if (!jobs) return usage_error(jobs.err().message);
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& r : jobs.value()) {
+    if (!job.empty() && r.job_id.to_string() != job) continue;
+    auto wm = (*store)->load_watermarks(r.job_id);
+    nlohmann::json j{{"jobId", r.job_id.to_string()},
+                     {"companyId", r.company_id.to_string()},
+                     {"phase", std::string(ei::storage::to_string(r.phase))},
+                     {"ordering", std::string(ei::storage::to_string(r.ordering))},
+                     {"runs", r.runs},
+                     {"listed", r.counters.listed},
+                     {"pages", r.counters.pages},
+                     {"inScope", r.counters.in_scope},
+                     {"duplicates", r.counters.duplicates},
+                     {"orderSize", r.order_size},
+                     {"dispatchedThrough", wm ? wm->dispatched_through : 0},
+                     {"ackedThrough", wm ? wm->acked_through : 0},
+                     {"lastError", r.failure_code.empty() ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(r.failure_code + ": " +
+                                                                           r.failure_message)}};
+    list.push_back(std::move(j));
+  }
+  if (!job.empty() && list.empty()) {
+    std::cerr << "export-items: no job " << job << " in " << state_dir << "\n";
+    return exit_jobs_failed;
+  }
+  if (as_json) {
+    std::cout << list.dump(2) << "\n";
+  } else {
+    for (const auto& j : list) {
+      std::cout << j["jobId"].get<std::string>() << "  " << j["phase"].get<std::string>()
+                << "  listed " << j["listed"] << ", in scope " << j["inScope"] << ", acked "
+                << j["ackedThrough"] << "/" << j["orderSize"];
+      if (!j["lastError"].is_null())
+        std::cout << "  last error: " << j["lastError"].get<std::string>();
+      std::cout << "\n";
+    }
+  }
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"export-items: retrieve, scope, order and hand on Pleo Export API v3 job items"};
+  app.require_subcommand(1);
+
+  run_args ra;
+  auto* run = app.add_subcommand("run", "Run export jobs through the stage");
+  run->add_option("--config", ra.config_file, "JSON configuration file (configs/*.json)");
+  run->add_option("--base-url", ra.base_url,
+                  "API base URL, or 'embedded' for the built-in simulator (default: config)");
+  run->add_option("--job", ra.jobs, "Export job id (repeatable)");
+  run->add_option("--jobs-file", ra.jobs_file, "File with one job id per line");
+  run->add_flag("--discover", ra.discover, "Run every in_progress job the API lists");
+  run->add_option("--company-id", ra.company_id, "With --discover: only this company");
+  run->add_option("--state-dir", ra.state_dir, "State directory (RocksDB)")->required();
+  run->add_option("--out", ra.out, "NDJSON output file, or - for stdout (default -)");
+  run->add_option("--ordering", ra.ordering, "chronological (default) or entry_id");
+  run->add_option("--page-size", ra.page_size, "Items per page (limit)");
+  run->add_option("--max-jobs", ra.max_jobs, "Jobs run at once");
+  run->add_option("--summary", ra.summary_file, "Write the JSON summary here (default stderr)");
+  run->add_flag("--quiet", ra.quiet, "No progress output");
+
+  std::string status_dir;
+  std::string status_job;
+  bool status_json = false;
+  auto* status = app.add_subcommand("status", "Show what a state directory knows");
+  status->add_option("--state-dir", status_dir, "State directory")->required();
+  status->add_option("--job", status_job, "Only this job");
+  status->add_flag("--json", status_json, "JSON output");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
+  if (run->parsed()) return run_command(ra);
+  if (status->parsed()) return status_command(status_dir, status_job, status_json);
+  return exit_usage;
+}

@@ -1,0 +1,260 @@
+#include "pipeline/stage.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <ostream>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/sink.hpp"
+#include "actors/store.hpp"
+
+namespace ei::pipeline {
+
+std::string_view to_string(run_errc c) noexcept {
+  switch (c) {
+    case run_errc::invalid_config:
+      return "invalid_config";
+    case run_errc::state_dir:
+      return "state_dir";
+    case run_errc::output:
+      return "output";
+    case run_errc::simulator:
+      return "simulator";
+    case run_errc::http_client:
+      return "http_client";
+    case run_errc::interrupted:
+      return "interrupted";
+  }
+  return "unknown";
+}
+
+bool run_report::all_complete() const {
+  for (const auto& j : batch.jobs)
+    if (j.result == actors::job_result::failed) return false;
+  return true;
+}
+
+namespace {
+
+/// Prints progress lines from its own thread until stopped.
+class progress_printer {
+ public:
+  progress_printer(std::ostream* out, bool live, std::chrono::seconds interval,
+                   std::shared_ptr<actors::batch_progress> progress, api::http_client* client)
+      : out_(out),
+        live_(live),
+        interval_(interval),
+        progress_(std::move(progress)),
+        client_(client) {
+    if (out_ != nullptr) thread_ = std::thread([this] { loop(); });
+  }
+  ~progress_printer() { stop(); }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (out_ != nullptr && live_) *out_ << "\n";
+  }
+
+ private:
+  void loop() {
+    const auto start = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!cv_.wait_for(lock, live_ ? std::chrono::seconds(1) : interval_,
+                         [this] { return stopped_; })) {
+      const auto stats = client_->stats();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "export-items: jobs %llu/%llu done (%llu running), requests %llu, "
+                    "retries %llu, %.1f MB received, %.0f s",
+                    static_cast<unsigned long long>(progress_->jobs_done.load()),
+                    static_cast<unsigned long long>(progress_->jobs_total.load()),
+                    static_cast<unsigned long long>(progress_->jobs_running.load()),
+                    static_cast<unsigned long long>(stats.requests),
+                    static_cast<unsigned long long>(stats.retries),
+                    static_cast<double>(stats.bytes_received) / 1e6, secs);
+      if (live_)
+        *out_ << "\r" << line << "\x1b[K" << std::flush;
+      else
+        *out_ << line << "\n" << std::flush;
+    }
+  }
+
+  std::ostream* out_;
+  bool live_;
+  std::chrono::seconds interval_;
+  std::shared_ptr<actors::batch_progress> progress_;
+  api::http_client* client_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_options& options) {
+  stage_config cfg = cfg_in;
+  if (auto st = validate(cfg); !st.ok())
+    return make_error(run_errc::invalid_config, st.err().message);
+  if (options.state_dir.empty())
+    return make_error(run_errc::invalid_config, "--state-dir is required");
+
+  // The embedded simulator, when asked for: a loopback server in this process.
+  std::unique_ptr<sim::simulator> simulator;
+  std::optional<api::credentials> creds = options.credentials;
+  if (cfg.base_url == "embedded") {
+    auto sc = cfg.embedded;
+    sc.host = "127.0.0.1";
+    sc.port = 0;
+    sc.api_key = cfg.embedded_api_key;
+    auto started = sim::simulator::start(sc);
+    if (!started) return make_error(run_errc::simulator, started.err().message);
+    simulator = std::move(started.value());
+    cfg.http.base_url = simulator->base_url();
+    // The embedded simulator only knows its own key: credentials from the environment are
+    // meant for the real API and are not used here.
+    auto key = api::credentials::from_api_key(cfg.embedded_api_key);
+    if (!key) return make_error(run_errc::invalid_config, "embedded.api_key: " + key.err().message);
+    creds = std::move(key.value());
+  } else {
+    cfg.http.base_url = cfg.base_url;
+  }
+  if (!creds)
+    return make_error(run_errc::invalid_config,
+                      "no credentials: set PLEO_API_KEY (API key) or PLEO_ACCESS_TOKEN (OAuth)");
+
+  auto client = api::http_client::create(cfg.http, *creds);
+  if (!client) return make_error(run_errc::http_client, client.err().message);
+  std::shared_ptr<api::http_client> http(std::move(client.value()));
+
+  auto opened = storage::state_store::open(options.state_dir, cfg.store);
+  if (!opened) return make_error(run_errc::state_dir, opened.err().message);
+  std::shared_ptr<storage::state_store> store(std::move(opened.value()));
+
+  run_report report;
+  report.base_url =
+      cfg.base_url == "embedded" ? "embedded simulator at " + cfg.http.base_url : cfg.base_url;
+  report.out = options.out;
+  {
+    caf::actor_system_config sys_cfg;
+    sys_cfg.set("scheduler.max-threads", static_cast<std::size_t>(cfg.scheduler_threads));
+    sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+    caf::actor_system sys{sys_cfg};
+
+    actors::ndjson_sink_options sink_opts;
+    sink_opts.path = options.out;
+    auto sink = actors::spawn_ndjson_sink(sys, sink_opts, store);
+    if (!sink) return make_error(run_errc::output, sink.err().message);
+
+    actors::job_context base;
+    base.settings = cfg.settings;
+    base.store = store;
+    base.store_writer = actors::spawn_store_actor(sys, store);
+    base.downstream = sink.value();
+    std::vector<actors::fetcher_actor> fetchers;
+    for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, cfg.fetchers); ++i)
+      fetchers.push_back(actors::spawn_fetcher(sys, http));
+    base.fetcher = fetchers.front();
+    auto progress = std::make_shared<actors::batch_progress>();
+    auto runner = actors::spawn_batch_runner(sys, base, fetchers, progress);
+
+    progress_printer printer(options.progress, options.live_progress, options.progress_interval,
+                             progress, http.get());
+    caf::scoped_actor self{sys};
+    std::optional<actors::batch_report> got;
+    std::string failure;
+    self->request(runner, caf::infinite, actors::run_atom::value, options.batch)
+        .receive([&](actors::batch_report& r) { got = std::move(r); },
+                 [&](caf::error& err) { failure = to_string(err); });
+    printer.stop();
+    for (auto& f : fetchers)
+      self->send_exit(f, caf::exit_reason::user_shutdown);
+    self->send_exit(base.store_writer, caf::exit_reason::user_shutdown);
+    self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
+    if (!got) return make_error(run_errc::interrupted, "the batch did not finish: " + failure);
+    report.batch = std::move(*got);
+  }
+  http->stop();
+  report.http = http->stats();
+  return report;
+}
+
+std::string summary_json(const run_report& report) {
+  using nlohmann::json;
+  json jobs = json::array();
+  std::uint64_t complete = 0, failed = 0, already = 0, emitted = 0;
+  for (const auto& j : report.batch.jobs) {
+    json by_status = json::object();
+    for (auto s :
+         {api::item_status::pending, api::item_status::in_progress, api::item_status::successful,
+          api::item_status::failed, api::item_status::abandoned, api::item_status::unknown}) {
+      by_status[std::string(api::to_string(s))] =
+          j.stats.by_remote_status[static_cast<std::size_t>(s)];
+    }
+    json out_of_scope = json::object();
+    for (auto s : {api::item_status::successful, api::item_status::failed,
+                   api::item_status::abandoned, api::item_status::unknown})
+      out_of_scope[std::string(api::to_string(s))] =
+          j.stats.by_remote_status[static_cast<std::size_t>(s)];
+    json entry{
+        {"jobId", j.job_id.is_nil() ? json(nullptr) : json(j.job_id.to_string())},
+        {"companyId", j.company_id.is_nil() ? json(nullptr) : json(j.company_id.to_string())},
+        {"result", std::string(actors::to_string(j.result))},
+        {"listed", j.stats.listed},
+        {"inScope", j.stats.in_scope},
+        {"outOfScope", out_of_scope},
+        {"byRemoteStatus", by_status},
+        {"duplicates", j.stats.duplicates},
+        {"undated", j.stats.undated},
+        {"needsReconciliation", j.stats.needs_reconciliation},
+        {"emitted", j.stats.emitted},
+        {"redelivered", j.stats.redelivered},
+        {"pages", j.stats.pages},
+        {"requests", j.stats.requests},
+        {"retries", j.stats.retries},
+        {"totalReported",
+         j.stats.total_reported < 0 ? json(nullptr) : json(j.stats.total_reported)},
+        {"durationSeconds", j.stats.duration_seconds}};
+    if (j.result == actors::job_result::failed) {
+      entry["reasonCode"] = j.reason_code;
+      entry["reason"] = j.reason;
+    } else if (!j.reason.empty()) {
+      entry["note"] = j.reason;
+    }
+    jobs.push_back(std::move(entry));
+    emitted += j.stats.emitted;
+    if (j.result == actors::job_result::complete) ++complete;
+    if (j.result == actors::job_result::already_complete) ++already;
+    if (j.result == actors::job_result::failed) ++failed;
+  }
+  json doc{{"baseUrl", report.base_url},
+           {"out", report.out},
+           {"jobs", jobs},
+           {"totals",
+            {{"jobs", report.batch.jobs.size()},
+             {"complete", complete},
+             {"alreadyComplete", already},
+             {"failed", failed},
+             {"emitted", emitted},
+             {"durationSeconds", report.batch.duration_seconds},
+             {"httpRequests", report.http.requests},
+             {"httpAttempts", report.http.attempts},
+             {"httpRetries", report.http.retries},
+             {"httpRetryWaitMs", report.http.retry_wait_ms},
+             {"connectionsOpened", report.http.connections_opened}}}};
+  return doc.dump(2);
+}
+
+}  // namespace ei::pipeline

@@ -1,0 +1,56 @@
+// Runs a batch of export jobs end to end: builds the actor system (scheduler threads from the
+// config), the HTTP client, the state store and its actor, the fetchers, the sink and the
+// batch runner; waits for the report; shuts everything down with all state committed.
+// This is what the `export-items run` command and embedders' tests call.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/batch.hpp"
+#include "api/credentials.hpp"
+#include "common/result.hpp"
+#include "pipeline/config.hpp"
+
+namespace ei::pipeline {
+
+enum class run_errc : std::uint8_t {
+  invalid_config,  // the configuration or the command line is unusable
+  state_dir,       // the state directory is locked, corrupt or from another schema
+  output,          // the output file cannot be opened or is inconsistent with the state
+  simulator,       // the embedded simulator failed to start
+  http_client,     // the HTTP client could not be created (bad URL, CA file, ...)
+  interrupted,     // the batch did not finish within its deadline
+};
+std::string_view to_string(run_errc c) noexcept;
+
+struct run_options {
+  std::string state_dir;
+  std::string out = "-";
+  actors::batch_request batch;
+  /// Credentials; for the embedded simulator the config's key is used when empty.
+  std::optional<api::credentials> credentials;
+  /// Progress lines go here (nullptr: none). `live` rewrites one line (a terminal).
+  std::ostream* progress = nullptr;
+  bool live_progress = false;
+  std::chrono::seconds progress_interval{2};
+};
+
+struct run_report {
+  actors::batch_report batch;
+  api::client_stats http;
+  std::string base_url;  // what was talked to (never credentials)
+  std::string out;
+  bool all_complete() const;
+};
+
+result<run_report, run_errc> run_stage(const stage_config& cfg, const run_options& options);
+
+/// The JSON summary of a run (per job: listed, in scope, out of scope by status, emitted,
+/// redelivered, pages, retries, duration, result, reason).
+std::string summary_json(const run_report& report);
+
+}  // namespace ei::pipeline
