@@ -11,14 +11,18 @@ constexpr std::uint8_t max_item_status = static_cast<std::uint8_t>(api::item_sta
 constexpr std::uint8_t max_job_phase = static_cast<std::uint8_t>(job_phase::failed);
 constexpr std::uint8_t max_ordering = static_cast<std::uint8_t>(ordering_mode::entry_id);
 
-void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+void put_u8(std::string& out, std::uint8_t v) {
+  out.push_back(static_cast<char>(v));
+}
 
 void put_be(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  for (int i = bytes - 1; i >= 0; --i)
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 void put_le(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  for (int i = 0; i < bytes; ++i)
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 void put_varint(std::string& out, std::uint64_t v) {
@@ -209,13 +213,15 @@ api::uuid uuid_at(std::string_view bytes) {
 
 std::uint32_t be32_at(std::string_view b) {
   std::uint32_t v = 0;
-  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<std::uint8_t>(b[i]);
+  for (std::size_t i = 0; i < 4; ++i)
+    v = (v << 8) | static_cast<std::uint8_t>(b[i]);
   return v;
 }
 
 std::uint64_t be64_at(std::string_view b) {
   std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(b[i]);
+  for (std::size_t i = 0; i < 8; ++i)
+    v = (v << 8) | static_cast<std::uint8_t>(b[i]);
   return v;
 }
 
@@ -232,10 +238,11 @@ void encode_job(const job_record& j, std::string& out) {
   put_u8(out, j.listing_complete ? 1 : 0);
   put_varint(out, j.order_size);
   const auto& c = j.counters;
-  for (auto v : {c.listed, c.pages, c.duplicates, c.in_scope, c.needs_reconciliation,
-                 c.redelivered})
+  for (auto v :
+       {c.listed, c.pages, c.duplicates, c.in_scope, c.needs_reconciliation, c.redelivered})
     put_varint(out, v);
-  for (auto v : c.by_remote_status) put_varint(out, v);
+  for (auto v : c.by_remote_status)
+    put_varint(out, v);
   put_bytes(out, j.failure_code);
   put_bytes(out, j.failure_message);
   put_zigzag(out, j.created_ms);
@@ -247,7 +254,8 @@ std::string decode_job(std::string_view in, job_record& j) {
   r.version();
   j.company_id = r.uuid("company id");
   const auto phase = r.u8("phase");
-  if (!r.failed() && phase > max_job_phase) r.fail("phase " + std::to_string(phase) + " out of range");
+  if (!r.failed() && phase > max_job_phase)
+    r.fail("phase " + std::to_string(phase) + " out of range");
   j.phase = static_cast<job_phase>(phase);
   const auto ordering = r.u8("ordering mode");
   if (!r.failed() && ordering > max_ordering)
@@ -260,10 +268,11 @@ std::string decode_job(std::string_view in, job_record& j) {
   j.listing_complete = r.boolean("listing complete");
   j.order_size = r.varint("order size");
   auto& c = j.counters;
-  for (auto* v : {&c.listed, &c.pages, &c.duplicates, &c.in_scope, &c.needs_reconciliation,
-                  &c.redelivered})
+  for (auto* v :
+       {&c.listed, &c.pages, &c.duplicates, &c.in_scope, &c.needs_reconciliation, &c.redelivered})
     *v = r.varint("counter");
-  for (auto& v : c.by_remote_status) v = r.varint("status counter");
+  for (auto& v : c.by_remote_status)
+    v = r.varint("status counter");
   j.failure_code = r.bytes("failure code");
   j.failure_message = r.bytes("failure message");
   j.created_ms = r.zigzag("created time");

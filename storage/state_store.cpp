@@ -32,7 +32,9 @@ class null_logger : public rocksdb::Logger {
   void Logv(const char*, va_list) override {}
 };
 
-std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const std::filesystem::path& p) {
+  return "'" + p.string() + "'";
+}
 
 rocksdb::ColumnFamilyOptions make_cf_options(const store_options& o,
                                              const std::shared_ptr<rocksdb::Cache>& cache) {
@@ -81,8 +83,8 @@ bool is_lock_error(const rocksdb::Status& s) {
 error<store_errc> locked_error(const std::filesystem::path& dir) {
   return make_error(store_errc::locked,
                     "state directory " + quoted(dir) +
-                      " is locked: another export-items process (or another store in this "
-                      "process) holds it; wait for it to finish or use another --state-dir");
+                        " is locked: another export-items process (or another store in this "
+                        "process) holds it; wait for it to finish or use another --state-dir");
 }
 
 /// What the read-only inspection of an existing store found.
@@ -97,25 +99,27 @@ store_result<probe_result> probe(const std::filesystem::path& dir) {
   std::vector<std::string> names;
   auto s = rocksdb::DB::ListColumnFamilies(dbo, dir.string(), &names);
   if (!s.ok())
-    return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
-                      "state directory " + quoted(dir) +
-                        ": cannot read its column families: " + s.ToString());
+    return make_error(
+        s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
+        "state directory " + quoted(dir) + ": cannot read its column families: " + s.ToString());
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+  for (const auto& n : names)
+    descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
   rocksdb::Options ro{dbo, rocksdb::ColumnFamilyOptions{}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   s = rocksdb::DB::OpenForReadOnly(ro, dir.string(), descs, &handles, &raw);
   if (!s.ok())
-    return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
-                      "state directory " + quoted(dir) + ": cannot open it read-only: " +
-                        s.ToString());
+    return make_error(
+        s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
+        "state directory " + quoted(dir) + ": cannot open it read-only: " + s.ToString());
   std::unique_ptr<rocksdb::DB> db{raw};
   struct closer {
     rocksdb::DB* db;
     std::vector<rocksdb::ColumnFamilyHandle*>& hs;
     ~closer() {
-      for (auto* h : hs) db->DestroyColumnFamilyHandle(h);
+      for (auto* h : hs)
+        db->DestroyColumnFamilyHandle(h);
     }
   } close_handles{db.get(), handles};
 
@@ -131,29 +135,29 @@ store_result<probe_result> probe(const std::filesystem::path& dir) {
     if (s.ok())
       schema = std::move(v);
     else if (!s.IsNotFound())
-      return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
-                        "state directory " + quoted(dir) + ": cannot read the schema: " +
-                          s.ToString());
+      return make_error(
+          s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
+          "state directory " + quoted(dir) + ": cannot read the schema: " + s.ToString());
   }
   if (schema) {
     if (*schema != state_store::schema_version)
       return make_error(store_errc::schema_mismatch,
                         "state directory " + quoted(dir) + " holds schema '" + *schema +
-                          "' but this export-items uses '" +
-                          std::string{state_store::schema_version} +
-                          "'; it was left untouched (use a matching export-items version or "
-                          "another --state-dir)");
+                            "' but this export-items uses '" +
+                            std::string{state_store::schema_version} +
+                            "'; it was left untouched (use a matching export-items version or "
+                            "another --state-dir)");
     std::string missing;
     for (auto n : cf_names)
       if (!find(n)) missing += (missing.empty() ? "" : ", ") + std::string{n};
     if (!missing.empty())
-      return make_error(store_errc::corrupt, "state directory " + quoted(dir) +
-                                               ": column families missing: " + missing);
+      return make_error(store_errc::corrupt,
+                        "state directory " + quoted(dir) + ": column families missing: " + missing);
     for (const auto& n : names)
       if (n != rocksdb::kDefaultColumnFamilyName &&
           std::find(cf_names.begin(), cf_names.end(), n) == cf_names.end())
         return make_error(store_errc::corrupt, "state directory " + quoted(dir) +
-                                                 ": unexpected column family '" + n + "'");
+                                                   ": unexpected column family '" + n + "'");
     return probe_result{false};
   }
   // No schema: only an empty store (a crash while it was being created) may be initialised.
@@ -163,7 +167,7 @@ store_result<probe_result> probe(const std::filesystem::path& dir) {
     if (it->Valid() || !it->status().ok())
       return make_error(store_errc::corrupt,
                         "state directory " + quoted(dir) + " holds data (column family '" +
-                          names[i] + "') but no export-items schema record; refusing it");
+                            names[i] + "') but no export-items schema record; refusing it");
   }
   return probe_result{true};
 }
@@ -178,21 +182,30 @@ bool directory_is_empty(const std::filesystem::path& dir, std::error_code& ec) {
 
 std::string_view to_string(store_errc code) noexcept {
   switch (code) {
-    case store_errc::locked: return "locked";
-    case store_errc::corrupt: return "corrupt";
-    case store_errc::schema_mismatch: return "schema_mismatch";
-    case store_errc::io_error: return "io_error";
-    case store_errc::not_found: return "not_found";
-    case store_errc::invalid_argument: return "invalid_argument";
+    case store_errc::locked:
+      return "locked";
+    case store_errc::corrupt:
+      return "corrupt";
+    case store_errc::schema_mismatch:
+      return "schema_mismatch";
+    case store_errc::io_error:
+      return "io_error";
+    case store_errc::not_found:
+      return "not_found";
+    case store_errc::invalid_argument:
+      return "invalid_argument";
   }
   return "unknown";
 }
 
 std::string_view to_string(sync_policy p) noexcept {
   switch (p) {
-    case sync_policy::none: return "none";
-    case sync_policy::commits: return "commits";
-    case sync_policy::always: return "always";
+    case sync_policy::none:
+      return "none";
+    case sync_policy::commits:
+      return "commits";
+    case sync_policy::always:
+      return "always";
   }
   return "unknown";
 }
@@ -205,20 +218,28 @@ std::optional<sync_policy> parse_sync_policy(std::string_view t) noexcept {
 
 std::string_view to_string(job_phase p) noexcept {
   switch (p) {
-    case job_phase::verifying: return "verifying";
-    case job_phase::listing: return "listing";
-    case job_phase::ordering: return "ordering";
-    case job_phase::dispatching: return "dispatching";
-    case job_phase::complete: return "complete";
-    case job_phase::failed: return "failed";
+    case job_phase::verifying:
+      return "verifying";
+    case job_phase::listing:
+      return "listing";
+    case job_phase::ordering:
+      return "ordering";
+    case job_phase::dispatching:
+      return "dispatching";
+    case job_phase::complete:
+      return "complete";
+    case job_phase::failed:
+      return "failed";
   }
   return "unknown";
 }
 
 std::string_view to_string(ordering_mode m) noexcept {
   switch (m) {
-    case ordering_mode::chronological: return "chronological";
-    case ordering_mode::entry_id: return "entry_id";
+    case ordering_mode::chronological:
+      return "chronological";
+    case ordering_mode::entry_id:
+      return "entry_id";
   }
   return "unknown";
 }
@@ -250,16 +271,15 @@ state_store::impl::~impl() {
 
 rocksdb::WriteOptions state_store::impl::write_options(bool commit_point) const {
   rocksdb::WriteOptions wo;
-  wo.sync = options.sync == sync_policy::always ||
-            (options.sync == sync_policy::commits && commit_point);
+  wo.sync =
+      options.sync == sync_policy::always || (options.sync == sync_policy::commits && commit_point);
   wo.disableWAL = false;
   return wo;
 }
 
 error<store_errc> state_store::impl::fail(const rocksdb::Status& s, std::string_view what) const {
   return make_error(s.IsCorruption() ? store_errc::corrupt : store_errc::io_error,
-                    "state store " + quoted(dir) + ": " + std::string{what} + ": " +
-                      s.ToString());
+                    "state store " + quoted(dir) + ": " + std::string{what} + ": " + s.ToString());
 }
 
 error<store_errc> state_store::impl::corrupt(cf_index c, const api::uuid* job,
@@ -279,13 +299,35 @@ store_status state_store::impl::write(rocksdb::WriteBatch& batch, bool commit_po
   return ok_v;
 }
 
+store_status state_store::impl::write_then_sync(rocksdb::WriteBatch& batch,
+                                                std::unique_lock<std::mutex>& lock,
+                                                std::string_view what) {
+  // The write is ordered under the lock (so watermarks never regress); the fsync is not, so
+  // concurrent committers overlap: a writer whose data an in-flight fsync already covered
+  // finds its own fsync nearly free.
+  rocksdb::WriteOptions wo;
+  wo.sync = false;
+  auto s = db->Write(wo, &batch);
+  lock.unlock();
+  if (!s.ok()) return fail(s, what);
+  if (options.sync != sync_policy::none) {
+    s = db->SyncWAL();
+    if (!s.ok()) return fail(s, std::string{what} + " (WAL sync)");
+  }
+  return ok_v;
+}
+
 // -- open -----------------------------------------------------------------------------------
 
 state_store::state_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 state_store::~state_store() = default;
 
-const std::filesystem::path& state_store::directory() const noexcept { return impl_->dir; }
-const store_options& state_store::options() const noexcept { return impl_->options; }
+const std::filesystem::path& state_store::directory() const noexcept {
+  return impl_->dir;
+}
+const store_options& state_store::options() const noexcept {
+  return impl_->options;
+}
 
 store_result<std::unique_ptr<state_store>> state_store::open(const std::filesystem::path& dir,
                                                              store_options options) {
@@ -297,8 +339,7 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
   std::error_code ec;
   const bool exists = fs::exists(dir, ec);
   if (ec)
-    return make_error(store_errc::io_error,
-                      "state directory " + quoted(dir) + ": " + ec.message());
+    return make_error(store_errc::io_error, "state directory " + quoted(dir) + ": " + ec.message());
   if (!exists) {
     if (!options.create_if_missing)
       return make_error(store_errc::not_found,
@@ -320,12 +361,12 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
   // refused before RocksDB touches anything in it.
   p->dir_lock_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (p->dir_lock_fd < 0)
-    return make_error(store_errc::io_error, "cannot open state directory " + quoted(dir) +
-                                              ": " + std::strerror(errno));
+    return make_error(store_errc::io_error,
+                      "cannot open state directory " + quoted(dir) + ": " + std::strerror(errno));
   if (::flock(p->dir_lock_fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) return locked_error(dir);
-    return make_error(store_errc::io_error, "cannot lock state directory " + quoted(dir) +
-                                              ": " + std::strerror(errno));
+    return make_error(store_errc::io_error,
+                      "cannot lock state directory " + quoted(dir) + ": " + std::strerror(errno));
   }
 
   bool fresh = false;
@@ -337,7 +378,7 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
     if (!directory_is_empty(dir, ec))
       return make_error(store_errc::corrupt,
                         "state directory " + quoted(dir) +
-                          " is not empty and holds no RocksDB store; refusing to use it");
+                            " is not empty and holds no RocksDB store; refusing to use it");
     if (ec)
       return make_error(store_errc::io_error,
                         "state directory " + quoted(dir) + ": " + ec.message());
@@ -354,7 +395,8 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
   const auto cfo = make_cf_options(options, cache);
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cfo);
-  for (auto n : cf_names) descs.emplace_back(std::string{n}, cfo);
+  for (auto n : cf_names)
+    descs.emplace_back(std::string{n}, cfo);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(dbo, dir.string(), descs, &handles, &raw);
@@ -365,13 +407,13 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
   p->db.reset(raw);
   // handles[0] is the default CF, which we never use.
   p->db->DestroyColumnFamilyHandle(handles[0]);
-  for (std::size_t i = 0; i < cf_count; ++i) p->cf[i] = handles[i + 1];
+  for (std::size_t i = 0; i < cf_count; ++i)
+    p->cf[i] = handles[i + 1];
 
   if (fresh) {
     rocksdb::WriteOptions wo;
     wo.sync = options.sync != sync_policy::none;
-    s = p->db->Put(wo, p->cf[cf_meta], std::string{schema_key},
-                   std::string{schema_version});
+    s = p->db->Put(wo, p->cf[cf_meta], std::string{schema_key}, std::string{schema_version});
     if (!s.ok()) return p->fail(s, "cannot write the schema record");
   }
   return std::unique_ptr<state_store>{new state_store{std::move(p)}};
@@ -381,8 +423,8 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
 
 store_result<std::optional<job_record>> state_store::load_job(const api::uuid& job) {
   rocksdb::PinnableSlice v;
-  auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_jobs),
-                          job_key(job, tag_record), &v);
+  auto s =
+      impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_jobs), job_key(job, tag_record), &v);
   if (s.IsNotFound()) return std::optional<job_record>{};
   if (!s.ok()) return impl_->fail(s, "cannot read job " + job.to_string());
   job_record rec;
@@ -395,7 +437,7 @@ store_result<std::optional<job_record>> state_store::load_job(const api::uuid& j
 store_result<std::vector<job_record>> state_store::load_jobs() {
   std::vector<job_record> out;
   std::unique_ptr<rocksdb::Iterator> it{
-    impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->handle(cf_jobs))};
+      impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->handle(cf_jobs))};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto k = it->key().ToStringView();
     if (k.size() != job_key_size)
@@ -448,9 +490,9 @@ store_status state_store::commit_page(const job_record& updated, std::uint32_t e
   for (const auto& it : page.items)
     if (static_cast<std::uint8_t>(it.remote_status) >
         static_cast<std::uint8_t>(api::item_status::unknown))
-      return make_error(store_errc::invalid_argument,
-                        "commit_page: item " + it.id.to_string() + " of job " +
-                          job.to_string() + " has an out-of-range status");
+      return make_error(store_errc::invalid_argument, "commit_page: item " + it.id.to_string() +
+                                                          " of job " + job.to_string() +
+                                                          " has an out-of-range status");
   rocksdb::WriteBatch b;
   std::string v;
   encode_page(page, v);
@@ -462,9 +504,9 @@ store_status state_store::commit_page(const job_record& updated, std::uint32_t e
   }
   encode_job(updated, v);
   b.Put(impl_->handle(cf_jobs), job_key(job, tag_record), v);
-  return impl_->write(b, false,
-                      "cannot commit page " + std::to_string(page.page_no) + " of job " +
-                        job.to_string());
+  return impl_->write(
+      b, false,
+      "cannot commit page " + std::to_string(page.page_no) + " of job " + job.to_string());
 }
 
 namespace {
@@ -475,7 +517,8 @@ store_status fill_tracking(state_store::impl& p, const api::uuid& job, page_reco
   if (flagged.empty()) return ok_v;
   std::vector<std::string> keys;
   keys.reserve(flagged.size());
-  for (auto i : flagged) keys.push_back(tracking_key(job, page.items[i].id));
+  for (auto i : flagged)
+    keys.push_back(tracking_key(job, page.items[i].id));
   std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
@@ -486,7 +529,7 @@ store_status fill_tracking(state_store::impl& p, const api::uuid& job, page_reco
     if (statuses[k].IsNotFound())
       return p.corrupt(cf_pages, &job,
                        "page " + std::to_string(page.page_no) + " flags item " +
-                         item.id.to_string() + " with tracking fields but none are stored");
+                           item.id.to_string() + " with tracking fields but none are stored");
     if (!statuses[k].ok()) return p.fail(statuses[k], "cannot read tracking fields");
     if (auto why = decode_tracking(values[k].ToStringView(), item.tracking); !why.empty())
       return p.corrupt(cf_tracking, &job, "item " + item.id.to_string() + ": " + why);
@@ -513,13 +556,14 @@ store_status state_store::for_each_page(const api::uuid& job, std::uint32_t epoc
                             "key of " + std::to_string(k.size()) + " bytes (expected 24)");
     page.page_no = be32_at(k.substr(20));
     if (auto why = decode_page(it->value().ToStringView(), page, flagged); !why.empty())
-      return impl_->corrupt(cf_pages, &job,
-                            "epoch " + std::to_string(epoch) + " page " +
-                              std::to_string(page.page_no) + ": " + why);
+      return impl_->corrupt(
+          cf_pages, &job,
+          "epoch " + std::to_string(epoch) + " page " + std::to_string(page.page_no) + ": " + why);
     if (auto st = fill_tracking(*impl_, job, page, flagged); !st) return st;
     if (!fn(std::move(page))) return ok_v;
   }
-  if (!it->status().ok()) return impl_->fail(it->status(), "cannot read pages of job " + job.to_string());
+  if (!it->status().ok())
+    return impl_->fail(it->status(), "cannot read pages of job " + job.to_string());
   return ok_v;
 }
 
@@ -538,13 +582,13 @@ store_status state_store::drop_pages(const api::uuid& job, std::uint32_t epoch) 
   const auto lower = page_prefix(job, epoch);
   rocksdb::WriteBatch b;
   b.DeleteRange(impl_->handle(cf_pages), lower, prefix_end(lower));
-  return impl_->write(b, false,
-                      "cannot drop pages of epoch " + std::to_string(epoch) + " of job " +
-                        job.to_string());
+  return impl_->write(
+      b, false,
+      "cannot drop pages of epoch " + std::to_string(epoch) + " of job " + job.to_string());
 }
 
 store_result<std::optional<api::tracking_fields>> state_store::load_tracking(
-  const api::uuid& job, const api::uuid& item) {
+    const api::uuid& job, const api::uuid& item) {
   rocksdb::PinnableSlice v;
   auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_tracking),
                           tracking_key(job, item), &v);
@@ -563,29 +607,29 @@ store_status state_store::write_order_chunk(const api::uuid& job, std::uint32_t 
   if (entries.empty() || entries.size() > order_chunk_size)
     return make_error(store_errc::invalid_argument,
                       "write_order_chunk: chunk " + std::to_string(chunk_no) + " of job " +
-                        job.to_string() + " has " + std::to_string(entries.size()) +
-                        " entries (expected 1.." + std::to_string(order_chunk_size) + ")");
+                          job.to_string() + " has " + std::to_string(entries.size()) +
+                          " entries (expected 1.." + std::to_string(order_chunk_size) + ")");
   for (const auto& e : entries)
     if (static_cast<std::uint8_t>(e.remote_status) >
         static_cast<std::uint8_t>(api::item_status::unknown))
-      return make_error(store_errc::invalid_argument,
-                        "write_order_chunk: entry " + e.id.to_string() +
-                          " has an out-of-range status");
+      return make_error(
+          store_errc::invalid_argument,
+          "write_order_chunk: entry " + e.id.to_string() + " has an out-of-range status");
   std::string v;
   encode_order_chunk(entries, v);
   rocksdb::WriteBatch b;
   b.Put(impl_->handle(cf_order), order_key(job, chunk_no), v);
-  return impl_->write(b, false,
-                      "cannot write order chunk " + std::to_string(chunk_no) + " of job " +
-                        job.to_string());
+  return impl_->write(
+      b, false,
+      "cannot write order chunk " + std::to_string(chunk_no) + " of job " + job.to_string());
 }
 
 store_status state_store::finish_order(const job_record& updated) {
   const auto chunks = (updated.order_size + order_chunk_size - 1) / order_chunk_size;
   if (chunks > 0xffffffffu)
-    return make_error(store_errc::invalid_argument,
-                      "finish_order: order size " + std::to_string(updated.order_size) +
-                        " is too large");
+    return make_error(
+        store_errc::invalid_argument,
+        "finish_order: order size " + std::to_string(updated.order_size) + " is too large");
   std::string v;
   encode_job(updated, v);
   rocksdb::WriteBatch b;
@@ -630,9 +674,9 @@ store_result<std::vector<order_entry>> state_store::read_order(const api::uuid& 
 // -- dispatch and acks ----------------------------------------------------------------------
 
 store_status state_store::commit_dispatch(
-  const api::uuid& job, std::uint64_t dispatched_through,
-  std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts) {
-  std::lock_guard guard{impl_->watermark_mutex};
+    const api::uuid& job, std::uint64_t dispatched_through,
+    std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts) {
+  std::unique_lock lock{impl_->watermark_mutex};
   auto rec = load_job(job);
   if (!rec) return std::move(rec).err();
   if (!*rec)
@@ -641,15 +685,15 @@ store_status state_store::commit_dispatch(
   if (dispatched_through > (*rec)->order_size)
     return make_error(store_errc::invalid_argument,
                       "commit_dispatch: job " + job.to_string() + " dispatched_through " +
-                        std::to_string(dispatched_through) + " exceeds order size " +
-                        std::to_string((*rec)->order_size));
+                          std::to_string(dispatched_through) + " exceeds order size " +
+                          std::to_string((*rec)->order_size));
   for (const auto& [seq, attempt] : redelivery_attempts)
     if (seq == 0 || seq > dispatched_through || attempt < 2)
       return make_error(store_errc::invalid_argument,
                         "commit_dispatch: job " + job.to_string() + " attempt " +
-                          std::to_string(attempt) + " for seq " + std::to_string(seq) +
-                          " (need seq in 1.." + std::to_string(dispatched_through) +
-                          ", attempt >= 2)");
+                            std::to_string(attempt) + " for seq " + std::to_string(seq) +
+                            " (need seq in 1.." + std::to_string(dispatched_through) +
+                            ", attempt >= 2)");
   auto w = read_watermarks(*impl_, job);
   if (!w) return std::move(w).err();
   w->dispatched_through = std::max(w->dispatched_through, dispatched_through);
@@ -661,16 +705,16 @@ store_status state_store::commit_dispatch(
     encode_attempt(attempt, v);
     b.Put(impl_->handle(cf_attempts), attempt_key(job, seq), v);
   }
-  return impl_->write(b, true, "cannot commit dispatch of job " + job.to_string());
+  return impl_->write_then_sync(b, lock, "cannot commit dispatch of job " + job.to_string());
 }
 
 store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> state_store::load_attempts(
-  const api::uuid& job, std::uint64_t first_seq, std::uint64_t last_seq) {
+    const api::uuid& job, std::uint64_t first_seq, std::uint64_t last_seq) {
   std::vector<std::pair<std::uint64_t, std::uint32_t>> out;
   if (first_seq > last_seq) return out;
   const auto lower = attempt_key(job, first_seq);
-  const auto upper = last_seq == UINT64_MAX ? prefix_end(job_prefix(job))
-                                            : attempt_key(job, last_seq + 1);
+  const auto upper =
+      last_seq == UINT64_MAX ? prefix_end(job_prefix(job)) : attempt_key(job, last_seq + 1);
   rocksdb::Slice upper_slice{upper};
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
@@ -691,11 +735,11 @@ store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> state_store::
 }
 
 store_status state_store::commit_acks(
-  std::span<const job_progress> progress,
-  std::optional<std::pair<std::string, std::uint64_t>> sink_offset) {
+    std::span<const job_progress> progress,
+    std::optional<std::pair<std::string, std::uint64_t>> sink_offset) {
   if (sink_offset && sink_offset->first.empty())
     return make_error(store_errc::invalid_argument, "commit_acks: empty sink name");
-  std::lock_guard guard{impl_->watermark_mutex};
+  std::unique_lock lock{impl_->watermark_mutex};
   std::map<api::uuid, watermarks> merged;
   for (const auto& p : progress) {
     auto found = merged.find(p.job_id);
@@ -711,17 +755,17 @@ store_status state_store::commit_acks(
       if (!*rec || *p.dispatched_through > (*rec)->order_size)
         return make_error(store_errc::invalid_argument,
                           "commit_acks: job " + p.job_id.to_string() + " dispatched_through " +
-                            std::to_string(*p.dispatched_through) +
-                            (*rec ? " exceeds order size " + std::to_string((*rec)->order_size)
-                                  : std::string{" but the job is unknown"}));
+                              std::to_string(*p.dispatched_through) +
+                              (*rec ? " exceeds order size " + std::to_string((*rec)->order_size)
+                                    : std::string{" but the job is unknown"}));
       w.dispatched_through = *p.dispatched_through;
     }
     if (p.acked_through && *p.acked_through > w.acked_through) {
       if (*p.acked_through > w.dispatched_through)
         return make_error(store_errc::invalid_argument,
                           "commit_acks: job " + p.job_id.to_string() + " acked_through " +
-                            std::to_string(*p.acked_through) + " exceeds dispatched_through " +
-                            std::to_string(w.dispatched_through));
+                              std::to_string(*p.acked_through) + " exceeds dispatched_through " +
+                              std::to_string(w.dispatched_through));
       w.acked_through = *p.acked_through;
     }
   }
@@ -736,11 +780,11 @@ store_status state_store::commit_acks(
     b.Put(impl_->handle(cf_meta), std::string{sink_key_prefix} + sink_offset->first, v);
   }
   if (b.Count() == 0) return ok_v;
-  return impl_->write(b, true, "cannot commit acks");
+  return impl_->write_then_sync(b, lock, "cannot commit acks");
 }
 
 store_result<std::optional<std::uint64_t>> state_store::load_sink_offset(
-  const std::string& sink_name) {
+    const std::string& sink_name) {
   rocksdb::PinnableSlice v;
   auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->handle(cf_meta),
                           std::string{sink_key_prefix} + sink_name, &v);

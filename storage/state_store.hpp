@@ -114,12 +114,12 @@ struct job_record {
   api::uuid company_id;
   job_phase phase = job_phase::verifying;
   ordering_mode ordering = ordering_mode::chronological;
-  std::uint32_t runs = 0;              ///< how many times the job was started
-  std::uint32_t listing_epoch = 0;     ///< bumped when a listing restarts from scratch
-  std::uint32_t pages_committed = 0;   ///< pages of the current epoch: numbered 0..n-1
-  std::string next_cursor;             ///< cursor for the next page (empty: first/none)
+  std::uint32_t runs = 0;             ///< how many times the job was started
+  std::uint32_t listing_epoch = 0;    ///< bumped when a listing restarts from scratch
+  std::uint32_t pages_committed = 0;  ///< pages of the current epoch: numbered 0..n-1
+  std::string next_cursor;            ///< cursor for the next page (empty: first/none)
   bool listing_complete = false;
-  std::uint64_t order_size = 0;        ///< valid once the order is finished
+  std::uint64_t order_size = 0;  ///< valid once the order is finished
   job_counters counters;
   std::string failure_code;
   std::string failure_message;
@@ -151,9 +151,9 @@ struct listed_item {
 
 /// One listed page: the cursor that fetched it and the cursor that follows it.
 struct page_record {
-  std::uint32_t page_no = 0;     ///< 0-based within the listing epoch
-  std::string request_cursor;    ///< empty for the first page
-  std::string next_cursor;       ///< endCursor of the page (empty when absent)
+  std::uint32_t page_no = 0;   ///< 0-based within the listing epoch
+  std::string request_cursor;  ///< empty for the first page
+  std::string next_cursor;     ///< endCursor of the page (empty when absent)
   bool has_next = false;
   std::vector<listed_item> items;
 
@@ -243,8 +243,7 @@ class state_store {
   /// (together with the cursor that follows them, so listing resumes from an earlier
   /// cursor and re-fetches them). Idempotent: re-committing a page overwrites it.
   /// invalid_argument when an item status is out of range.
-  store_status commit_page(const job_record& updated, std::uint32_t epoch,
-                           const page_record& page);
+  store_status commit_page(const job_record& updated, std::uint32_t epoch, const page_record& page);
   /// Every page of the epoch, in page order, with tracking fields filled in.
   store_result<std::vector<page_record>> load_pages(const api::uuid& job, std::uint32_t epoch);
   /// Streams the pages of the epoch in page order without holding them all; `fn` returns
@@ -286,12 +285,12 @@ class state_store {
   /// dispatched_through exceeds its order_size, an attempt is < 2, or an attempt's seq is 0
   /// or beyond dispatched_through.
   store_status commit_dispatch(
-    const api::uuid& job, std::uint64_t dispatched_through,
-    std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts);
+      const api::uuid& job, std::uint64_t dispatched_through,
+      std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts);
   /// Attempt numbers stored for seqs in [first_seq, last_seq], ascending by seq. Seqs not
   /// listed were never redelivered (attempt 1).
   store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> load_attempts(
-    const api::uuid& job, std::uint64_t first_seq, std::uint64_t last_seq);
+      const api::uuid& job, std::uint64_t first_seq, std::uint64_t last_seq);
   /// Commits ack progress of several jobs and, optionally, a sink's file offset (the byte
   /// offset just past its last acknowledged record) in ONE WriteBatch, fsynced under
   /// `commits` and `always`: when it returns, neither the acks nor the offset can be lost,

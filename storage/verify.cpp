@@ -65,8 +65,7 @@ class verifier {
     for (it->SeekToFirst(); it->Valid(); it->Next())
       fn(it->key().ToStringView(), it->value().ToStringView());
     if (!it->status().ok())
-      return p_.fail(it->status(), "verify: cannot scan column family " +
-                                     std::string{cf_names[c]});
+      return p_.fail(it->status(), "verify: cannot scan column family " + std::string{cf_names[c]});
     return ok_v;
   }
 
@@ -78,8 +77,9 @@ class verifier {
       id = uuid_at(k);
       job = &id;
     }
-    report(c, job, "key of " + std::to_string(k.size()) + " bytes (expected " +
-                     std::to_string(expected) + ")");
+    report(c, job,
+           "key of " + std::to_string(k.size()) + " bytes (expected " + std::to_string(expected) +
+               ")");
     return false;
   }
 
@@ -89,13 +89,14 @@ class verifier {
       if (k == schema_key) {
         schema = true;
         if (v != state_store::schema_version)
-          report(cf_meta, nullptr, "schema is '" + std::string{v} + "', expected '" +
-                                     std::string{state_store::schema_version} + "'");
+          report(cf_meta, nullptr,
+                 "schema is '" + std::string{v} + "', expected '" +
+                     std::string{state_store::schema_version} + "'");
       } else if (k.starts_with(sink_key_prefix)) {
         std::uint64_t off = 0;
         if (auto why = decode_sink_offset(v, off); !why.empty())
-          report(cf_meta, nullptr, "offset of sink '" +
-                                     std::string{k.substr(sink_key_prefix.size())} + "': " + why);
+          report(cf_meta, nullptr,
+                 "offset of sink '" + std::string{k.substr(sink_key_prefix.size())} + "': " + why);
       } else {
         report(cf_meta, nullptr, "unknown key '" + std::string{k} + "'");
       }
@@ -144,22 +145,25 @@ class verifier {
       page_record page;
       page.page_no = be32_at(k.substr(20));
       if (auto why = decode_page(v, page, flagged); !why.empty()) {
-        report(cf_pages, &id, "epoch " + std::to_string(epoch) + " page " +
-                                std::to_string(page.page_no) + ": " + why);
+        report(cf_pages, &id,
+               "epoch " + std::to_string(epoch) + " page " + std::to_string(page.page_no) + ": " +
+                   why);
         return;
       }
       if (!f) return;
       if (epoch != f->rec->listing_epoch) {
         if (stale.insert({id, epoch}).second)
-          report(cf_pages, &id, "pages of listing epoch " + std::to_string(epoch) +
-                                  " but the current epoch is " +
-                                  std::to_string(f->rec->listing_epoch) + " (not dropped)");
+          report(cf_pages, &id,
+                 "pages of listing epoch " + std::to_string(epoch) + " but the current epoch is " +
+                     std::to_string(f->rec->listing_epoch) + " (not dropped)");
         return;
       }
       f->page_numbers.push_back(page.page_no);
       f->items += page.items.size();
-      for (const auto& it : page.items) ++f->by_status[static_cast<std::size_t>(it.remote_status)];
-      for (auto i : flagged) f->tracked.push_back(page.items[i].id);
+      for (const auto& it : page.items)
+        ++f->by_status[static_cast<std::size_t>(it.remote_status)];
+      for (auto i : flagged)
+        f->tracked.push_back(page.items[i].id);
     });
   }
 
@@ -197,9 +201,9 @@ class verifier {
       if (!f) return;
       const auto dispatched = f->marks ? f->marks->dispatched_through : 0;
       if (seq == 0 || seq > dispatched)
-        report(cf_attempts, &id, "attempt recorded for seq " + std::to_string(seq) +
-                                   " outside the dispatched range 1.." +
-                                   std::to_string(dispatched));
+        report(cf_attempts, &id,
+               "attempt recorded for seq " + std::to_string(seq) +
+                   " outside the dispatched range 1.." + std::to_string(dispatched));
     });
   }
 
@@ -225,95 +229,110 @@ class verifier {
       // pages of the current epoch
       for (std::size_t i = 0; i < f.page_numbers.size(); ++i)
         if (f.page_numbers[i] != i) {
-          report(cf_pages, job, "page " + std::to_string(i) + " of epoch " +
-                                  std::to_string(r.listing_epoch) + " is missing");
+          report(cf_pages, job,
+                 "page " + std::to_string(i) + " of epoch " + std::to_string(r.listing_epoch) +
+                     " is missing");
           break;
         }
       if (f.page_numbers.size() != r.pages_committed)
-        report(cf_pages, job, std::to_string(f.page_numbers.size()) +
-                                " pages stored but the job record says " +
-                                std::to_string(r.pages_committed) + " were committed");
+        report(cf_pages, job,
+               std::to_string(f.page_numbers.size()) + " pages stored but the job record says " +
+                   std::to_string(r.pages_committed) + " were committed");
       if (c.pages != f.page_numbers.size())
-        report(cf_jobs, job, "counter pages = " + std::to_string(c.pages) + " but " +
-                               std::to_string(f.page_numbers.size()) + " pages are stored");
+        report(cf_jobs, job,
+               "counter pages = " + std::to_string(c.pages) + " but " +
+                   std::to_string(f.page_numbers.size()) + " pages are stored");
       if (c.listed != f.items)
-        report(cf_jobs, job, "counter listed = " + std::to_string(c.listed) + " but the pages hold " +
-                               std::to_string(f.items) + " items");
+        report(cf_jobs, job,
+               "counter listed = " + std::to_string(c.listed) + " but the pages hold " +
+                   std::to_string(f.items) + " items");
       for (std::size_t s = 0; s < f.by_status.size(); ++s)
         if (c.by_remote_status[s] != f.by_status[s])
-          report(cf_jobs, job, "counter of remote status '" +
-                                 std::string{api::to_string(static_cast<api::item_status>(s))} +
-                                 "' = " + std::to_string(c.by_remote_status[s]) +
-                                 " but the pages hold " + std::to_string(f.by_status[s]));
+          report(cf_jobs, job,
+                 "counter of remote status '" +
+                     std::string{api::to_string(static_cast<api::item_status>(s))} +
+                     "' = " + std::to_string(c.by_remote_status[s]) + " but the pages hold " +
+                     std::to_string(f.by_status[s]));
       if (c.duplicates > c.listed)
-        report(cf_jobs, job, "more duplicates (" + std::to_string(c.duplicates) +
-                               ") than listed items (" + std::to_string(c.listed) + ")");
+        report(cf_jobs, job,
+               "more duplicates (" + std::to_string(c.duplicates) + ") than listed items (" +
+                   std::to_string(c.listed) + ")");
       check_order(id, f);
       // watermarks
       if (f.marks) {
         const auto& w = *f.marks;
         if (w.acked_through > w.dispatched_through)
-          report(cf_jobs, job, "acked_through " + std::to_string(w.acked_through) +
-                                 " exceeds dispatched_through " +
-                                 std::to_string(w.dispatched_through));
+          report(cf_jobs, job,
+                 "acked_through " + std::to_string(w.acked_through) +
+                     " exceeds dispatched_through " + std::to_string(w.dispatched_through));
         if (w.dispatched_through > r.order_size)
-          report(cf_jobs, job, "dispatched_through " + std::to_string(w.dispatched_through) +
-                                 " exceeds order size " + std::to_string(r.order_size));
+          report(cf_jobs, job,
+                 "dispatched_through " + std::to_string(w.dispatched_through) +
+                     " exceeds order size " + std::to_string(r.order_size));
       }
       // tracking records claimed by pages and order entries
       std::sort(f.tracked.begin(), f.tracked.end());
       f.tracked.erase(std::unique(f.tracked.begin(), f.tracked.end()), f.tracked.end());
       for (const auto& item : f.tracked)
         if (!tracking_keys_.contains({id, item}))
-          report(cf_tracking, job, "item " + item.to_string() +
-                                     " is flagged with tracking fields but has no record");
+          report(cf_tracking, job,
+                 "item " + item.to_string() + " is flagged with tracking fields but has no record");
     }
     return ok_v;
   }
 
   void check_order(const api::uuid& id, job_facts& f) {
     const auto& r = *f.rec;
-    const bool finished = r.phase == job_phase::dispatching || r.phase == job_phase::complete ||
-                          r.order_size > 0;
+    const bool finished =
+        r.phase == job_phase::dispatching || r.phase == job_phase::complete || r.order_size > 0;
     if (!finished) return;  // an ordering in progress may hold any prefix of chunks
     const auto* job = &id;
     const auto cs = state_store::order_chunk_size;
     const auto n = (r.order_size + cs - 1) / cs;
     std::uint64_t total = 0;
-    for (std::size_t i = 0; i < f.chunks.size(); ++i) {
-      const auto [no, size] = f.chunks[i];
+    std::uint64_t next = 0;  // the chunk number expected next
+    const auto missing = [&](std::uint64_t from, std::uint64_t to) {
+      if (from < to)
+        report(cf_order, job,
+               (to - from == 1 ? "chunk " + std::to_string(from) + " is missing"
+                               : "chunks " + std::to_string(from) + ".." + std::to_string(to - 1) +
+                                     " are missing") +
+                   " (order size " + std::to_string(r.order_size) + " needs " + std::to_string(n) +
+                   " chunks)");
+    };
+    for (const auto& [no, size] : f.chunks) {
       total += size;
       if (no >= n) {
-        report(cf_order, job, "chunk " + std::to_string(no) + " lies beyond order size " +
-                                std::to_string(r.order_size));
+        report(cf_order, job,
+               "chunk " + std::to_string(no) + " lies beyond order size " +
+                   std::to_string(r.order_size));
         continue;
       }
-      if (no != i) {
-        report(cf_order, job, "chunk " + std::to_string(i) + " is missing");
-        return;
-      }
+      missing(next, no);
+      next = std::uint64_t{no} + 1;
       const auto expected = no + 1 < n ? cs : r.order_size - (n - 1) * cs;
       if (size != expected)
-        report(cf_order, job, "chunk " + std::to_string(no) + " holds " + std::to_string(size) +
-                                " entries, expected " + std::to_string(expected));
+        report(cf_order, job,
+               "chunk " + std::to_string(no) + " holds " + std::to_string(size) +
+                   " entries, expected " + std::to_string(expected));
     }
-    if (f.chunks.size() < n)
-      report(cf_order, job, "chunk " + std::to_string(f.chunks.size()) + " is missing (order size " +
-                              std::to_string(r.order_size) + " needs " + std::to_string(n) +
-                              " chunks)");
+    missing(next, n);
     if (total != r.order_size)
-      report(cf_order, job, "the chunks hold " + std::to_string(total) +
-                              " entries but order size is " + std::to_string(r.order_size));
+      report(cf_order, job,
+             "the chunks hold " + std::to_string(total) + " entries but order size is " +
+                 std::to_string(r.order_size));
     if ((r.phase == job_phase::dispatching || r.phase == job_phase::complete) &&
         r.counters.in_scope != r.order_size)
-      report(cf_jobs, job, "counter in_scope = " + std::to_string(r.counters.in_scope) +
-                             " but order size is " + std::to_string(r.order_size));
+      report(cf_jobs, job,
+             "counter in_scope = " + std::to_string(r.counters.in_scope) + " but order size is " +
+                 std::to_string(r.order_size));
     auto ids = f.order_ids;
     std::sort(ids.begin(), ids.end());
     for (std::size_t i = 1; i < ids.size(); ++i)
       if (ids[i] == ids[i - 1]) {
         report(cf_order, job, "item " + ids[i].to_string() + " appears more than once");
-        while (i + 1 < ids.size() && ids[i + 1] == ids[i]) ++i;
+        while (i + 1 < ids.size() && ids[i + 1] == ids[i])
+          ++i;
       }
   }
 

@@ -16,7 +16,15 @@
 
 namespace ei::storage::detail {
 
-enum cf_index : std::size_t { cf_meta, cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts, cf_count };
+enum cf_index : std::size_t {
+  cf_meta,
+  cf_jobs,
+  cf_pages,
+  cf_order,
+  cf_tracking,
+  cf_attempts,
+  cf_count
+};
 inline constexpr std::array<std::string_view, cf_count> cf_names{"meta",  "jobs",     "pages",
                                                                  "order", "tracking", "attempts"};
 
