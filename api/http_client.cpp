@@ -906,7 +906,13 @@ const client_config& http_client::config() const noexcept {
 
 void http_client::stop() {
   auto& p = impl_;
-  std::lock_guard<std::mutex> lock(p->stop_mutex);
+  std::unique_lock<std::mutex> lock(p->stop_mutex, std::defer_lock);
+  if (p->on_io_thread()) {
+    // Another thread may be in stop() joining this very thread: do not wait for it.
+    if (!lock.try_lock()) return;
+  } else {
+    lock.lock();
+  }
   if (p->threads.empty()) return;
   {
     std::lock_guard<std::mutex> submit_lock(p->submit_mutex);

@@ -933,6 +933,21 @@ TEST(http_client, stop_cancels_outstanding_requests) {
   EXPECT_EQ(client->stats().failed, static_cast<std::uint64_t>(n + 1));
 }
 
+TEST(http_client, stop_from_a_handler_does_not_deadlock) {
+  script_server srv(serve_ok());
+  auto client = make_client(fast_config(srv.url()));
+  std::promise<void> stopped;
+  client->async_request(get("/x"), [&](http_result<response>) {
+    client->stop();  // on an io thread: cancels, does not wait for itself
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  auto late = client->request_sync(get("/late"));
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.err().code, http_errc::cancelled);
+  client.reset();  // the destructor's stop() returns; the threads end on their own
+}
+
 TEST(http_client, request_sync_on_an_io_thread_is_refused) {
   script_server srv(serve_ok());
   auto client = make_client(fast_config(srv.url()));
@@ -1158,6 +1173,32 @@ TEST(http_client_sim, keep_alive_over_one_connection) {
   EXPECT_EQ(sim->request_log().size(), static_cast<std::size_t>(n));
   EXPECT_EQ(sim->request_log().back().target, "/v3/export-jobs/" + job + "/items?limit=10");
   std::printf("[ figure ] %d sequential keep-alive requests: %.0f requests/s\n", n, n / dt.count());
+}
+
+TEST(http_client_sim, concurrent_requests_over_the_pool) {
+  auto sim = start_sim();
+  ASSERT_TRUE(sim);
+  auto job = sim->jobs().front().id.to_string();
+  auto cfg = fast_config(sim->base_url());
+  cfg.max_connections = 4;
+  auto client = make_client(cfg);
+  constexpr int n = 1000;
+  std::atomic<int> ok{0}, left{n};
+  std::promise<void> all;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i)
+    client->async_request(get("/v3/export-jobs/" + job + "/items", {{"limit", "10"}}),
+                          [&](http_result<response> r) {
+                            if (r.ok()) ++ok;
+                            if (--left == 0) all.set_value();
+                          });
+  all.get_future().wait();
+  std::chrono::duration<double> dt = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(ok.load(), n);
+  EXPECT_LE(client->stats().connections_opened, 4u);
+  EXPECT_EQ(sim->request_log().size(), static_cast<std::size_t>(n));
+  std::printf("[ figure ] %d requests over 4 keep-alive connections: %.0f requests/s\n", n,
+              n / dt.count());
 }
 
 TEST(http_client_sim, injected_faults_are_retried) {
