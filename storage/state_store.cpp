@@ -799,6 +799,9 @@ store_result<std::optional<std::uint64_t>> state_store::load_sink_offset(
 // -- maintenance ----------------------------------------------------------------------------
 
 store_status state_store::erase_job(const api::uuid& job) {
+  // Under the watermark mutex so that a concurrent commit cannot resurrect the watermarks of
+  // the erased job from a value it read before the erase.
+  std::lock_guard guard{impl_->watermark_mutex};
   const auto lower = job_prefix(job);
   const auto upper = prefix_end(lower);
   rocksdb::WriteBatch b;

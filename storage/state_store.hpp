@@ -179,10 +179,11 @@ struct job_progress {
 /// The state store. One instance owns one directory exclusively for its lifetime.
 ///
 /// Threads: every member function may be called concurrently from any thread (RocksDB's DB
-/// is thread-safe). Watermark updates (commit_dispatch, commit_acks) take a store-wide mutex
-/// around read-current / max / write, so concurrent writers never move a watermark backwards.
-/// Callers still keep one logical writer per job for the job record (put_job, commit_page,
-/// finish_order are last-writer-wins).
+/// is thread-safe). Watermark updates (commit_dispatch, commit_acks, erase_job) take a
+/// store-wide mutex around read-current / max / write, so concurrent writers never move a
+/// watermark backwards; the WAL fsync that follows runs outside the mutex, so concurrent
+/// committers overlap their fsyncs. Callers still keep one logical writer per job for the job
+/// record (put_job, commit_page, finish_order are last-writer-wins).
 ///
 /// Blocking: every call does disk I/O; synced writes wait for fsync (milliseconds).
 ///
@@ -279,7 +280,10 @@ class state_store {
 
   /// Records that every seq <= dispatched_through has been handed on, plus the attempt
   /// numbers (>= 2) of redelivered seqs, in ONE WriteBatch fsynced under `commits` and
-  /// `always`, so it is durable BEFORE the items leave (call it first, then send).
+  /// `always`, so it is durable BEFORE the items leave (call it first, send after it returns).
+  /// The new value is visible to concurrent readers a moment before its fsync completes
+  /// (write, then WAL sync); the call returns only after the fsync. Cost: one WAL fsync per
+  /// call, so commit once per window of items, never per item.
   /// Monotonic: a dispatched_through below the stored one is kept at the stored value (the
   /// attempts are still written). invalid_argument (nothing written) when the job is unknown,
   /// dispatched_through exceeds its order_size, an attempt is < 2, or an attempt's seq is 0
@@ -294,7 +298,8 @@ class state_store {
   /// Commits ack progress of several jobs and, optionally, a sink's file offset (the byte
   /// offset just past its last acknowledged record) in ONE WriteBatch, fsynced under
   /// `commits` and `always`: when it returns, neither the acks nor the offset can be lost,
-  /// and after any crash both or neither are present. Watermarks never move backwards: a
+  /// and after any crash both or neither are present (visible to readers a moment before the
+  /// fsync completes, as for commit_dispatch). Watermarks never move backwards: a
   /// value below the stored one is ignored, so replaying a commit is harmless.
   /// invalid_argument (nothing written) when an acked_through would exceed the job's
   /// dispatched_through (after applying the same batch's dispatched_through) or a sink name

@@ -10,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -533,6 +535,45 @@ TEST(state_store, watermarks_are_monotonic) {
   auto problems = s->verify();
   ASSERT_TRUE(problems);
   EXPECT_TRUE(problems->empty()) << join(*problems);
+}
+
+TEST(state_store, concurrent_ack_writers_never_move_watermarks_backwards) {
+  temp_dir d;
+  store_options o;
+  o.sync = sync_policy::none;  // this test is about ordering, not durability
+  auto s = open_ok(d.path(), o);
+  ASSERT_TRUE(s);
+  auto j = sample_job(make_uuid(8));
+  write_order(*s, j, sample_order(1000));
+  ASSERT_TRUE(s->commit_dispatch(j.job_id, 1000, {}));
+  constexpr int writers = 4;
+  constexpr std::uint64_t per_writer = 250;
+  std::atomic<bool> done{false};
+  std::atomic<bool> regressed{false};
+  std::thread reader{[&] {
+    std::uint64_t last = 0;
+    while (!done) {
+      auto w = s->load_watermarks(j.job_id);
+      if (!w || w->acked_through < last) regressed = true;
+      if (w) last = w->acked_through;
+    }
+  }};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < writers; ++t)
+    threads.emplace_back([&, t] {
+      // Interleaved values: writer t commits t+1, t+1+writers, ... in ascending order.
+      for (std::uint64_t v = static_cast<std::uint64_t>(t) + 1; v <= writers * per_writer;
+           v += writers) {
+        const job_progress p[] = {{j.job_id, std::nullopt, v}};
+        if (!s->commit_acks(p, std::nullopt)) regressed = true;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  done = true;
+  reader.join();
+  EXPECT_FALSE(regressed);
+  EXPECT_EQ(s->load_watermarks(j.job_id)->acked_through, writers * per_writer);
 }
 
 TEST(state_store, attempts_and_sink_offsets) {
