@@ -745,6 +745,19 @@ TEST(http_client, stale_keep_alive_is_retried_on_a_fresh_connection_for_free) {
   EXPECT_EQ(requests.load(), 2);
 }
 
+TEST(http_client, idle_connections_past_idle_timeout_are_not_reused) {
+  script_server srv(serve_ok());
+  auto cfg = fast_config(srv.url());
+  cfg.idle_timeout = 20ms;
+  auto client = make_client(cfg);
+  ASSERT_TRUE(client->request_sync(get("/a")).ok());
+  std::this_thread::sleep_for(60ms);  // longer than idle_timeout: the pooled one is dropped
+  ASSERT_TRUE(client->request_sync(get("/b")).ok());
+  auto st = client->stats();
+  EXPECT_EQ(st.connections_opened, 2u);
+  EXPECT_EQ(st.stale_retries, 0u);
+}
+
 TEST(http_client, connect_to_a_closed_port_fails_fast) {
   std::uint16_t port = 0;
   {
