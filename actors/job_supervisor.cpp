@@ -143,7 +143,9 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
   st.remote = std::move(remote);
   st.report_to = std::move(report_to);
   self->set_down_handler([self](caf::down_msg& dm) {
-    if (dm.source == self->state.child && !self->state.reported)
+    // Children report `done` before they quit normally; only an abnormal exit is a failure.
+    if (dm.source == self->state.child && dm.reason != caf::exit_reason::normal &&
+        !self->state.reported)
       fail(self, "internal", "a pipeline actor stopped unexpectedly: " + to_string(dm.reason));
   });
   return {
@@ -178,6 +180,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
       },
       [self](done_atom, listing_result& r) {
         auto& s = self->state;
+        s.child = caf::actor_addr{};
         s.stats.requests += r.requests;
         s.stats.retries += r.retries;
         s.stats.total_reported = r.total_reported;
@@ -199,6 +202,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
       },
       [self](done_atom, order_result& r) {
         auto& s = self->state;
+        s.child = caf::actor_addr{};
         s.stats.requests += r.requests;
         s.stats.retries += r.retries;
         s.stats.undated = r.undated;
@@ -208,6 +212,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
       },
       [self](done_atom, dispatch_result& r) {
         auto& s = self->state;
+        s.child = caf::actor_addr{};
         s.stats.emitted += r.emitted;
         s.stats.redelivered += r.redelivered;
         if (!r.ok) return fail(self, r.code, r.message);

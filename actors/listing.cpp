@@ -133,6 +133,16 @@ void on_page(paginator_ptr self, items_reply& reply) {
            "page " + std::to_string(st.page_no) + " says hasNextPage but has no endCursor");
       return;
     }
+    if (pg.data.empty() && end == st.cursor) {
+      // An empty page that points at itself: ask again, a bounded number of times.
+      if (++st.empty_run > st.ctx.settings.max_empty_pages) {
+        fail(self, "empty_pages",
+             std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
+        return;
+      }
+      fetch_next(self);
+      return;
+    }
     if (end == st.cursor || st.seen_cursors.count(end) != 0) {
       fail(self, "cursor_cycle",
            "page " + std::to_string(st.page_no) + " points back to cursor " + end +

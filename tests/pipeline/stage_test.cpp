@@ -1,0 +1,410 @@
+// End-to-end tests of the stage against the in-process simulator: the exact in-scope set and
+// order, determinism across server orders, pagination hazards, per-job failures, the
+// per-company rule under concurrency, and the state store after a run.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "pipeline/stage.hpp"
+#include "simulator/simulator.hpp"
+
+namespace ei {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kKey = "stage-test-key";
+
+class temp_dir {
+ public:
+  temp_dir() {
+    std::random_device rd;
+    path_ = fs::temp_directory_path() / ("ei-stage-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+struct line {
+  std::string job;
+  std::string id;
+  std::string status;
+  std::uint64_t sequence;
+  std::uint32_t attempt;
+  bool redelivery;
+};
+
+std::vector<line> read_lines(const fs::path& file) {
+  std::vector<line> out;
+  std::ifstream in(file);
+  std::string text;
+  while (std::getline(in, text)) {
+    auto j = nlohmann::json::parse(text);
+    out.push_back({j["jobId"], j["accountingEntryId"], j["status"], j["sequence"], j["attempt"],
+                   j["redelivery"]});
+  }
+  return out;
+}
+
+std::unique_ptr<sim::simulator> start_sim(sim::sim_config c) {
+  c.api_key = kKey;
+  auto s = sim::simulator::start(std::move(c));
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.err().message);
+  return s.ok() ? std::move(s.value()) : nullptr;
+}
+
+pipeline::stage_config config_for(const sim::simulator& s) {
+  pipeline::stage_config cfg;
+  cfg.base_url = s.base_url();
+  cfg.settings.page_size = 100;
+  cfg.settings.request_timeout = std::chrono::seconds(30);
+  cfg.http.backoff_base = std::chrono::milliseconds(5);
+  cfg.http.backoff_cap = std::chrono::milliseconds(50);
+  cfg.http.request_timeout = std::chrono::seconds(30);
+  cfg.store.sync = storage::sync_policy::none;  // the tests do not measure durability
+  return cfg;
+}
+
+pipeline::run_options options_for(const temp_dir& dir, std::vector<api::uuid> jobs) {
+  pipeline::run_options o;
+  o.state_dir = (dir.path() / "state").string();
+  o.out = (dir.path() / "out.ndjson").string();
+  o.batch.jobs = std::move(jobs);
+  o.credentials = api::credentials::from_api_key(kKey).value();
+  return o;
+}
+
+/// The expected output of one job: in-scope items ordered as the mode says.
+std::vector<std::string> expected_order(const sim::simulator& s, const api::uuid& job,
+                                        storage::ordering_mode mode) {
+  auto items = s.items_of(job);
+  std::vector<sim::item_truth> scoped;
+  for (auto& i : items)
+    if (i.status == api::item_status::pending || i.status == api::item_status::in_progress)
+      scoped.push_back(i);
+  std::sort(scoped.begin(), scoped.end(), [&](const sim::item_truth& a, const sim::item_truth& b) {
+    if (mode == storage::ordering_mode::chronological && a.date_ms != b.date_ms)
+      return a.date_ms < b.date_ms;
+    return a.accounting_entry_id < b.accounting_entry_id;
+  });
+  std::vector<std::string> ids;
+  for (auto& i : scoped)
+    ids.push_back(i.accounting_entry_id.to_string());
+  return ids;
+}
+
+std::vector<api::uuid> in_progress_jobs(const sim::simulator& s) {
+  std::vector<api::uuid> out;
+  for (auto& j : s.jobs())
+    if (j.status == api::job_status::in_progress) out.push_back(j.id);
+  return out;
+}
+
+const actors::job_outcome* outcome_of(const pipeline::run_report& r, const api::uuid& job) {
+  for (auto& o : r.batch.jobs)
+    if (o.job_id == job) return &o;
+  return nullptr;
+}
+
+void expect_exact_output(const sim::simulator& s, const api::uuid& job, storage::ordering_mode mode,
+                         const std::vector<line>& lines) {
+  std::vector<std::string> got;
+  std::uint64_t seq = 0;
+  for (auto& l : lines) {
+    if (l.job != job.to_string()) continue;
+    EXPECT_EQ(l.sequence, ++seq);
+    EXPECT_EQ(l.attempt, 1U);
+    EXPECT_FALSE(l.redelivery);
+    EXPECT_TRUE(l.status == "pending" || l.status == "in_progress") << l.status;
+    got.push_back(l.id);
+  }
+  EXPECT_EQ(got, expected_order(s, job, mode));
+}
+
+TEST(Stage, EmitsExactlyTheInScopeItemsInChronologicalOrder) {
+  sim::sim_config c;
+  c.seed = 7;
+  c.jobs = 2;
+  c.companies = 2;
+  c.items_per_job = 1500;
+  c.all_in_progress = true;
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto jobs = in_progress_jobs(*s);
+  ASSERT_EQ(jobs.size(), 2U);
+  auto report = pipeline::run_stage(config_for(*s), options_for(dir, jobs));
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  EXPECT_TRUE(report->all_complete());
+  auto lines = read_lines(dir.path() / "out.ndjson");
+  for (auto& job : jobs) {
+    expect_exact_output(*s, job, storage::ordering_mode::chronological, lines);
+    auto* o = outcome_of(report.value(), job);
+    ASSERT_NE(o, nullptr);
+    EXPECT_EQ(o->stats.listed, 1500U);
+    EXPECT_EQ(o->stats.emitted, o->stats.in_scope);
+    EXPECT_EQ(o->stats.in_scope,
+              expected_order(*s, job, storage::ordering_mode::chronological).size());
+    EXPECT_GT(o->stats.by_remote_status[static_cast<int>(api::item_status::successful)], 0U);
+  }
+}
+
+TEST(Stage, EntryIdOrderAndIdenticalOutputAcrossServerOrders) {
+  std::vector<std::vector<line>> outputs;
+  for (std::uint64_t order_seed : {11ULL, 99ULL}) {
+    for (auto mode : {storage::ordering_mode::entry_id, storage::ordering_mode::chronological}) {
+      sim::sim_config c;
+      c.seed = 5;
+      c.server_order_seed = order_seed;
+      c.jobs = 1;
+      c.items_per_job = 800;
+      c.all_in_progress = true;
+      auto s = start_sim(c);
+      ASSERT_TRUE(s);
+      temp_dir dir;
+      auto cfg = config_for(*s);
+      cfg.settings.ordering = mode;
+      auto jobs = in_progress_jobs(*s);
+      auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
+      ASSERT_TRUE(report.ok()) << report.err().message;
+      auto lines = read_lines(dir.path() / "out.ndjson");
+      expect_exact_output(*s, jobs.front(), mode, lines);
+      outputs.push_back(lines);
+    }
+  }
+  ASSERT_EQ(outputs.size(), 4U);
+  auto ids = [](const std::vector<line>& ls) {
+    std::vector<std::string> v;
+    for (auto& l : ls)
+      v.push_back(l.id);
+    return v;
+  };
+  // Same mode, different server order: identical output.
+  EXPECT_EQ(ids(outputs[0]), ids(outputs[2]));
+  EXPECT_EQ(ids(outputs[1]), ids(outputs[3]));
+  EXPECT_NE(ids(outputs[0]), ids(outputs[1]));  // and the two modes really differ
+}
+
+struct hazard_case {
+  std::string faults;
+  bool completes;
+  std::string code;
+};
+
+class StageHazards : public ::testing::TestWithParam<hazard_case> {};
+
+TEST_P(StageHazards, HandledAsDesigned) {
+  const auto& hc = GetParam();
+  sim::sim_config c;
+  c.seed = 3;
+  c.jobs = 1;
+  c.items_per_job = 1000;
+  c.all_in_progress = true;
+  c.faults = hc.faults;
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto jobs = in_progress_jobs(*s);
+  auto report = pipeline::run_stage(config_for(*s), options_for(dir, jobs));
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  auto* o = outcome_of(report.value(), jobs.front());
+  ASSERT_NE(o, nullptr);
+  if (hc.completes) {
+    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
+    expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
+                        read_lines(dir.path() / "out.ndjson"));
+  } else {
+    EXPECT_EQ(o->result, actors::job_result::failed);
+    EXPECT_EQ(o->reason_code, hc.code) << o->reason;
+    EXPECT_FALSE(o->reason.empty());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Pagination, StageHazards,
+    ::testing::Values(hazard_case{"items:cycle@nth=3", false, "cursor_cycle"},
+                      hazard_case{"items:empty_page@nth=2", true, ""},
+                      hazard_case{"items:empty_page@from=2", false, "empty_pages"},
+                      hazard_case{"items:duplicate@nth=2,4", true, ""},
+                      hazard_case{"items:status=503@rate=0.2", true, ""},
+                      hazard_case{"items:reset_mid_body@nth=2;items:truncate@nth=4", true, ""},
+                      hazard_case{"items:throttle=0@nth=1,2", true, ""},
+                      hazard_case{"export_items:malformed@nth=1", false, "decode"}));
+
+TEST(Stage, DuplicatesAcrossPagesAreCountedOnce) {
+  sim::sim_config c;
+  c.seed = 3;
+  c.jobs = 1;
+  c.items_per_job = 1000;
+  c.all_in_progress = true;
+  c.faults = "items:duplicate@nth=2,4";
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto jobs = in_progress_jobs(*s);
+  auto report = pipeline::run_stage(config_for(*s), options_for(dir, jobs));
+  ASSERT_TRUE(report.ok());
+  auto* o = outcome_of(report.value(), jobs.front());
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(o->stats.duplicates, 2U);
+  EXPECT_EQ(o->stats.listed, 1002U);
+}
+
+TEST(Stage, JobsNotInProgressFailAloneWithClearReasons) {
+  sim::sim_config c;
+  c.seed = 9;
+  c.jobs = 10;
+  c.companies = 5;
+  c.items_per_job = 300;
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  std::vector<api::uuid> all;
+  for (auto& j : s->jobs())
+    all.push_back(j.id);
+  auto unknown = api::uuid::parse("00000000-0000-4000-8000-000000000000").value();
+  all.push_back(unknown);
+  auto report = pipeline::run_stage(config_for(*s), options_for(dir, all));
+  ASSERT_TRUE(report.ok());
+  EXPECT_FALSE(report->all_complete());
+  ASSERT_EQ(report->batch.jobs.size(), all.size());
+  auto lines = read_lines(dir.path() / "out.ndjson");
+  for (auto& j : s->jobs()) {
+    auto* o = outcome_of(report.value(), j.id);
+    ASSERT_NE(o, nullptr);
+    if (j.status == api::job_status::in_progress) {
+      EXPECT_EQ(o->result, actors::job_result::complete);
+      expect_exact_output(*s, j.id, storage::ordering_mode::chronological, lines);
+    } else {
+      EXPECT_EQ(o->result, actors::job_result::failed);
+      EXPECT_EQ(o->reason_code, "job_not_in_progress");
+      EXPECT_NE(o->reason.find(j.status == api::job_status::pending ? "not been claimed" : "job"),
+                std::string::npos)
+          << o->reason;
+    }
+  }
+  auto* u = outcome_of(report.value(), unknown);
+  ASSERT_NE(u, nullptr);
+  EXPECT_EQ(u->reason_code, "http_404");
+  EXPECT_NE(u->reason.find("unknown job"), std::string::npos);
+}
+
+TEST(Stage, ManyJobsNeverRunTwoJobsOfOneCompanyAtOnce) {
+  sim::sim_config c;
+  c.seed = 21;
+  c.jobs = 50;
+  c.companies = 10;
+  c.items_per_job = 400;
+  c.all_in_progress = true;
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto cfg = config_for(*s);
+  cfg.settings.max_jobs = 8;
+  auto jobs = in_progress_jobs(*s);
+  ASSERT_EQ(jobs.size(), 50U);
+  s->clear_request_log();
+  auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->all_complete());
+  // From the simulator's log: each job's item-listing window, grouped by company.
+  struct window {
+    std::chrono::steady_clock::time_point first, last;
+  };
+  std::map<api::uuid, std::map<api::uuid, window>> by_company;
+  std::set<api::uuid> concurrent_jobs_seen;
+  for (auto& r : s->request_log()) {
+    if (!r.job_id || !r.company_id || (r.endpoint != "items" && r.endpoint != "export_items"))
+      continue;
+    auto& w = by_company[*r.company_id][*r.job_id];
+    if (w.first == std::chrono::steady_clock::time_point{} || r.received < w.first)
+      w.first = r.received;
+    w.last = std::max(w.last, r.finished);
+  }
+  EXPECT_EQ(by_company.size(), 10U);
+  for (auto& [company, windows] : by_company) {
+    std::vector<window> ws;
+    for (auto& [job, w] : windows)
+      ws.push_back(w);
+    std::sort(ws.begin(), ws.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    for (std::size_t i = 1; i < ws.size(); ++i)
+      EXPECT_LE(ws[i - 1].last, ws[i].first)
+          << "two jobs of company " << company.to_string() << " overlapped";
+  }
+  auto lines = read_lines(dir.path() / "out.ndjson");
+  std::size_t expected = 0;
+  for (auto& j : jobs)
+    expected += expected_order(*s, j, storage::ordering_mode::chronological).size();
+  EXPECT_EQ(lines.size(), expected);
+}
+
+TEST(Stage, StoreReflectsTheRunAndASecondRunIsANoOp) {
+  sim::sim_config c;
+  c.seed = 4;
+  c.jobs = 2;
+  c.items_per_job = 500;
+  c.all_in_progress = true;
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto jobs = in_progress_jobs(*s);
+  auto opts = options_for(dir, jobs);
+  auto first = pipeline::run_stage(config_for(*s), opts);
+  ASSERT_TRUE(first.ok());
+  const auto lines_after_first = read_lines(dir.path() / "out.ndjson").size();
+  {
+    storage::store_options so;
+    auto store = storage::state_store::open(opts.state_dir, so);
+    ASSERT_TRUE(store.ok()) << store.err().message;
+    auto records = (*store)->load_jobs();
+    ASSERT_TRUE(records.ok());
+    ASSERT_EQ(records->size(), 2U);
+    for (auto& r : records.value()) {
+      EXPECT_EQ(r.phase, storage::job_phase::complete);
+      auto wm = (*store)->load_watermarks(r.job_id);
+      ASSERT_TRUE(wm.ok());
+      EXPECT_EQ(wm->acked_through, r.order_size);
+      EXPECT_EQ(wm->dispatched_through, r.order_size);
+    }
+    auto problems = (*store)->verify();
+    ASSERT_TRUE(problems.ok());
+    EXPECT_TRUE(problems->empty()) << problems->front();
+  }
+  auto second = pipeline::run_stage(config_for(*s), opts);
+  ASSERT_TRUE(second.ok());
+  for (auto& o : second->batch.jobs)
+    EXPECT_EQ(o.result, actors::job_result::already_complete);
+  EXPECT_EQ(read_lines(dir.path() / "out.ndjson").size(), lines_after_first);
+}
+
+TEST(Stage, LockedStateDirectoryIsAClearError) {
+  sim::sim_config c;
+  c.jobs = 1;
+  c.items_per_job = 10;
+  c.all_in_progress = true;
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto opts = options_for(dir, in_progress_jobs(*s));
+  auto holder = storage::state_store::open(opts.state_dir, {});
+  ASSERT_TRUE(holder.ok());
+  auto report = pipeline::run_stage(config_for(*s), opts);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.err().code, pipeline::run_errc::state_dir);
+  EXPECT_NE(report.err().message.find(opts.state_dir), std::string::npos) << report.err().message;
+}
+
+}  // namespace
+}  // namespace ei
