@@ -320,7 +320,8 @@ class state_store {
   /// the schema, order continuity (chunks 0..n-1 present and full but the last, sizes adding
   /// up to order_size, no duplicate ids, no chunks beyond), watermarks (acked <= dispatched
   /// <= order_size), attempts (2 <= attempt, seq <= dispatched_through), pages (numbered
-  /// 0..pages_committed-1, no stale epochs), counters against the pages, tracking records
+  /// 0..pages_committed-1; no epoch ahead of the job record; no older epoch once the listing
+  /// is complete), counters against the pages, tracking records
   /// for entries flagged with tracking, and orphans (records of unknown jobs). Returns
   /// human-readable problems, empty when clean; fails only on I/O errors. Reads everything:
   /// O(store size) time, O(order size) memory.

@@ -152,10 +152,15 @@ class verifier {
       }
       if (!f) return;
       if (epoch != f->rec->listing_epoch) {
-        if (stale.insert({id, epoch}).second)
+        // Older epochs stay while a re-listing runs (it skips what they know) and are dropped
+        // once it completes; an epoch ahead of the job record is never legitimate.
+        const bool future = epoch > f->rec->listing_epoch;
+        if ((future || f->rec->listing_complete) && stale.insert({id, epoch}).second)
           report(cf_pages, &id,
                  "pages of listing epoch " + std::to_string(epoch) + " but the current epoch is " +
-                     std::to_string(f->rec->listing_epoch) + " (not dropped)");
+                     std::to_string(f->rec->listing_epoch) +
+                     (future ? " (ahead of the job record)"
+                             : " and its listing is complete (not dropped)"));
         return;
       }
       f->page_numbers.push_back(page.page_no);

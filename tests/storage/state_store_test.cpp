@@ -890,6 +890,38 @@ TEST(state_store, verify_reports_orphan_watermarks_and_stale_chunks) {
   EXPECT_TRUE(contains_problem(*problems, "watermarks without a job record")) << join(*problems);
 }
 
+TEST(state_store, verify_tolerates_old_epoch_only_while_relisting) {
+  temp_dir d;
+  auto s = open_ok(d.path());
+  ASSERT_TRUE(s);
+  auto j = sample_job(make_uuid(9));
+  auto old_page = sample_page(0, 4, 1);
+  account(j, old_page);
+  ASSERT_TRUE(s->commit_page(j, 0, old_page));
+  // The cursor was rejected: a new epoch starts from scratch, counters reset.
+  j.listing_epoch = 1;
+  j.pages_committed = 0;
+  j.counters = {};
+  auto new_page = sample_page(0, 6, 1);
+  account(j, new_page);
+  ASSERT_TRUE(s->commit_page(j, 1, new_page));
+  auto problems = s->verify();
+  ASSERT_TRUE(problems);
+  EXPECT_TRUE(problems->empty()) << join(*problems);
+
+  j.listing_complete = true;
+  ASSERT_TRUE(s->put_job(j));
+  problems = s->verify();
+  ASSERT_TRUE(problems);
+  EXPECT_TRUE(contains_problem(*problems, "pages of listing epoch 0")) << join(*problems);
+
+  ASSERT_TRUE(s->drop_pages(j.job_id, 0));
+  problems = s->verify();
+  ASSERT_TRUE(problems);
+  EXPECT_TRUE(problems->empty()) << join(*problems);
+  EXPECT_EQ(s->load_pages(j.job_id, 1)->size(), 1u);
+}
+
 // -- crashes --------------------------------------------------------------------------------
 
 TEST(state_store, writes_survive_kill_without_close) {
