@@ -258,7 +258,12 @@ class script_server {
       s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), ec);
     }
     accept_thread_.join();
-    {
+    // Scripts end when the client closes its side (clients are destroyed first). Only a
+    // script still blocked after that is unblocked by force; shutting down a socket its own
+    // thread may be closing is a race, so it is the fallback, not the rule.
+    for (int i = 0; i < 500 && running_.load() > 0; ++i)
+      std::this_thread::sleep_for(10ms);
+    if (running_.load() > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       for (auto& s : sockets_) {
         boost::system::error_code ec;
@@ -281,6 +286,7 @@ class script_server {
       acceptor_.accept(*sock, ec);
       if (ec || stopping_) return;
       ++connections_;
+      ++running_;
       std::lock_guard<std::mutex> lock(mutex_);
       sockets_.push_back(sock);
       conn_threads_.emplace_back([this, sock, index] {
@@ -290,6 +296,7 @@ class script_server {
         }
         boost::system::error_code ignored;
         sock->close(ignored);
+        --running_;
       });
     }
   }
@@ -300,6 +307,7 @@ class script_server {
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> running_{0};
   std::thread accept_thread_;
   std::mutex mutex_;
   std::vector<std::shared_ptr<tcp::socket>> sockets_;
