@@ -919,6 +919,47 @@ TEST(http_client, rate_budget_spaces_attempts) {
   EXPECT_EQ(requests.load(), n);
 }
 
+TEST(http_client, waits_that_would_pass_the_deadline_end_the_request_early) {
+  // A Retry-After beyond the request deadline: give up now instead of sleeping into it.
+  script_server srv([](tcp::socket& s, int) {
+    beast::flat_buffer buf;
+    while (read_request(s, buf))
+      respond(s, 503, "{}", true, {{"Retry-After", "5"}});
+  });
+  auto cfg = fast_config(srv.url());
+  cfg.request_timeout = 1s;
+  cfg.retry_after_cap = 60s;
+  auto client = make_client(cfg);
+  auto r = client->request_sync(get("/x"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, http_errc::timeout);
+  EXPECT_EQ(r.err().cause, http_errc::http_status);
+  EXPECT_EQ(r.err().status, 503u);
+  EXPECT_EQ(r.err().attempts, 1u);
+  EXPECT_EQ(client->stats().retry_wait_ms, 0u);
+
+  // Waiting for the rate budget counts against the deadline too.
+  script_server ok_srv(serve_ok());
+  auto slow = fast_config(ok_srv.url());
+  slow.requests_per_second = 0.5;
+  slow.request_timeout = 300ms;
+  auto limited = make_client(slow);
+  std::vector<std::promise<http_result<response>>> done(3);
+  for (auto& d : done)
+    limited->async_request(get("/x"),
+                           [&d](http_result<response> res) { d.set_value(std::move(res)); });
+  int ok = 0, timed_out = 0;
+  for (auto& d : done) {
+    auto res = d.get_future().get();
+    if (res.ok())
+      ++ok;
+    else if (res.err().code == http_errc::timeout && res.err().attempts == 0)
+      ++timed_out;
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(timed_out, 2);
+}
+
 TEST(http_client, stop_cancels_outstanding_requests) {
   std::atomic<int> requests{0};
   script_server srv([&](tcp::socket& s, int) {
