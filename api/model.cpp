@@ -15,7 +15,9 @@ int hex_value(char c) noexcept {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-bool is_dash_position(std::size_t i) noexcept { return i == 8 || i == 13 || i == 18 || i == 23; }
+bool is_dash_position(std::size_t i) noexcept {
+  return i == 8 || i == 13 || i == 18 || i == 23;
+}
 
 // Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
 // days_from_civil).
@@ -104,24 +106,36 @@ std::size_t uuid_hash::operator()(const uuid& u) const noexcept {
 
 std::string_view to_string(job_status s) noexcept {
   switch (s) {
-    case job_status::pending: return "pending";
-    case job_status::in_progress: return "in_progress";
-    case job_status::failed: return "failed";
-    case job_status::completed: return "completed";
-    case job_status::completed_with_errors: return "completed_with_errors";
-    case job_status::unknown: break;
+    case job_status::pending:
+      return "pending";
+    case job_status::in_progress:
+      return "in_progress";
+    case job_status::failed:
+      return "failed";
+    case job_status::completed:
+      return "completed";
+    case job_status::completed_with_errors:
+      return "completed_with_errors";
+    case job_status::unknown:
+      break;
   }
   return "unknown";
 }
 
 std::string_view to_string(item_status s) noexcept {
   switch (s) {
-    case item_status::pending: return "pending";
-    case item_status::in_progress: return "in_progress";
-    case item_status::failed: return "failed";
-    case item_status::successful: return "successful";
-    case item_status::abandoned: return "abandoned";
-    case item_status::unknown: break;
+    case item_status::pending:
+      return "pending";
+    case item_status::in_progress:
+      return "in_progress";
+    case item_status::failed:
+      return "failed";
+    case item_status::successful:
+      return "successful";
+    case item_status::abandoned:
+      return "abandoned";
+    case item_status::unknown:
+      break;
   }
   return "unknown";
 }
@@ -165,7 +179,8 @@ std::optional<std::int64_t> parse_timestamp_ms(std::string_view s) noexcept {
       ++pos;
     }
     if (digits == 0) return std::nullopt;
-    for (int i = digits; i < 3; ++i) millis *= 10;
+    for (int i = digits; i < 3; ++i)
+      millis *= 10;
   }
   std::int64_t offset_minutes = 0;
   if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {

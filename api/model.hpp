@@ -93,8 +93,7 @@ struct tracking_fields {
   std::optional<std::string> failure_reason_type;
 
   bool empty() const noexcept {
-    return !exported_at && !external_id && !external_url && !failure_reason &&
-           !failure_reason_type;
+    return !exported_at && !external_id && !external_url && !failure_reason && !failure_reason_type;
   }
   friend bool operator==(const tracking_fields&, const tracking_fields&) = default;
 };
