@@ -10,6 +10,13 @@ if(EI_SANITIZE)
     -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(ei_sanitizers INTERFACE -fsanitize=address,undefined)
   target_compile_definitions(ei_sanitizers INTERFACE EI_SANITIZED=1)
+elseif(EI_FUZZ)
+  # libFuzzer builds (tests/fuzz): every library gets coverage instrumentation plus ASan/UBSan;
+  # the fuzz targets themselves add -fsanitize=fuzzer, which brings libFuzzer's main.
+  target_compile_options(ei_sanitizers INTERFACE
+    -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(ei_sanitizers INTERFACE -fsanitize=address,undefined)
+  target_compile_definitions(ei_sanitizers INTERFACE EI_SANITIZED=1)
 endif()
 
 # ei_library(<name> SOURCES ... [PUBLIC ...] [PRIVATE ...])
