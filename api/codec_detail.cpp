@@ -33,6 +33,15 @@ std::string prefix(std::string_view where, const path& p) {
   return out;
 }
 
+bool plain_key(std::string_view key) noexcept {
+  if (key.size() > k_max_quoted) return false;
+  for (const char c : key) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string_view name(json_kind kind) noexcept {
@@ -67,7 +76,12 @@ std::string path::to_string() const {
       out += ']';
     } else {
       if (!out.empty()) out += '.';
-      out.append(step.key);
+      // Keys under `parameters` come from the body: quote any that is long or not plain
+      // printable ASCII, so a message stays one short line.
+      if (plain_key(step.key))
+        out.append(step.key);
+      else
+        out += quote(step.key);
     }
   }
   return out;

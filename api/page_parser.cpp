@@ -287,6 +287,7 @@ class reader {
   bool current_request(od::value& v, const path& p, current_request_pagination& out) {
     enum : seen_mask { k_parameters = 1 };
     seen_mask seen = 0;
+    out = {};  // of duplicate keys the last counts, as in the reference decoders
     const bool ok = fields(v, p, [&](std::string_view key, od::value& fv) {
       if (key == "parameters") {
         seen |= k_parameters;
@@ -313,6 +314,7 @@ class reader {
   bool page_info_value(od::value& v, const path& p, page_info& out) {
     enum : seen_mask { k_current = 1, k_next = 2, k_previous = 4 };
     seen_mask seen = 0;
+    out = {};  // of duplicate keys the last counts, as in the reference decoders
     const bool ok = fields(v, p, [&](std::string_view key, od::value& fv) {
       if (key == "currentRequestPagination") {
         seen |= k_current;

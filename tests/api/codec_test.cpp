@@ -471,6 +471,45 @@ TEST(ItemDates, SkippedScalarsAreNotSpellChecked) {
   EXPECT_EQ(ref.err().code, codec_errc::malformed_json);
 }
 
+// Found by tests/fuzz/page_parser_fuzz: page_parser merged a repeated `pagination` (and
+// `currentRequestPagination`) object into the first, where the reference takes the last copy.
+TEST(JobItems, RepeatedPaginationObjectsTakeTheLastLikeTheReference) {
+  const std::string body =
+      R"({"data":[],"pagination":{"currentRequestPagination":{"parameters":{},"after":"A"},)"
+      R"("hasNextPage":false,"hasPreviousPage":false,"endCursor":"x","total":3},)"
+      R"("pagination":{"currentRequestPagination":{"parameters":{}},"hasNextPage":false,)"
+      R"("hasPreviousPage":true}})";
+  auto r = job_items(body);
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_FALSE(r->pagination.end_cursor.has_value());
+  EXPECT_FALSE(r->pagination.total.has_value());
+  EXPECT_FALSE(r->pagination.current_request.after.has_value());
+  EXPECT_TRUE(r->pagination.has_previous_page);
+  auto dates = item_dates(body);
+  ASSERT_TRUE(dates.ok()) << describe(dates);
+  EXPECT_FALSE(dates->pagination.end_cursor.has_value());
+}
+
+// Found with tests/fuzz/page_parser_fuzz's message check: parameter names come from the body
+// and went into the field path raw (a newline, or 2000 characters, in an error message).
+TEST(JobItems, ParameterNamesInMessagesAreQuotedAndCut) {
+  auto with_parameter = [](const std::string& name) {
+    json doc = json::parse(load("items_contract_example.json"));
+    doc["pagination"]["currentRequestPagination"]["parameters"] = json::object({{name, 5}});
+    return doc.dump();
+  };
+  auto r = job_items(with_parameter("a\nb"));
+  expect_error(r, codec_errc::wrong_type, {R"(parameters."a\x0ab": expected an array)"});
+  EXPECT_EQ(r.err().message.find('\n'), std::string::npos) << r.err().message;
+
+  expect_error(job_items(with_parameter(std::string(2000, 'k'))), codec_errc::wrong_type,
+               {"parameters.\"kkk", "...\": expected an array"});
+  // Plain names read as before.
+  expect_error(
+      job_items(with_parameter("sorting_order")), codec_errc::wrong_type,
+      {"currentRequestPagination.parameters.sorting_order: expected an array, got number"});
+}
+
 // --- jobs and error bodies (nlohmann) ------------------------------------------------------------
 
 constexpr std::string_view k_job_where = "GET /v3/export-jobs/0b6f8f7e-2c1a-4d3e-9a55-1f2e3d4c5b6a";
