@@ -153,16 +153,22 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     sys_cfg.set("logger.verbosity", caf::atom("quiet"));
     caf::actor_system sys{sys_cfg};
 
-    actors::ndjson_sink_options sink_opts;
-    sink_opts.path = options.out;
-    auto sink = actors::spawn_ndjson_sink(sys, sink_opts, store);
-    if (!sink) return make_error(run_errc::output, sink.err().message);
+    actors::downstream_actor downstream;
+    if (options.downstream_factory) {
+      downstream = options.downstream_factory(sys);
+    } else {
+      actors::ndjson_sink_options sink_opts;
+      sink_opts.path = options.out;
+      auto sink = actors::spawn_ndjson_sink(sys, sink_opts, store);
+      if (!sink) return make_error(run_errc::output, sink.err().message);
+      downstream = sink.value();
+    }
 
     actors::job_context base;
     base.settings = cfg.settings;
     base.store = store;
     base.store_writer = actors::spawn_store_actor(sys, store);
-    base.downstream = sink.value();
+    base.downstream = downstream;
     std::vector<actors::fetcher_actor> fetchers;
     for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, cfg.fetchers); ++i)
       fetchers.push_back(actors::spawn_fetcher(sys, http));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -37,6 +38,9 @@ struct run_options {
   std::ostream* progress = nullptr;
   bool live_progress = false;
   std::chrono::seconds progress_interval{2};
+  /// When set, items go to the downstream this returns (spawned in the stage's actor system)
+  /// instead of the NDJSON sink; `out` is then ignored. For embedders and tests.
+  std::function<actors::downstream_actor(caf::actor_system&)> downstream_factory;
 };
 
 struct run_report {
