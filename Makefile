@@ -1,6 +1,6 @@
 # The two commands the README promises: `make demo` and `make test`. Each installs what it
 # needs (scripts/install-deps.sh), configures and builds from scratch if necessary.
-.PHONY: deps build build-asan demo test test-release test-asan bench format tidy clean
+.PHONY: deps build build-asan demo test test-release test-asan fuzz-smoke bench format tidy clean
 
 JOBS ?= 2
 export CCACHE_DIR ?= $(CURDIR)/.cache/ccache
@@ -19,13 +19,17 @@ build-asan: deps
 demo: build
 	@bash scripts/demo.sh build/release
 
-test: test-release test-asan
+test: test-release test-asan fuzz-smoke
 
 test-release: build
 	ctest --preset release
 
 test-asan: build-asan
 	ctest --preset asan
+
+# libFuzzer targets (clang), 30 s each on a copy of the seed corpus: tests/fuzz/README.md.
+fuzz-smoke: deps
+	@bash scripts/fuzz-smoke.sh
 
 bench: deps
 	@bash benchmarks/run.sh

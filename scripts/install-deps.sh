@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config clang clang-format
+  libclang-rt-14-dev  # libFuzzer/ASan/UBSan runtimes for clang 14 (only Recommended by clang)
   libcaf-dev libboost1.74-dev libboost-system1.74-dev libssl-dev openssl
   nlohmann-json3-dev libsimdjson-dev librocksdb-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
