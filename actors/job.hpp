@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -29,6 +30,14 @@
 
 namespace ei::actors {
 
+/// An item reported for a person to look at: needs reconciliation (in_progress remotely with
+/// no local record after state loss), or was handed on and is now final remotely.
+struct reconciliation_entry {
+  api::uuid accounting_entry_id;
+  std::string remote_status;  // "absent" when the latest listing no longer has it
+  std::string action;         // to_string(reconcile_action)
+};
+
 /// What a job did in this run (and, for counters that live in the store, in total).
 struct job_stats {
   std::uint64_t listed = 0;
@@ -36,7 +45,9 @@ struct job_stats {
   std::array<std::uint64_t, 6> by_remote_status{};  // indexed by api::item_status
   std::uint64_t duplicates = 0;
   std::uint64_t needs_reconciliation = 0;
-  std::uint64_t undated = 0;  // in scope but absent from the data layer (ordered last)
+  std::uint64_t undated = 0;               // in scope but absent from the data layer (ordered last)
+  std::uint64_t skipped_out_of_scope = 0;  // left the scope since the order was fixed
+  std::uint64_t out_of_scope_reported = 0;  // handed on before, final remotely now
   std::uint64_t emitted = 0;
   std::uint64_t redelivered = 0;
   std::uint64_t pages = 0;
@@ -56,6 +67,7 @@ struct job_outcome {
   std::string reason_code;  // e.g. "job_not_in_progress", "cursor_cycle", "http_404"
   std::string reason;       // for people
   job_stats stats;
+  std::vector<reconciliation_entry> reported;
 };
 
 /// Everything a job pipeline needs from the process around it.
@@ -87,6 +99,19 @@ struct order_result {
   std::uint64_t requests = 0;
   std::uint64_t retries = 0;
   std::uint64_t undated = 0;
+  std::vector<reconciliation_entry> reported;
+};
+
+/// What the reconciling phase (a resumed job re-listed against its persisted order) hands back.
+struct reconcile_result {
+  bool ok = false;
+  storage::job_record job;  // phase dispatching again, order possibly extended, persisted
+  std::string code;
+  std::string message;
+  std::uint64_t skipped_out_of_scope = 0;
+  std::uint64_t out_of_scope_reported = 0;
+  std::uint64_t appended = 0;
+  std::vector<reconciliation_entry> reported;
 };
 
 /// What the dispatching phase hands back.
@@ -96,6 +121,7 @@ struct dispatch_result {
   std::string message;
   std::uint64_t emitted = 0;
   std::uint64_t redelivered = 0;
+  std::uint64_t skipped = 0;  // order entries no longer in scope, passed over
   std::uint64_t acked_through = 0;
 };
 
@@ -105,6 +131,7 @@ using outcome_receiver_actor = caf::typed_actor<caf::reacts_to<outcome_atom, job
 using job_supervisor_actor =
     caf::typed_actor<caf::reacts_to<run_atom>, caf::reacts_to<done_atom, listing_result>,
                      caf::reacts_to<done_atom, order_result>,
+                     caf::reacts_to<done_atom, reconcile_result>,
                      caf::reacts_to<done_atom, dispatch_result>>;
 
 /// Spawns the supervisor of one job. On `run_atom` it works through the phases and sends
@@ -119,5 +146,6 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_context ct
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::job_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::listing_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconcile_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::export_job)

@@ -4,6 +4,8 @@
 
 #include <caf/all.hpp>
 
+#include "common/crash_point.hpp"
+
 #include "actors/detail/job_parts.hpp"
 
 namespace ei::actors {
@@ -30,6 +32,7 @@ struct supervisor_state {
   outcome_receiver_actor report_to;
   storage::job_record job;
   job_stats stats;
+  std::vector<reconciliation_entry> to_report;
   clock_type::time_point started;
   caf::actor_addr child;
   std::uint32_t listing_restarts = 0;
@@ -56,8 +59,14 @@ void report(supervisor_ptr self, job_result result, std::string code, std::strin
   st.reported = true;
   fill_stats_from_record(self);
   st.stats.duration_seconds = std::chrono::duration<double>(clock_type::now() - st.started).count();
-  job_outcome out{st.job.job_id,   st.job.company_id, result,
-                  std::move(code), std::move(reason), st.stats};
+  job_outcome out;
+  out.job_id = st.job.job_id;
+  out.company_id = st.job.company_id;
+  out.result = result;
+  out.reason_code = std::move(code);
+  out.reason = std::move(reason);
+  out.stats = st.stats;
+  out.reported = std::move(st.to_report);
   self->send(st.report_to, outcome_atom::value, std::move(out));
   self->quit();
 }
@@ -98,9 +107,11 @@ void start_ordering(supervisor_ptr self) {
   start_child(self, detail::spawn_orderer(self->system(), st.ctx, st.job, self));
 }
 
+/// Persists the record, then lists (the first listing, or the re-listing of a resumed job,
+/// whose phase stays `reconciling`).
 void start_listing(supervisor_ptr self) {
   auto& st = self->state;
-  st.job.phase = storage::job_phase::listing;
+  if (st.job.phase != storage::job_phase::reconciling) st.job.phase = storage::job_phase::listing;
   self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, put_job_atom::value, st.job)
       .then(
           [self](const store_reply& r) {
@@ -111,11 +122,35 @@ void start_listing(supervisor_ptr self) {
           [self](caf::error& err) { fail(self, "internal", "store: " + to_string(err)); });
 }
 
+/// Starts a fresh listing epoch (counters of the listing reset; the order's scope kept).
+void new_epoch(supervisor_ptr self) {
+  auto& job = self->state.job;
+  ++job.listing_epoch;
+  job.pages_committed = 0;
+  job.next_cursor.clear();
+  job.listing_complete = false;
+  job.counters.listed = 0;
+  job.counters.pages = 0;
+  job.counters.duplicates = 0;
+  job.counters.by_remote_status = {};
+  if (job.phase != storage::job_phase::reconciling) job.counters.in_scope = 0;
+}
+
+/// A resumed job whose order is fixed: re-list (the docs prescribe it on recovery), then
+/// reconcile the persisted order with what the API says now, then dispatch the rest.
+void start_reconciling(supervisor_ptr self) {
+  self->state.job.phase = storage::job_phase::reconciling;
+  new_epoch(self);
+  start_listing(self);
+}
+
 /// Picks up where the persisted record says the job stands.
 void resume(supervisor_ptr self) {
   auto& st = self->state;
+  if (st.job.phase == storage::job_phase::dispatching ||
+      st.job.phase == storage::job_phase::reconciling)
+    return start_reconciling(self);
   if (!st.job.listing_complete) return start_listing(self);
-  if (st.job.phase == storage::job_phase::dispatching) return start_dispatch(self);
   start_ordering(self);
 }
 
@@ -189,16 +224,26 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
           if (r.code == "cursor_rejected" && s.listing_restarts < 3) {
             // An expired or refused cursor: list again from the start in a new epoch.
             ++s.listing_restarts;
-            ++s.job.listing_epoch;
-            s.job.pages_committed = 0;
-            s.job.next_cursor.clear();
-            s.job.listing_complete = false;
-            s.job.counters = {};
+            new_epoch(self);
             return start_listing(self);
           }
           return fail(self, r.code, r.message);
         }
+        if (s.job.phase == storage::job_phase::reconciling) {
+          start_child(self, detail::spawn_reconciler(self->system(), s.ctx, s.job, self));
+          return;
+        }
         start_ordering(self);
+      },
+      [self](done_atom, reconcile_result& r) {
+        auto& s = self->state;
+        s.child = caf::actor_addr{};
+        s.job = std::move(r.job);
+        s.stats.out_of_scope_reported += r.out_of_scope_reported;
+        for (auto& e : r.reported)
+          s.to_report.push_back(std::move(e));
+        if (!r.ok) return fail(self, r.code, r.message);
+        start_dispatch(self);
       },
       [self](done_atom, order_result& r) {
         auto& s = self->state;
@@ -207,6 +252,8 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.retries += r.retries;
         s.stats.undated = r.undated;
         s.job = std::move(r.job);
+        for (auto& e : r.reported)
+          s.to_report.push_back(std::move(e));
         if (!r.ok) return fail(self, r.code, r.message);
         start_dispatch(self);
       },
@@ -215,7 +262,9 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.child = caf::actor_addr{};
         s.stats.emitted += r.emitted;
         s.stats.redelivered += r.redelivered;
+        s.stats.skipped_out_of_scope += r.skipped;
         if (!r.ok) return fail(self, r.code, r.message);
+        crash_point("before_complete");
         s.job.phase = storage::job_phase::complete;
         self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, put_job_atom::value,
                       s.job)

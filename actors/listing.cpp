@@ -38,7 +38,8 @@ filter_actor::behavior_type filter_behavior(filter_actor::stateful_pointer<filte
         for (auto& item : in.page.data) {
           ++job.counters.listed;
           ++job.counters.by_remote_status[static_cast<std::size_t>(item.status)];
-          if (in_scope(item.status)) ++job.counters.in_scope;
+          if (in_scope(item.status) && job.phase != storage::job_phase::reconciling)
+            ++job.counters.in_scope;  // a re-listing keeps the persisted order's scope
           rec.items.push_back(storage::listed_item{item.accounting_entry_id, item.status,
                                                    std::move(item.status_text),
                                                    std::move(item.tracking)});

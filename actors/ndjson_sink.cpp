@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "actors/sink.hpp"
+#include "common/crash_point.hpp"
 
 namespace ei::actors {
 namespace {
@@ -104,7 +105,9 @@ void flush(sink_ptr self) {
     st.pending.clear();
     return;
   }
+  crash_point("after_output_write");
   if (st.options.fsync && st.options.path != "-") ::fdatasync(st.fd);
+  crash_point("after_output_fsync");
   st.offset += st.buffer.size();
   st.buffer.clear();
   st.buffered_items = 0;
@@ -121,6 +124,7 @@ void flush(sink_ptr self) {
     st.pending.clear();
     return;
   }
+  crash_point("after_ack_commit");
   for (auto& [job, ack] : st.pending)
     self->send(ack.receiver, ack_atom::value, job, ack.through, true);
   st.pending.clear();

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include "actors/detail/job_parts.hpp"
+#include "actors/reconcile.hpp"
 
 namespace ei::actors::detail {
 namespace {
@@ -73,6 +74,7 @@ bool collect_scope(orderer_ptr self) {
   counters.by_remote_status = {};
   counters.duplicates = 0;
   counters.in_scope = 0;
+  counters.needs_reconciliation = 0;
   st.scoped.clear();
   for (std::size_t i = 0; i < all.size(); ++i) {
     if (i + 1 < all.size() && all[i + 1].entry.id == all[i].entry.id) {
@@ -81,7 +83,19 @@ bool collect_scope(orderer_ptr self) {
     }
     const auto& e = all[i].entry;
     ++counters.by_remote_status[static_cast<std::size_t>(e.remote_status)];
-    if (in_scope(e.remote_status)) st.scoped.push_back(e);
+    // A first listing has no local records: the table decides (state_lost only when the
+    // operator says this job's state was lost).
+    const auto action =
+        reconcile(e.remote_status, local_state::none, st.ctx.settings.recover_lost_state);
+    if (action == reconcile_action::needs_reconciliation) {
+      ++counters.needs_reconciliation;
+      st.result.reported.push_back(
+          {e.id, std::string(api::to_string(e.remote_status)), std::string(to_string(action))});
+      if (!st.ctx.settings.dispatch_unreconciled) continue;
+    } else if (action != reconcile_action::dispatch) {
+      continue;
+    }
+    st.scoped.push_back(e);
   }
   counters.in_scope = st.scoped.size();
   return true;
@@ -114,6 +128,10 @@ void write_order(orderer_ptr self, const std::vector<std::uint32_t>& order) {
                     .then(
                         [self](const store_reply& done) {
                           if (!done.ok) return finish(self, false, "store", done.message);
+                          auto dropped =
+                              drop_previous_epochs(*self->state.ctx.store, self->state.job);
+                          if (!dropped.ok())
+                            return finish(self, false, "store", dropped.err().message);
                           finish(self, true, {}, {});
                         },
                         [self](caf::error& err) {

@@ -2,25 +2,40 @@
 // window. Before a batch leaves, its dispatch mark (and the attempt numbers of redelivered
 // items) is durable, so a crash can only ever cause a *flagged* redelivery of items that were
 // in flight, never an unflagged duplicate and never a loss. Acks are cumulative watermarks.
+//
+// Order entries that reconciliation took out of scope (their stored remote status is final)
+// keep their sequence number but are passed over: a batch covers a range of sequences, and an
+// ack of the last item sent for a range acknowledges the whole range.
 #include <algorithm>
+#include <deque>
 #include <unordered_map>
 
 #include <caf/all.hpp>
 
 #include "actors/detail/job_parts.hpp"
+#include "common/crash_point.hpp"
 
 namespace ei::actors::detail {
 namespace {
+
+/// A range of sequences handed on together; `last_sent` is the last sequence actually sent
+/// (0 when every entry of the range was passed over).
+struct batch_range {
+  std::uint64_t last_sent = 0;
+  std::uint64_t range_end = 0;
+};
 
 struct sequencer_state {
   job_context ctx;
   storage::job_record job;
   job_supervisor_actor supervisor;
   std::uint64_t next_seq = 1;           // next sequence to hand on
-  std::uint64_t acked = 0;              // acked_through as known here
+  std::uint64_t acked = 0;              // acked_through as known here (ranges included)
+  std::uint64_t acked_committed = 0;    // acked_through as persisted by anyone
   std::uint64_t dispatched = 0;         // dispatched_through as persisted
   std::uint64_t redeliver_through = 0;  // items <= this were in flight when a run stopped
   std::unordered_map<std::uint64_t, std::uint32_t> prior_attempts;
+  std::deque<batch_range> in_flight;
   bool commit_in_flight = false;
   std::uint32_t ack_commits_in_flight = 0;
   std::uint64_t ack_seen_at_tick = 0;
@@ -45,17 +60,51 @@ void finish(sequencer_ptr self, bool ok, std::string code, std::string message) 
 
 void maybe_done(sequencer_ptr self) {
   auto& st = self->state;
-  if (st.acked >= st.job.order_size && st.ack_commits_in_flight == 0) finish(self, true, {}, {});
+  if (st.acked >= st.job.order_size && st.acked_committed >= st.job.order_size &&
+      st.ack_commits_in_flight == 0)
+    finish(self, true, {}, {});
+}
+
+void pump(sequencer_ptr self);
+
+/// Persists `acked` when nobody else has (downstream that does not commit, or ranges whose
+/// tail was passed over).
+void commit_acked(sequencer_ptr self) {
+  auto& st = self->state;
+  if (st.acked <= st.acked_committed) return maybe_done(self);
+  const auto through = st.acked;
+  ++st.ack_commits_in_flight;
+  std::vector<storage::job_progress> progress{{st.job.job_id, std::nullopt, through}};
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, ack_atom::value,
+                std::move(progress))
+      .then(
+          [self, through](const store_reply& r) {
+            auto& s = self->state;
+            --s.ack_commits_in_flight;
+            if (!r.ok) return finish(self, false, "store", r.message);
+            s.acked_committed = std::max(s.acked_committed, through);
+            maybe_done(self);
+          },
+          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+}
+
+/// Moves `acked` over every range whose last sent item is acknowledged.
+void advance(sequencer_ptr self, std::uint64_t through) {
+  auto& st = self->state;
+  while (!st.in_flight.empty() && st.in_flight.front().last_sent <= through) {
+    st.acked = std::max(st.acked, st.in_flight.front().range_end);
+    st.in_flight.pop_front();
+  }
 }
 
 void pump(sequencer_ptr self) {
   auto& st = self->state;
   if (st.finished || st.commit_in_flight) return;
   const std::uint64_t window = st.ctx.settings.credit_window;
-  const std::uint64_t in_flight = st.next_seq - 1 - st.acked;
-  if (st.next_seq > st.job.order_size || in_flight >= window) return;
+  const std::uint64_t outstanding = st.next_seq - 1 - st.acked;
+  if (st.next_seq > st.job.order_size || outstanding >= window) return;
   const std::uint64_t n = std::min<std::uint64_t>(
-      {st.ctx.settings.batch_size, window - in_flight, st.job.order_size - st.next_seq + 1});
+      {st.ctx.settings.batch_size, window - outstanding, st.job.order_size - st.next_seq + 1});
   auto entries = st.ctx.store->read_order(st.job.job_id, st.next_seq, static_cast<std::size_t>(n));
   if (!entries) return finish(self, false, "store", entries.err().message);
   if (entries->size() != n)
@@ -67,17 +116,23 @@ void pump(sequencer_ptr self) {
   batch.items.reserve(entries->size());
   dispatch_mark mark{st.job.job_id, 0, {}};
   std::uint64_t seq = st.next_seq;
+  std::uint64_t skipped = 0;
   for (auto& e : entries.value()) {
+    const std::uint64_t this_seq = seq++;
+    if (!in_scope(e.remote_status)) {
+      ++skipped;  // reconciliation took it out of scope
+      continue;
+    }
     delivery_item item;
     item.job_id = st.job.job_id;
     item.accounting_entry_id = e.id;
     item.status = e.remote_status;
-    item.sequence = seq;
-    if (seq <= st.redeliver_through) {
-      auto it = st.prior_attempts.find(seq);
+    item.sequence = this_seq;
+    if (this_seq <= st.redeliver_through) {
+      auto it = st.prior_attempts.find(this_seq);
       item.attempt = (it == st.prior_attempts.end() ? 1U : it->second) + 1U;
       item.redelivery = true;
-      mark.redelivery_attempts.emplace_back(seq, item.attempt);
+      mark.redelivery_attempts.emplace_back(this_seq, item.attempt);
     }
     if (e.has_tracking) {
       auto t = st.ctx.store->load_tracking(st.job.job_id, e.id);
@@ -85,25 +140,34 @@ void pump(sequencer_ptr self) {
       if (t.value()) item.tracking = std::move(*t.value());
     }
     batch.items.push_back(std::move(item));
-    ++seq;
   }
-  mark.dispatched_through = std::max(st.dispatched, seq - 1);
+  const std::uint64_t range_end = seq - 1;
+  mark.dispatched_through = std::max(st.dispatched, range_end);
   st.commit_in_flight = true;
   self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, dispatch_atom::value,
                 std::move(mark))
       .then(
-          [self, batch = std::move(batch)](const store_reply& r) mutable {
+          [self, batch = std::move(batch), range_end, skipped](const store_reply& r) mutable {
             auto& s = self->state;
             s.commit_in_flight = false;
             if (!r.ok) return finish(self, false, "store", r.message);
-            const auto count = batch.items.size();
             for (const auto& item : batch.items)
               if (item.redelivery) ++s.result.redelivered;
-            s.result.emitted += count;
-            s.dispatched = std::max(s.dispatched, s.next_seq + count - 1);
-            s.next_seq += count;
-            self->send(s.ctx.downstream, items_atom::value, std::move(batch),
-                       caf::actor_cast<ack_receiver_actor>(self));
+            s.result.emitted += batch.items.size();
+            s.result.skipped += skipped;
+            s.dispatched = std::max(s.dispatched, range_end);
+            s.next_seq = range_end + 1;
+            const std::uint64_t last_sent = batch.items.empty() ? 0 : batch.items.back().sequence;
+            s.in_flight.push_back({last_sent, range_end});
+            if (batch.items.empty()) {
+              // Nothing to hand on: the range is done as soon as everything before it is.
+              advance(self, s.acked_committed > s.acked ? s.acked_committed : s.acked);
+              commit_acked(self);
+            } else {
+              self->send(s.ctx.downstream, items_atom::value, std::move(batch),
+                         caf::actor_cast<ack_receiver_actor>(self));
+              crash_point("after_batch_sent");
+            }
             pump(self);
           },
           [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
@@ -122,6 +186,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
         auto wm = s.ctx.store->load_watermarks(s.job.job_id);
         if (!wm) return finish(self, false, "store", wm.err().message);
         s.acked = wm->acked_through;
+        s.acked_committed = wm->acked_through;
         s.dispatched = wm->dispatched_through;
         s.redeliver_through = wm->dispatched_through;
         s.next_seq = s.acked + 1;
@@ -139,28 +204,14 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
       },
       [self](ack_atom, const api::uuid& job_id, std::uint64_t through, bool committed) {
         auto& s = self->state;
-        if (s.finished || job_id != s.job.job_id || through <= s.acked) return;
+        if (s.finished || job_id != s.job.job_id) return;
         if (through > s.dispatched)
           return finish(self, false, "downstream_protocol",
                         "downstream acknowledged sequence " + std::to_string(through) +
                             " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
-        s.acked = through;
-        if (!committed) {
-          ++s.ack_commits_in_flight;
-          std::vector<storage::job_progress> progress{{s.job.job_id, std::nullopt, through}};
-          self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, ack_atom::value,
-                        std::move(progress))
-              .then(
-                  [self](const store_reply& r) {
-                    --self->state.ack_commits_in_flight;
-                    if (!r.ok) return finish(self, false, "store", r.message);
-                    maybe_done(self);
-                  },
-                  [self](caf::error& err) {
-                    finish(self, false, "internal", "store: " + to_string(err));
-                  });
-        }
-        maybe_done(self);
+        if (committed) s.acked_committed = std::max(s.acked_committed, through);
+        advance(self, through);
+        commit_acked(self);
         pump(self);
       },
       [self](tick_atom) {

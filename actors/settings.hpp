@@ -13,10 +13,11 @@ namespace ei::actors {
 struct stage_settings {
   std::uint32_t page_size = 500;  // `limit` of control- and data-layer pages
   storage::ordering_mode ordering = storage::ordering_mode::chronological;
-  std::uint32_t credit_window = 4096;                 // max unacknowledged items per job
-  std::uint32_t batch_size = 1024;                    // max items per batch handed downstream
-  std::uint32_t max_empty_pages = 3;                  // consecutive empty pages claiming more
-  bool dispatch_unreconciled = false;                 // dispatch in_progress items with no record
+  std::uint32_t credit_window = 4096;  // max unacknowledged items per job
+  std::uint32_t batch_size = 1024;     // max items per batch handed downstream
+  std::uint32_t max_empty_pages = 3;   // consecutive empty pages claiming more
+  bool dispatch_unreconciled = false;  // dispatch in_progress items with no record
+  bool recover_lost_state = false;     // jobs without a local record may have lost their state
   std::chrono::milliseconds request_timeout{300000};  // deadline of one request between actors
   std::uint32_t max_jobs = 4;                         // pipelines at once
 };

@@ -2,6 +2,8 @@
 
 #include <caf/all.hpp>
 
+#include "common/crash_point.hpp"
+
 namespace ei::actors {
 namespace {
 
@@ -17,17 +19,25 @@ store_actor::behavior_type store_behavior(std::shared_ptr<storage::state_store> 
         return to_reply(store->put_job(job));
       },
       [store](page_atom, const page_commit& c) {
-        return to_reply(store->commit_page(c.job, c.epoch, c.page));
+        auto reply = to_reply(store->commit_page(c.job, c.epoch, c.page));
+        crash_point(c.job.phase == storage::job_phase::reconciling ? "after_relist_page"
+                                                                   : "after_page_commit");
+        return reply;
       },
       [store](order_atom, const storage::job_record& job) {
+        crash_point("before_finish_order");
         return to_reply(store->finish_order(job));
       },
       [store](order_atom, const order_chunk& c) {
-        return to_reply(store->write_order_chunk(c.job_id, c.chunk_no, c.entries));
+        auto reply = to_reply(store->write_order_chunk(c.job_id, c.chunk_no, c.entries));
+        crash_point("after_order_chunk");
+        return reply;
       },
       [store](dispatch_atom, const dispatch_mark& m) {
-        return to_reply(
-            store->commit_dispatch(m.job_id, m.dispatched_through, m.redelivery_attempts));
+        auto reply =
+            to_reply(store->commit_dispatch(m.job_id, m.dispatched_through, m.redelivery_attempts));
+        crash_point("after_dispatch_commit");
+        return reply;
       },
       [store](ack_atom, const std::vector<storage::job_progress>& progress) {
         return to_reply(store->commit_acks(progress, std::nullopt));

@@ -52,6 +52,9 @@ struct run_args {
   std::uint32_t page_size = 0;
   std::uint32_t max_jobs = 0;
   std::string summary_file;
+  std::string reconcile_out;
+  bool dispatch_unreconciled = false;
+  bool recover_lost_state = false;
   bool quiet = false;
 };
 
@@ -74,10 +77,13 @@ int run_command(const run_args& a) {
   }
   if (a.page_size != 0) cfg.settings.page_size = a.page_size;
   if (a.max_jobs != 0) cfg.settings.max_jobs = a.max_jobs;
+  if (a.dispatch_unreconciled) cfg.settings.dispatch_unreconciled = true;
+  if (a.recover_lost_state) cfg.settings.recover_lost_state = true;
 
   ei::pipeline::run_options opts;
   opts.state_dir = a.state_dir;
   opts.out = a.out.empty() ? "-" : a.out;
+  opts.reconcile_out = a.reconcile_out;
   std::string problem;
   for (const auto& j : a.jobs)
     if (!parse_job_id(j, opts.batch.jobs, problem, "--job")) return usage_error(problem);
@@ -178,6 +184,98 @@ int status_command(const std::string& state_dir, const std::string& job, bool as
   return exit_ok;
 }
 
+std::string local_state_of(std::uint64_t seq, const ei::storage::watermarks& wm) {
+  if (seq <= wm.acked_through) return "acked";
+  if (seq <= wm.dispatched_through) return "dispatched";
+  return "scoped";
+}
+
+int state_verify_command(const std::string& state_dir) {
+  ei::storage::store_options so;
+  so.create_if_missing = false;
+  auto store = ei::storage::state_store::open(state_dir, so);
+  if (!store) return usage_error(store.err().message);
+  auto problems = (*store)->verify();
+  if (!problems) {
+    std::cerr << "export-items: " << problems.err().message << "\n";
+    return exit_jobs_failed;
+  }
+  auto jobs = (*store)->load_jobs();
+  for (const auto& p : problems.value())
+    std::cout << "problem: " << p << "\n";
+  if (!problems->empty()) {
+    std::cout << problems->size() << " problem(s) in " << state_dir << "\n";
+    return exit_jobs_failed;
+  }
+  std::cout << "ok: " << (jobs ? jobs->size() : 0) << " job(s), schema "
+            << ei::storage::state_store::schema_version << ", no problems\n";
+  return exit_ok;
+}
+
+int state_inspect_command(const std::string& state_dir, const std::string& job_text,
+                          std::size_t show) {
+  auto job = ei::api::uuid::parse(job_text);
+  if (!job) return usage_error("--job: '" + job_text + "' is not a UUID");
+  ei::storage::store_options so;
+  so.create_if_missing = false;
+  auto store = ei::storage::state_store::open(state_dir, so);
+  if (!store) return usage_error(store.err().message);
+  auto rec = (*store)->load_job(*job);
+  if (!rec) return usage_error(rec.err().message);
+  if (!rec.value()) {
+    std::cerr << "export-items: no job " << job_text << " in " << state_dir << "\n";
+    return exit_jobs_failed;
+  }
+  const auto& r = *rec.value();
+  auto wm = (*store)->load_watermarks(*job);
+  if (!wm) return usage_error(wm.err().message);
+  std::cout << "job           " << r.job_id.to_string() << "\n"
+            << "company       " << r.company_id.to_string() << "\n"
+            << "phase         " << ei::storage::to_string(r.phase) << "\n"
+            << "ordering      " << ei::storage::to_string(r.ordering) << "\n"
+            << "runs          " << r.runs << "\n"
+            << "listing       epoch " << r.listing_epoch << ", " << r.pages_committed
+            << " page(s), " << (r.listing_complete ? "complete" : "incomplete")
+            << (r.next_cursor.empty() ? "" : ", next cursor " + r.next_cursor) << "\n"
+            << "listed        " << r.counters.listed << " (duplicates " << r.counters.duplicates
+            << ")\n"
+            << "by status    ";
+  for (auto st : {ei::api::item_status::pending, ei::api::item_status::in_progress,
+                  ei::api::item_status::successful, ei::api::item_status::failed,
+                  ei::api::item_status::abandoned, ei::api::item_status::unknown})
+    std::cout << " " << ei::api::to_string(st) << "="
+              << r.counters.by_remote_status[static_cast<std::size_t>(st)];
+  std::cout << "\n"
+            << "in scope      " << r.counters.in_scope << " (needs reconciliation "
+            << r.counters.needs_reconciliation << ")\n"
+            << "order         " << r.order_size << " item(s)\n"
+            << "dispatched    through " << wm->dispatched_through << "\n"
+            << "acked         through " << wm->acked_through << "\n";
+  if (!r.failure_code.empty())
+    std::cout << "last error    " << r.failure_code << ": " << r.failure_message << "\n";
+  if (r.order_size > 0) {
+    // The first items, and the ones around the ack watermark (where a resume starts).
+    auto print_range = [&](std::uint64_t first, std::size_t n) {
+      auto entries = (*store)->read_order(*job, first, n);
+      if (!entries) return;
+      std::uint64_t seq = first;
+      for (const auto& e : entries.value()) {
+        std::cout << "  #" << seq << "  " << e.id.to_string() << "  "
+                  << ei::api::to_string(e.remote_status) << "  " << local_state_of(seq, *wm)
+                  << "\n";
+        ++seq;
+      }
+    };
+    std::cout << "order, first " << std::min<std::uint64_t>(show, r.order_size) << ":\n";
+    print_range(1, show);
+    if (wm->acked_through > show && wm->acked_through < r.order_size) {
+      std::cout << "order, from the ack watermark:\n";
+      print_range(wm->acked_through + 1, show);
+    }
+  }
+  return exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -200,6 +298,13 @@ int main(int argc, char** argv) {
   run->add_option("--max-jobs", ra.max_jobs, "Jobs run at once");
   run->add_option("--summary", ra.summary_file, "Write the JSON summary here (default stderr)");
   run->add_flag("--quiet", ra.quiet, "No progress output");
+  run->add_option("--reconcile-out", ra.reconcile_out,
+                  "Where items needing reconciliation are listed (default <out>.reconcile.ndjson)");
+  run->add_flag("--dispatch-unreconciled", ra.dispatch_unreconciled,
+                "Also hand on in_progress items that have no local record after state loss");
+  run->add_flag("--recover-lost-state", ra.recover_lost_state,
+                "This state directory lost its records: in_progress items without a record "
+                "need reconciliation instead of being handed on");
 
   std::string status_dir;
   std::string status_job;
@@ -209,6 +314,18 @@ int main(int argc, char** argv) {
   status->add_option("--job", status_job, "Only this job");
   status->add_flag("--json", status_json, "JSON output");
 
+  auto* state = app.add_subcommand("state", "Offline tools for a state directory");
+  state->require_subcommand(1);
+  std::string state_dir;
+  std::string inspect_job;
+  std::size_t inspect_show = 10;
+  auto* verify = state->add_subcommand("verify", "Integrity check; exit 1 on any problem");
+  verify->add_option("--state-dir", state_dir, "State directory")->required();
+  auto* inspect = state->add_subcommand("inspect", "A readable dump of one job");
+  inspect->add_option("--state-dir", state_dir, "State directory")->required();
+  inspect->add_option("--job", inspect_job, "Job id")->required();
+  inspect->add_option("--show", inspect_show, "Order entries to show (default 10)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -217,5 +334,7 @@ int main(int argc, char** argv) {
   }
   if (run->parsed()) return run_command(ra);
   if (status->parsed()) return status_command(status_dir, status_job, status_json);
+  if (verify->parsed()) return state_verify_command(state_dir);
+  if (inspect->parsed()) return state_inspect_command(state_dir, inspect_job, inspect_show);
   return exit_usage;
 }

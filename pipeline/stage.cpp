@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <ostream>
 #include <thread>
@@ -102,6 +103,32 @@ class progress_printer {
   std::thread thread_;
 };
 
+/// Appends every reported item to the reconciliation file, one NDJSON line each.
+status<run_errc> write_reconciliation_report(run_report& report, const run_options& options) {
+  std::string lines;
+  for (const auto& job : report.batch.jobs)
+    for (const auto& e : job.reported) {
+      nlohmann::json line{{"jobId", job.job_id.to_string()},
+                          {"accountingEntryId", e.accounting_entry_id.to_string()},
+                          {"remoteStatus", e.remote_status},
+                          {"action", e.action}};
+      lines += line.dump();
+      lines += '\n';
+    }
+  if (lines.empty()) return ok_v;
+  std::string path = options.reconcile_out;
+  if (path.empty())
+    path = options.out == "-" ? options.state_dir + "/reconcile.ndjson"
+                              : options.out + ".reconcile.ndjson";
+  std::ofstream out(path, std::ios::app);
+  out << lines;
+  out.flush();
+  if (!out)
+    return make_error(run_errc::output, "cannot write the reconciliation report to '" + path + "'");
+  report.reconcile_out = path;
+  return ok_v;
+}
+
 }  // namespace
 
 result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_options& options) {
@@ -194,6 +221,8 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
   }
   http->stop();
   report.http = http->stats();
+  if (auto written = write_reconciliation_report(report, options); !written.ok())
+    return std::move(written).err();
   return report;
 }
 
@@ -225,6 +254,8 @@ std::string summary_json(const run_report& report) {
         {"duplicates", j.stats.duplicates},
         {"undated", j.stats.undated},
         {"needsReconciliation", j.stats.needs_reconciliation},
+        {"skippedOutOfScope", j.stats.skipped_out_of_scope},
+        {"outOfScopeReported", j.stats.out_of_scope_reported},
         {"emitted", j.stats.emitted},
         {"redelivered", j.stats.redelivered},
         {"pages", j.stats.pages},
@@ -245,21 +276,23 @@ std::string summary_json(const run_report& report) {
     if (j.result == actors::job_result::already_complete) ++already;
     if (j.result == actors::job_result::failed) ++failed;
   }
-  json doc{{"baseUrl", report.base_url},
-           {"out", report.out},
-           {"jobs", jobs},
-           {"totals",
-            {{"jobs", report.batch.jobs.size()},
-             {"complete", complete},
-             {"alreadyComplete", already},
-             {"failed", failed},
-             {"emitted", emitted},
-             {"durationSeconds", report.batch.duration_seconds},
-             {"httpRequests", report.http.requests},
-             {"httpAttempts", report.http.attempts},
-             {"httpRetries", report.http.retries},
-             {"httpRetryWaitMs", report.http.retry_wait_ms},
-             {"connectionsOpened", report.http.connections_opened}}}};
+  json doc{
+      {"baseUrl", report.base_url},
+      {"out", report.out},
+      {"reconcileOut", report.reconcile_out.empty() ? json(nullptr) : json(report.reconcile_out)},
+      {"jobs", jobs},
+      {"totals",
+       {{"jobs", report.batch.jobs.size()},
+        {"complete", complete},
+        {"alreadyComplete", already},
+        {"failed", failed},
+        {"emitted", emitted},
+        {"durationSeconds", report.batch.duration_seconds},
+        {"httpRequests", report.http.requests},
+        {"httpAttempts", report.http.attempts},
+        {"httpRetries", report.http.retries},
+        {"httpRetryWaitMs", report.http.retry_wait_ms},
+        {"connectionsOpened", report.http.connections_opened}}}};
   return doc.dump(2);
 }
 

@@ -31,6 +31,9 @@ std::string_view to_string(run_errc c) noexcept;
 struct run_options {
   std::string state_dir;
   std::string out = "-";
+  /// Items reported for reconciliation (NDJSON, appended). Empty: `<out>.reconcile.ndjson`,
+  /// or `<state_dir>/reconcile.ndjson` when `out` is stdout.
+  std::string reconcile_out;
   actors::batch_request batch;
   /// Credentials; for the embedded simulator the config's key is used when empty.
   std::optional<api::credentials> credentials;
@@ -48,6 +51,7 @@ struct run_report {
   api::client_stats http;
   std::string base_url;  // what was talked to (never credentials)
   std::string out;
+  std::string reconcile_out;  // empty when nothing was reported
   bool all_complete() const;
 };
 

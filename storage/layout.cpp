@@ -8,7 +8,7 @@ namespace {
 constexpr std::uint8_t item_flag_tracking = 0x01;
 constexpr std::uint8_t item_flag_status_text = 0x02;
 constexpr std::uint8_t max_item_status = static_cast<std::uint8_t>(api::item_status::unknown);
-constexpr std::uint8_t max_job_phase = static_cast<std::uint8_t>(job_phase::failed);
+constexpr std::uint8_t max_job_phase = static_cast<std::uint8_t>(job_phase::reconciling);
 constexpr std::uint8_t max_ordering = static_cast<std::uint8_t>(ordering_mode::entry_id);
 
 void put_u8(std::string& out, std::uint8_t v) {

@@ -230,6 +230,8 @@ std::string_view to_string(job_phase p) noexcept {
       return "complete";
     case job_phase::failed:
       return "failed";
+    case job_phase::reconciling:
+      return "reconciling";
   }
   return "unknown";
 }
@@ -245,8 +247,9 @@ std::string_view to_string(ordering_mode m) noexcept {
 }
 
 std::optional<job_phase> parse_job_phase(std::string_view t) noexcept {
-  for (auto p : {job_phase::verifying, job_phase::listing, job_phase::ordering,
-                 job_phase::dispatching, job_phase::complete, job_phase::failed})
+  for (auto p :
+       {job_phase::verifying, job_phase::listing, job_phase::ordering, job_phase::dispatching,
+        job_phase::complete, job_phase::failed, job_phase::reconciling})
     if (to_string(p) == t) return p;
   return std::nullopt;
 }

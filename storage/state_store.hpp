@@ -79,7 +79,17 @@ struct store_options {
 };
 
 /// Persisted job phases (DESIGN.md "Job phases").
-enum class job_phase : std::uint8_t { verifying, listing, ordering, dispatching, complete, failed };
+/// `reconciling`: a resumed job whose order is fixed re-lists the items (new epoch) and
+/// applies the reconciliation table to the persisted order before dispatching again.
+enum class job_phase : std::uint8_t {
+  verifying,
+  listing,
+  ordering,
+  dispatching,
+  complete,
+  failed,
+  reconciling,
+};
 enum class ordering_mode : std::uint8_t { chronological, entry_id };
 
 std::string_view to_string(job_phase p) noexcept;

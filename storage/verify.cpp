@@ -288,8 +288,8 @@ class verifier {
 
   void check_order(const api::uuid& id, job_facts& f) {
     const auto& r = *f.rec;
-    const bool finished =
-        r.phase == job_phase::dispatching || r.phase == job_phase::complete || r.order_size > 0;
+    const bool finished = r.phase == job_phase::dispatching || r.phase == job_phase::complete ||
+                          r.phase == job_phase::reconciling || r.order_size > 0;
     if (!finished) return;  // an ordering in progress may hold any prefix of chunks
     const auto* job = &id;
     const auto cs = state_store::order_chunk_size;

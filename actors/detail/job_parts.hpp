@@ -33,6 +33,12 @@ phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::jo
                             job_supervisor_actor supervisor);
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                           job_supervisor_actor supervisor);
+phase_actor spawn_reconciler(caf::actor_system& sys, job_context ctx, storage::job_record job,
+                             job_supervisor_actor supervisor);
+
+/// Drops the pages of every listing epoch before the job's current one.
+status<storage::store_errc> drop_previous_epochs(storage::state_store& store,
+                                                 const storage::job_record& job);
 sequencer_actor spawn_sequencer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                                 job_supervisor_actor supervisor);
 
