@@ -1,0 +1,273 @@
+// Resume after an interrupted run, in process: a downstream that stops acknowledging leaves a
+// job with items in flight; the next run with the same state directory re-lists, reconciles
+// and continues. Proves: acked items never come again, in-flight items come again flagged with
+// the next attempt number, nothing is lost, changed remote statuses are applied by the table,
+// and lost state turns in_progress items into reported reconciliation cases.
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/sink.hpp"
+#include "pipeline/stage.hpp"
+#include "simulator/simulator.hpp"
+
+namespace ei {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kKey = "resume-test-key";
+
+class temp_dir {
+ public:
+  temp_dir() {
+    std::random_device rd;
+    path_ =
+        fs::temp_directory_path() / ("ei-resume-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+/// Collects what downstream receives; acknowledges only the first `ack_limit` items.
+struct collector {
+  std::mutex mutex;
+  std::vector<actors::delivery_item> items;
+  std::size_t ack_limit = SIZE_MAX;
+  std::size_t acked = 0;
+
+  std::function<actors::downstream_actor(caf::actor_system&)> factory() {
+    return [this](caf::actor_system& sys) {
+      return actors::spawn_callback_downstream(sys, [this](const actors::item_batch& b) {
+        std::lock_guard<std::mutex> lock(mutex);
+        for (auto& i : b.items)
+          items.push_back(i);
+        if (acked + b.items.size() > ack_limit) return false;
+        acked += b.items.size();
+        return true;
+      });
+    };
+  }
+};
+
+struct fixture {
+  std::unique_ptr<sim::simulator> sim;
+  api::uuid job;
+  temp_dir dir;
+
+  explicit fixture(std::uint64_t items, std::uint64_t seed = 17) {
+    sim::sim_config c;
+    c.api_key = kKey;
+    c.seed = seed;
+    c.jobs = 1;
+    c.items_per_job = items;
+    c.all_in_progress = true;
+    auto s = sim::simulator::start(c);
+    EXPECT_TRUE(s.ok());
+    sim = std::move(s.value());
+    job = sim->jobs().front().id;
+  }
+
+  pipeline::stage_config config(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    pipeline::stage_config cfg;
+    cfg.base_url = sim->base_url();
+    cfg.settings.page_size = 100;
+    cfg.settings.batch_size = 100;
+    cfg.settings.credit_window = 300;
+    cfg.settings.ordering = storage::ordering_mode::entry_id;
+    cfg.settings.request_timeout = timeout;
+    cfg.store.sync = storage::sync_policy::none;
+    return cfg;
+  }
+
+  pipeline::run_options options(collector& c) {
+    pipeline::run_options o;
+    o.state_dir = (dir.path() / "state").string();
+    o.out = (dir.path() / "out.ndjson").string();
+    o.batch.jobs = {job};
+    o.credentials = api::credentials::from_api_key(kKey).value();
+    o.downstream_factory = c.factory();
+    return o;
+  }
+
+  std::vector<std::string> in_scope_by_id() const {
+    std::vector<api::uuid> ids;
+    for (auto& i : sim->items_of(job))
+      if (i.status == api::item_status::pending || i.status == api::item_status::in_progress)
+        ids.push_back(i.accounting_entry_id);
+    std::sort(ids.begin(), ids.end());
+    std::vector<std::string> out;
+    for (auto& id : ids)
+      out.push_back(id.to_string());
+    return out;
+  }
+};
+
+const actors::job_outcome& only(const pipeline::run_report& r) {
+  return r.batch.jobs.front();
+}
+
+TEST(Resume, AckedNeverAgainInFlightRedeliveredFlaggedNothingLost) {
+  fixture f(1200);
+  const auto expected = f.in_scope_by_id();
+  collector first;
+  first.ack_limit = 300;
+  auto r1 = pipeline::run_stage(f.config(std::chrono::milliseconds(500)), f.options(first));
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(only(r1.value()).reason_code, "downstream_timeout");
+  ASSERT_EQ(first.acked, 300U);
+  ASSERT_EQ(first.items.size(), 600U);  // 300 acked + a window of 300 in flight
+
+  collector second;
+  auto r2 = pipeline::run_stage(f.config(), f.options(second));
+  ASSERT_TRUE(r2.ok());
+  ASSERT_EQ(only(r2.value()).result, actors::job_result::complete) << only(r2.value()).reason;
+  EXPECT_EQ(only(r2.value()).stats.redelivered, 300U);
+
+  std::set<std::string> acked_first;
+  for (std::size_t i = 0; i < 300; ++i)
+    acked_first.insert(first.items[i].accounting_entry_id.to_string());
+  std::vector<std::string> all;
+  for (std::size_t i = 0; i < 300; ++i)
+    all.push_back(first.items[i].accounting_entry_id.to_string());
+  for (auto& item : second.items) {
+    const auto id = item.accounting_entry_id.to_string();
+    EXPECT_EQ(acked_first.count(id), 0U) << "acked item " << id << " handed on again";
+    if (item.sequence <= 600) {
+      EXPECT_TRUE(item.redelivery) << item.sequence;
+      EXPECT_EQ(item.attempt, 2U);
+    } else {
+      EXPECT_FALSE(item.redelivery) << item.sequence;
+      EXPECT_EQ(item.attempt, 1U);
+    }
+    all.push_back(id);
+  }
+  EXPECT_EQ(all, expected);  // nothing lost, nothing twice, order kept
+  EXPECT_EQ(second.items.front().sequence, 301U);
+
+  // A third interrupted run and a fourth: attempts keep counting.
+  collector third;
+  auto r3 = pipeline::run_stage(f.config(), f.options(third));
+  ASSERT_TRUE(r3.ok());
+  EXPECT_EQ(only(r3.value()).result, actors::job_result::already_complete);
+  EXPECT_TRUE(third.items.empty());
+}
+
+TEST(Resume, AttemptsKeepCountingAcrossSeveralInterruptions) {
+  fixture f(800);
+  collector a;
+  a.ack_limit = 100;
+  ASSERT_TRUE(pipeline::run_stage(f.config(std::chrono::milliseconds(400)), f.options(a)).ok());
+  collector b;
+  b.ack_limit = 0;  // takes the redelivery, acknowledges nothing
+  ASSERT_TRUE(pipeline::run_stage(f.config(std::chrono::milliseconds(400)), f.options(b)).ok());
+  ASSERT_FALSE(b.items.empty());
+  EXPECT_EQ(b.items.front().sequence, 101U);
+  EXPECT_EQ(b.items.front().attempt, 2U);
+  collector c;
+  auto r = pipeline::run_stage(f.config(), f.options(c));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(only(r.value()).result, actors::job_result::complete);
+  EXPECT_EQ(c.items.front().sequence, 101U);
+  EXPECT_EQ(c.items.front().attempt, 3U);
+  EXPECT_TRUE(c.items.front().redelivery);
+}
+
+TEST(Resume, RemoteChangesAreReconciledWithThePersistedOrder) {
+  fixture f(1000);
+  collector first;
+  first.ack_limit = 200;
+  ASSERT_TRUE(pipeline::run_stage(f.config(std::chrono::milliseconds(400)), f.options(first)).ok());
+  ASSERT_EQ(first.items.size(), 500U);
+  // While the stage was down: an item in flight was exported by someone (successful), a
+  // not-yet-dispatched item failed, and an acked item changed too (must not matter).
+  const auto in_flight = first.items[250].accounting_entry_id;
+  const auto acked = first.items[10].accounting_entry_id;
+  f.sim->set_item_status(f.job, in_flight, api::item_status::successful);
+  f.sim->set_item_status(f.job, acked, api::item_status::failed);
+  // find a scoped, never dispatched item: any in-scope id not among the first 500 handed on
+  std::set<std::string> handed;
+  for (auto& i : first.items)
+    handed.insert(i.accounting_entry_id.to_string());
+  api::uuid scoped{};
+  for (auto& id : f.in_scope_by_id())
+    if (handed.count(id) == 0) {
+      scoped = api::uuid::parse(id).value();
+      break;
+    }
+  ASSERT_FALSE(scoped.is_nil());
+  f.sim->set_item_status(f.job, scoped, api::item_status::failed);
+
+  collector second;
+  auto opts = f.options(second);
+  auto r = pipeline::run_stage(f.config(), opts);
+  ASSERT_TRUE(r.ok());
+  const auto& o = only(r.value());
+  ASSERT_EQ(o.result, actors::job_result::complete) << o.reason;
+  for (auto& item : second.items) {
+    EXPECT_NE(item.accounting_entry_id, in_flight);
+    EXPECT_NE(item.accounting_entry_id, scoped);
+    EXPECT_NE(item.accounting_entry_id, acked);
+  }
+  EXPECT_EQ(o.stats.out_of_scope_reported, 1U);
+  EXPECT_EQ(o.stats.skipped_out_of_scope, 2U);
+  ASSERT_EQ(o.reported.size(), 1U);
+  EXPECT_EQ(o.reported.front().accounting_entry_id, in_flight);
+  EXPECT_EQ(o.reported.front().action, "out_of_scope_reported");
+  // The report file lists it, and the store verifies clean.
+  std::ifstream rep(r->reconcile_out);
+  std::string line;
+  ASSERT_TRUE(std::getline(rep, line)) << r->reconcile_out;
+  EXPECT_NE(line.find(in_flight.to_string()), std::string::npos);
+  auto store = storage::state_store::open(opts.state_dir, {});
+  ASSERT_TRUE(store.ok());
+  auto problems = (*store)->verify();
+  ASSERT_TRUE(problems.ok());
+  EXPECT_TRUE(problems->empty()) << problems->front();
+}
+
+TEST(Resume, LostStateReportsInProgressItemsInsteadOfHandingThemOn) {
+  fixture f(600, 23);
+  std::size_t in_progress = 0;
+  for (auto& i : f.sim->items_of(f.job))
+    if (i.status == api::item_status::in_progress) ++in_progress;
+  ASSERT_GT(in_progress, 0U);
+  collector c;
+  auto cfg = f.config();
+  cfg.settings.recover_lost_state = true;
+  auto r = pipeline::run_stage(cfg, f.options(c));
+  ASSERT_TRUE(r.ok());
+  const auto& o = only(r.value());
+  EXPECT_EQ(o.result, actors::job_result::complete);
+  EXPECT_EQ(o.stats.needs_reconciliation, in_progress);
+  EXPECT_EQ(o.reported.size(), in_progress);
+  for (auto& item : c.items)
+    EXPECT_EQ(item.status, api::item_status::pending);
+  EXPECT_EQ(c.items.size(), f.in_scope_by_id().size() - in_progress);
+
+  // The operator decides to hand them on after all.
+  fixture g(600, 23);
+  collector d;
+  auto cfg2 = g.config();
+  cfg2.settings.recover_lost_state = true;
+  cfg2.settings.dispatch_unreconciled = true;
+  auto r2 = pipeline::run_stage(cfg2, g.options(d));
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(d.items.size(), g.in_scope_by_id().size());
+  EXPECT_EQ(only(r2.value()).reported.size(), in_progress);
+}
+
+}  // namespace
+}  // namespace ei
