@@ -221,8 +221,12 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.total_reported = r.total_reported;
         s.job = std::move(r.job);
         if (!r.ok) {
-          if (r.code == "cursor_rejected" && s.listing_restarts < 3) {
-            // An expired or refused cursor: list again from the start in a new epoch.
+          const bool restartable = r.code == "cursor_rejected" || r.code == "cursor_cycle" ||
+                                   r.code == "empty_pages" || r.code == "missing_end_cursor" ||
+                                   r.code == "decode";
+          if (restartable && s.listing_restarts < 3) {
+            // An expired or refused cursor, a cycle, empty pages or a page that does not
+            // parse: list again from the start in a new epoch (bounded; usually transient).
             ++s.listing_restarts;
             new_epoch(self);
             return start_listing(self);

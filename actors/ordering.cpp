@@ -26,6 +26,7 @@ struct orderer_state {
   std::set<std::string> seen_cursors;
   std::uint32_t empty_run = 0;
   std::uint32_t chunks_in_flight = 0;
+  std::uint32_t walk_restarts = 0;
   bool finished = false;
   order_result result;
   static inline const char* name = "orderer";
@@ -178,6 +179,21 @@ void order_by_date(orderer_ptr self) {
 
 void fetch_dates(orderer_ptr self);
 
+/// A broken data-layer walk (a page that does not parse, a cursor cycle, empty pages, an
+/// expired cursor) is walked again from the start a bounded number of times: such faults are
+/// usually transient, and the walk is idempotent.
+void walk_failed(orderer_ptr self, std::string code, std::string message, bool restartable) {
+  auto& st = self->state;
+  if (!restartable || st.walk_restarts >= 3)
+    return finish(self, false, std::move(code), std::move(message));
+  ++st.walk_restarts;
+  std::fill(st.dates.begin(), st.dates.end(), undated);
+  st.cursor.clear();
+  st.seen_cursors.clear();
+  st.empty_run = 0;
+  fetch_dates(self);
+}
+
 void on_dates(orderer_ptr self, dates_reply& reply) {
   auto& st = self->state;
   if (st.finished) return;
@@ -185,10 +201,13 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
   if (!reply.ok) {
     const auto& f = reply.failure;
-    std::string code = f.http_status != 0 ? "http_" + std::to_string(f.http_status) : f.kind;
+    std::string code = f.cursor_rejected    ? "cursor_rejected"
+                       : f.http_status != 0 ? "http_" + std::to_string(f.http_status)
+                                            : f.kind;
     std::string msg = "data layer (export-items): " + f.message;
     if (!f.type.empty()) msg += " (type " + f.type + ")";
-    return finish(self, false, std::move(code), std::move(msg));
+    return walk_failed(self, std::move(code), std::move(msg),
+                       f.cursor_rejected || f.kind == "decode");
   }
   for (const auto& d : reply.page.data) {
     auto it = std::lower_bound(
@@ -202,12 +221,19 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
   const auto& pg = reply.page.pagination;
   if (!pg.has_next_page) return order_by_date(self);
   std::string end = pg.end_cursor.value_or("");
+  if (reply.page.data.empty()) {
+    if (++st.empty_run > st.ctx.settings.max_empty_pages)
+      return walk_failed(self, "empty_pages",
+                         "data layer: " + std::to_string(st.empty_run) +
+                             " consecutive empty pages claimed a next page",
+                         true);
+    if (end.empty() || end == st.cursor) return fetch_dates(self);  // ask again
+  } else {
+    st.empty_run = 0;
+  }
   if (end.empty() || end == st.cursor || st.seen_cursors.count(end) != 0)
-    return finish(self, false, "cursor_cycle",
-                  "data layer listing revisits cursor '" + end + "' or lacks one");
-  if (reply.page.data.empty() && ++st.empty_run > st.ctx.settings.max_empty_pages)
-    return finish(self, false, "empty_pages", "data layer: consecutive empty pages claim more");
-  if (!reply.page.data.empty()) st.empty_run = 0;
+    return walk_failed(self, "cursor_cycle",
+                       "data layer listing revisits cursor '" + end + "' or lacks one", true);
   st.seen_cursors.insert(st.cursor);
   st.cursor = std::move(end);
   fetch_dates(self);

@@ -88,9 +88,16 @@ pipeline::run_options options_for(const temp_dir& dir, std::vector<api::uuid> jo
 }
 
 /// The expected output of one job: in-scope items ordered as the mode says.
+std::vector<std::string> expected_order_of(std::vector<sim::item_truth> items,
+                                           storage::ordering_mode mode);
+
 std::vector<std::string> expected_order(const sim::simulator& s, const api::uuid& job,
                                         storage::ordering_mode mode) {
-  auto items = s.items_of(job);
+  return expected_order_of(s.items_of(job), mode);
+}
+
+std::vector<std::string> expected_order_of(std::vector<sim::item_truth> items,
+                                           storage::ordering_mode mode) {
   std::vector<sim::item_truth> scoped;
   for (auto& i : items)
     if (i.status == api::item_status::pending || i.status == api::item_status::in_progress)
@@ -233,16 +240,63 @@ TEST_P(StageHazards, HandledAsDesigned) {
   }
 }
 
+// Every fault kind the simulator can inject: transient ones are absorbed (retries, listing
+// restarts, deduplication) and the output is exact; persistent hazards fail the job alone with
+// a typed reason.
 INSTANTIATE_TEST_SUITE_P(
-    Pagination, StageHazards,
-    ::testing::Values(hazard_case{"items:cycle@nth=3", false, "cursor_cycle"},
+    FaultKinds, StageHazards,
+    ::testing::Values(hazard_case{"items:status=500@nth=2", true, ""},
+                      hazard_case{"items:status=503@rate=0.2", true, ""},
+                      hazard_case{"export_items:status=502@nth=1,2", true, ""},
+                      hazard_case{"items:throttle@nth=1,2", true, ""},
+                      hazard_case{"items:throttle=0@nth=1,2", true, ""},
+                      hazard_case{"job:throttle=0@nth=1", true, ""},
+                      hazard_case{"items:latency=20ms@all", true, ""},
+                      hazard_case{"items:reset@nth=2", true, ""},
+                      hazard_case{"items:reset_mid_body@nth=2;items:truncate@nth=4", true, ""},
+                      hazard_case{"export_items:truncate@nth=1", true, ""},
+                      hazard_case{"items:malformed@nth=3", true, ""},
+                      hazard_case{"export_items:malformed@nth=1", true, ""},
+                      hazard_case{"items:cycle@nth=3", true, ""},
+                      hazard_case{"items:cycle@all", false, "cursor_cycle"},
                       hazard_case{"items:empty_page@nth=2", true, ""},
                       hazard_case{"items:empty_page@from=2", false, "empty_pages"},
                       hazard_case{"items:duplicate@nth=2,4", true, ""},
-                      hazard_case{"items:status=503@rate=0.2", true, ""},
-                      hazard_case{"items:reset_mid_body@nth=2;items:truncate@nth=4", true, ""},
-                      hazard_case{"items:throttle=0@nth=1,2", true, ""},
-                      hazard_case{"export_items:malformed@nth=1", false, "decode"}));
+                      hazard_case{"items:expired_cursor@nth=3", true, ""},
+                      hazard_case{"items:expired_cursor@all", false, "cursor_rejected"},
+                      hazard_case{"export_items:expired_cursor@nth=2", true, ""},
+                      hazard_case{"items:status=503@all", false, "http_503"},
+                      hazard_case{"items:expire_job@nth=3", false, "http_422"}));
+
+TEST(Stage, StatusFlipBetweenPagesKeepsTheItemInScope) {
+  sim::sim_config c;
+  c.seed = 3;
+  c.jobs = 1;
+  c.items_per_job = 1000;
+  c.all_in_progress = true;
+  c.faults = "items:flip_status@nth=2,5";
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto jobs = in_progress_jobs(*s);
+  // The statuses as listed are the ones before the flips: the stage scopes by what it listed.
+  const auto before = s->items_of(jobs.front());
+  auto report = pipeline::run_stage(config_for(*s), options_for(dir, jobs));
+  ASSERT_TRUE(report.ok());
+  auto* o = outcome_of(report.value(), jobs.front());
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
+  std::vector<std::string> got;
+  for (auto& l : read_lines(dir.path() / "out.ndjson"))
+    got.push_back(l.id);
+  EXPECT_EQ(got, expected_order_of(before, storage::ordering_mode::chronological));
+  const auto after = s->items_of(jobs.front());
+  EXPECT_NE(std::vector<sim::item_truth>(before).size(), 0U);
+  std::size_t changed = 0;
+  for (std::size_t i = 0; i < before.size(); ++i)
+    changed += before[i].status != after[i].status;
+  EXPECT_EQ(changed, 2U);  // the fault really changed two items while the listing ran
+}
 
 TEST(Stage, DuplicatesAcrossPagesAreCountedOnce) {
   sim::sim_config c;
