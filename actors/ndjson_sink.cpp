@@ -231,7 +231,15 @@ result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                                       "': " + std::strerror(errno));
       }
     } else {
-      offset = size;  // a file the store has never seen: append after what is there
+      // A file the store has never seen: append after what is there, and record that start
+      // before writing anything, so lines of a run that dies before its first acknowledgement
+      // are cut on restart like any other unacknowledged lines.
+      offset = size;
+      auto recorded = store->commit_acks({}, std::make_pair(sink_name, offset));
+      if (!recorded.ok()) {
+        ::close(fd);
+        return make_error(sink_errc::store, recorded.err().message);
+      }
     }
     ::lseek(fd, static_cast<off_t>(offset), SEEK_SET);
   }
