@@ -256,5 +256,90 @@ TEST(Cli, EmbeddedDefaultRunsWithTheShippedConfig) {
   EXPECT_GE(summary["totals"]["complete"].get<int>(), 2);
 }
 
+TEST(Cli, StateVerifyAndInspect) {
+  auto s = start_sim(2, true);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  const auto state = (dir.path() / "state").string();
+  std::vector<std::string> args{"run",
+                                "--base-url",
+                                s->base_url(),
+                                "--state-dir",
+                                state,
+                                "--out",
+                                (dir.path() / "items.ndjson").string(),
+                                "--quiet"};
+  for (auto& a : job_args(*s, true))
+    args.push_back(a);
+  ASSERT_EQ(run(args, {std::string("PLEO_API_KEY=") + kKey}, dir.path()).exit_code, 0);
+
+  auto v = run({"state", "verify", "--state-dir", state}, {}, dir.path());
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("ok: 2 job(s)"), std::string::npos) << v.out;
+
+  const auto job = s->jobs().front().id.to_string();
+  auto i =
+      run({"state", "inspect", "--state-dir", state, "--job", job, "--show", "3"}, {}, dir.path());
+  EXPECT_EQ(i.exit_code, 0) << i.err;
+  EXPECT_NE(i.out.find("phase         complete"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("#3  "), std::string::npos) << i.out;
+  EXPECT_EQ(i.out.find("#4  "), std::string::npos) << i.out;
+
+  auto unknown = run(
+      {"state", "inspect", "--state-dir", state, "--job", "00000000-0000-4000-8000-000000000000"},
+      {}, dir.path());
+  EXPECT_EQ(unknown.exit_code, 1);
+
+  // A directory that is not a state store is refused, clearly, and left alone.
+  fs::create_directories(dir.path() / "not-a-store");
+  std::ofstream(dir.path() / "not-a-store" / "notes.txt") << "hello";
+  auto bad = run({"state", "verify", "--state-dir", (dir.path() / "not-a-store").string()}, {},
+                 dir.path());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("not-a-store"), std::string::npos) << bad.err;
+  EXPECT_EQ(slurp(dir.path() / "not-a-store" / "notes.txt"), "hello");
+}
+
+TEST(Cli, ACrashDuringListingResumesFromTheLastCommittedCursor) {
+  auto s = start_sim(1, true);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  std::vector<std::string> args{"run",
+                                "--base-url",
+                                s->base_url(),
+                                "--state-dir",
+                                (dir.path() / "state").string(),
+                                "--out",
+                                (dir.path() / "items.ndjson").string(),
+                                "--quiet",
+                                "--page-size",
+                                "50",
+                                "--ordering",
+                                "entry_id"};
+  for (auto& a : job_args(*s, true))
+    args.push_back(a);
+  auto crashed = run(args, {std::string("PLEO_API_KEY=") + kKey, "EI_CRASH_AT=after_page_commit:4"},
+                     dir.path());
+  ASSERT_EQ(crashed.exit_code, -1) << "expected SIGKILL at the crash point: " << crashed.err;
+  std::size_t first_run_pages = 0;
+  for (auto& r : s->request_log())
+    if (r.endpoint == "items") ++first_run_pages;
+  EXPECT_GE(first_run_pages, 4U);
+  s->clear_request_log();
+  auto resumed = run(args, {std::string("PLEO_API_KEY=") + kKey}, dir.path());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  std::vector<std::string> targets;
+  for (auto& r : s->request_log())
+    if (r.endpoint == "items") targets.push_back(r.target);
+  ASSERT_FALSE(targets.empty());
+  // The first listing request of the resumed run continues after page 4, not from the start.
+  EXPECT_NE(targets.front().find("after="), std::string::npos) << targets.front();
+  std::size_t from_start = 0;
+  for (auto& t : targets)
+    from_start += t.find("after=") == std::string::npos;
+  EXPECT_EQ(from_start, 0U);
+  EXPECT_EQ(targets.size(), 600U / 50U - 4U);
+}
+
 }  // namespace
 }  // namespace ei
