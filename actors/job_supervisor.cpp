@@ -150,7 +150,13 @@ void resume(supervisor_ptr self) {
   if (st.job.phase == storage::job_phase::dispatching ||
       st.job.phase == storage::job_phase::reconciling)
     return start_reconciling(self);
-  if (!st.job.listing_complete) return start_listing(self);
+  if (!st.job.listing_complete) {
+    // A cursor listing resumes from its last committed cursor; an offset listing starts over
+    // (its pages are only meaningful with the same page size and a complete set).
+    if (st.job.pages_committed > 0 && st.ctx.settings.listing == listing_mode::parallel)
+      new_epoch(self);
+    return start_listing(self);
+  }
   start_ordering(self);
 }
 
@@ -221,6 +227,12 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.total_reported = r.total_reported;
         s.job = std::move(r.job);
         if (!r.ok) {
+          if (r.code == "parallel_listing_mismatch") {
+            // The offset listing did not add up: list again the contract's way.
+            s.ctx.settings.listing = listing_mode::cursor;
+            new_epoch(self);
+            return start_listing(self);
+          }
           const bool restartable = r.code == "cursor_rejected" || r.code == "cursor_cycle" ||
                                    r.code == "empty_pages" || r.code == "missing_end_cursor" ||
                                    r.code == "decode";

@@ -1,6 +1,8 @@
 // The listing phase: the paginator walks the cursor chain through a fetcher, guarding
 // against the pagination hazards of DESIGN.md, and the filter scopes and commits each page
 // (page + cursor + counters in one store write). Fetching page k+1 overlaps committing page k.
+#include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 
@@ -68,6 +70,13 @@ struct paginator_state {
   bool last_page_fetched = false;
   bool finished = false;
   listing_result result;
+  // listing_mode::parallel
+  std::uint64_t total = 0;
+  std::uint32_t page_count = 0;
+  std::uint32_t next_fetch = 0;  // next offset page to request
+  std::uint32_t fetches_in_flight = 0;
+  std::map<std::uint32_t, api::page<api::export_job_item>> arrived;  // reorder buffer
+  std::vector<api::uuid> ids;  // to check for duplicates afterwards
   static inline const char* name = "paginator";
 };
 
@@ -109,6 +118,115 @@ void maybe_complete(paginator_ptr self) {
           [self](caf::error& err) { fail(self, "internal", "filter: " + to_string(err)); });
 }
 
+/// Hands a page to the filter (scope + one store write); pages are committed in page order.
+void commit(paginator_ptr self, api::page<api::export_job_item> page, std::string request_cursor,
+            std::uint32_t page_no) {
+  auto& st = self->state;
+  filter_input in{std::move(page), std::move(request_cursor), page_no};
+  ++st.commits_in_flight;
+  self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
+      .then(
+          [self](const store_reply& r) {
+            auto& s = self->state;
+            --s.commits_in_flight;
+            if (!r.ok) {
+              fail(self, "store", r.message);
+              return;
+            }
+            maybe_complete(self);
+          },
+          [self](caf::error& err) { fail(self, "internal", "page commit: " + to_string(err)); });
+}
+
+std::string failure_code(const fetch_failure& f) {
+  return f.cursor_rejected    ? "cursor_rejected"
+         : f.http_status != 0 ? "http_" + std::to_string(f.http_status)
+                              : f.kind;
+}
+
+// --- listing_mode::parallel -------------------------------------------------------------
+
+void fetch_offset(paginator_ptr self, std::uint32_t page_no);
+
+void pump_parallel(paginator_ptr self) {
+  auto& st = self->state;
+  while (!st.finished && st.next_fetch < st.page_count &&
+         st.fetches_in_flight < std::max<std::uint32_t>(1, st.ctx.settings.parallel_requests))
+    fetch_offset(self, st.next_fetch++);
+}
+
+/// Commits buffered pages in order; after the last one, checks count and duplicates.
+void drain_parallel(paginator_ptr self) {
+  auto& st = self->state;
+  for (auto it = st.arrived.find(st.page_no); it != st.arrived.end();
+       it = st.arrived.find(st.page_no)) {
+    auto page = std::move(it->second);
+    st.arrived.erase(it);
+    page.pagination.has_next_page = st.page_no + 1 < st.page_count;
+    for (const auto& item : page.data)
+      st.ids.push_back(item.accounting_entry_id);
+    commit(self, std::move(page), std::string{}, st.page_no);
+    ++st.page_no;
+  }
+  if (st.page_no < st.page_count || st.last_page_fetched) return;
+  st.last_page_fetched = true;
+  std::sort(st.ids.begin(), st.ids.end());
+  const bool duplicates = std::adjacent_find(st.ids.begin(), st.ids.end()) != st.ids.end();
+  if (st.ids.size() != st.total || duplicates) {
+    fail(self, "parallel_listing_mismatch",
+         "offset listing found " + std::to_string(st.ids.size()) + " items" +
+             (duplicates ? " with duplicates" : "") + " where total says " +
+             std::to_string(st.total) + "; listing again with cursors");
+    return;
+  }
+  st.ids = {};
+  maybe_complete(self);
+}
+
+void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& reply) {
+  auto& st = self->state;
+  if (st.finished) return;
+  --st.fetches_in_flight;
+  ++st.result.requests;
+  if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
+  if (!reply.ok) {
+    std::string msg =
+        "listing offset page " + std::to_string(page_no) + ": " + reply.failure.message;
+    if (!reply.failure.type.empty()) msg += " (type " + reply.failure.type + ")";
+    fail(self, failure_code(reply.failure), std::move(msg));
+    return;
+  }
+  if (page_no == 0) {
+    if (!reply.page.pagination.total) {
+      fail(self, "parallel_listing_mismatch",
+           "the first page has no `total`; listing again with cursors");
+      return;
+    }
+    st.total = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *reply.page.pagination.total));
+    st.result.total_reported = static_cast<std::int64_t>(st.total);
+    const std::uint64_t size = std::max<std::uint32_t>(1, st.ctx.settings.page_size);
+    st.page_count =
+        static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (st.total + size - 1) / size));
+  }
+  st.arrived.emplace(page_no, std::move(reply.page));
+  drain_parallel(self);
+  pump_parallel(self);
+}
+
+void fetch_offset(paginator_ptr self, std::uint32_t page_no) {
+  auto& st = self->state;
+  ++st.fetches_in_flight;
+  page_request req{st.job.job_id,
+                   st.ctx.settings.page_size,
+                   {},
+                   static_cast<std::int64_t>(page_no) * st.ctx.settings.page_size};
+  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
+      .then([self, page_no](items_reply& reply) { on_offset_page(self, page_no, reply); },
+            [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
+}
+
+// --- listing_mode::cursor ---------------------------------------------------------------
+
 void on_page(paginator_ptr self, items_reply& reply) {
   auto& st = self->state;
   if (st.finished) return;
@@ -116,12 +234,9 @@ void on_page(paginator_ptr self, items_reply& reply) {
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
   if (!reply.ok) {
     const auto& f = reply.failure;
-    std::string code = f.cursor_rejected    ? "cursor_rejected"
-                       : f.http_status != 0 ? "http_" + std::to_string(f.http_status)
-                                            : f.kind;
     std::string msg = "listing page " + std::to_string(st.page_no) + ": " + f.message;
     if (!f.type.empty()) msg += " (type " + f.type + ")";
-    fail(self, std::move(code), std::move(msg));
+    fail(self, failure_code(f), std::move(msg));
     return;
   }
   auto& pg = reply.page;
@@ -160,20 +275,7 @@ void on_page(paginator_ptr self, items_reply& reply) {
       st.empty_run = 0;
     }
   }
-  filter_input in{std::move(pg), st.cursor, st.page_no};
-  ++st.commits_in_flight;
-  self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
-      .then(
-          [self](const store_reply& r) {
-            auto& s = self->state;
-            --s.commits_in_flight;
-            if (!r.ok) {
-              fail(self, "store", r.message);
-              return;
-            }
-            maybe_complete(self);
-          },
-          [self](caf::error& err) { fail(self, "internal", "page commit: " + to_string(err)); });
+  commit(self, std::move(pg), st.cursor, st.page_no);
   ++st.page_no;
   if (has_next) {
     st.seen_cursors.insert(st.cursor);
@@ -215,6 +317,13 @@ phase_actor::behavior_type paginator_behavior(paginator_ptr self, job_context ct
           s.cursor = s.job.next_cursor;
         }
         s.filter = spawn_filter(self->system(), s.ctx, s.job);
+        if (s.ctx.settings.listing == listing_mode::parallel && s.page_no == 0) {
+          // The first page tells `total`; then the other offset pages go out in parallel.
+          s.next_fetch = 1;
+          s.page_count = 1;
+          fetch_offset(self, 0);
+          return;
+        }
         fetch_next(self);
       },
   };

@@ -10,14 +10,21 @@
 
 namespace ei::actors {
 
+/// How the control layer is listed: `cursor` follows endCursor page by page (the contract's
+/// way); `parallel` asks for `offset` pages, several in flight, then checks that the count
+/// equals `total` with no duplicate ids, and falls back to cursor paging when it does not.
+enum class listing_mode : std::uint8_t { cursor, parallel };
+
 struct stage_settings {
   std::uint32_t page_size = 500;  // `limit` of control- and data-layer pages
   storage::ordering_mode ordering = storage::ordering_mode::chronological;
   std::uint32_t credit_window = 4096;  // max unacknowledged items per job
   std::uint32_t batch_size = 1024;     // max items per batch handed downstream
-  std::uint32_t max_empty_pages = 3;   // consecutive empty pages claiming more
-  bool dispatch_unreconciled = false;  // dispatch in_progress items with no record
-  bool recover_lost_state = false;     // jobs without a local record may have lost their state
+  listing_mode listing = listing_mode::cursor;
+  std::uint32_t parallel_requests = 8;  // offset pages in flight with listing_mode::parallel
+  std::uint32_t max_empty_pages = 3;    // consecutive empty pages claiming more
+  bool dispatch_unreconciled = false;   // dispatch in_progress items with no record
+  bool recover_lost_state = false;      // jobs without a local record may have lost their state
   std::chrono::milliseconds request_timeout{300000};  // deadline of one request between actors
   std::uint32_t max_jobs = 4;                         // pipelines at once
 };

@@ -49,6 +49,7 @@ struct run_args {
   std::string state_dir;
   std::string out;
   std::string ordering;
+  std::string listing;
   std::uint32_t page_size = 0;
   std::uint32_t max_jobs = 0;
   std::string summary_file;
@@ -74,6 +75,14 @@ int run_command(const run_args& a) {
     else
       return usage_error("--ordering: expected chronological or entry_id, got '" + a.ordering +
                          "'");
+  }
+  if (!a.listing.empty()) {
+    if (a.listing == "cursor")
+      cfg.settings.listing = ei::actors::listing_mode::cursor;
+    else if (a.listing == "parallel")
+      cfg.settings.listing = ei::actors::listing_mode::parallel;
+    else
+      return usage_error("--listing: expected cursor or parallel, got '" + a.listing + "'");
   }
   if (a.page_size != 0) cfg.settings.page_size = a.page_size;
   if (a.max_jobs != 0) cfg.settings.max_jobs = a.max_jobs;
@@ -295,6 +304,9 @@ int main(int argc, char** argv) {
   run->add_option("--out", ra.out, "NDJSON output file, or - for stdout (default -)");
   run->add_option("--ordering", ra.ordering, "chronological (default) or entry_id");
   run->add_option("--page-size", ra.page_size, "Items per page (limit)");
+  run->add_option("--listing", ra.listing,
+                  "cursor (default: endCursor page by page) or parallel (offset pages in "
+                  "flight, verified against total, falling back to cursor)");
   run->add_option("--max-jobs", ra.max_jobs, "Jobs run at once");
   run->add_option("--summary", ra.summary_file, "Write the JSON summary here (default stderr)");
   run->add_flag("--quiet", ra.quiet, "No progress output");

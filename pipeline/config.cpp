@@ -101,6 +101,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
   auto& s = cfg.settings;
   auto& h = cfg.http;
   std::string ordering;
+  std::string listing;
   std::string sync;
   std::string ca_file;
   const json* http_obj = nullptr;
@@ -110,6 +111,8 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
       {"base_url", text(cfg.base_url)},
       {"ca_file", text(ca_file)},
       {"ordering", text(ordering)},
+      {"listing", text(listing)},
+      {"parallel_requests", integer(s.parallel_requests, 1, 256)},
       {"page_size", integer(s.page_size, 1, 100000)},
       {"max_jobs", integer(s.max_jobs, 1, 4096)},
       {"credit_window", integer(s.credit_window, 1, 1 << 24)},
@@ -146,6 +149,16 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
       return make_error(config_errc::invalid_value,
                         origin + ".ordering: expected \"chronological\" or \"entry_id\", got \"" +
                             ordering + "\"");
+  }
+  if (!listing.empty()) {
+    if (listing == "cursor")
+      s.listing = actors::listing_mode::cursor;
+    else if (listing == "parallel")
+      s.listing = actors::listing_mode::parallel;
+    else
+      return make_error(
+          config_errc::invalid_value,
+          origin + ".listing: expected \"cursor\" or \"parallel\", got \"" + listing + "\"");
   }
   if (!ca_file.empty()) h.ca_file = ca_file;
   if (http_obj) {

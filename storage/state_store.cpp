@@ -176,6 +176,26 @@ bool directory_is_empty(const std::filesystem::path& dir, std::error_code& ec) {
   return std::filesystem::directory_iterator{dir, ec} == std::filesystem::directory_iterator{};
 }
 
+/// True when every entry of `dir` is a file RocksDB writes while creating a database before
+/// CURRENT exists (IDENTITY, LOCK, LOG*, MANIFEST-*, OPTIONS-*, *.log, *.dbtmp): what a process
+/// killed in the middle of creating the store leaves behind. Such a directory holds no data.
+bool only_creation_leftovers(const std::filesystem::path& dir, std::error_code& ec) {
+  bool any = false;
+  for (const auto& entry : std::filesystem::directory_iterator{dir, ec}) {
+    if (!entry.is_regular_file(ec)) return false;
+    const auto name = entry.path().filename().string();
+    const auto starts = [&](std::string_view p) { return name.rfind(p, 0) == 0; };
+    const auto ends = [&](std::string_view x) {
+      return name.size() >= x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
+    };
+    if (!(name == "IDENTITY" || name == "LOCK" || starts("LOG") || starts("MANIFEST-") ||
+          starts("OPTIONS-") || ends(".log") || ends(".dbtmp")))
+      return false;
+    any = true;
+  }
+  return any && !ec;
+}
+
 }  // namespace
 
 // -- enums ----------------------------------------------------------------------------------
@@ -378,6 +398,11 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
     if (!pr) return std::move(pr).err();
     fresh = pr->fresh;
   } else {
+    if (only_creation_leftovers(dir, ec)) {
+      // A creation cut short by a crash: nothing was ever stored, so start it again.
+      for (const auto& entry : fs::directory_iterator{dir, ec})
+        fs::remove(entry.path(), ec);
+    }
     if (!directory_is_empty(dir, ec))
       return make_error(store_errc::corrupt,
                         "state directory " + quoted(dir) +

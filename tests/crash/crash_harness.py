@@ -55,7 +55,8 @@ def job_ids(sim, args):
 def run_args(args, url, jobs_file, state, out):
     return [args.bin, "run", "--base-url", url, "--jobs-file", jobs_file, "--state-dir", state,
             "--out", out, "--ordering", args.ordering, "--page-size", str(args.page_size),
-            "--max-jobs", str(args.max_jobs), "--quiet", "--summary", out + ".summary.json"]
+            "--max-jobs", str(args.max_jobs), "--listing", args.listing, "--quiet", "--summary",
+            out + ".summary.json"]
 
 
 def read_output(path):
@@ -130,6 +131,7 @@ def main():
     p.add_argument("--page-size", type=int, default=200)
     p.add_argument("--max-jobs", type=int, default=3)
     p.add_argument("--ordering", default="chronological")
+    p.add_argument("--listing", default="cursor", help="cursor or parallel")
     p.add_argument("--faults", default="items:status=503@rate=0.03;items:reset_mid_body@rate=0.01;"
                                        "export_items:throttle=0@rate=0.02;items:truncate@rate=0.01")
     p.add_argument("--max-delay", type=float, default=0.8, help="random kill delay upper bound (s)")

@@ -268,6 +268,42 @@ INSTANTIATE_TEST_SUITE_P(
                       hazard_case{"items:status=503@all", false, "http_503"},
                       hazard_case{"items:expire_job@nth=3", false, "http_422"}));
 
+TEST(Stage, ParallelOffsetListingGivesTheSameOutput) {
+  for (const char* faults : {"", "items:empty_page@nth=3"}) {
+    sim::sim_config c;
+    c.seed = 8;
+    c.jobs = 1;
+    c.items_per_job = 2345;
+    c.all_in_progress = true;
+    c.faults = faults;
+    auto s = start_sim(c);
+    ASSERT_TRUE(s);
+    temp_dir dir;
+    auto cfg = config_for(*s);
+    cfg.settings.listing = actors::listing_mode::parallel;
+    cfg.settings.parallel_requests = 6;
+    auto jobs = in_progress_jobs(*s);
+    auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
+    ASSERT_TRUE(report.ok());
+    auto* o = outcome_of(report.value(), jobs.front());
+    ASSERT_NE(o, nullptr);
+    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
+    expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
+                        read_lines(dir.path() / "out.ndjson"));
+    std::size_t offset_requests = 0, cursor_requests = 0;
+    for (auto& r : s->request_log()) {
+      if (r.endpoint != "items") continue;
+      offset_requests += r.target.find("offset=") != std::string::npos;
+      cursor_requests += r.target.find("after=") != std::string::npos;
+    }
+    EXPECT_EQ(offset_requests, 24U) << faults;  // 24 pages of 100, every one by offset
+    if (std::string(faults).empty())
+      EXPECT_EQ(cursor_requests, 0U);
+    else
+      EXPECT_GT(cursor_requests, 0U) << "a short offset listing must fall back to cursors";
+  }
+}
+
 TEST(Stage, StatusFlipBetweenPagesKeepsTheItemInScope) {
   sim::sim_config c;
   c.seed = 3;

@@ -735,6 +735,23 @@ TEST(state_store, foreign_or_schemaless_stores_are_refused) {
   EXPECT_TRUE(fs::exists(d2.path() / "notes.txt"));
   EXPECT_FALSE(fs::exists(d2.path() / "CURRENT"));
 
+  // What a process killed while creating the store leaves (no CURRENT yet): started again.
+  temp_dir d4;
+  for (const char* name : {"IDENTITY", "LOCK", "LOG", "MANIFEST-000001"})
+    std::ofstream{d4.path() / name} << "partial";
+  r = state_store::open(d4.path(), {});
+  ASSERT_TRUE(r) << r.err().message;
+  EXPECT_TRUE(fs::exists(d4.path() / "CURRENT"));
+  r = {make_error(store_errc::io_error, "closed")};
+  // ...but not when anything else is in the directory.
+  temp_dir d5;
+  std::ofstream{d5.path() / "IDENTITY"} << "partial";
+  std::ofstream{d5.path() / "mine.txt"} << "user file";
+  r = state_store::open(d5.path(), {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, store_errc::corrupt);
+  EXPECT_TRUE(fs::exists(d5.path() / "IDENTITY"));
+
   temp_dir d3;
   store_options no_create;
   no_create.create_if_missing = false;
