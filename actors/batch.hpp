@@ -21,6 +21,8 @@ struct batch_request {
   std::vector<api::uuid> jobs;          // explicit job ids (verified with GET each)
   bool discover = false;                // list `in_progress` jobs (GET /v3/export-jobs)
   std::optional<api::uuid> company_id;  // discovery filter
+  /// When set, every job's outcome is also sent here as soon as the job ends.
+  std::optional<outcome_receiver_actor> listener;
 };
 
 struct batch_report {

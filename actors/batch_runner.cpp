@@ -52,6 +52,7 @@ void maybe_finish(runner_ptr self) {
 
 void record(runner_ptr self, job_outcome out) {
   auto& st = self->state;
+  if (st.request.listener) self->send(*st.request.listener, outcome_atom::value, out);
   st.report.jobs.push_back(std::move(out));
   if (st.progress) ++st.progress->jobs_done;
 }

@@ -13,6 +13,7 @@
 
 #include "actors/sink.hpp"
 #include "actors/store.hpp"
+#include "pipeline/runtime.hpp"
 
 namespace ei::pipeline {
 
@@ -162,13 +163,10 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     return make_error(run_errc::invalid_config,
                       "no credentials: set PLEO_API_KEY (API key) or PLEO_ACCESS_TOKEN (OAuth)");
 
-  auto client = api::http_client::create(cfg.http, *creds);
-  if (!client) return make_error(run_errc::http_client, client.err().message);
-  std::shared_ptr<api::http_client> http(std::move(client.value()));
-
-  auto opened = storage::state_store::open(options.state_dir, cfg.store);
-  if (!opened) return make_error(run_errc::state_dir, opened.err().message);
-  std::shared_ptr<storage::state_store> store(std::move(opened.value()));
+  auto res = open_resources(cfg, *creds, options.state_dir);
+  if (!res) return std::move(res).err();
+  auto http = res->http;
+  auto store = res->store;
 
   run_report report;
   report.base_url =
@@ -191,15 +189,9 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
       downstream = sink.value();
     }
 
-    actors::job_context base;
-    base.settings = cfg.settings;
-    base.store = store;
-    base.store_writer = actors::spawn_store_actor(sys, store);
-    base.downstream = downstream;
-    std::vector<actors::fetcher_actor> fetchers;
-    for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, cfg.fetchers); ++i)
-      fetchers.push_back(actors::spawn_fetcher(sys, http));
-    base.fetcher = fetchers.front();
+    auto shared = spawn_stage_actors(sys, cfg, res.value(), downstream);
+    const auto& base = shared.base;
+    const auto& fetchers = shared.fetchers;
     auto progress = std::make_shared<actors::batch_progress>();
     auto runner = actors::spawn_batch_runner(sys, base, fetchers, progress);
 
@@ -212,9 +204,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
         .receive([&](actors::batch_report& r) { got = std::move(r); },
                  [&](caf::error& err) { failure = to_string(err); });
     printer.stop();
-    for (auto& f : fetchers)
-      self->send_exit(f, caf::exit_reason::user_shutdown);
-    self->send_exit(base.store_writer, caf::exit_reason::user_shutdown);
+    stop_stage_actors(sys, shared);
     self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
     if (!got) return make_error(run_errc::interrupted, "the batch did not finish: " + failure);
     report.batch = std::move(*got);

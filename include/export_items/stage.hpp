@@ -1,0 +1,110 @@
+// export-items, embedded: run the stage inside a host's own caf::actor_system.
+//
+//   auto stage = export_items::stage::start(host_system, config, credentials, state_dir,
+//                                           my_downstream);     // spawns into host_system
+//   self->request(stage.value()->batch_runner(), deadline, export_items::run_atom::value,
+//                 export_items::batch_request{{job_id}, false, {}, my_listener})
+//       .then([](export_items::batch_report& report) { ... });
+//   ...
+//   stage.value()->shutdown();  // after the batches finished: actors stopped, store closed
+//
+// The downstream protocol (actors/downstream.hpp, docs/embedding.md): the stage sends
+// `(items_atom, item_batch, ack_receiver_actor)`; the host answers, whenever it has made the
+// items safe, `(ack_atom, job_id, acked_through, false)` — cumulative, by sequence. An item
+// acknowledged that way is never handed on again, across crashes and restarts of the host;
+// items handed on but not acknowledged come again (flagged `redelivery`) after a restart.
+//
+// Thread safety: start() and shutdown() from one host thread, not from inside an actor of
+// the stage. batch_runner() may be called from anywhere; each call gives a fresh runner for
+// one batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/batch.hpp"
+#include "actors/downstream.hpp"
+#include "actors/job.hpp"
+#include "api/credentials.hpp"
+#include "common/result.hpp"
+#include "pipeline/config.hpp"
+
+namespace export_items {
+
+using ei::actors::ack_atom;
+using ei::actors::ack_receiver_actor;
+using ei::actors::batch_report;
+using ei::actors::batch_request;
+using ei::actors::batch_runner_actor;
+using ei::actors::delivery_item;
+using ei::actors::downstream_actor;
+using ei::actors::item_batch;
+using ei::actors::items_atom;
+using ei::actors::job_outcome;
+using ei::actors::job_result;
+using ei::actors::outcome_atom;
+using ei::actors::outcome_receiver_actor;
+using ei::actors::run_atom;
+using ei::api::credentials;
+using ei::api::uuid;
+using stage_config = ei::pipeline::stage_config;
+
+/// Why a job failed, as a type (job_outcome::reason_code carries the detailed code).
+enum class failure_kind : std::uint8_t {
+  none,                 // the job completed (or was already complete)
+  job_not_in_progress,  // pending (not claimed), finished, failed or expired remotely
+  unknown_job,          // 404: the API has no such job
+  unauthorized,         // 401/403: the credentials were refused
+  api,                  // another HTTP status or exhausted retries
+  listing,              // the listing broke the contract beyond repair (cycles, empty pages)
+  decode,               // a response broke the contract (bad JSON, missing fields)
+  downstream,           // downstream stopped acknowledging, or broke the protocol
+  state,                // the state store failed
+  internal,             // an actor of the stage stopped unexpectedly, or a deadline passed
+};
+std::string_view to_string(failure_kind k) noexcept;
+/// Classifies an outcome.
+failure_kind failure_of(const job_outcome& outcome) noexcept;
+
+enum class stage_errc : std::uint8_t { invalid_config, state_dir, http_client, stopped };
+std::string_view to_string(stage_errc c) noexcept;
+
+class stage {
+ public:
+  /// Opens the state directory (its lock is held until shutdown), creates the HTTP client
+  /// (its own io thread) and spawns the stage's shared actors into `host`. `config.base_url`
+  /// must be a real URL here (the embedded simulator is a command-line convenience).
+  static ei::result<std::unique_ptr<stage>, stage_errc> start(caf::actor_system& host,
+                                                              stage_config config,
+                                                              const credentials& creds,
+                                                              const std::string& state_dir,
+                                                              downstream_actor downstream);
+
+  /// A fresh runner for one batch: request `(run_atom, batch_request)` from it; it replies
+  /// one batch_report when every job has an outcome (and streams each outcome to
+  /// batch_request::listener when set). Several batches may run at once.
+  batch_runner_actor batch_runner();
+
+  /// Blocking convenience: runs one batch and waits for its report. Never call it from an
+  /// actor of `host`.
+  ei::result<batch_report, stage_errc> run(const batch_request& batch);
+
+  /// Stops the stage's actors and closes the HTTP client and the state store. Call it after
+  /// the batches have reported: acknowledgements that arrive later are not recorded (the
+  /// items are then redelivered by the next run, never lost). Idempotent.
+  void shutdown();
+
+  ~stage();
+  stage(const stage&) = delete;
+  stage& operator=(const stage&) = delete;
+
+ private:
+  struct impl;
+  explicit stage(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace export_items

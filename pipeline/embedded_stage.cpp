@@ -1,0 +1,136 @@
+#include "export_items/stage.hpp"
+
+#include <caf/all.hpp>
+
+#include "pipeline/runtime.hpp"
+
+namespace export_items {
+
+std::string_view to_string(failure_kind k) noexcept {
+  switch (k) {
+    case failure_kind::none:
+      return "none";
+    case failure_kind::job_not_in_progress:
+      return "job_not_in_progress";
+    case failure_kind::unknown_job:
+      return "unknown_job";
+    case failure_kind::unauthorized:
+      return "unauthorized";
+    case failure_kind::api:
+      return "api";
+    case failure_kind::listing:
+      return "listing";
+    case failure_kind::decode:
+      return "decode";
+    case failure_kind::downstream:
+      return "downstream";
+    case failure_kind::state:
+      return "state";
+    case failure_kind::internal:
+      return "internal";
+  }
+  return "internal";
+}
+
+failure_kind failure_of(const job_outcome& o) noexcept {
+  if (o.result != job_result::failed) return failure_kind::none;
+  const auto& c = o.reason_code;
+  if (c == "job_not_in_progress") return failure_kind::job_not_in_progress;
+  if (c == "http_404") return failure_kind::unknown_job;
+  if (c == "http_401" || c == "http_403") return failure_kind::unauthorized;
+  if (c == "cursor_cycle" || c == "empty_pages" || c == "missing_end_cursor" ||
+      c == "cursor_rejected" || c == "parallel_listing_mismatch")
+    return failure_kind::listing;
+  if (c == "decode") return failure_kind::decode;
+  if (c == "downstream_timeout" || c == "downstream_protocol") return failure_kind::downstream;
+  if (c == "store") return failure_kind::state;
+  if (c.rfind("http_", 0) == 0 || c == "retries_exhausted" || c == "connect_failed" ||
+      c == "tls_failed" || c == "response_too_large" || c == "connection_reset" ||
+      c == "truncated_body")
+    return failure_kind::api;
+  return failure_kind::internal;
+}
+
+std::string_view to_string(stage_errc c) noexcept {
+  switch (c) {
+    case stage_errc::invalid_config:
+      return "invalid_config";
+    case stage_errc::state_dir:
+      return "state_dir";
+    case stage_errc::http_client:
+      return "http_client";
+    case stage_errc::stopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+struct stage::impl {
+  caf::actor_system* host = nullptr;
+  stage_config config;
+  ei::pipeline::stage_resources resources;
+  ei::pipeline::stage_actors actors;
+  bool stopped = false;
+};
+
+stage::stage(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+stage::~stage() {
+  shutdown();
+}
+
+ei::result<std::unique_ptr<stage>, stage_errc> stage::start(caf::actor_system& host,
+                                                            stage_config config,
+                                                            const credentials& creds,
+                                                            const std::string& state_dir,
+                                                            downstream_actor downstream) {
+  if (auto st = ei::pipeline::validate(config); !st.ok())
+    return ei::make_error(stage_errc::invalid_config, st.err().message);
+  if (config.base_url == "embedded" || config.base_url.empty())
+    return ei::make_error(stage_errc::invalid_config,
+                          "base_url must be the API's URL when the stage is embedded");
+  if (!downstream) return ei::make_error(stage_errc::invalid_config, "no downstream actor");
+  config.http.base_url = config.base_url;
+  auto res = ei::pipeline::open_resources(config, creds, state_dir);
+  if (!res)
+    return ei::make_error(res.err().code == ei::pipeline::run_errc::state_dir
+                              ? stage_errc::state_dir
+                              : stage_errc::http_client,
+                          res.err().message);
+  auto p = std::make_unique<impl>();
+  p->host = &host;
+  p->config = std::move(config);
+  p->resources = std::move(res.value());
+  p->actors =
+      ei::pipeline::spawn_stage_actors(host, p->config, p->resources, std::move(downstream));
+  return std::unique_ptr<stage>(new stage(std::move(p)));
+}
+
+batch_runner_actor stage::batch_runner() {
+  return ei::actors::spawn_batch_runner(*impl_->host, impl_->actors.base, impl_->actors.fetchers,
+                                        nullptr);
+}
+
+ei::result<batch_report, stage_errc> stage::run(const batch_request& batch) {
+  if (impl_->stopped) return ei::make_error(stage_errc::stopped, "the stage was shut down");
+  caf::scoped_actor self{*impl_->host};
+  std::optional<batch_report> got;
+  std::string failure;
+  self->request(batch_runner(), caf::infinite, run_atom::value, batch)
+      .receive([&](batch_report& r) { got = std::move(r); },
+               [&](caf::error& err) { failure = caf::to_string(err); });
+  if (!got) return ei::make_error(stage_errc::stopped, "the batch did not finish: " + failure);
+  return std::move(*got);
+}
+
+void stage::shutdown() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  ei::pipeline::stop_stage_actors(*impl_->host, impl_->actors);
+  impl_->resources.http->stop();
+  // The store closes when the last actor holding it is gone; release ours now.
+  impl_->actors.base.store.reset();
+  impl_->resources.store.reset();
+}
+
+}  // namespace export_items

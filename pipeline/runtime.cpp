@@ -1,0 +1,48 @@
+#include "pipeline/runtime.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/fetcher.hpp"
+#include "actors/store.hpp"
+
+namespace ei::pipeline {
+
+result<stage_resources, run_errc> open_resources(const stage_config& cfg,
+                                                 const api::credentials& creds,
+                                                 const std::string& state_dir) {
+  if (state_dir.empty())
+    return make_error(run_errc::invalid_config, "a state directory is required");
+  auto client = api::http_client::create(cfg.http, creds);
+  if (!client) return make_error(run_errc::http_client, client.err().message);
+  stage_resources res;
+  res.http = std::shared_ptr<api::http_client>(std::move(client.value()));
+  auto opened = storage::state_store::open(state_dir, cfg.store);
+  if (!opened) {
+    res.http->stop();
+    return make_error(run_errc::state_dir, opened.err().message);
+  }
+  res.store = std::shared_ptr<storage::state_store>(std::move(opened.value()));
+  return res;
+}
+
+stage_actors spawn_stage_actors(caf::actor_system& sys, const stage_config& cfg,
+                                const stage_resources& res, actors::downstream_actor downstream) {
+  stage_actors out;
+  out.base.settings = cfg.settings;
+  out.base.store = res.store;
+  out.base.store_writer = actors::spawn_store_actor(sys, res.store);
+  out.base.downstream = std::move(downstream);
+  for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, cfg.fetchers); ++i)
+    out.fetchers.push_back(actors::spawn_fetcher(sys, res.http));
+  out.base.fetcher = out.fetchers.front();
+  return out;
+}
+
+void stop_stage_actors(caf::actor_system& sys, const stage_actors& a) {
+  caf::scoped_actor self{sys};
+  for (const auto& f : a.fetchers)
+    self->send_exit(f, caf::exit_reason::user_shutdown);
+  self->send_exit(a.base.store_writer, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace ei::pipeline

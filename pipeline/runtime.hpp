@@ -1,0 +1,45 @@
+// The parts of a running stage that do not depend on who owns the actor system: the HTTP
+// client, the state store, and the shared actors (fetchers, the store actor) spawned into a
+// given system. Used by run_stage (its own system) and by the embedding API (the host's).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/job.hpp"
+#include "api/credentials.hpp"
+#include "api/http_client.hpp"
+#include "common/result.hpp"
+#include "pipeline/config.hpp"
+#include "pipeline/stage.hpp"
+#include "storage/state_store.hpp"
+
+namespace ei::pipeline {
+
+struct stage_resources {
+  std::shared_ptr<api::http_client> http;
+  std::shared_ptr<storage::state_store> store;
+};
+
+/// Creates the HTTP client for `cfg.http` (base_url set) and opens the state store (taking its
+/// directory lock). Errors name what failed; the credentials never appear in them.
+result<stage_resources, run_errc> open_resources(const stage_config& cfg,
+                                                 const api::credentials& creds,
+                                                 const std::string& state_dir);
+
+/// The shared actors of a stage, spawned into `sys`.
+struct stage_actors {
+  actors::job_context base;  // fetcher = the first fetcher; downstream as given
+  std::vector<actors::fetcher_actor> fetchers;
+};
+
+stage_actors spawn_stage_actors(caf::actor_system& sys, const stage_config& cfg,
+                                const stage_resources& res, actors::downstream_actor downstream);
+
+/// Ends the shared actors (not the downstream, which belongs to whoever made it).
+void stop_stage_actors(caf::actor_system& sys, const stage_actors& actors);
+
+}  // namespace ei::pipeline
