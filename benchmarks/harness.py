@@ -1,0 +1,667 @@
+#!/usr/bin/env python3
+"""The load-benchmark harness behind `make bench` (benchmarks/README.md).
+
+Starts the simulator as its own process per scenario, runs the contenders interleaved
+(A B C A B C ...) over several rounds, each in a fresh state directory and output file, and
+records per run the wall time, CPU seconds (user + sys of the contender and its children) and
+peak RSS (both from /usr/bin/time), plus the simulator's CPU seconds over the run. Writes
+results as JSON, a Markdown table and gnuplot PNGs. Only the standard library is used.
+
+Usage: harness.py --build-dir DIR --work-dir DIR [--results-dir DIR] [--smoke] [--rounds N]
+                  [--only SCENARIO,...]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+API_KEY = "bench-key-not-secret"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PYTHON = "/usr/bin/python3"  # Debian's, with python3-requests
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Simulator:
+    """export-items-sim in its own process; SIGTERM on stop."""
+
+    def __init__(self, build, jobs, items, companies=None, faults=None, seed=7):
+        self.args = [os.path.join(build, "simulator", "export-items-sim"), "--api-key", API_KEY,
+                     "--seed", str(seed), "--jobs", str(jobs), "--items", str(items),
+                     "--all-in-progress", "--expires-in", "0"]
+        if companies:
+            self.args += ["--companies", str(companies)]
+        if faults:
+            self.args += ["--faults", faults]
+        self.faults = faults
+        self.jobs = [j["id"] for j in json.loads(
+            subprocess.run(self.args + ["--print-jobs"], check=True, capture_output=True,
+                           text=True).stdout)]
+        self.proc = subprocess.Popen(self.args + ["--port", "0"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        self.url = "http://" + line[len("listening on "):]
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def timed(cmd, env=None, cwd=None, sim=None, timeout=600):
+    """Runs cmd under /usr/bin/time; returns wall, cpu, rss_kb, stdout, sim_cpu."""
+    tfile = cmd_time_file()
+    sim0 = sim.cpu_seconds() if sim else 0.0
+    t0 = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tfile] + cmd, env=env,
+                       cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - t0
+    sim_cpu = (sim.cpu_seconds() - sim0) if sim else 0.0
+    if p.returncode != 0:
+        raise RuntimeError(f"{os.path.basename(cmd[0])} {' '.join(cmd[1:3])} ... exited "
+                           f"{p.returncode}: {p.stderr.strip()[-800:]}")
+    with open(tfile) as f:
+        last = f.read().strip().splitlines()[-1].split()
+    return {"wall_s": wall, "cpu_s": float(last[1]) + float(last[2]), "rss_kb": int(last[3]),
+            "sim_cpu_s": sim_cpu, "stdout": p.stdout}
+
+
+_time_counter = [0]
+
+
+def cmd_time_file():
+    _time_counter[0] += 1
+    return os.path.join(WORK, f"time.{_time_counter[0] % 4}")
+
+
+def count_lines(path):
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return n
+            n += b.count(b"\n")
+
+
+def fresh(*paths):
+    for p in paths:
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+        for suffix in ("-wal", "-shm", "-journal", ".reconcile.ndjson"):
+            if os.path.exists(p + suffix):
+                os.remove(p + suffix)
+
+
+def env_with_key():
+    e = dict(os.environ)
+    e["PLEO_API_KEY"] = API_KEY
+    e.pop("PLEO_ACCESS_TOKEN", None)
+    return e
+
+
+# --- contenders: each returns a callable(sim, jobs_file) -> run record --------------------------
+
+def stage(ordering, listing="cursor", config=None, max_jobs=None):
+    def run(sim, jobs_file):
+        state, out = os.path.join(WORK, "stage-state"), os.path.join(WORK, "stage.ndjson")
+        fresh(state, out)
+        cmd = [os.path.join(BUILD, "apps", "export-items"), "run", "--base-url", sim.url,
+               "--jobs-file", jobs_file, "--state-dir", state, "--out", out,
+               "--ordering", ordering, "--page-size", "500", "--quiet",
+               "--summary", os.path.join(WORK, "summary.json")]
+        if listing != "cursor":
+            cmd += ["--listing", listing]
+        if config:
+            cmd += ["--config", config]
+        if max_jobs:
+            cmd += ["--max-jobs", str(max_jobs)]
+        r = timed(cmd, env=env_with_key(), sim=sim)
+        r["emitted"] = count_lines(out)
+        return r
+    return run
+
+
+def python_peer(ordering, listing="cursor"):
+    def run(sim, jobs_file):
+        state, out = os.path.join(WORK, "py.db"), os.path.join(WORK, "py.ndjson")
+        fresh(state, out)
+        cmd = [PYTHON, os.path.join(HERE, "peers", "export_items.py"), "--base-url", sim.url,
+               "--jobs-file", jobs_file, "--state", state, "--out", out, "--ordering", ordering,
+               "--listing", listing]
+        r = timed(cmd, env=env_with_key(), sim=sim)
+        r["emitted"] = count_lines(out)
+        return r
+    return run
+
+
+def node_peer(ordering):
+    def run(sim, jobs_file):
+        state, out = os.path.join(WORK, "node.db"), os.path.join(WORK, "node.ndjson")
+        fresh(state, out)
+        cmd = ["node", os.path.join(HERE, "peers", "node", "export-items.mjs"), "--base-url",
+               sim.url, "--jobs-file", jobs_file, "--state", state, "--out", out,
+               "--ordering", ordering]
+        r = timed(cmd, env=env_with_key(), sim=sim)
+        r["emitted"] = count_lines(out)
+        return r
+    return run
+
+
+def wire(endpoint="items", mode="cursor", concurrency=1, dump=None):
+    def run(sim, jobs_file):
+        cmd = [os.path.join(BUILD, "benchmarks", "ei_bench_wire"), "--base-url", sim.url,
+               "--job", sim.jobs[0], "--endpoint", endpoint, "--mode", mode,
+               "--concurrency", str(concurrency)]
+        if dump:
+            cmd += ["--dump", dump]
+        r = timed(cmd, env=env_with_key(), sim=sim)
+        r["wire"] = json.loads(r["stdout"])
+        r["emitted"] = None
+        return r
+    return run
+
+
+def node_available():
+    return (shutil.which("node") is not None and
+            os.path.isdir(os.path.join(HERE, "peers", "node", "node_modules", "better-sqlite3")))
+
+
+def python_available():
+    return subprocess.run([PYTHON, "-c", "import requests"], capture_output=True).returncode == 0
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+def summarise(name, rounds_data, items):
+    walls = [r["wall_s"] for r in rounds_data]
+    ips = [items / w for w in walls]
+    return {
+        "contender": name, "rounds": len(rounds_data), "items": items,
+        "emitted": rounds_data[-1]["emitted"],
+        "items_per_s": {"median": statistics.median(ips), "min": min(ips), "max": max(ips)},
+        "wall_s": {"median": statistics.median(walls), "min": min(walls), "max": max(walls)},
+        "cpu_s": statistics.median(r["cpu_s"] for r in rounds_data),
+        "rss_mib": max(r["rss_kb"] for r in rounds_data) / 1024.0,
+        "sim_cpu_s": statistics.median(r["sim_cpu_s"] for r in rounds_data),
+        "runs": [{k: v for k, v in r.items() if k != "stdout"} for r in rounds_data],
+    }
+
+
+def run_scenario(key, title, sim_kw, contenders, rounds, notes=""):
+    """contenders: list of (name, fn, rounds_or_None). Interleaved: round r runs every
+    contender that still has rounds to do, in list order."""
+    log(f"scenario {key}: {title}")
+    sim = Simulator(BUILD, **sim_kw)
+    try:
+        jobs_file = os.path.join(WORK, f"jobs-{key}.txt")
+        with open(jobs_file, "w") as f:
+            f.write("\n".join(sim.jobs) + "\n")
+        items = sim_kw["jobs"] * sim_kw["items"]
+        data = {name: [] for name, _, _ in contenders}
+        for r in range(rounds):
+            for name, fn, n in contenders:
+                if n is not None and r >= n:
+                    continue
+                rec = fn(sim, jobs_file)
+                data[name].append(rec)
+                log(f"  {key} round {r + 1} {name}: {rec['wall_s']:.2f} s, "
+                    f"{items / rec['wall_s']:,.0f} items/s, cpu {rec['cpu_s']:.2f} s, "
+                    f"rss {rec['rss_kb'] / 1024:.0f} MiB")
+        # Every contender that writes items must have written the same number.
+        emitted = {n: d[-1]["emitted"] for n, d in data.items() if d and d[-1]["emitted"] is not None}
+        if len(set(emitted.values())) > 1:
+            raise RuntimeError(f"scenario {key}: contenders disagree on the items written: "
+                               f"{emitted}")
+        return {"key": key, "title": title, "notes": notes,
+                "simulator": {k: v for k, v in sim_kw.items()},
+                "contenders": [summarise(n, data[n], items) for n, _, _ in contenders if data[n]]}
+    finally:
+        sim.stop()
+
+
+def ceilings(sizes, rounds):
+    """Parse-only and state-writes-only ceilings (the wire ceiling runs inside the scenarios)."""
+    log("component ceilings: parse, state writes")
+    sim = Simulator(BUILD, jobs=1, items=1000)
+    control, data = os.path.join(WORK, "page-control.json"), os.path.join(WORK, "page-data.json")
+    try:
+        wire(dump=control)(sim, None)
+        wire(endpoint="export-items", dump=data)(sim, None)
+    finally:
+        sim.stop()
+    p = subprocess.run([os.path.join(BUILD, "benchmarks", "ei_bench_parse"), control, data,
+                        "--rounds", str(max(rounds, 3)), "--min-seconds",
+                        "0.05" if sizes["smoke"] else "0.3"],
+                       check=True, capture_output=True, text=True)
+    parse = json.loads(p.stdout)
+    storage_runs = []
+    for _ in range(max(rounds, 3)):
+        s = subprocess.run([os.path.join(BUILD, "storage", "ei_storage_throughput"),
+                            os.path.join(WORK, "storage-scratch"), str(sizes["storage_pages"])],
+                           check=True, capture_output=True, text=True).stdout
+        rec = {}
+        for line in s.splitlines():
+            if line.startswith("commit_page"):
+                rec["commit_page_" + line.split("sync=")[1].split()[0]] = float(
+                    line.split()[-2])
+            elif line.startswith("commit_dispatch"):
+                rec["commit_dispatch_per_s"] = float(line.split()[-2])
+            elif line.startswith("commit_acks + sink"):
+                rec["commit_acks_per_s"] = float(line.split()[-2])
+        storage_runs.append(rec)
+    storage = {k: {"median": statistics.median(r[k] for r in storage_runs),
+                   "min": min(r[k] for r in storage_runs), "max": max(r[k] for r in storage_runs)}
+               for k in storage_runs[0]}
+    return {"parse": parse, "storage": storage}
+
+
+def latency_scenario(sizes, rounds, have_py):
+    # The stage as shipped (8 offset requests over the 4 pooled connections), and tuned for
+    # latency (32 in flight over 32 connections), against the same peer and wire client.
+    tuned = os.path.join(WORK, "parallel-32.json")
+    with open(tuned, "w") as f:
+        json.dump({"parallel_requests": 32, "http": {"max_connections": 32}}, f)
+    contenders = [
+        ("stage cursor (shipped)", stage("entry_id"), None),
+        ("stage parallel (shipped: 8 in flight, 4 conns)", stage("entry_id", "parallel"), None),
+        ("stage parallel (32 in flight, 32 conns)", stage("entry_id", "parallel", tuned), None),
+        ("wire client offset x32", wire(mode="offset", concurrency=32), None),
+    ]
+    if have_py:
+        contenders.append(("python peer parallel x16", python_peer("entry_id", "parallel"), None))
+    return run_scenario(
+        "latency", f"50 ms per request, 1 job x {sizes['latency']:,} items, entry_id",
+        dict(jobs=1, items=sizes["latency"], faults="items:latency=50ms@all"), contenders, rounds)
+
+
+def recovery_scenario(sizes, rounds, uninterrupted_wall):
+    """SIGKILL the stage at ~50 % of dispatch (output bytes vs an uninterrupted run), then time
+    the restart to the finish."""
+    n = sizes["recovery"]
+    log(f"scenario recovery: 1 job x {n:,}, killed at ~50 % of dispatch")
+    sim = Simulator(BUILD, jobs=1, items=n)
+    try:
+        jobs_file = os.path.join(WORK, "jobs-recovery.txt")
+        with open(jobs_file, "w") as f:
+            f.write(sim.jobs[0] + "\n")
+        full = stage("entry_id")(sim, jobs_file)
+        out = os.path.join(WORK, "stage.ndjson")
+        full_bytes = os.path.getsize(out)
+        runs = []
+        for _ in range(rounds):
+            state = os.path.join(WORK, "stage-state")
+            fresh(state, out)
+            cmd = [os.path.join(BUILD, "apps", "export-items"), "run", "--base-url", sim.url,
+                   "--jobs-file", jobs_file, "--state-dir", state, "--out", out,
+                   "--ordering", "entry_id", "--quiet",
+                   "--summary", os.path.join(WORK, "summary.json")]
+            t0 = time.monotonic()
+            p = subprocess.Popen(cmd, env=env_with_key(), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            while p.poll() is None:
+                if os.path.exists(out) and os.path.getsize(out) >= full_bytes // 2:
+                    p.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.002)
+            p.wait()
+            killed_after = time.monotonic() - t0
+            killed = p.returncode == -signal.SIGKILL
+            if not killed:
+                log("  recovery: the stage finished before it could be killed")
+            at = os.path.getsize(out) / full_bytes
+            t1 = time.monotonic()
+            r = timed(cmd, env=env_with_key(), sim=sim)
+            with open(os.path.join(WORK, "summary.json")) as f:
+                summary = json.load(f)
+            redelivered = sum(j.get("redelivered", 0) for j in summary.get("jobs", []))
+            lines = count_lines(out)
+            if lines != full["emitted"]:
+                raise RuntimeError(f"recovery: {lines} lines after the restart, "
+                                   f"{full['emitted']} uninterrupted")
+            runs.append({"killed": killed, "killed_after_s": killed_after, "killed_at_fraction": at,
+                         "restart_wall_s": time.monotonic() - t1, "restart_cpu_s": r["cpu_s"],
+                         "restart_rss_kb": r["rss_kb"], "redelivered": redelivered,
+                         "output_lines": lines})
+            log(f"  recovery: killed at {at:.0%} after {killed_after:.2f} s; restart "
+                f"{runs[-1]['restart_wall_s']:.2f} s; redelivered {redelivered}")
+        return {"key": "recovery", "items": n, "uninterrupted_wall_s": full["wall_s"],
+                "uninterrupted_emitted": full["emitted"],
+                "uninterrupted_wall_s_scenario_median": uninterrupted_wall,
+                "runs": runs,
+                "restart_wall_s_median": statistics.median(x["restart_wall_s"] for x in runs),
+                "total_wall_s_median": statistics.median(
+                    x["restart_wall_s"] + x["killed_after_s"] for x in runs)}
+    finally:
+        sim.stop()
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def find(results, key, contender_prefix):
+    for s in results["scenarios"]:
+        if s["key"] == key:
+            for c in s["contenders"]:
+                if c["contender"].startswith(contender_prefix):
+                    return c
+    return None
+
+
+def targets(results):
+    t = []
+    big = results["sizes"]["big"]
+    st = find(results, "1job-big-entry_id", "stage")
+    py = find(results, "1job-big-entry_id", "python peer")
+    wi = find(results, "1job-big-entry_id", "wire client")
+    if st:
+        v = st["items_per_s"]["median"]
+        t.append({"target": f"stage, 1 job x {big:,}, durable: >= 1,000,000 items/s",
+                  "value": f"{v:,.0f} items/s", "met": v >= 1e6})
+        if py:
+            ratio = v / py["items_per_s"]["median"]
+            t.append({"target": "stage >= 5x the Python peer (same job)",
+                      "value": f"{ratio:.1f}x", "met": ratio >= 5})
+        comps = {}
+        if wi:
+            comps["wire (1 connection, cursor)"] = wi["items_per_s"]["median"]
+        parse = results["ceilings"]["parse"]["job_items_simdjson"]["median"]
+        comps["parse (simdjson job_items)"] = parse
+        comps["state writes (commit_page, commits)"] = \
+            results["ceilings"]["storage"]["commit_page_commits"]["median"]
+        slowest = min(comps, key=comps.get)
+        frac = v / comps[slowest]
+        t.append({"target": ">= 0.5 of the slowest component ceiling",
+                  "value": f"{frac:.2f} of {slowest} ({comps[slowest]:,.0f} items/s)",
+                  "met": frac >= 0.5})
+    mj = find(results, "many-jobs", "stage")
+    if mj:
+        v = mj["items_per_s"]["median"]
+        t.append({"target": "1,000 jobs x 1,000 items: >= 500 k items/s", "value":
+                  f"{v:,.0f} items/s", "met": v >= 5e5})
+    rss = [c["rss_mib"] for s in results["scenarios"] for c in s["contenders"]
+           if c["contender"].startswith("stage")]
+    if rss:
+        t.append({"target": "peak RSS <= 64 MiB (every stage run)",
+                  "value": f"max {max(rss):.1f} MiB", "met": max(rss) <= 64})
+    small = find(results, "1job-small-entry_id", "stage")
+    if st and small:
+        t.append({"target": f"RSS at {big:,} no larger than at {results['sizes']['small']:,}",
+                  "value": f"{st['rss_mib']:.1f} vs {small['rss_mib']:.1f} MiB",
+                  "met": st["rss_mib"] <= small["rss_mib"] * 1.05})
+    seq = find(results, "latency", "stage cursor")
+    for prefix in ("stage parallel (shipped", "stage parallel (32"):
+        par = find(results, "latency", prefix)
+        if seq and par:
+            sp = seq["wall_s"]["median"] / par["wall_s"]["median"]
+            t.append({"target": f"latency 50 ms: parallel >= 8x sequential ({par['contender']})",
+                      "value": f"{sp:.1f}x", "met": sp >= 8})
+    return t
+
+
+def fmt_rate(x):
+    return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.0f} k"
+
+
+def markdown(results):
+    m = results["meta"]
+    lines = [f"# Load benchmark results ({m['date']})", "",
+             f"Commit `{m['commit']}`, {m['machine']}. {m['note']}", "",
+             "Items/s = items of the job(s) listed from the API / wall time of the whole "
+             "process (start-up and shutdown included); median of the rounds with [min–max]. "
+             "CPU = user + sys seconds of the contender (median); RSS = peak resident set "
+             "(max over rounds); sim CPU = the simulator's CPU seconds during the run.", ""]
+    lines += ["## Component ceilings", "", "| component | median | range |", "|---|---|---|"]
+    p = results["ceilings"]["parse"]
+    for k in ("job_items_simdjson", "job_items_nlohmann", "item_dates_simdjson",
+              "item_dates_nlohmann"):
+        if k in p:
+            lines.append(f"| parse `{k}` (items/s) | {fmt_rate(p[k]['median'])} | "
+                         f"{fmt_rate(p[k]['min'])} – {fmt_rate(p[k]['max'])} |")
+    for k, v in results["ceilings"]["storage"].items():
+        unit = "items/s" if k.startswith("commit_page") else "commits/s"
+        lines.append(f"| storage `{k}` ({unit}) | {fmt_rate(v['median'])} | "
+                     f"{fmt_rate(v['min'])} – {fmt_rate(v['max'])} |")
+    lines += ["", "## Scenarios", "",
+              "| scenario | contender | rounds | items/s [min–max] | wall s | CPU s | "
+              "peak RSS MiB | sim CPU s | emitted |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for s in results["scenarios"]:
+        for c in s["contenders"]:
+            ips = c["items_per_s"]
+            lines.append(
+                f"| {s['title']} | {c['contender']} | {c['rounds']} | "
+                f"**{fmt_rate(ips['median'])}** [{fmt_rate(ips['min'])}–{fmt_rate(ips['max'])}]"
+                f" | {c['wall_s']['median']:.2f} | {c['cpu_s']:.2f} | {c['rss_mib']:.1f} | "
+                f"{c['sim_cpu_s']:.2f} | {c['emitted'] if c['emitted'] is not None else '–'} |")
+    rec = results.get("recovery")
+    if rec:
+        lines += ["", "## Recovery cost", "",
+                  f"1 job × {rec['items']:,} items, entry_id, SIGKILL at ~50 % of dispatch "
+                  "(output bytes against an uninterrupted run).", "",
+                  "| run | killed at | killed after s | restart → finish s | redelivered | "
+                  "output lines |", "|---|---|---|---|---|---|"]
+        lines.append(f"| uninterrupted | – | – | {rec['uninterrupted_wall_s']:.2f} | 0 | "
+                     f"{rec['uninterrupted_emitted']} |")
+        for i, r in enumerate(rec["runs"]):
+            lines.append(f"| killed #{i + 1} | {r['killed_at_fraction']:.0%} | "
+                         f"{r['killed_after_s']:.2f} | {r['restart_wall_s']:.2f} | "
+                         f"{r['redelivered']} | {r['output_lines']} |")
+    lines += ["", "## Targets (issue 5)", "", "| target | measured | met |", "|---|---|---|"]
+    for t in results["targets"]:
+        lines.append(f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |")
+    lines += ["", "Plots: `items_per_s.png`, `rss.png`, `latency.png` beside this file; "
+              "analysis and what bounds each figure: `../README.md`.", ""]
+    return "\n".join(lines)
+
+
+def plots(results, out_dir):
+    if shutil.which("gnuplot") is None:
+        log("gnuplot not found: no plots")
+        return
+    dat = os.path.join(WORK, "plot")
+    os.makedirs(dat, exist_ok=True)
+    # items/s per contender, one bar per (scenario, contender) except the latency scenario
+    rows = [(f"{s['key']}: {c['contender']}", c["items_per_s"]["median"] / 1e3,
+             c["items_per_s"]["min"] / 1e3, c["items_per_s"]["max"] / 1e3)
+            for s in results["scenarios"] if s["key"] != "latency" for c in s["contenders"]]
+    with open(os.path.join(dat, "ips.dat"), "w") as f:
+        for i, (label, med, lo, hi) in enumerate(rows):
+            f.write(f'{i} "{label}" {med:.1f} {lo:.1f} {hi:.1f}\n')
+    rss = [(s["simulator"]["jobs"] * s["simulator"]["items"], c["rss_mib"], c["contender"])
+           for s in results["scenarios"] if s["key"].startswith("1job")
+           for c in s["contenders"] if not c["contender"].startswith("wire")]
+    by = {}
+    for size, r, name in rss:
+        base = name.split(" (")[0]
+        by.setdefault(base, {})
+        by[base][size] = max(r, by[base].get(size, 0))
+    with open(os.path.join(dat, "rss.dat"), "w") as f:
+        for name, pts in by.items():
+            f.write(f'# "{name}"\n')
+            for size in sorted(pts):
+                f.write(f"{size} {pts[size]:.1f}\n")
+            f.write("\n\n")
+    lat = next((s for s in results["scenarios"] if s["key"] == "latency"), None)
+    script = [
+        "set terminal pngcairo size 1200,700 font 'sans,9'",
+        f"set output '{os.path.join(out_dir, 'items_per_s.png')}'",
+        "set title 'items/s per contender (median, bars = min..max)'",
+        "set style fill solid 0.6", "set boxwidth 0.7", "set grid ytics",
+        "set ylabel 'thousand items/s'", "set xtics rotate by -60 font ',7' nomirror",
+        "set bmargin 18", "set yrange [0:*]",
+        f"plot '{dat}/ips.dat' using 1:3:xtic(2) with boxes notitle, "
+        f"'' using 1:3:4:5 with yerrorbars lc rgb 'black' pt 0 notitle",
+        "set output", "reset",
+        "set terminal pngcairo size 900,600 font 'sans,10'",
+        f"set output '{os.path.join(out_dir, 'rss.png')}'",
+        "set title 'peak RSS vs job size (1 job)'", "set logscale x", "set grid",
+        "set xlabel 'items in the job'", "set ylabel 'peak RSS, MiB'", "set yrange [0:*]",
+        "set key top left",
+        "plot " + ", ".join(f"'{dat}/rss.dat' index {i} using 1:2 with linespoints lw 2 "
+                            f"title '{name}'" for i, name in enumerate(by)),
+        "set output", "reset",
+    ]
+    if lat:
+        seq = next(c for c in lat["contenders"] if c["contender"].startswith("stage cursor"))
+        with open(os.path.join(dat, "lat.dat"), "w") as f:
+            for i, c in enumerate(lat["contenders"]):
+                f.write(f'{i} "{c["contender"]}" '
+                        f'{seq["wall_s"]["median"] / c["wall_s"]["median"]:.2f}\n')
+        script += [
+            "set terminal pngcairo size 900,600 font 'sans,10'",
+            f"set output '{os.path.join(out_dir, 'latency.png')}'",
+            "set title 'latency-bound listing (50 ms per request): speed-up over the stage "
+            "with cursor paging'", "set style fill solid 0.6", "set boxwidth 0.6",
+            "set grid ytics", "set ylabel 'speed-up (x)'", "set yrange [0:*]",
+            "set xtics rotate by -30 font ',8' nomirror", "set bmargin 10",
+            "set arrow from graph 0, first 8 to graph 1, first 8 nohead dt 2 lc rgb 'red'",
+            f"plot '{dat}/lat.dat' using 1:3:xtic(2) with boxes notitle, "
+            f"'' using 1:3:(sprintf('%.1fx', $3)) with labels offset 0,1 notitle",
+            "set output"]
+    with open(os.path.join(dat, "plots.gp"), "w") as f:
+        f.write("\n".join(script) + "\n")
+    subprocess.run(["gnuplot", os.path.join(dat, "plots.gp")], check=True)
+
+
+# --- main --------------------------------------------------------------------------------------
+
+def main():
+    global BUILD, WORK
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--work-dir", required=True)
+    ap.add_argument("--results-dir")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    BUILD, WORK = os.path.abspath(args.build_dir), os.path.abspath(args.work_dir)
+    os.makedirs(WORK, exist_ok=True)
+    only = set(filter(None, args.only.split(",")))
+    want = lambda k: not only or k in only  # noqa: E731
+    if args.smoke:
+        sizes = dict(smoke=True, small=2000, big=5000, jobs=20, job_items=200, companies=5,
+                     latency=2000, recovery=20000, storage_pages=100, peer_rounds_big=1)
+        rounds = 1
+    else:
+        sizes = dict(smoke=False, small=100_000, big=1_000_000, jobs=1000, job_items=1000,
+                     companies=200, latency=100_000, recovery=1_000_000, storage_pages=1000,
+                     peer_rounds_big=2)
+        rounds = args.rounds
+    have_py, have_node = python_available(), node_available()
+    if not have_py:
+        log("python3-requests missing: the Python peer is skipped")
+    if not have_node:
+        log("node or better-sqlite3 missing: the Node.js peer is skipped")
+    t_start = time.monotonic()
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    results = {
+        "meta": {
+            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "commit": commit + ("+dirty tree" if dirty else ""),
+            "machine": f"{os.cpu_count()} cores ({cpu}), {platform.system()} "
+                       f"{platform.release()}",
+            "note": "A shared 2-core VM: other work (builds, tests of other sessions) may have "
+                    "been running during the measurement, so figures vary between runs; the "
+                    "contenders are interleaved round by round so that load hits them alike.",
+            "rounds": rounds, "smoke": args.smoke,
+            "stage_config": "as shipped (state.sync = commits, page 500, defaults)"},
+        "sizes": sizes, "scenarios": []}
+
+    results["ceilings"] = ceilings(sizes, rounds)
+
+    def peers(ordering, n=None):
+        c = []
+        if have_py:
+            c.append((f"python peer ({ordering})", python_peer(ordering), n))
+        if have_node:
+            c.append((f"node peer ({ordering})", node_peer(ordering), n))
+        return c
+
+    small, big = sizes["small"], sizes["big"]
+    if want("small"):
+        results["scenarios"].append(run_scenario(
+            "1job-small-entry_id", f"1 job x {small:,}, entry_id", dict(jobs=1, items=small),
+            [("wire client (cursor, no parsing)", wire(), None),
+             ("stage (entry_id)", stage("entry_id"), None)] + peers("entry_id"), rounds))
+        results["scenarios"].append(run_scenario(
+            "1job-small-chronological", f"1 job x {small:,}, chronological",
+            dict(jobs=1, items=small),
+            [("wire client (data layer, cursor)", wire("export-items"), None),
+             ("stage (chronological)", stage("chronological"), None)] + peers("chronological"),
+            rounds))
+    big_entry = None
+    if want("big"):
+        s = run_scenario(
+            "1job-big-entry_id", f"1 job x {big:,}, entry_id", dict(jobs=1, items=big),
+            [("wire client (cursor, no parsing)", wire(), None),
+             ("stage (entry_id)", stage("entry_id"), None)] +
+            peers("entry_id", sizes["peer_rounds_big"]), rounds)
+        results["scenarios"].append(s)
+        big_entry = find(results, "1job-big-entry_id", "stage")["wall_s"]["median"]
+        results["scenarios"].append(run_scenario(
+            "1job-big-chronological", f"1 job x {big:,}, chronological",
+            dict(jobs=1, items=big),
+            [("stage (chronological)", stage("chronological"), max(1, rounds - 1))], rounds,
+            notes="peers skipped here: the data layer of 1 M items is ~2.8 GB of JSON"))
+    if want("many"):
+        results["scenarios"].append(run_scenario(
+            "many-jobs",
+            f"{sizes['jobs']:,} jobs x {sizes['job_items']:,} items, {sizes['companies']} "
+            "companies, --max-jobs 32, entry_id",
+            dict(jobs=sizes["jobs"], items=sizes["job_items"], companies=sizes["companies"]),
+            [("stage (entry_id, --max-jobs 32)", stage("entry_id", max_jobs=32), None)] +
+            [(n, f, 1) for n, f, _ in peers("entry_id")], rounds))
+    if want("latency"):
+        results["scenarios"].append(latency_scenario(sizes, max(1, rounds - 1), have_py))
+    if want("recovery"):
+        results["recovery"] = recovery_scenario(sizes, max(1, rounds - 1), big_entry)
+
+    results["targets"] = targets(results)
+    results["meta"]["harness_seconds"] = time.monotonic() - t_start
+    out_dir = args.results_dir or os.path.join(WORK, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    for s in results["scenarios"]:
+        for c in s["contenders"]:
+            for r in c["runs"]:
+                r.pop("wire", None)
+    with open(os.path.join(out_dir, "latest.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(out_dir, "latest.md"), "w") as f:
+        f.write(markdown(results))
+    plots(results, out_dir)
+    log(f"done in {results['meta']['harness_seconds']:.0f} s: {out_dir}/latest.md")
+
+
+if __name__ == "__main__":
+    main()
