@@ -30,13 +30,6 @@ struct batch_report {
   double duration_seconds = 0;
 };
 
-/// Live counters for progress lines (read from another thread).
-struct batch_progress {
-  std::atomic<std::uint64_t> jobs_total{0};
-  std::atomic<std::uint64_t> jobs_done{0};
-  std::atomic<std::uint64_t> jobs_running{0};
-};
-
 using batch_runner_actor =
     caf::typed_actor<caf::replies_to<run_atom, batch_request>::with<batch_report>,
                      caf::reacts_to<outcome_atom, job_outcome>>;

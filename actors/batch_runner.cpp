@@ -77,6 +77,7 @@ void schedule(runner_ptr self) {
     }
     job_context ctx = st.base;
     ctx.fetcher = pick_fetcher(self);
+    ctx.progress = st.progress;
     st.running_companies.insert(it->company_id);
     ++st.running;
     if (st.progress) st.progress->jobs_running = st.running;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -70,6 +71,15 @@ struct job_outcome {
   std::vector<reconciliation_entry> reported;
 };
 
+/// Live counters for progress lines: written by the actors, read from another thread.
+struct batch_progress {
+  std::atomic<std::uint64_t> jobs_total{0};
+  std::atomic<std::uint64_t> jobs_done{0};
+  std::atomic<std::uint64_t> jobs_running{0};
+  std::atomic<std::uint64_t> pages{0};
+  std::atomic<std::uint64_t> items_emitted{0};
+};
+
 /// Everything a job pipeline needs from the process around it.
 struct job_context {
   stage_settings settings;
@@ -77,6 +87,7 @@ struct job_context {
   store_actor store_writer;
   std::shared_ptr<storage::state_store> store;  // reads
   downstream_actor downstream;
+  std::shared_ptr<batch_progress> progress;  // may be null
 };
 
 /// What the listing phase hands back to the supervisor.

@@ -133,6 +133,7 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
               fail(self, "store", r.message);
               return;
             }
+            if (s.ctx.progress) ++s.ctx.progress->pages;
             maybe_complete(self);
           },
           [self](caf::error& err) { fail(self, "internal", "page commit: " + to_string(err)); });

@@ -154,6 +154,7 @@ void pump(sequencer_ptr self) {
             for (const auto& item : batch.items)
               if (item.redelivery) ++s.result.redelivered;
             s.result.emitted += batch.items.size();
+            if (s.ctx.progress) s.ctx.progress->items_emitted += batch.items.size();
             s.result.skipped += skipped;
             s.dispatched = std::max(s.dispatched, range_end);
             s.next_seq = range_end + 1;

@@ -76,16 +76,18 @@ class progress_printer {
       const auto stats = client_->stats();
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      char line[256];
+      const auto items = progress_->items_emitted.load();
+      char line[320];
       std::snprintf(line, sizeof line,
-                    "export-items: jobs %llu/%llu done (%llu running), requests %llu, "
-                    "retries %llu, %.1f MB received, %.0f s",
+                    "export-items: jobs %llu/%llu done (%llu running), pages %llu, items %llu "
+                    "(%.0f/s), requests %llu, retries %llu, %.0f s",
                     static_cast<unsigned long long>(progress_->jobs_done.load()),
                     static_cast<unsigned long long>(progress_->jobs_total.load()),
                     static_cast<unsigned long long>(progress_->jobs_running.load()),
+                    static_cast<unsigned long long>(progress_->pages.load()),
+                    static_cast<unsigned long long>(items), secs > 0 ? items / secs : 0.0,
                     static_cast<unsigned long long>(stats.requests),
-                    static_cast<unsigned long long>(stats.retries),
-                    static_cast<double>(stats.bytes_received) / 1e6, secs);
+                    static_cast<unsigned long long>(stats.retries), secs);
       if (live_)
         *out_ << "\r" << line << "\x1b[K" << std::flush;
       else
