@@ -29,6 +29,21 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PYTHON = "/usr/bin/python3"  # Debian's, with python3-requests
 
 
+def fsync_latency_ms(samples=40):
+    """Median time of a 4 KiB write + fsync in the work dir: how busy the disk is."""
+    path = os.path.join(WORK, "fsync-probe")
+    ts = []
+    with open(path, "wb") as f:
+        for _ in range(samples):
+            t0 = time.monotonic()
+            f.write(b"x" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+            ts.append((time.monotonic() - t0) * 1000)
+    os.remove(path)
+    return round(statistics.median(ts), 3)
+
+
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -430,7 +445,10 @@ def fmt_rate(x):
 def markdown(results):
     m = results["meta"]
     lines = [f"# Load benchmark results ({m['date']})", "",
-             f"Commit `{m['commit']}`, {m['machine']}. {m['note']}", "",
+             f"Commit `{m['commit']}`, {m['machine']}. {m['note']}",
+             f"Disk: a 4 KiB write + fsync took {m.get('fsync_ms_before')} ms (median) before "
+             f"the run and {m.get('fsync_ms_after')} ms after; measuring took "
+             f"{m.get('harness_seconds', 0):.0f} s.", "",
              "Items/s = items of the job(s) listed from the API / wall time of the whole "
              "process (start-up and shutdown included); median of the rounds with [min–max]. "
              "CPU = user + sys seconds of the contender (median); RSS = peak resident set "
@@ -571,7 +589,7 @@ def main():
     else:
         sizes = dict(smoke=False, small=100_000, big=1_000_000, jobs=1000, job_items=1000,
                      companies=200, latency=100_000, recovery=1_000_000, storage_pages=1000,
-                     peer_rounds_big=2)
+                     peer_rounds_big=1)
         rounds = args.rounds
     have_py, have_node = python_available(), node_available()
     if not have_py:
@@ -598,6 +616,9 @@ def main():
             "stage_config": "as shipped (state.sync = commits, page 500, defaults)"},
         "sizes": sizes, "scenarios": []}
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop simulators on the way out
+    results["meta"]["fsync_ms_before"] = fsync_latency_ms()
+    log(f"fsync latency (4 KiB write + fsync, median): {results['meta']['fsync_ms_before']} ms")
     results["ceilings"] = ceilings(sizes, rounds)
 
     def peers(ordering, n=None):
@@ -618,8 +639,9 @@ def main():
             "1job-small-chronological", f"1 job x {small:,}, chronological",
             dict(jobs=1, items=small),
             [("wire client (data layer, cursor)", wire("export-items"), None),
-             ("stage (chronological)", stage("chronological"), None)] + peers("chronological"),
-            rounds))
+             ("stage (chronological)", stage("chronological"), None)] +
+            peers("chronological", 1), rounds,
+            notes="peers: 1 round (the data layer is ~280 MB of JSON per 100 k items)"))
     big_entry = None
     if want("big"):
         s = run_scenario(
@@ -647,6 +669,7 @@ def main():
     if want("recovery"):
         results["recovery"] = recovery_scenario(sizes, max(1, rounds - 1), big_entry)
 
+    results["meta"]["fsync_ms_after"] = fsync_latency_ms()
     results["targets"] = targets(results)
     results["meta"]["harness_seconds"] = time.monotonic() - t_start
     out_dir = args.results_dir or os.path.join(WORK, "results")

@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libsimdjson-dev librocksdb-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
+  time python3-requests  # benchmarks: /usr/bin/time and the Python peer (bench_smoke)
 )
 
 missing=()
