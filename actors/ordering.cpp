@@ -36,15 +36,8 @@ using orderer_ptr = phase_actor::stateful_pointer<orderer_state>;
 constexpr std::int64_t undated = INT64_MAX;
 
 void finish(orderer_ptr self, bool ok, std::string code, std::string message) {
-  auto& st = self->state;
-  if (st.finished) return;
-  st.finished = true;
-  st.result.ok = ok;
-  st.result.code = std::move(code);
-  st.result.message = std::move(message);
-  st.result.job = st.job;
-  self->send(st.supervisor, done_atom::value, std::move(st.result));
-  self->quit();
+  finish_phase(self, ok, std::move(code), std::move(message),
+               [](auto& st) { st.result.job = st.job; });
 }
 
 /// Reads the listing back and leaves the deduplicated in-scope entries, sorted by id.

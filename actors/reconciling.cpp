@@ -35,15 +35,8 @@ struct reconciler_state {
 using reconciler_ptr = phase_actor::stateful_pointer<reconciler_state>;
 
 void finish(reconciler_ptr self, bool ok, std::string code, std::string message) {
-  auto& st = self->state;
-  if (st.finished) return;
-  st.finished = true;
-  st.result.ok = ok;
-  st.result.code = std::move(code);
-  st.result.message = std::move(message);
-  st.result.job = st.job;
-  self->send(st.supervisor, done_atom::value, std::move(st.result));
-  self->quit();
+  finish_phase(self, ok, std::move(code), std::move(message),
+               [](auto& st) { st.result.job = st.job; });
 }
 
 void commit_order(reconciler_ptr self) {

@@ -47,15 +47,8 @@ struct sequencer_state {
 using sequencer_ptr = sequencer_actor::stateful_pointer<sequencer_state>;
 
 void finish(sequencer_ptr self, bool ok, std::string code, std::string message) {
-  auto& st = self->state;
-  if (st.finished) return;
-  st.finished = true;
-  st.result.ok = ok;
-  st.result.code = std::move(code);
-  st.result.message = std::move(message);
-  st.result.acked_through = st.acked;
-  self->send(st.supervisor, done_atom::value, std::move(st.result));
-  self->quit();
+  finish_phase(self, ok, std::move(code), std::move(message),
+               [](auto& st) { st.result.acked_through = st.acked; });
 }
 
 void maybe_done(sequencer_ptr self) {

@@ -42,6 +42,22 @@ status<storage::store_errc> drop_previous_epochs(storage::state_store& store,
 sequencer_actor spawn_sequencer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                                 job_supervisor_actor supervisor);
 
+/// Ends a phase actor exactly once: fills the result's verdict, lets `complete` add what the
+/// phase knows (its job record, watermarks), reports to the supervisor and quits. The state
+/// must have `finished`, `result` (with ok/code/message) and `supervisor`.
+template <class Self, class Complete>
+void finish_phase(Self self, bool ok, std::string code, std::string message, Complete complete) {
+  auto& st = self->state;
+  if (st.finished) return;
+  st.finished = true;
+  st.result.ok = ok;
+  st.result.code = std::move(code);
+  st.result.message = std::move(message);
+  complete(st);
+  self->send(st.supervisor, done_atom::value, std::move(st.result));
+  self->quit();
+}
+
 /// The scope rule of DESIGN.md for a first listing: pending and in_progress are in scope.
 bool in_scope(api::item_status s) noexcept;
 

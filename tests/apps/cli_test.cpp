@@ -13,7 +13,9 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include "tests/support/temp_dir.hpp"
 
 #include "simulator/simulator.hpp"
 
@@ -36,22 +38,7 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("ei-cli-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ei::testing::temp_dir;
 
 /// Runs the binary with `args` and `env` (added to a minimal environment), bounded in time.
 run_result run(const std::vector<std::string>& args, const std::vector<std::string>& env,

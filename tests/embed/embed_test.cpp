@@ -9,7 +9,9 @@
 #include <random>
 
 #include <gtest/gtest.h>
+
 #include <caf/all.hpp>
+#include "tests/support/temp_dir.hpp"
 
 #include "export_items/stage.hpp"
 #include "simulator/simulator.hpp"
@@ -60,22 +62,7 @@ xi::outcome_receiver_actor::behavior_type host_listener(
 
 // --- the test -----------------------------------------------------------------------------
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("ei-embed-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
+using ei::testing::temp_dir;
 
 TEST(Embed, StageRunsInsideTheHostSystemAndAcksBySequence) {
   ei::sim::sim_config sc;

@@ -9,7 +9,9 @@
 #include <set>
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include "tests/support/temp_dir.hpp"
 
 #include "actors/sink.hpp"
 #include "pipeline/stage.hpp"
@@ -21,22 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 constexpr const char* kKey = "stage-test-key";
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("ei-stage-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ei::testing::temp_dir;
 
 struct line {
   std::string job;
