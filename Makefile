@@ -1,6 +1,6 @@
 # The two commands the README promises: `make demo` and `make test`. Each installs what it
 # needs (scripts/install-deps.sh), configures and builds from scratch if necessary.
-.PHONY: deps build build-asan demo test test-release test-asan fuzz-smoke bench format tidy clean
+.PHONY: deps build build-asan demo test test-release test-asan fuzz-smoke embed-example bench format tidy clean
 
 JOBS ?= 2
 export CCACHE_DIR ?= $(CURDIR)/.cache/ccache
@@ -19,7 +19,7 @@ build-asan: deps
 demo: build
 	@bash scripts/demo.sh build/release
 
-test: test-release test-asan fuzz-smoke
+test: test-release test-asan fuzz-smoke embed-example
 
 test-release: build
 	ctest --preset release
@@ -30,6 +30,10 @@ test-asan: build-asan
 # libFuzzer targets (clang), 30 s each on a copy of the seed corpus: tests/fuzz/README.md.
 fuzz-smoke: deps
 	@bash scripts/fuzz-smoke.sh
+
+# The embedding example built against an installed tree and run (docs/embedding.md).
+embed-example: build
+	@bash scripts/embed-example.sh
 
 bench: deps
 	@bash benchmarks/run.sh

@@ -2,6 +2,7 @@
 // and runs up to `max_jobs` job pipelines at once over the shared fetchers, store and
 // downstream: oldest job first, never two jobs of one company at the same time, and a failing
 // job never stops the others. Replies with one report when every job has an outcome.
+// The protocol as hosts use it: docs/embedding.md, "The message protocol".
 #pragma once
 
 #include <atomic>

@@ -12,6 +12,9 @@
 //
 // Flow control: a sequencer never has more than `credit_window` unacknowledged items in
 // flight, so downstream memory stays bounded by window x jobs.
+//
+// The reference for hosts (one place, with the example from tests/embed): docs/embedding.md,
+// "The message protocol".
 #pragma once
 
 #include <cstdint>
