@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <map>
 
 #include <caf/all.hpp>
@@ -93,20 +94,26 @@ bool write_all(int fd, const char* data, std::size_t size) {
   return true;
 }
 
+/// Stops the sink for good: after a failed write, fsync or ack commit the file and the store
+/// may disagree about what is acknowledged, so nothing more may be written or acknowledged.
+/// The jobs see their downstream go down and fail; a re-run cuts the file back to the last
+/// committed offset and redelivers.
+void stop_sink(sink_ptr self, const std::string& what) {
+  std::cerr << "export-items: output " << self->state.options.path << ": " << what
+            << "; stopping the output\n";
+  self->state.pending.clear();
+  self->quit(caf::make_error(caf::sec::runtime_error, what));
+}
+
 void flush(sink_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   if (st.pending.empty()) return;
-  if (!write_all(st.fd, st.buffer.data(), st.buffer.size())) {
-    // Leave the items unacknowledged: the jobs time out and a re-run redelivers them.
-    caf::aout(self) << "export-items: writing " << st.options.path
-                    << " failed: " << std::strerror(errno) << "\n";
-    st.buffer.clear();
-    st.pending.clear();
-    return;
-  }
+  if (!write_all(st.fd, st.buffer.data(), st.buffer.size()))
+    return stop_sink(self, std::string("write failed: ") + std::strerror(errno));
   crash_point("after_output_write");
-  if (st.options.fsync && st.options.path != "-") ::fdatasync(st.fd);
+  if (st.options.fsync && st.options.path != "-" && ::fdatasync(st.fd) != 0)
+    return stop_sink(self, std::string("fsync failed: ") + std::strerror(errno));
   crash_point("after_output_fsync");
   st.offset += st.buffer.size();
   st.buffer.clear();
@@ -118,12 +125,8 @@ void flush(sink_ptr self) {
   std::optional<std::pair<std::string, std::uint64_t>> sink_offset;
   if (st.options.path != "-") sink_offset.emplace(st.sink_name, st.offset);
   auto committed = st.store->commit_acks(progress, sink_offset);
-  if (!committed.ok()) {
-    caf::aout(self) << "export-items: committing acknowledgements failed: "
-                    << committed.err().message << "\n";
-    st.pending.clear();
-    return;
-  }
+  if (!committed.ok())
+    return stop_sink(self, "committing acknowledgements failed: " + committed.err().message);
   crash_point("after_ack_commit");
   for (auto& [job, ack] : st.pending)
     self->send(ack.receiver, ack_atom::value, job, ack.through, true);

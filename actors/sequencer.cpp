@@ -193,6 +193,11 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
         }
         maybe_done(self);
         if (s.finished) return;
+        // A downstream that goes away takes nothing more: fail now, not at the deadline.
+        self->monitor(s.ctx.downstream);
+        self->set_down_handler([self](caf::down_msg& dm) {
+          finish(self, false, "downstream_down", "downstream stopped: " + to_string(dm.reason));
+        });
         self->delayed_send(self, s.ctx.settings.request_timeout, tick_atom::value);
         pump(self);
       },

@@ -42,7 +42,8 @@ failure_kind failure_of(const job_outcome& o) noexcept {
       c == "cursor_rejected" || c == "parallel_listing_mismatch")
     return failure_kind::listing;
   if (c == "decode") return failure_kind::decode;
-  if (c == "downstream_timeout" || c == "downstream_protocol") return failure_kind::downstream;
+  if (c == "downstream_timeout" || c == "downstream_protocol" || c == "downstream_down")
+    return failure_kind::downstream;
   if (c == "store") return failure_kind::state;
   if (c.rfind("http_", 0) == 0 || c == "retries_exhausted" || c == "connect_failed" ||
       c == "tls_failed" || c == "response_too_large" || c == "connection_reset" ||

@@ -11,6 +11,7 @@
 #include <random>
 
 #include <gtest/gtest.h>
+#include <caf/all.hpp>
 
 #include <nlohmann/json.hpp>
 #include "tests/support/temp_dir.hpp"
@@ -253,6 +254,40 @@ TEST(Resume, LostStateReportsInProgressItemsInsteadOfHandingThemOn) {
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(d.items.size(), g.in_scope_by_id().size());
   EXPECT_EQ(only(r2.value()).reported.size(), in_progress);
+}
+
+TEST(Resume, ADownstreamThatStopsFailsTheJobAndTheNextRunRedelivers) {
+  fixture f(900);
+  // A downstream that acknowledges its first batch and then goes away.
+  auto received = std::make_shared<std::atomic<std::size_t>>(0);
+  collector unused;
+  auto opts = f.options(unused);
+  opts.downstream_factory = [received](caf::actor_system& sys) {
+    return sys.spawn([received](actors::downstream_actor::pointer self)
+                         -> actors::downstream_actor::behavior_type {
+      return {
+          [self, received](actors::items_atom, const actors::item_batch& b,
+                           const actors::ack_receiver_actor& stage) {
+            if (received->fetch_add(b.items.size()) == 0) {
+              self->send(stage, actors::ack_atom::value, b.job_id, b.items.back().sequence, false);
+            } else {
+              self->quit(caf::make_error(caf::sec::runtime_error, "downstream crashed"));
+            }
+          },
+      };
+    });
+  };
+  auto r1 = pipeline::run_stage(f.config(), opts);
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(only(r1.value()).reason_code, "downstream_down") << only(r1.value()).reason;
+
+  collector second;
+  auto r2 = pipeline::run_stage(f.config(), f.options(second));
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(only(r2.value()).result, actors::job_result::complete);
+  ASSERT_FALSE(second.items.empty());
+  EXPECT_EQ(second.items.front().sequence, 101U);  // the acknowledged first batch never again
+  EXPECT_TRUE(second.items.front().redelivery);
 }
 
 }  // namespace
