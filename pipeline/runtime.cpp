@@ -1,5 +1,7 @@
 #include "pipeline/runtime.hpp"
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 
 #include "actors/fetcher.hpp"
@@ -12,7 +14,13 @@ result<stage_resources, run_errc> open_resources(const stage_config& cfg,
                                                  const std::string& state_dir) {
   if (state_dir.empty())
     return make_error(run_errc::invalid_config, "a state directory is required");
-  auto client = api::http_client::create(cfg.http, creds);
+  auto http_cfg = cfg.http;
+  if (cfg.settings.listing == actors::listing_mode::parallel) {
+    // Offset pages in flight need connections to travel on; otherwise they queue in the pool.
+    http_cfg.max_connections = std::max(http_cfg.max_connections, cfg.settings.parallel_requests);
+    http_cfg.max_in_flight = std::max(http_cfg.max_in_flight, cfg.settings.parallel_requests);
+  }
+  auto client = api::http_client::create(http_cfg, creds);
   if (!client) return make_error(run_errc::http_client, client.err().message);
   stage_resources res;
   res.http = std::shared_ptr<api::http_client>(std::move(client.value()));
