@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/credentials.hpp"
+#include "distributed/commands.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/stage.hpp"
 
@@ -338,12 +339,15 @@ int main(int argc, char** argv) {
   inspect->add_option("--job", inspect_job, "Job id")->required();
   inspect->add_option("--show", inspect_show, "Order entries to show (default 10)");
 
+  auto distributed = ei::distributed::add_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? exit_ok : exit_usage;
   }
+  if (auto rc = ei::distributed::dispatch(*distributed)) return *rc;
   if (run->parsed()) return run_command(ra);
   if (status->parsed()) return status_command(status_dir, status_job, status_json);
   if (verify->parsed()) return state_verify_command(state_dir);

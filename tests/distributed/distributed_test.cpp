@@ -1,0 +1,349 @@
+// A distributed batch as separate processes on loopback: the real export-items binary as a
+// coordinator and three workers (fork/exec, every port 0), the simulator in this process.
+// Checked against the simulator's ground truth: every in-scope item of every job exactly once
+// in the coordinator's output, at its sequence in the entry_id order — also after one worker
+// is SIGKILLed and another SIGSTOPped mid-batch, and when the stopped one comes back as a
+// zombie (it must be fenced and emit nothing).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "simulator/simulator.hpp"
+
+namespace ei {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+constexpr const char* kKey = "distributed-test-key-0815";
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class temp_dir {
+ public:
+  temp_dir() {
+    std::random_device rd;
+    path_ = fs::temp_directory_path() / ("ei-dist-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+/// One export-items process; killed (and reaped) when it goes out of scope.
+class process {
+ public:
+  process(const std::vector<std::string>& args, const fs::path& out, const fs::path& err) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      std::string bin = EI_EXPORT_ITEMS_BIN;
+      std::vector<std::string> a = args;
+      std::vector<char*> argv{bin.data()};
+      for (auto& s : a)
+        argv.push_back(s.data());
+      argv.push_back(nullptr);
+      std::string key = std::string("PLEO_API_KEY=") + kKey;
+      std::string path = "PATH=/usr/bin:/bin";
+      char* envp[] = {key.data(), path.data(), nullptr};
+      ::execve(bin.c_str(), argv.data(), envp);
+      ::_exit(127);
+    }
+  }
+  ~process() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGKILL);
+      ::kill(pid_, SIGCONT);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig) { ::kill(pid_, sig); }
+
+  /// The exit code (-1 killed by a signal), or nullopt when still running at the deadline.
+  std::optional<int> wait(std::chrono::milliseconds limit) {
+    if (exited_) return code_;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+      std::this_thread::sleep_for(20ms);
+    }
+    exited_ = true;
+    code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return code_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int code_ = -1;
+};
+
+/// Polls `file` until `pred(content)` holds; false at the deadline.
+template <class Pred>
+bool wait_until(const fs::path& file, Pred pred, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred(slurp(file))) return true;
+    std::this_thread::sleep_for(25ms);
+  }
+  return false;
+}
+
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+struct cluster {
+  temp_dir dir;
+  std::unique_ptr<sim::simulator> sim;
+  std::vector<std::string> job_ids;
+  std::unique_ptr<process> coordinator;
+  std::vector<std::unique_ptr<process>> workers;
+  std::string address;
+
+  fs::path out() const { return dir.path() / "items.ndjson"; }
+  fs::path coordinator_log() const { return dir.path() / "coordinator.err"; }
+  fs::path coordinator_out() const { return dir.path() / "coordinator.out"; }
+
+  void start(std::uint32_t jobs, std::uint32_t companies, std::uint64_t items) {
+    sim::sim_config c;
+    c.api_key = kKey;
+    c.seed = 4242;
+    c.jobs = jobs;
+    c.companies = companies;
+    c.items_per_job = items;
+    c.all_in_progress = true;
+    c.threads = 2;
+    auto s = sim::simulator::start(c);
+    ASSERT_TRUE(s.ok());
+    sim = std::move(s.value());
+    std::vector<std::string> args{"coordinator",
+                                  "--listen",
+                                  "127.0.0.1:0",
+                                  "--base-url",
+                                  sim->base_url(),
+                                  "--ledger-dir",
+                                  (dir.path() / "ledger").string(),
+                                  "--out",
+                                  out().string(),
+                                  "--summary",
+                                  (dir.path() / "summary.json").string(),
+                                  "--expected-workers",
+                                  "3",
+                                  "--max-jobs-per-worker",
+                                  "2",
+                                  "--heartbeat-ms",
+                                  "200",
+                                  "--worker-timeout-ms",
+                                  "2500",
+                                  "--ordering",
+                                  "entry_id",
+                                  "--page-size",
+                                  "50",
+                                  "--batch-size",
+                                  "25",
+                                  "--credit-window",
+                                  "50"};
+    for (const auto& j : sim->jobs()) {
+      job_ids.push_back(j.id.to_string());
+      args.push_back("--job");
+      args.push_back(j.id.to_string());
+    }
+    coordinator = std::make_unique<process>(args, coordinator_out(), coordinator_log());
+    std::string listening;
+    ASSERT_TRUE(wait_until(
+        coordinator_out(),
+        [&](const std::string& text) {
+          auto nl = text.find('\n');
+          if (nl == std::string::npos) return false;
+          listening = text.substr(0, nl);
+          return true;
+        },
+        60s))
+        << slurp(coordinator_log());
+    ASSERT_EQ(listening.rfind("listening on ", 0), 0U) << listening;
+    address = listening.substr(std::string("listening on ").size());
+    for (int i = 0; i < 3; ++i) {
+      const auto n = std::to_string(i);
+      workers.push_back(std::make_unique<process>(
+          std::vector<std::string>{"worker", "--coordinator", address, "--state-dir",
+                                   (dir.path() / ("worker" + n)).string()},
+          dir.path() / ("worker" + n + ".out"), dir.path() / ("worker" + n + ".err")));
+    }
+  }
+
+  std::string logs() const {
+    std::string all = "--- coordinator\n" + slurp(coordinator_log());
+    for (int i = 0; i < 3; ++i)
+      all += "--- worker " + std::to_string(i) + "\n" +
+             slurp(dir.path() / ("worker" + std::to_string(i) + ".err"));
+    return all.size() > 20000 ? all.substr(all.size() - 20000) : all;
+  }
+
+  /// Every in-scope item of every job exactly once, at its sequence in the entry_id order.
+  void expect_exact_output() const {
+    std::map<std::string, std::vector<std::pair<std::uint64_t, std::string>>> got;
+    std::set<std::pair<std::string, std::string>> seen;
+    std::size_t duplicates = 0;
+    std::ifstream in(out());
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      const auto job = j["jobId"].get<std::string>();
+      const auto id = j["accountingEntryId"].get<std::string>();
+      if (!seen.insert({job, id}).second) ++duplicates;
+      got[job].emplace_back(j["sequence"].get<std::uint64_t>(), id);
+    }
+    EXPECT_EQ(duplicates, 0U);
+    for (const auto& job : job_ids) {
+      auto truth = sim->items_of(*api::uuid::parse(job));
+      std::vector<api::uuid> expected;
+      for (const auto& t : truth)
+        if (t.status == api::item_status::pending || t.status == api::item_status::in_progress)
+          expected.push_back(t.accounting_entry_id);
+      std::sort(expected.begin(), expected.end());
+      const auto& lines = got[job];
+      ASSERT_EQ(lines.size(), expected.size()) << "job " << job;
+      for (std::size_t i = 0; i < lines.size(); ++i) {
+        ASSERT_EQ(lines[i].first, i + 1) << "job " << job;
+        ASSERT_EQ(lines[i].second, expected[i].to_string()) << "job " << job << " seq " << i + 1;
+      }
+    }
+  }
+};
+
+TEST(Distributed, FortyJobsOverThreeWorkersGiveTheExactOutput) {
+  cluster c;
+  ASSERT_NO_FATAL_FAILURE(c.start(40, 10, 300));
+  auto code = c.coordinator->wait(150s);
+  ASSERT_TRUE(code.has_value()) << c.logs();
+  EXPECT_EQ(*code, 0) << c.logs();
+  auto summary = nlohmann::json::parse(slurp(c.dir.path() / "summary.json"));
+  EXPECT_EQ(summary["complete"], 40);
+  EXPECT_EQ(summary["failed"], 0);
+  EXPECT_EQ(summary["requeued"], 0);
+  std::cerr << "40 jobs x 300 items over 3 workers: " << summary["durationSeconds"] << " s, "
+            << summary["itemsWritten"] << " items, " << summary["batches"] << " batches\n";
+  ASSERT_NO_FATAL_FAILURE(c.expect_exact_output());
+  // Workers leave once the coordinator drains them.
+  for (auto& w : c.workers) {
+    auto wc = w->wait(30s);
+    ASSERT_TRUE(wc.has_value());
+    EXPECT_EQ(*wc, 0) << c.logs();
+  }
+  EXPECT_EQ(slurp(c.coordinator_log()).find(kKey), std::string::npos);
+}
+
+TEST(Distributed, KilledAndStoppedWorkersLoseNothingAndTheZombieIsFenced) {
+  cluster c;
+  ASSERT_NO_FATAL_FAILURE(c.start(40, 10, 300));
+  c.sim->set_latency(5ms);  // stretches the batch so that the signals land mid-job
+  // Mid-batch: every worker is running jobs.
+  ASSERT_TRUE(wait_until(
+      c.out(), [](const std::string& t) { return count_lines(t) >= 1500; }, 120s))
+      << c.logs();
+  auto& killed = *c.workers[0];
+  auto& zombie = *c.workers[1];
+  killed.signal(SIGKILL);
+  zombie.signal(SIGSTOP);
+  // Slow responses keep the reassigned jobs running until the zombie is back.
+  c.sim->set_latency(200ms);
+  // The stopped worker is declared dead by the heartbeat deadline (its TCP connection stays
+  // up) and its jobs go elsewhere with a higher epoch; only then it comes back.
+  const std::regex dead_re("worker (\\d+) \\(pid " + std::to_string(zombie.pid()) +
+                           "\\) declared dead");
+  std::string zombie_id;
+  ASSERT_TRUE(wait_until(
+      c.coordinator_log(),
+      [&](const std::string& t) {
+        std::smatch m;
+        if (!std::regex_search(t, m, dead_re)) return false;
+        zombie_id = m[1];
+        return true;
+      },
+      60s))
+      << c.logs();
+  const std::regex requeued_re("job (\\S+) requeued \\(worker " + zombie_id + " ");
+  const std::regex assigned_re(R"(assigned job (\S+) epoch (\d+) to)");
+  wait_until(
+      c.coordinator_log(),
+      [&](const std::string& t) {
+        std::set<std::string> requeued;
+        for (std::sregex_iterator it(t.begin(), t.end(), requeued_re), end; it != end; ++it)
+          requeued.insert((*it)[1]);
+        if (requeued.empty()) return true;  // it had no job running: nothing to reassign
+        for (std::sregex_iterator it(t.begin(), t.end(), assigned_re), end; it != end; ++it)
+          if (requeued.count((*it)[1]) > 0 && std::stoull((*it)[2]) > 1) return true;
+        return false;
+      },
+      60s);
+  zombie.signal(SIGCONT);
+
+  // The zombie learns it was fenced and leaves on its own.
+  auto zombie_code = zombie.wait(60s);
+  ASSERT_TRUE(zombie_code.has_value()) << c.logs();
+  EXPECT_EQ(*zombie_code, 3) << c.logs();
+  c.sim->set_latency(0ms);
+
+  auto code = c.coordinator->wait(150s);
+  ASSERT_TRUE(code.has_value()) << c.logs();
+  EXPECT_EQ(*code, 0) << c.logs();
+  auto summary = nlohmann::json::parse(slurp(c.dir.path() / "summary.json"));
+  EXPECT_EQ(summary["complete"], 40);
+  EXPECT_GE(summary["requeued"].get<int>(), 1);
+  const auto fenced = summary["fencedBatches"].get<int>() + summary["fencedOutcomes"].get<int>() +
+                      summary["fencedHeartbeats"].get<int>();
+  EXPECT_GE(fenced, 1) << summary.dump(2);
+  std::uint64_t resumed_mid_job = 0;
+  for (const auto& j : summary["jobs"])
+    for (const auto& a : j["assignments"])
+      if (a["epoch"].get<int>() > 1 && a["resumeFrom"].get<int>() > 0) ++resumed_mid_job;
+  std::cerr << "requeued " << summary["requeued"] << ", resumed mid-job " << resumed_mid_job
+            << ", fenced batches " << summary["fencedBatches"] << " outcomes "
+            << summary["fencedOutcomes"] << " heartbeats " << summary["fencedHeartbeats"]
+            << ", duplicates skipped " << summary["itemsSkipped"] << ", "
+            << summary["durationSeconds"] << " s\n";
+  // Zero duplicates, zero losses: the output is exactly what one clean run gives.
+  ASSERT_NO_FATAL_FAILURE(c.expect_exact_output());
+  auto survivor = c.workers[2]->wait(30s);
+  ASSERT_TRUE(survivor.has_value());
+  EXPECT_EQ(*survivor, 0);
+}
+
+}  // namespace
+}  // namespace ei
