@@ -256,26 +256,30 @@ TEST(Resume, LostStateReportsInProgressItemsInsteadOfHandingThemOn) {
   EXPECT_EQ(only(r2.value()).reported.size(), in_progress);
 }
 
+/// A downstream that acknowledges its first batch and then goes away.
+actors::downstream_actor::behavior_type dying_downstream(
+    actors::downstream_actor::pointer self, std::shared_ptr<std::atomic<std::size_t>> received) {
+  return {
+      [self, received](actors::items_atom, const actors::item_batch& b,
+                       const actors::ack_receiver_actor& stage) {
+        if (received->fetch_add(b.items.size()) == 0) {
+          self->send(stage, actors::ack_atom::value, b.job_id, b.items.back().sequence, false);
+        } else {
+          self->quit(caf::make_error(caf::sec::runtime_error, "downstream crashed"));
+        }
+      },
+  };
+}
+
 TEST(Resume, ADownstreamThatStopsFailsTheJobAndTheNextRunRedelivers) {
   fixture f(900);
-  // A downstream that acknowledges its first batch and then goes away.
   auto received = std::make_shared<std::atomic<std::size_t>>(0);
   collector unused;
   auto opts = f.options(unused);
   opts.downstream_factory = [received](caf::actor_system& sys) {
-    return sys.spawn([received](actors::downstream_actor::pointer self)
-                         -> actors::downstream_actor::behavior_type {
-      return {
-          [self, received](actors::items_atom, const actors::item_batch& b,
-                           const actors::ack_receiver_actor& stage) {
-            if (received->fetch_add(b.items.size()) == 0) {
-              self->send(stage, actors::ack_atom::value, b.job_id, b.items.back().sequence, false);
-            } else {
-              self->quit(caf::make_error(caf::sec::runtime_error, "downstream crashed"));
-            }
-          },
-      };
-    });
+    // Arguments go to spawn, not into a capture: CAF 0.17 dereferences a null argument tuple
+    // when a function is spawned with none (UBSan reports it).
+    return sys.spawn(dying_downstream, received);
   };
   auto r1 = pipeline::run_stage(f.config(), opts);
   ASSERT_TRUE(r1.ok());
