@@ -463,7 +463,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<shared_ctx> ctx) {
         auto& s = self->state;
         auto it = s.workers.find(worker_id);
         if (it == s.workers.end() || !it->second.alive) {
-          ++s.fenced_heartbeats;
+          if (s.fenced_heartbeats++ < 10)
+            log(self) << "fenced heartbeat from worker " << worker_id << ": declared dead\n";
           return {beat_atom::value, false};
         }
         it->second.last_beat = clock::now();

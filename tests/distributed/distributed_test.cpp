@@ -300,7 +300,7 @@ TEST(Distributed, KilledAndStoppedWorkersLoseNothingAndTheZombieIsFenced) {
       << c.logs();
   const std::regex requeued_re("job (\\S+) requeued \\(worker " + zombie_id + " ");
   const std::regex assigned_re(R"(assigned job (\S+) epoch (\d+) to)");
-  wait_until(
+  const bool reassigned = wait_until(
       c.coordinator_log(),
       [&](const std::string& t) {
         std::set<std::string> requeued;
@@ -312,13 +312,24 @@ TEST(Distributed, KilledAndStoppedWorkersLoseNothingAndTheZombieIsFenced) {
         return false;
       },
       60s);
+  EXPECT_TRUE(reassigned) << "the stopped worker's jobs were not reassigned\n" << c.logs();
   zombie.signal(SIGCONT);
+  // The zombie's first act is a heartbeat (or a batch of its old epoch): refused.
+  EXPECT_TRUE(wait_until(
+      c.coordinator_log(),
+      [&](const std::string& t) {
+        return t.find("fenced heartbeat from worker " + zombie_id) != std::string::npos ||
+               t.find("from worker " + zombie_id + ": worker is not alive") != std::string::npos ||
+               t.find("from worker " + zombie_id + ": stale epoch") != std::string::npos;
+      },
+      60s))
+      << c.logs();
+  c.sim->set_latency(0ms);
 
   // The zombie learns it was fenced and leaves on its own.
   auto zombie_code = zombie.wait(60s);
   ASSERT_TRUE(zombie_code.has_value()) << c.logs();
   EXPECT_EQ(*zombie_code, 3) << c.logs();
-  c.sim->set_latency(0ms);
 
   auto code = c.coordinator->wait(150s);
   ASSERT_TRUE(code.has_value()) << c.logs();
