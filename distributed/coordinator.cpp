@@ -647,11 +647,10 @@ int run_coordinator(const coordinator_options& options, const api::credentials& 
   }
   out << text << std::endl;
   const int code = report["failed"].get<std::size_t>() == 0 ? 0 : 1;
-  // CAF 0.17's middleman can hang in its shutdown while peers disconnect at the same moment
-  // (seen about once in five runs): the batch is decided and written, so a bounded teardown
-  // is enough.
+  // CAF 0.17's middleman often hangs in its shutdown while the workers disconnect at the same
+  // moment: the batch is decided and written, so the teardown is bounded.
   std::thread([code, &log] {
-    std::this_thread::sleep_for(std::chrono::seconds(5));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
     log << "coordinator: actor system shutdown hung; exiting\n";
     log.flush();
     std::_Exit(code);

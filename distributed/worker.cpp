@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <future>
 #include <iostream>
@@ -389,6 +390,15 @@ int run_worker(const worker_options& options, const api::credentials& creds, std
   const int code = done.get();
   stage.value()->shutdown();
   caf::anon_send_exit(self, caf::exit_reason::user_shutdown);
+  // Job actors of a fenced or abandoned job live until their own deadlines (the actor system
+  // waits for them), and CAF 0.17's middleman teardown can hang while the peer disconnects.
+  // Everything this worker made safe is already in its synced state store, so the teardown
+  // is bounded instead of waited for.
+  log.flush();
+  std::thread([code] {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::_Exit(code);
+  }).detach();
   return code;
 }
 
