@@ -133,6 +133,7 @@ struct cluster {
   temp_dir dir;
   std::unique_ptr<sim::simulator> sim;
   std::vector<std::string> job_ids;
+  std::vector<std::string> coordinator_args;
   std::unique_ptr<process> coordinator;
   std::vector<std::unique_ptr<process>> workers;
   std::string address;
@@ -186,7 +187,17 @@ struct cluster {
       args.push_back("--job");
       args.push_back(j.id.to_string());
     }
-    coordinator = std::make_unique<process>(args, coordinator_out(), coordinator_log());
+    coordinator_args = std::move(args);
+    launch();
+  }
+
+  /// Starts the coordinator (port 0) and three workers; also after a coordinator crash, with
+  /// the same ledger, output and worker state directories.
+  void launch() {
+    workers.clear();
+    std::error_code ec;
+    fs::remove(coordinator_out(), ec);  // its first line must be the new port
+    coordinator = std::make_unique<process>(coordinator_args, coordinator_out(), coordinator_log());
     std::string listening;
     ASSERT_TRUE(wait_until(
         coordinator_out(),
@@ -379,6 +390,39 @@ TEST(Distributed, KilledAndStoppedWorkersLoseNothingAndTheZombieIsFenced) {
   auto survivor = c.workers[2]->wait(30s);
   ASSERT_TRUE(survivor.has_value());
   EXPECT_EQ(*survivor, 0);
+}
+
+TEST(Distributed, ACrashedCoordinatorResumesFromItsLedger) {
+  cluster c;
+  ASSERT_NO_FATAL_FAILURE(c.start(40, 10, 300, "10", "20"));
+  c.sim->set_latency(5ms);
+  ASSERT_TRUE(wait_until(
+      c.out(), [](const std::string& t) { return count_lines(t) >= 3000; }, 120s))
+      << c.logs();
+  c.coordinator->signal(SIGKILL);
+  ASSERT_TRUE(c.coordinator->wait(30s).has_value());
+  // Workers notice the coordinator is gone and leave (4), keeping their state directories.
+  for (auto& w : c.workers) {
+    auto code = w->wait(60s);
+    ASSERT_TRUE(code.has_value()) << c.logs();
+    EXPECT_EQ(*code, 4) << c.logs();
+  }
+  const auto lines_at_crash = count_lines(slurp(c.out()));
+  c.sim->set_latency(0ms);
+  ASSERT_NO_FATAL_FAILURE(c.launch());
+  auto code = c.coordinator->wait(150s);
+  ASSERT_TRUE(code.has_value()) << c.logs();
+  EXPECT_EQ(*code, 0) << c.logs();
+  auto summary = nlohmann::json::parse(slurp(c.dir.path() / "summary.json"));
+  EXPECT_EQ(summary["complete"], 40);
+  std::size_t already = 0;
+  for (const auto& j : summary["jobs"])
+    already += j["result"] == "already_complete";
+  std::cerr << "coordinator killed at " << lines_at_crash << " lines; after the restart " << already
+            << " job(s) already complete, " << summary["itemsWritten"] << " items written, "
+            << summary["itemsSkipped"] << " skipped by the watermark\n";
+  // The output was cut back to the ledger's offset, and the rest written once.
+  ASSERT_NO_FATAL_FAILURE(c.expect_exact_output());
 }
 
 }  // namespace
