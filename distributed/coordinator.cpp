@@ -647,8 +647,8 @@ int run_coordinator(const coordinator_options& options, const api::credentials& 
   }
   out << text << std::endl;
   const int code = report["failed"].get<std::size_t>() == 0 ? 0 : 1;
-  // CAF 0.17's middleman often hangs in its shutdown while the workers disconnect at the same
-  // moment: the batch is decided and written, so the teardown is bounded.
+  // Safety net: the batch is decided and written, so the teardown is bounded (a handle kept
+  // anywhere to the detached coordinator actor would make ~actor_system wait forever).
   std::thread([code, &log] {
     std::this_thread::sleep_for(std::chrono::seconds(2));
     log << "coordinator: actor system shutdown hung; exiting\n";
@@ -659,6 +659,10 @@ int run_coordinator(const coordinator_options& options, const api::credentials& 
     caf::scoped_actor self{*sys};
     self->wait_for(actor);
   }
+  // A detached actor's thread ends only when the last handle to it is gone.
+  auto unpublished = sys->middleman().unpublish(actor, *port);
+  static_cast<void>(unpublished);
+  actor = nullptr;
   sys.reset();
   return code;
 }
