@@ -16,7 +16,6 @@
 #include <map>
 #include <optional>
 #include <random>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -281,6 +280,35 @@ TEST(Distributed, FortyJobsOverThreeWorkersGiveTheExactOutput) {
   EXPECT_EQ(slurp(c.coordinator_log()).find(kKey), std::string::npos);
 }
 
+/// The coordinator's log lines, split into words.
+std::vector<std::vector<std::string>> log_lines(const std::string& log) {
+  std::vector<std::vector<std::string>> lines;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string word; words >> word;)
+      w.push_back(word);
+    lines.push_back(std::move(w));
+  }
+  return lines;
+}
+
+/// "coordinator: assigned job J epoch E to worker W (pid P) resuming after R"
+struct assigned_line {
+  std::string job;
+  std::uint64_t epoch = 0;
+  std::string worker;
+  std::string pid;
+};
+std::vector<assigned_line> assignments_in(const std::string& log) {
+  std::vector<assigned_line> out;
+  for (const auto& w : log_lines(log))
+    if (w.size() >= 11 && w[1] == "assigned" && w[2] == "job" && w[4] == "epoch")
+      out.push_back({w[3], std::stoull(w[5]), w[8], w[10].substr(0, w[10].size() - 1)});
+  return out;
+}
+
 TEST(Distributed, KilledAndStoppedWorkersLoseNothingAndTheZombieIsFenced) {
   cluster c;
   ASSERT_NO_FATAL_FAILURE(c.start(40, 10, 300, "10", "20"));
@@ -293,14 +321,13 @@ TEST(Distributed, KilledAndStoppedWorkersLoseNothingAndTheZombieIsFenced) {
   // Kill when a job of the first worker is part-way through the output (so that its resume
   // starts after acknowledged items); after a while, mid-batch is good enough.
   const auto victim = std::to_string(c.workers[0]->pid());
-  const std::regex assigned_to_re(R"(assigned job (\S+) epoch \d+ to worker \d+ \(pid (\d+)\))");
   const bool mid_job = wait_until(
       c.out(),
       [&](const std::string& out) {
         const auto log = slurp(c.coordinator_log());
         std::map<std::string, std::string> owner;
-        for (std::sregex_iterator it(log.begin(), log.end(), assigned_to_re), end; it != end; ++it)
-          owner[(*it)[1]] = (*it)[2];
+        for (const auto& a : assignments_in(log))
+          owner[a.job] = a.pid;
         std::map<std::string, std::size_t> lines;
         for (std::size_t pos = out.find("{\"jobId\":\""); pos != std::string::npos;
              pos = out.find("{\"jobId\":\"", pos + 1))
@@ -321,30 +348,32 @@ TEST(Distributed, KilledAndStoppedWorkersLoseNothingAndTheZombieIsFenced) {
   c.sim->set_latency(200ms);
   // The stopped worker is declared dead by the heartbeat deadline (its TCP connection stays
   // up) and its jobs go elsewhere with a higher epoch; only then it comes back.
-  const std::regex dead_re("worker (\\d+) \\(pid " + std::to_string(zombie.pid()) +
-                           "\\) declared dead");
+  const std::string zombie_pid = std::to_string(zombie.pid());
   std::string zombie_id;
   ASSERT_TRUE(wait_until(
       c.coordinator_log(),
       [&](const std::string& t) {
-        std::smatch m;
-        if (!std::regex_search(t, m, dead_re)) return false;
-        zombie_id = m[1];
-        return true;
+        // "coordinator: worker W (pid P) declared dead: ..."
+        for (const auto& w : log_lines(t))
+          if (w.size() >= 6 && w[1] == "worker" && w[4] == zombie_pid + ")" && w[5] == "declared") {
+            zombie_id = w[2];
+            return true;
+          }
+        return false;
       },
       60s))
       << c.logs();
-  const std::regex requeued_re("job (\\S+) requeued \\(worker " + zombie_id + " ");
-  const std::regex assigned_re(R"(assigned job (\S+) epoch (\d+) to)");
   const bool reassigned = wait_until(
       c.coordinator_log(),
       [&](const std::string& t) {
+        // "coordinator: job J requeued (worker W ..."
         std::set<std::string> requeued;
-        for (std::sregex_iterator it(t.begin(), t.end(), requeued_re), end; it != end; ++it)
-          requeued.insert((*it)[1]);
+        for (const auto& w : log_lines(t))
+          if (w.size() >= 6 && w[1] == "job" && w[3] == "requeued" && w[5] == zombie_id)
+            requeued.insert(w[2]);
         if (requeued.empty()) return true;  // it had no job running: nothing to reassign
-        for (std::sregex_iterator it(t.begin(), t.end(), assigned_re), end; it != end; ++it)
-          if (requeued.count((*it)[1]) > 0 && std::stoull((*it)[2]) > 1) return true;
+        for (const auto& a : assignments_in(t))
+          if (requeued.count(a.job) > 0 && a.epoch > 1) return true;
         return false;
       },
       60s);
