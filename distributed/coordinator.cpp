@@ -434,7 +434,6 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<shared_ctx> ctx) {
         return declare_dead(self, id, "connection lost (" + caf::to_string(dm.reason) + ")");
   });
   self->send(self, check_atom::value);
-  check_done(self);  // every job may have been decided before any worker came
   return {
       [self](hello_atom,
              const worker_hello& hello) -> caf::result<hello_atom, std::uint64_t, worker_settings> {
@@ -457,7 +456,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<shared_ctx> ctx) {
         self->send(self, assign_atom::value);
         return {hello_atom::value, id, std::move(ws)};
       },
-      [self](assign_atom) { schedule(self); },
+      [self](assign_atom) {
+        schedule(self);
+        check_done(self);  // also: every job may have been decided before any worker came
+      },
       [self](drain_atom) { self->quit(); },
       [self](beat_atom, std::uint64_t worker_id) -> caf::result<beat_atom, bool> {
         auto& s = self->state;
@@ -484,6 +486,12 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<shared_ctx> ctx) {
           declare_dead(
               self, id,
               "no heartbeat for " + std::to_string(s.ctx->options.worker_timeout_ms) + " ms");
+        if (!s.started && alive_workers(self) > 0 &&
+            now - s.began > std::chrono::milliseconds(s.ctx->options.no_worker_timeout_ms)) {
+          // Fewer workers than expected came: start with those that did.
+          s.ctx->options.expected_workers = 1;
+          schedule(self);
+        }
         if (alive_workers(self) > 0) {
           s.last_alive = now;
         } else if (now - s.last_alive >
@@ -637,6 +645,7 @@ int run_coordinator(const coordinator_options& options, const api::credentials& 
     return 2;
   }
   out << "listening on " << options.listen_host << ":" << *port << std::endl;
+  caf::anon_send(actor, assign_atom::value);
   const nlohmann::json report = done.get();
   // Everything that matters is on disk before the actor system is torn down.
   ::close(ctx->fd);
