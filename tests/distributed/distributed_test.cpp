@@ -454,5 +454,36 @@ TEST(Distributed, ACrashedCoordinatorResumesFromItsLedger) {
   ASSERT_NO_FATAL_FAILURE(c.expect_exact_output());
 }
 
+TEST(Distributed, UsageErrorsAndAnUnreachableCoordinatorExitTwo) {
+  temp_dir dir;
+  auto run = [&](std::vector<std::string> args) {
+    process p(args, dir.path() / "out", dir.path() / "err");
+    auto code = p.wait(60s);
+    EXPECT_TRUE(code.has_value());
+    return std::make_pair(code.value_or(-2), slurp(dir.path() / "err"));
+  };
+  auto [no_jobs, no_jobs_err] =
+      run({"coordinator", "--listen", "127.0.0.1:0", "--base-url", "http://127.0.0.1:1",
+           "--ledger-dir", (dir.path() / "l").string(), "--out", (dir.path() / "o").string()});
+  EXPECT_EQ(no_jobs, 2);
+  EXPECT_NE(no_jobs_err.find("no jobs"), std::string::npos) << no_jobs_err;
+  auto [bad_listen, bad_listen_err] =
+      run({"coordinator", "--listen", "localhost", "--discover", "--base-url", "http://127.0.0.1:1",
+           "--ledger-dir", (dir.path() / "l").string(), "--out", (dir.path() / "o").string()});
+  EXPECT_EQ(bad_listen, 2);
+  EXPECT_NE(bad_listen_err.find("--listen"), std::string::npos) << bad_listen_err;
+  auto [bad_address, bad_address_err] =
+      run({"worker", "--coordinator", "nowhere", "--state-dir", (dir.path() / "w").string()});
+  EXPECT_EQ(bad_address, 2);
+  EXPECT_NE(bad_address_err.find("HOST:PORT"), std::string::npos) << bad_address_err;
+  auto [unreachable, unreachable_err] =
+      run({"worker", "--coordinator", "127.0.0.1:1", "--state-dir", (dir.path() / "w").string(),
+           "--connect-timeout-ms", "300"});
+  EXPECT_EQ(unreachable, 2);
+  EXPECT_NE(unreachable_err.find("cannot reach the coordinator"), std::string::npos)
+      << unreachable_err;
+  EXPECT_EQ(unreachable_err.find(kKey), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ei
