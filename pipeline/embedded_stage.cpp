@@ -46,8 +46,8 @@ failure_kind failure_of(const job_outcome& o) noexcept {
     return failure_kind::downstream;
   if (c == "store") return failure_kind::state;
   if (c.rfind("http_", 0) == 0 || c == "retries_exhausted" || c == "connect_failed" ||
-      c == "tls_failed" || c == "response_too_large" || c == "connection_reset" ||
-      c == "truncated_body")
+      c == "discovery_failed" || c == "timeout" || c == "tls_failed" || c == "response_too_large" ||
+      c == "connection_reset" || c == "truncated_body")
     return failure_kind::api;
   return failure_kind::internal;
 }
