@@ -55,44 +55,8 @@ inline error<http_errc> to_error(const http_failure& f) {
 }
 
 /// A value or an http_failure (ei::result carries only code + message; this boundary needs
-/// the HTTP details too). Accessing the wrong alternative is asserted.
+/// the HTTP details too).
 template <class T>
-class [[nodiscard]] http_result {
- public:
-  http_result(T value) : v_(std::in_place_index<0>, std::move(value)) {}     // NOLINT
-  http_result(http_failure f) : v_(std::in_place_index<1>, std::move(f)) {}  // NOLINT
-
-  bool ok() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return ok(); }
-
-  T& value() & {
-    assert(ok());
-    return std::get<0>(v_);
-  }
-  const T& value() const& {
-    assert(ok());
-    return std::get<0>(v_);
-  }
-  T&& value() && {
-    assert(ok());
-    return std::get<0>(std::move(v_));
-  }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  const http_failure& err() const& {
-    assert(!ok());
-    return std::get<1>(v_);
-  }
-  http_failure&& err() && {
-    assert(!ok());
-    return std::get<1>(std::move(v_));
-  }
-
- private:
-  std::variant<T, http_failure> v_;
-};
+using http_result = basic_result<T, http_failure>;
 
 }  // namespace ei::api

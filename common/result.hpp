@@ -25,16 +25,17 @@ error<Code> make_error(Code code, std::string message) {
   return error<Code>{code, std::move(message)};
 }
 
-/// Either a value or an error. Accessing the wrong alternative is a programming error
-/// (asserted in debug builds).
-template <class T, class Code>
-class [[nodiscard]] result {
+/// Either a value or an error value `E`. Accessing the wrong alternative is a programming
+/// error (asserted in debug builds). Components use result<T, Code> (below); a boundary that
+/// needs a richer error (the HTTP client's status, type and attempts) uses its own E.
+template <class T, class E>
+class [[nodiscard]] basic_result {
  public:
   using value_type = T;
-  using code_type = Code;
+  using error_type = E;
 
-  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
-  result(error<Code> err) : v_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
+  basic_result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  basic_result(E err) : v_(std::in_place_index<1>, std::move(err)) {}      // NOLINT: by design
 
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
@@ -56,17 +57,25 @@ class [[nodiscard]] result {
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
-  const error<Code>& err() const& {
+  const E& err() const& {
     assert(!ok());
     return std::get<1>(v_);
   }
-  error<Code>&& err() && {
+  E&& err() && {
     assert(!ok());
     return std::get<1>(std::move(v_));
   }
 
  private:
-  std::variant<T, error<Code>> v_;
+  std::variant<T, E> v_;
+};
+
+/// Either a value or a typed error<Code>.
+template <class T, class Code>
+class [[nodiscard]] result : public basic_result<T, error<Code>> {
+ public:
+  using code_type = Code;
+  using basic_result<T, error<Code>>::basic_result;
 };
 
 /// result<void, Code>: success carries nothing.

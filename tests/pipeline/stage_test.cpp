@@ -46,6 +46,17 @@ std::vector<line> read_lines(const fs::path& file) {
   return out;
 }
 
+/// One in-progress job of `items` items, generated from `seed`, with an optional fault plan.
+sim::sim_config one_job(std::uint64_t seed, std::uint64_t items, std::string faults = {}) {
+  sim::sim_config c;
+  c.seed = seed;
+  c.jobs = 1;
+  c.items_per_job = items;
+  c.all_in_progress = true;
+  c.faults = std::move(faults);
+  return c;
+}
+
 std::unique_ptr<sim::simulator> start_sim(sim::sim_config c) {
   c.api_key = kKey;
   auto s = sim::simulator::start(std::move(c));
@@ -202,12 +213,7 @@ class StageHazards : public ::testing::TestWithParam<hazard_case> {};
 
 TEST_P(StageHazards, HandledAsDesigned) {
   const auto& hc = GetParam();
-  sim::sim_config c;
-  c.seed = 3;
-  c.jobs = 1;
-  c.items_per_job = 1000;
-  c.all_in_progress = true;
-  c.faults = hc.faults;
+  auto c = one_job(3, 1000, hc.faults);
   auto s = start_sim(c);
   ASSERT_TRUE(s);
   temp_dir dir;
@@ -257,12 +263,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Stage, ParallelOffsetListingGivesTheSameOutput) {
   for (const char* faults : {"", "items:empty_page@nth=3"}) {
-    sim::sim_config c;
-    c.seed = 8;
-    c.jobs = 1;
-    c.items_per_job = 2345;
-    c.all_in_progress = true;
-    c.faults = faults;
+    auto c = one_job(8, 2345, faults);
     auto s = start_sim(c);
     ASSERT_TRUE(s);
     temp_dir dir;
@@ -292,12 +293,7 @@ TEST(Stage, ParallelOffsetListingGivesTheSameOutput) {
 }
 
 TEST(Stage, StatusFlipBetweenPagesKeepsTheItemInScope) {
-  sim::sim_config c;
-  c.seed = 3;
-  c.jobs = 1;
-  c.items_per_job = 1000;
-  c.all_in_progress = true;
-  c.faults = "items:flip_status@nth=2,5";
+  auto c = one_job(3, 1000, "items:flip_status@nth=2,5");
   auto s = start_sim(c);
   ASSERT_TRUE(s);
   temp_dir dir;
@@ -322,12 +318,7 @@ TEST(Stage, StatusFlipBetweenPagesKeepsTheItemInScope) {
 }
 
 TEST(Stage, DuplicatesAcrossPagesAreCountedOnce) {
-  sim::sim_config c;
-  c.seed = 3;
-  c.jobs = 1;
-  c.items_per_job = 1000;
-  c.all_in_progress = true;
-  c.faults = "items:duplicate@nth=2,4";
+  auto c = one_job(3, 1000, "items:duplicate@nth=2,4");
   auto s = start_sim(c);
   ASSERT_TRUE(s);
   temp_dir dir;
@@ -531,11 +522,7 @@ TEST(Stage, InProcessDownstreamReceivesBatchesAndAcks) {
 }
 
 TEST(Stage, CreditWindowBoundsWhatAStalledDownstreamReceives) {
-  sim::sim_config c;
-  c.seed = 13;
-  c.jobs = 1;
-  c.items_per_job = 2000;
-  c.all_in_progress = true;
+  auto c = one_job(13, 2000);
   auto s = start_sim(c);
   ASSERT_TRUE(s);
   temp_dir dir;
