@@ -119,8 +119,7 @@ void verify(runner_ptr self, const api::uuid& job_id) {
             --s.verifying;
             if (!reply.ok) {
               const auto& f = reply.failure;
-              std::string code =
-                  f.http_status != 0 ? "http_" + std::to_string(f.http_status) : f.kind;
+              std::string code = failure_code(f);
               std::string reason = f.http_status == 404
                                        ? "unknown job: the API has no export job " +
                                              job_id.to_string() + " (" + describe_failure(f) + ")"

@@ -218,6 +218,12 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
 
 }  // namespace
 
+std::string failure_code(const fetch_failure& f) {
+  if (f.cursor_rejected) return "cursor_rejected";
+  if (f.http_status != 0) return "http_" + std::to_string(f.http_status);
+  return f.kind;
+}
+
 fetcher_actor spawn_fetcher(caf::actor_system& sys, std::shared_ptr<api::http_client> client) {
   return caf::actor_cast<fetcher_actor>(sys.spawn(fetcher_behavior, std::move(client)));
 }

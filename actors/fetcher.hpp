@@ -32,6 +32,9 @@ struct fetch_failure {
   bool cursor_rejected = false;
 };
 
+/// The job failure code for a fetch failure: "cursor_rejected", "http_<status>", or the kind.
+std::string failure_code(const fetch_failure& f);
+
 struct job_reply {
   bool ok = false;
   api::export_job job;

@@ -139,12 +139,6 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
           [self](caf::error& err) { fail(self, "internal", "page commit: " + to_string(err)); });
 }
 
-std::string failure_code(const fetch_failure& f) {
-  return f.cursor_rejected    ? "cursor_rejected"
-         : f.http_status != 0 ? "http_" + std::to_string(f.http_status)
-                              : f.kind;
-}
-
 // --- listing_mode::parallel -------------------------------------------------------------
 
 void fetch_offset(paginator_ptr self, std::uint32_t page_no);
@@ -307,13 +301,15 @@ phase_actor::behavior_type paginator_behavior(paginator_ptr self, job_context ct
         auto& s = self->state;
         // Resume from the last committed cursor of this listing epoch, if any.
         if (s.job.pages_committed > 0 && !s.job.listing_complete) {
-          auto pages = s.ctx.store->load_pages(s.job.job_id, s.job.listing_epoch);
-          if (!pages) {
-            fail(self, "store", pages.err().message);
+          auto walked = s.ctx.store->for_each_page(
+              s.job.job_id, s.job.listing_epoch, [&s](storage::page_record&& p) {
+                s.seen_cursors.insert(std::move(p.request_cursor));
+                return true;
+              });
+          if (!walked.ok()) {
+            fail(self, "store", walked.err().message);
             return;
           }
-          for (auto& p : pages.value())
-            s.seen_cursors.insert(p.request_cursor);
           s.page_no = s.job.pages_committed;
           s.cursor = s.job.next_cursor;
         }

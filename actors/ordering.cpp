@@ -194,9 +194,7 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
   if (!reply.ok) {
     const auto& f = reply.failure;
-    std::string code = f.cursor_rejected    ? "cursor_rejected"
-                       : f.http_status != 0 ? "http_" + std::to_string(f.http_status)
-                                            : f.kind;
+    std::string code = failure_code(f);
     std::string msg = "data layer (export-items): " + f.message;
     if (!f.type.empty()) msg += " (type " + f.type + ")";
     return walk_failed(self, std::move(code), std::move(msg),
