@@ -25,5 +25,7 @@ using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 using order_atom = caf::atom_constant<caf::atom("order")>;
 using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
 using attach_atom = caf::atom_constant<caf::atom("attach")>;
+/// The store actor to itself: fsync the writes made so far, then deliver their replies.
+using sync_atom = caf::atom_constant<caf::atom("sync")>;
 
 }  // namespace ei::actors

@@ -3,6 +3,14 @@
 // requests and carry on when the reply says the write is durable (per the store's sync policy,
 // see storage/state_store.hpp). Reads stay with the actors that need them (RocksDB reads do
 // not block on the disk's write path).
+//
+// Group commit: a write the policy fsyncs (put_job, finish_order, dispatch, acks under
+// `commits`; every write under `always`) is written with write_sync::deferred and its reply
+// held; the actor then queues a sync message behind the requests already in its mailbox and,
+// when it comes up, makes ONE fsync for all of them before delivering their replies (each the
+// fsync's error if it failed). A reply therefore still means "durable per the policy"; it
+// only comes later. Writes the policy does not fsync, and rejected writes, are answered at
+// once, so replies may overtake those of earlier, still held requests.
 #pragma once
 
 #include <cstdint>

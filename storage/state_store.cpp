@@ -316,15 +316,17 @@ error<store_errc> state_store::impl::corrupt(cf_index c, const api::uuid* job,
 }
 
 store_status state_store::impl::write(rocksdb::WriteBatch& batch, bool commit_point,
-                                      std::string_view what) {
-  auto s = db->Write(write_options(commit_point), &batch);
+                                      std::string_view what, write_sync mode) {
+  auto wo = write_options(commit_point);
+  if (mode == write_sync::deferred) wo.sync = false;
+  auto s = db->Write(wo, &batch);
   if (!s.ok()) return fail(s, what);
   return ok_v;
 }
 
 store_status state_store::impl::write_then_sync(rocksdb::WriteBatch& batch,
                                                 std::unique_lock<std::mutex>& lock,
-                                                std::string_view what) {
+                                                std::string_view what, write_sync mode) {
   // The write is ordered under the lock (so watermarks never regress); the fsync is not, so
   // concurrent committers overlap: a writer whose data an in-flight fsync already covered
   // finds its own fsync nearly free.
@@ -333,7 +335,7 @@ store_status state_store::impl::write_then_sync(rocksdb::WriteBatch& batch,
   auto s = db->Write(wo, &batch);
   lock.unlock();
   if (!s.ok()) return fail(s, what);
-  if (options.sync != sync_policy::none) {
+  if (options.sync != sync_policy::none && mode == write_sync::policy) {
     s = db->SyncWAL();
     if (!s.ok()) return fail(s, std::string{what} + " (WAL sync)");
   }
@@ -485,12 +487,12 @@ store_result<std::vector<job_record>> state_store::load_jobs() {
   return out;
 }
 
-store_status state_store::put_job(const job_record& job) {
+store_status state_store::put_job(const job_record& job, write_sync mode) {
   std::string v;
   encode_job(job, v);
   rocksdb::WriteBatch b;
   b.Put(impl_->handle(cf_jobs), job_key(job.job_id, tag_record), v);
-  return impl_->write(b, true, "cannot write job " + job.job_id.to_string());
+  return impl_->write(b, true, "cannot write job " + job.job_id.to_string(), mode);
 }
 
 namespace {
@@ -513,7 +515,7 @@ store_result<watermarks> state_store::load_watermarks(const api::uuid& job) {
 // -- listing --------------------------------------------------------------------------------
 
 store_status state_store::commit_page(const job_record& updated, std::uint32_t epoch,
-                                      const page_record& page) {
+                                      const page_record& page, write_sync mode) {
   const auto& job = updated.job_id;
   for (const auto& it : page.items)
     if (static_cast<std::uint8_t>(it.remote_status) >
@@ -533,8 +535,8 @@ store_status state_store::commit_page(const job_record& updated, std::uint32_t e
   encode_job(updated, v);
   b.Put(impl_->handle(cf_jobs), job_key(job, tag_record), v);
   return impl_->write(
-      b, false,
-      "cannot commit page " + std::to_string(page.page_no) + " of job " + job.to_string());
+      b, false, "cannot commit page " + std::to_string(page.page_no) + " of job " + job.to_string(),
+      mode);
 }
 
 namespace {
@@ -606,13 +608,13 @@ store_result<std::vector<page_record>> state_store::load_pages(const api::uuid& 
   return out;
 }
 
-store_status state_store::drop_pages(const api::uuid& job, std::uint32_t epoch) {
+store_status state_store::drop_pages(const api::uuid& job, std::uint32_t epoch, write_sync mode) {
   const auto lower = page_prefix(job, epoch);
   rocksdb::WriteBatch b;
   b.DeleteRange(impl_->handle(cf_pages), lower, prefix_end(lower));
   return impl_->write(
       b, false,
-      "cannot drop pages of epoch " + std::to_string(epoch) + " of job " + job.to_string());
+      "cannot drop pages of epoch " + std::to_string(epoch) + " of job " + job.to_string(), mode);
 }
 
 store_result<std::optional<api::tracking_fields>> state_store::load_tracking(
@@ -631,7 +633,7 @@ store_result<std::optional<api::tracking_fields>> state_store::load_tracking(
 // -- ordering -------------------------------------------------------------------------------
 
 store_status state_store::write_order_chunk(const api::uuid& job, std::uint32_t chunk_no,
-                                            std::span<const order_entry> entries) {
+                                            std::span<const order_entry> entries, write_sync mode) {
   if (entries.empty() || entries.size() > order_chunk_size)
     return make_error(store_errc::invalid_argument,
                       "write_order_chunk: chunk " + std::to_string(chunk_no) + " of job " +
@@ -649,10 +651,10 @@ store_status state_store::write_order_chunk(const api::uuid& job, std::uint32_t 
   b.Put(impl_->handle(cf_order), order_key(job, chunk_no), v);
   return impl_->write(
       b, false,
-      "cannot write order chunk " + std::to_string(chunk_no) + " of job " + job.to_string());
+      "cannot write order chunk " + std::to_string(chunk_no) + " of job " + job.to_string(), mode);
 }
 
-store_status state_store::finish_order(const job_record& updated) {
+store_status state_store::finish_order(const job_record& updated, write_sync mode) {
   const auto chunks = (updated.order_size + order_chunk_size - 1) / order_chunk_size;
   if (chunks > 0xffffffffu)
     return make_error(
@@ -665,7 +667,8 @@ store_status state_store::finish_order(const job_record& updated) {
                 order_key(updated.job_id, static_cast<std::uint32_t>(chunks)),
                 prefix_end(job_prefix(updated.job_id)));
   b.Put(impl_->handle(cf_jobs), job_key(updated.job_id, tag_record), v);
-  return impl_->write(b, true, "cannot finish the order of job " + updated.job_id.to_string());
+  return impl_->write(b, true, "cannot finish the order of job " + updated.job_id.to_string(),
+                      mode);
 }
 
 store_result<std::vector<order_entry>> state_store::read_order(const api::uuid& job,
@@ -703,7 +706,7 @@ store_result<std::vector<order_entry>> state_store::read_order(const api::uuid& 
 
 store_status state_store::commit_dispatch(
     const api::uuid& job, std::uint64_t dispatched_through,
-    std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts) {
+    std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts, write_sync mode) {
   std::unique_lock lock{impl_->watermark_mutex};
   auto rec = load_job(job);
   if (!rec) return std::move(rec).err();
@@ -733,7 +736,7 @@ store_status state_store::commit_dispatch(
     encode_attempt(attempt, v);
     b.Put(impl_->handle(cf_attempts), attempt_key(job, seq), v);
   }
-  return impl_->write_then_sync(b, lock, "cannot commit dispatch of job " + job.to_string());
+  return impl_->write_then_sync(b, lock, "cannot commit dispatch of job " + job.to_string(), mode);
 }
 
 store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> state_store::load_attempts(
@@ -764,7 +767,7 @@ store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> state_store::
 
 store_status state_store::commit_acks(
     std::span<const job_progress> progress,
-    std::optional<std::pair<std::string, std::uint64_t>> sink_offset) {
+    std::optional<std::pair<std::string, std::uint64_t>> sink_offset, write_sync mode) {
   if (sink_offset && sink_offset->first.empty())
     return make_error(store_errc::invalid_argument, "commit_acks: empty sink name");
   std::unique_lock lock{impl_->watermark_mutex};
@@ -808,7 +811,7 @@ store_status state_store::commit_acks(
     b.Put(impl_->handle(cf_meta), std::string{sink_key_prefix} + sink_offset->first, v);
   }
   if (b.Count() == 0) return ok_v;
-  return impl_->write_then_sync(b, lock, "cannot commit acks");
+  return impl_->write_then_sync(b, lock, "cannot commit acks", mode);
 }
 
 store_result<std::optional<std::uint64_t>> state_store::load_sink_offset(
@@ -824,9 +827,20 @@ store_result<std::optional<std::uint64_t>> state_store::load_sink_offset(
   return std::optional<std::uint64_t>{offset};
 }
 
+// -- durability -----------------------------------------------------------------------------
+
+store_status state_store::sync() {
+  if (impl_->options.sync == sync_policy::none) return ok_v;
+  // Not under watermark_mutex: a commit racing with this sync is either covered or syncs
+  // later on its own; every write that returned before the call is in the WAL being synced.
+  auto s = impl_->db->SyncWAL();
+  if (!s.ok()) return impl_->fail(s, "cannot sync the WAL");
+  return ok_v;
+}
+
 // -- maintenance ----------------------------------------------------------------------------
 
-store_status state_store::erase_job(const api::uuid& job) {
+store_status state_store::erase_job(const api::uuid& job, write_sync mode) {
   // Under the watermark mutex so that a concurrent commit cannot resurrect the watermarks of
   // the erased job from a value it read before the erase.
   std::lock_guard guard{impl_->watermark_mutex};
@@ -835,7 +849,7 @@ store_status state_store::erase_job(const api::uuid& job) {
   rocksdb::WriteBatch b;
   for (auto c : {cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts})
     b.DeleteRange(impl_->handle(c), lower, upper);
-  return impl_->write(b, true, "cannot erase job " + job.to_string());
+  return impl_->write(b, true, "cannot erase job " + job.to_string(), mode);
 }
 
 }  // namespace ei::storage

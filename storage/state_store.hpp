@@ -66,6 +66,26 @@ enum class sync_policy : std::uint8_t {
 std::string_view to_string(sync_policy p) noexcept;
 std::optional<sync_policy> parse_sync_policy(std::string_view text) noexcept;
 
+/// How one write call applies the store's sync policy (the last parameter of every write).
+enum class write_sync : std::uint8_t {
+  /// Default: fsync when the policy says so (see `syncs`), before the call returns.
+  policy,
+  /// Group commit: never fsync in this call, whatever the policy. The write still reaches
+  /// the OS before the call returns (a process crash loses nothing) and keeps its place in
+  /// the write sequence (watermarks never regress), but a write the policy would fsync is
+  /// durable against power loss only once a LATER sync() returns ok (or a later fsynced
+  /// write does: prefix recovery). The caller must not act on it as durable before that
+  /// (e.g. reply, send items on); one sync() then covers every write made before it.
+  deferred,
+};
+
+/// True when a write that is (`commit_point`) or is not a commit point is fsynced under `p`
+/// with write_sync::policy. Commit points: put_job, finish_order, commit_dispatch,
+/// commit_acks, erase_job (storage/README.md "Writes, sync policies and crashes").
+constexpr bool syncs(sync_policy p, bool commit_point) noexcept {
+  return p == sync_policy::always || (p == sync_policy::commits && commit_point);
+}
+
 /// How the store is opened and tuned. The defaults fit one process exporting a few jobs.
 struct store_options {
   sync_policy sync = sync_policy::commits;
@@ -195,7 +215,8 @@ struct job_progress {
 /// committers overlap their fsyncs. Callers still keep one logical writer per job for the job
 /// record (put_job, commit_page, finish_order are last-writer-wins).
 ///
-/// Blocking: every call does disk I/O; synced writes wait for fsync (milliseconds).
+/// Blocking: every call does disk I/O; synced writes wait for fsync (milliseconds). A
+/// write_sync::deferred write never waits for one; sync() does, for all of them at once.
 ///
 /// Errors: records read back are external input; a record that fails validation yields
 /// store_errc::corrupt with a message naming the column family, the job id and the fault.
@@ -239,7 +260,7 @@ class state_store {
   /// Writes the job record (phase changes, counters, failure...). Last writer wins.
   /// Durable against power loss when it returns under `commits` and `always`.
   /// Idempotent. Watermarks are not touched.
-  store_status put_job(const job_record& job);
+  store_status put_job(const job_record& job, write_sync mode = write_sync::policy);
   /// The job's watermarks; {0, 0} when none were ever committed (or the job is unknown).
   store_result<watermarks> load_watermarks(const api::uuid& job);
 
@@ -254,7 +275,8 @@ class state_store {
   /// (together with the cursor that follows them, so listing resumes from an earlier
   /// cursor and re-fetches them). Idempotent: re-committing a page overwrites it.
   /// invalid_argument when an item status is out of range.
-  store_status commit_page(const job_record& updated, std::uint32_t epoch, const page_record& page);
+  store_status commit_page(const job_record& updated, std::uint32_t epoch, const page_record& page,
+                           write_sync mode = write_sync::policy);
   /// Every page of the epoch, in page order, with tracking fields filled in.
   store_result<std::vector<page_record>> load_pages(const api::uuid& job, std::uint32_t epoch);
   /// Streams the pages of the epoch in page order without holding them all; `fn` returns
@@ -264,7 +286,8 @@ class state_store {
   /// Removes every page of the epoch (one range tombstone). fsynced only under `always`; a
   /// drop lost to power loss leaves stale pages that verify() reports and a later drop
   /// removes. Tracking records are keyed by item, not epoch, and are kept. Idempotent.
-  store_status drop_pages(const api::uuid& job, std::uint32_t epoch);
+  store_status drop_pages(const api::uuid& job, std::uint32_t epoch,
+                          write_sync mode = write_sync::policy);
   /// The tracking fields of an item of the job, or nullopt when none were stored.
   store_result<std::optional<api::tracking_fields>> load_tracking(const api::uuid& job,
                                                                   const api::uuid& item);
@@ -275,12 +298,13 @@ class state_store {
   /// order_chunk_size unless it is the last chunk. Not fsynced except under `always`; the
   /// chunks become durable with finish_order. Idempotent (overwrites).
   store_status write_order_chunk(const api::uuid& job, std::uint32_t chunk_no,
-                                 std::span<const order_entry> entries);
+                                 std::span<const order_entry> entries,
+                                 write_sync mode = write_sync::policy);
   /// Commits `updated` (with order_size and the next phase) and removes chunks beyond
   /// order_size left by an earlier, interrupted ordering, in ONE WriteBatch, fsynced under
   /// `commits` and `always`. Because the WAL is recovered as a prefix, every chunk written
   /// before is durable once this returns. It does not re-read the chunks (verify() does).
-  store_status finish_order(const job_record& updated);
+  store_status finish_order(const job_record& updated, write_sync mode = write_sync::policy);
   /// Up to `max_count` entries from seq `first_seq` (>= 1) on, in order. Stops early at the
   /// end of the stored order (an empty vector when first_seq is beyond it).
   store_result<std::vector<order_entry>> read_order(const api::uuid& job, std::uint64_t first_seq,
@@ -300,7 +324,8 @@ class state_store {
   /// or beyond dispatched_through.
   store_status commit_dispatch(
       const api::uuid& job, std::uint64_t dispatched_through,
-      std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts);
+      std::span<const std::pair<std::uint64_t, std::uint32_t>> redelivery_attempts,
+      write_sync mode = write_sync::policy);
   /// Attempt numbers stored for seqs in [first_seq, last_seq], ascending by seq. Seqs not
   /// listed were never redelivered (attempt 1).
   store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> load_attempts(
@@ -315,16 +340,26 @@ class state_store {
   /// dispatched_through (after applying the same batch's dispatched_through) or a sink name
   /// is empty.
   store_status commit_acks(std::span<const job_progress> progress,
-                           std::optional<std::pair<std::string, std::uint64_t>> sink_offset);
+                           std::optional<std::pair<std::string, std::uint64_t>> sink_offset,
+                           write_sync mode = write_sync::policy);
   /// The committed offset of a sink, or nullopt when none was committed.
   store_result<std::optional<std::uint64_t>> load_sink_offset(const std::string& sink_name);
+
+  // -- durability ----------------------------------------------------------------------------
+
+  /// Makes every write that returned before this call durable against power loss with ONE
+  /// WAL fsync (RocksDB SyncWAL): the completion of write_sync::deferred writes (group
+  /// commit). A no-op returning ok under sync_policy::none, where nothing is fsynced. Writes
+  /// running concurrently on other threads may or may not be covered. Blocks on the fsync.
+  /// io_error when the fsync fails: the deferred writes must then not be treated as durable.
+  store_status sync();
 
   // -- maintenance --------------------------------------------------------------------------
 
   /// Removes every record of the job in every column family (range tombstones, ONE
   /// WriteBatch, fsynced under `commits` and `always`). Sink offsets are not per job and are
   /// kept. Idempotent.
-  store_status erase_job(const api::uuid& job);
+  store_status erase_job(const api::uuid& job, write_sync mode = write_sync::policy);
 
   /// Offline integrity check (`export-items state verify`): decodes every record and checks
   /// the schema, order continuity (chunks 0..n-1 present and full but the last, sizes adding

@@ -31,11 +31,14 @@ struct state_store::impl {
 
   error<store_errc> fail(const rocksdb::Status& s, std::string_view what) const;
   error<store_errc> corrupt(detail::cf_index cf, const api::uuid* job, std::string_view what) const;
-  store_status write(rocksdb::WriteBatch& batch, bool commit_point, std::string_view what);
+  /// Writes `batch`, fsynced as the policy says for a (non-)commit point unless `mode` is
+  /// write_sync::deferred.
+  store_status write(rocksdb::WriteBatch& batch, bool commit_point, std::string_view what,
+                     write_sync mode = write_sync::policy);
   /// For watermark commits: writes `batch` while `lock` (on watermark_mutex) is held,
-  /// releases it, then fsyncs the WAL unless the policy is `none`.
+  /// releases it, then fsyncs the WAL unless the policy is `none` or `mode` is deferred.
   store_status write_then_sync(rocksdb::WriteBatch& batch, std::unique_lock<std::mutex>& lock,
-                               std::string_view what);
+                               std::string_view what, write_sync mode = write_sync::policy);
 };
 
 }  // namespace ei::storage
