@@ -94,6 +94,10 @@ namespace {
 
 constexpr std::size_t simdjson_padding = 64;  // SIMDJSON_PADDING, without the header
 constexpr std::uint32_t header_limit = 64 * 1024;
+/// Capacity kept in a connection's read buffer. Beast reads max(512, free capacity) bytes per
+/// read_some (capped at 64 KiB); an empty flat_buffer stays at 512 and a 200 KB page took ~400
+/// reads (and as many timer and socket syscalls).
+constexpr std::size_t read_buffer_bytes = 64 * 1024;
 
 milliseconds remaining(clock_type::time_point deadline) {
   auto r = std::chrono::duration_cast<milliseconds>(deadline - clock_type::now());
@@ -160,7 +164,12 @@ class connection : public std::enable_shared_from_this<connection> {
   using done_fn = std::function<void(exchange_outcome)>;
 
   connection(net::io_context& ioc, ssl::context* tls, const endpoint_info& ep)
-      : strand_(net::make_strand(ioc)), ep_(ep), resolver_(strand_), resolve_timer_(strand_) {
+      : strand_(net::make_strand(ioc)),
+        ep_(ep),
+        resolver_(strand_),
+        resolve_timer_(strand_),
+        body_timer_(strand_) {
+    buffer_.reserve(read_buffer_bytes);
     if (tls)
       tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(strand_, *tls);
     else
@@ -210,6 +219,7 @@ class connection : public std::enable_shared_from_this<connection> {
     connected_ = false;
     resolver_.cancel();
     resolve_timer_.cancel();
+    body_timer_.cancel();
     beast::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
     lowest().close();
@@ -317,27 +327,59 @@ class connection : public std::enable_shared_from_this<connection> {
             if (auto len = self->parser_->content_length(); len && *len <= self->ep_.max_body)
               reserve += static_cast<std::size_t>(*len);
             msg.body().reserve(reserve);
-            self->read_body();
+            self->start_body();
           });
     });
   }
 
-  void read_body() {
+  // The body is read without the stream's timeout: Beast arms and cancels its timer around
+  // every read_some (a timerfd_settime each time), and a body takes many reads. One watchdog
+  // per response instead: it fires at the earliest of (last progress + io_timeout) and the
+  // request deadline, re-arms for the rest when bytes came in meanwhile (at most once per
+  // io_timeout), and otherwise closes the socket, failing the read with a timeout.
+  void start_body() {
     out_.where = phase::read_body;
+    lowest().expires_never();
+    ++body_generation_;
+    body_timed_out_ = false;
+    body_progress_ = clock_type::now();
+    arm_body_watchdog();
+    read_body();
+  }
+
+  clock_type::time_point body_deadline() const {
+    return std::min(body_progress_ + ep_.io_timeout, deadline_);
+  }
+
+  void arm_body_watchdog() {
+    body_timer_.expires_at(body_deadline());
+    body_timer_.async_wait(
+        [self = shared_from_this(), gen = body_generation_](beast::error_code ec) {
+          // Cancelled, or a late wake-up of an earlier response on this connection.
+          if (ec || gen != self->body_generation_ || !self->parser_) return;
+          if (clock_type::now() < self->body_deadline()) return self->arm_body_watchdog();
+          self->body_timed_out_ = true;
+          self->lowest().close();  // the pending read completes with operation_aborted
+        });
+  }
+
+  void read_body() {
     if (parser_->is_done()) return finish();
-    lowest().expires_after(op_timeout(ep_.io_timeout));
     with_stream([this](auto& s) {
       http::async_read_some(s, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->out_.bytes += n;
+                              if (self->body_timed_out_)
+                                return self->fail(beast::error::timeout, phase::read_body);
                               if (ec) return self->fail(ec, phase::read_body);
+                              if (n > 0) self->body_progress_ = clock_type::now();
                               self->read_body();
                             });
     });
   }
 
   void finish() {
-    lowest().expires_never();
+    body_timer_.cancel();
     auto msg = parser_->release();
     parser_.reset();
     out_.status = msg.result_int();
@@ -352,6 +394,7 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   void fail(beast::error_code ec, phase where) {
+    body_timer_.cancel();
     out_.ec = ec;
     out_.where = where;
     if (parser_ && parser_->got_some()) out_.got_bytes = true;
@@ -376,6 +419,10 @@ class connection : public std::enable_shared_from_this<connection> {
   std::unique_ptr<beast::tcp_stream> tcp_;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
   beast::flat_buffer buffer_;
+  net::steady_timer body_timer_;          // idle watchdog of the body read
+  clock_type::time_point body_progress_;  // the body's last read that returned bytes
+  std::uint64_t body_generation_ = 0;     // tells a stale watchdog wake-up from the current
+  bool body_timed_out_ = false;
   std::optional<http::response_parser<http::string_body>> parser_;
   std::shared_ptr<const http::request<http::string_body>> req_;
   clock_type::time_point deadline_;

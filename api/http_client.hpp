@@ -68,10 +68,14 @@ struct response {
 using response_handler = std::function<void(http_result<response>)>;
 
 struct client_config {
-  std::string base_url;                               // e.g. "https://external.pleo.io"
-  std::optional<std::string> ca_file;                 // PEM bundle; the system CA store when absent
-  std::chrono::milliseconds connect_timeout{5000};    // resolve + TCP connect, and TLS handshake
-  std::chrono::milliseconds io_timeout{30000};        // write; header read; each body read
+  std::string base_url;                             // e.g. "https://external.pleo.io"
+  std::optional<std::string> ca_file;               // PEM bundle; the system CA store when absent
+  std::chrono::milliseconds connect_timeout{5000};  // resolve + TCP connect, and TLS handshake
+  /// Write; header read; body: the response fails with a timeout once no body byte arrived
+  /// for io_timeout, and never later than the request deadline. Measured from the last read
+  /// that returned bytes, by one timer per response (checked when it fires, re-armed at most
+  /// once per io_timeout) instead of a timer per read: no slack, no timer syscall per read.
+  std::chrono::milliseconds io_timeout{30000};
   std::chrono::milliseconds request_timeout{120000};  // whole request: queue, attempts, waits
   std::chrono::milliseconds idle_timeout{30000};      // pooled connections idle longer are dropped
   std::size_t max_response_bytes = std::size_t{64} << 20;  // body cap (headers: 64 KiB)

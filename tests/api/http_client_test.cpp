@@ -815,6 +815,65 @@ TEST(http_client, silent_server_times_out_per_read_and_per_request) {
   EXPECT_TRUE(r2.err().transient());
 }
 
+TEST(http_client, stalled_body_times_out_and_is_retried) {
+  std::atomic<int> requests{0};
+  script_server srv([&](tcp::socket& s, int) {
+    beast::flat_buffer buf;
+    while (read_request(s, buf)) {
+      ++requests;  // half a body, then silence until the client gives up and closes
+      write_raw(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"data\":[1,2");
+    }
+  });
+  auto cfg = fast_config(srv.url());
+  cfg.io_timeout = 150ms;
+  cfg.max_attempts = 2;
+  auto client = make_client(cfg);
+  auto r = client->request_sync(get("/x"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, http_errc::retries_exhausted);
+  EXPECT_EQ(r.err().cause, http_errc::timeout) << r.err().message;
+  EXPECT_EQ(r.err().attempts, 2u);
+  EXPECT_EQ(requests.load(), 2);
+
+  // The whole-request deadline also ends a body that keeps stalling.
+  cfg.io_timeout = 10s;
+  cfg.request_timeout = 300ms;
+  auto client2 = make_client(cfg);
+  auto r2 = client2->request_sync(get("/y"));
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.err().code, http_errc::timeout);
+}
+
+TEST(http_client, body_arriving_slowly_is_not_cut_by_the_io_timeout) {
+  // io_timeout bounds the silence between body bytes, not the whole body: 12 pieces 60 ms
+  // apart take longer than io_timeout in total, and every gap is far below it.
+  std::string body(12 * 20000, 'x');
+  body.front() = '"';
+  body.back() = '"';
+  script_server srv([&](tcp::socket& s, int) {
+    beast::flat_buffer buf;
+    while (read_request(s, buf)) {
+      write_raw(s, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nContent-Type: application/json\r\n\r\n");
+      for (std::size_t off = 0; off < body.size(); off += 20000) {
+        std::this_thread::sleep_for(60ms);
+        write_raw(s, std::string_view(body).substr(off, 20000));
+      }
+    }
+  });
+  auto cfg = fast_config(srv.url());
+  cfg.io_timeout = 400ms;
+  cfg.max_attempts = 1;
+  auto client = make_client(cfg);
+  auto r = client->request_sync(get("/x"));
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r.value().body, body);
+  // The connection is still usable afterwards.
+  auto again = client->request_sync(get("/y"));
+  ASSERT_TRUE(again.ok()) << again.err().message;
+  EXPECT_EQ(again.value().body, body);
+}
+
 TEST(http_client, oversized_response_is_refused_and_not_retried) {
   std::atomic<int> requests{0};
   script_server srv([&](tcp::socket& s, int) {
