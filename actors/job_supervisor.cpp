@@ -255,6 +255,11 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         auto& s = self->state;
         s.child = caf::actor_addr{};
         s.job = std::move(r.job);
+        if (!r.ok && r.code == "parallel_listing_mismatch") {
+          s.ctx.settings.listing = listing_mode::cursor;
+          new_epoch(self);  // the phase stays `reconciling`
+          return start_listing(self);
+        }
         s.stats.out_of_scope_reported += r.out_of_scope_reported;
         for (auto& e : r.reported)
           s.to_report.push_back(std::move(e));
@@ -268,6 +273,14 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.retries += r.retries;
         s.stats.undated = r.undated;
         s.job = std::move(r.job);
+        if (!r.ok && r.code == "parallel_listing_mismatch") {
+          // The offset listing returned an item twice (so it may have skipped another): list
+          // again the contract's way. Its reports are superseded by the next ordering's.
+          s.ctx.settings.listing = listing_mode::cursor;
+          s.job.phase = storage::job_phase::listing;
+          new_epoch(self);
+          return start_listing(self);
+        }
         for (auto& e : r.reported)
           s.to_report.push_back(std::move(e));
         if (!r.ok) return fail(self, r.code, r.message);

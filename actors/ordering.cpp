@@ -2,81 +2,198 @@
 // accountingEntryId (the last listing of an item wins), keeps the in-scope items and fixes
 // their order: `entry_id` sorts by id; `chronological` streams the data layer's pages (only
 // `accountingEntryId` and `date` are parsed) and sorts by (date, id), undated items last.
-// The order is written in chunks and committed with the job record in one synced write.
+//
+// Memory does not grow with the job: every sort is a storage::external_sorter (sorted runs in
+// the store's scratch space, merged back), and the order is written in chunks as the merge
+// produces it, a few chunks in flight. The order is made official by one synced write, which
+// also drops the runs. The orderer runs detached: it reads and writes the store directly.
 #include <algorithm>
-#include <numeric>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <optional>
 #include <set>
-#include <vector>
 
 #include <caf/all.hpp>
 
 #include "actors/detail/job_parts.hpp"
 #include "actors/reconcile.hpp"
+#include "storage/external_sort.hpp"
 
 namespace ei::actors::detail {
 namespace {
+
+using storage::store_result;
+using storage::store_status;
+
+// Scratch spaces of the job's sorters.
+constexpr std::uint8_t scope_space = 0;
+constexpr std::uint8_t dates_space = 1;
+constexpr std::uint8_t chrono_space = 2;
+
+// Scope record: id (16) | arrival u32 BE | status u8 | flags u8 (bit0: has tracking).
+// Sorted by (id, arrival): the last record of an id is its latest listing.
+constexpr std::uint8_t scope_width = 22;
+// Date record: id (16) | arrival u32 BE | date (8, biased BE). The first of an id wins.
+constexpr std::uint8_t dates_width = 28;
+// Chronological record: date (8, biased BE; undated = all ones) | id (16) | status | flags.
+constexpr std::uint8_t chrono_width = 26;
+
+constexpr std::uint32_t max_chunks_in_flight = 4;
+
+void put_be(std::uint8_t* p, std::uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8)
+    p[i] = static_cast<std::uint8_t>(v & 0xff);
+}
+
+std::uint64_t get_be(const std::uint8_t* p, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/// Signed milliseconds → unsigned with the same order (flip the sign bit).
+std::uint64_t biased(std::int64_t ms) {
+  return static_cast<std::uint64_t>(ms) ^ (std::uint64_t{1} << 63);
+}
+constexpr std::uint64_t undated_key = ~std::uint64_t{0};
+
+api::uuid uuid_at(const std::uint8_t* p) {
+  api::uuid u;
+  std::memcpy(u.bytes.data(), p, 16);
+  return u;
+}
 
 struct orderer_state {
   job_context ctx;
   storage::job_record job;
   job_supervisor_actor supervisor;
-  std::vector<storage::order_entry> scoped;  // sorted by id
-  std::vector<std::int64_t> dates;           // parallel to `scoped`; INT64_MAX = undated
+  std::unique_ptr<storage::external_sorter> scope;
+  std::unique_ptr<storage::external_sorter> dates;
+  std::unique_ptr<storage::external_sorter> chrono;
+  std::uint64_t scope_candidates = 0;  // records listed in a status the scope may take
+  bool offset_listing = false;         // the listing used offset pages (listing_mode::parallel)
+  bool offset_duplicate = false;       // ... and returned an item twice
+  // Dedup over the merged scope: the record read ahead of the current id group.
+  std::optional<std::array<std::uint8_t, scope_width>> lookahead;
+  bool scope_exhausted = false;
+  // Data-layer walk.
+  std::uint32_t date_arrival = 0;
   std::string cursor;
   std::set<std::string> seen_cursors;
   std::uint32_t empty_run = 0;
-  std::uint32_t chunks_in_flight = 0;
   std::uint32_t walk_restarts = 0;
+  // Writing the order.
+  std::uint32_t next_chunk = 0;
+  std::uint32_t chunks_in_flight = 0;
+  bool source_done = false;
+  bool committing = false;
   bool finished = false;
   order_result result;
   static inline const char* name = "orderer";
 };
 
 using orderer_ptr = phase_actor::stateful_pointer<orderer_state>;
-constexpr std::int64_t undated = INT64_MAX;
 
 void finish(orderer_ptr self, bool ok, std::string code, std::string message) {
   finish_phase(self, ok, std::move(code), std::move(message),
                [](auto& st) { st.result.job = st.job; });
 }
 
-/// Reads the listing back and leaves the deduplicated in-scope entries, sorted by id.
-bool collect_scope(orderer_ptr self) {
+void store_failed(orderer_ptr self, const error<storage::store_errc>& e) {
+  finish(self, false, "store", e.message);
+}
+
+/// Reads the listing into the scope sorter.
+bool fill_scope(orderer_ptr self) {
   auto& st = self->state;
-  struct seen_item {
-    storage::order_entry entry;
-    std::uint64_t arrival;
-  };
-  std::vector<seen_item> all;
-  all.reserve(st.job.counters.listed);
-  std::uint64_t arrival = 0;
-  auto walked = st.ctx.store->for_each_page(
-      st.job.job_id, st.job.listing_epoch, [&](storage::page_record&& page) {
-        for (auto& item : page.items)
-          all.push_back({storage::order_entry{item.id, item.remote_status, !item.tracking.empty()},
-                         arrival++});
+  store_status added = ok_v;
+  auto walked = st.ctx.store->for_each_page_entries(
+      st.job.job_id, st.job.listing_epoch,
+      [&](const storage::page_record& page, std::span<const storage::order_entry> entries) {
+        if (page.page_no > 0 && page.request_cursor.empty()) st.offset_listing = true;
+        std::array<std::uint8_t, scope_width> rec{};
+        for (const auto& e : entries) {
+          std::memcpy(rec.data(), e.id.bytes.data(), 16);
+          put_be(rec.data() + 16, static_cast<std::uint32_t>(st.scope->added()), 4);
+          rec[20] = static_cast<std::uint8_t>(e.remote_status);
+          rec[21] = e.has_tracking ? 1 : 0;
+          if (e.remote_status == api::item_status::pending ||
+              e.remote_status == api::item_status::in_progress)
+            ++st.scope_candidates;
+          added = st.scope->add(rec.data());
+          if (!added) return false;
+        }
         return true;
       });
-  if (!walked.ok()) {
-    finish(self, false, "store", walked.err().message);
+  if (!walked) {
+    store_failed(self, walked.err());
     return false;
   }
-  std::sort(all.begin(), all.end(), [](const seen_item& a, const seen_item& b) {
-    return a.entry.id != b.entry.id ? a.entry.id < b.entry.id : a.arrival < b.arrival;
-  });
+  if (!added) {
+    store_failed(self, added.err());
+    return false;
+  }
+  if (auto sealed = st.scope->seal(); !sealed) {
+    store_failed(self, sealed.err());
+    return false;
+  }
+  // by_remote_status stays as the listing counted it (every listed record, duplicates
+  // included: storage::job_counters); the rest is counted by the merge.
   auto& counters = st.job.counters;
-  counters.by_remote_status = {};
   counters.duplicates = 0;
   counters.in_scope = 0;
   counters.needs_reconciliation = 0;
-  st.scoped.clear();
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    if (i + 1 < all.size() && all[i + 1].entry.id == all[i].entry.id) {
-      ++counters.duplicates;  // a later listing of the same item supersedes this one
-      continue;
+  return true;
+}
+
+/// The next item of the deduplicated scope (by id), counting as it goes; nullopt at the end.
+/// Fails the phase (and returns an error) on a store error or on a duplicate in an offset
+/// listing (a duplicate there means an item may have been skipped).
+result<std::optional<storage::order_entry>, storage::store_errc> next_scoped(orderer_ptr self) {
+  auto& st = self->state;
+  auto& counters = st.job.counters;
+  auto read = [&]() -> store_result<bool> {
+    auto r = st.scope->next();
+    if (!r) return std::move(r).err();
+    if (*r == nullptr) {
+      st.lookahead.reset();
+      return false;
     }
-    const auto& e = all[i].entry;
-    ++counters.by_remote_status[static_cast<std::size_t>(e.remote_status)];
+    st.lookahead.emplace();
+    std::memcpy(st.lookahead->data(), *r, scope_width);
+    return true;
+  };
+  if (!st.lookahead && !st.scope_exhausted) {
+    auto first = read();
+    if (!first) return std::move(first).err();
+    st.scope_exhausted = !*first;
+  }
+  while (!st.scope_exhausted) {
+    auto current = *st.lookahead;
+    // The group of this id: the last record (latest listing) wins.
+    for (;;) {
+      auto more = read();
+      if (!more) return std::move(more).err();
+      if (!*more) {
+        st.scope_exhausted = true;
+        break;
+      }
+      if (std::memcmp(st.lookahead->data(), current.data(), 16) != 0) break;
+      ++counters.duplicates;
+      if (st.offset_listing) {
+        st.offset_duplicate = true;
+        return make_error(storage::store_errc::invalid_argument,
+                          "the offset listing returned item " +
+                              uuid_at(current.data()).to_string() +
+                              " twice, so another may have been skipped; listing again with "
+                              "cursors");
+      }
+      current = *st.lookahead;
+    }
+    storage::order_entry e{uuid_at(current.data()), static_cast<api::item_status>(current[20]),
+                           (current[21] & 1) != 0};
     // A first listing has no local records: the table decides (state_lost only when the
     // operator says this job's state was lost).
     const auto action =
@@ -89,85 +206,129 @@ bool collect_scope(orderer_ptr self) {
     } else if (action != reconcile_action::dispatch) {
       continue;
     }
-    st.scoped.push_back(e);
+    ++counters.in_scope;
+    return std::optional<storage::order_entry>{e};
   }
-  counters.in_scope = st.scoped.size();
-  return true;
+  return std::optional<storage::order_entry>{};
 }
 
-void write_order(orderer_ptr self, const std::vector<std::uint32_t>& order) {
+void scope_failed(orderer_ptr self, const error<storage::store_errc>& e) {
+  if (self->state.offset_duplicate)
+    return finish(self, false, "parallel_listing_mismatch", e.message);
+  store_failed(self, e);
+}
+
+/// The next entry of the order; nullopt at the end.
+result<std::optional<storage::order_entry>, storage::store_errc> next_ordered(orderer_ptr self) {
   auto& st = self->state;
-  const std::size_t chunk = storage::state_store::order_chunk_size;
-  std::uint32_t chunk_no = 0;
-  for (std::size_t start = 0; start < order.size(); start += chunk, ++chunk_no) {
-    order_chunk c{st.job.job_id, chunk_no, {}};
-    const std::size_t end = std::min(order.size(), start + chunk);
-    c.entries.reserve(end - start);
-    for (std::size_t i = start; i < end; ++i)
-      c.entries.push_back(st.scoped[order[i]]);
+  if (!st.chrono) return next_scoped(self);
+  auto r = st.chrono->next();
+  if (!r) return std::move(r).err();
+  if (*r == nullptr) return std::optional<storage::order_entry>{};
+  const std::uint8_t* p = *r;
+  return std::optional<storage::order_entry>{
+      storage::order_entry{uuid_at(p + 8), static_cast<api::item_status>(p[24]), (p[25] & 1) != 0}};
+}
+
+void commit_order(orderer_ptr self) {
+  auto& st = self->state;
+  st.committing = true;
+  st.job.phase = storage::job_phase::dispatching;
+  st.job.order_size = st.job.counters.in_scope;
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value, st.job)
+      .then(
+          [self](const store_reply& done) {
+            if (!done.ok) return finish(self, false, "store", done.message);
+            auto dropped = drop_previous_epochs(*self->state.ctx.store, self->state.job);
+            if (!dropped.ok()) return finish(self, false, "store", dropped.err().message);
+            finish(self, true, {}, {});
+          },
+          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+}
+
+/// Pulls the order from the merge chunk by chunk, a few chunks in flight to the store actor.
+void pump_chunks(orderer_ptr self) {
+  auto& st = self->state;
+  while (!st.finished && !st.source_done && st.chunks_in_flight < max_chunks_in_flight) {
+    order_chunk c{st.job.job_id, st.next_chunk, {}};
+    c.entries.reserve(storage::state_store::order_chunk_size);
+    while (c.entries.size() < storage::state_store::order_chunk_size) {
+      auto e = next_ordered(self);
+      if (!e) return scope_failed(self, e.err());
+      if (!*e) {
+        st.source_done = true;
+        break;
+      }
+      c.entries.push_back(**e);
+    }
+    if (c.entries.empty()) break;
+    ++st.next_chunk;
     ++st.chunks_in_flight;
     self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value,
                   std::move(c))
         .then(
             [self](const store_reply& r) {
-              auto& s = self->state;
-              --s.chunks_in_flight;
+              --self->state.chunks_in_flight;
               if (!r.ok) return finish(self, false, "store", r.message);
-              if (s.chunks_in_flight == 0 && !s.finished) {
-                // All chunks are in: commit the record that makes the order official.
-                s.job.phase = storage::job_phase::dispatching;
-                s.job.order_size = s.scoped.size();
-                self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, order_atom::value,
-                              s.job)
-                    .then(
-                        [self](const store_reply& done) {
-                          if (!done.ok) return finish(self, false, "store", done.message);
-                          auto dropped =
-                              drop_previous_epochs(*self->state.ctx.store, self->state.job);
-                          if (!dropped.ok())
-                            return finish(self, false, "store", dropped.err().message);
-                          finish(self, true, {}, {});
-                        },
-                        [self](caf::error& err) {
-                          finish(self, false, "internal", "store: " + to_string(err));
-                        });
-              }
+              pump_chunks(self);
             },
             [self](caf::error& err) {
               finish(self, false, "internal", "store: " + to_string(err));
             });
   }
-  if (order.empty()) {
-    st.job.phase = storage::job_phase::dispatching;
-    st.job.order_size = 0;
-    self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value, st.job)
-        .then(
-            [self](const store_reply& done) {
-              if (!done.ok) return finish(self, false, "store", done.message);
-              finish(self, true, {}, {});
-            },
-            [self](caf::error& err) {
-              finish(self, false, "internal", "store: " + to_string(err));
-            });
-  }
+  if (!st.finished && st.source_done && st.chunks_in_flight == 0 && !st.committing)
+    commit_order(self);
 }
 
-void order_by_id(orderer_ptr self) {
-  std::vector<std::uint32_t> order(self->state.scoped.size());
-  std::iota(order.begin(), order.end(), 0U);
-  write_order(self, order);
-}
-
+/// Joins the scope (by id) with the data layer's dates (by id) into the chronological sorter.
 void order_by_date(orderer_ptr self) {
   auto& st = self->state;
-  std::vector<std::uint32_t> order(st.scoped.size());
-  std::iota(order.begin(), order.end(), 0U);
-  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return st.dates[a] < st.dates[b];  // ties keep id order: `scoped` is sorted by id
-  });
-  st.result.undated =
-      static_cast<std::uint64_t>(std::count(st.dates.begin(), st.dates.end(), undated));
-  write_order(self, order);
+  if (auto sealed = st.dates->seal(); !sealed) return store_failed(self, sealed.err());
+  st.chrono = std::make_unique<storage::external_sorter>(
+      *st.ctx.store, st.job.job_id, chrono_space, chrono_width, st.ctx.settings.sort_run_items);
+  std::optional<std::array<std::uint8_t, dates_width>> date;  // first record of its id
+  std::array<std::uint8_t, 16> last_date_id{};
+  bool have_last = false;
+  auto next_date = [&]() -> store_status {
+    for (;;) {
+      auto r = st.dates->next();
+      if (!r) return std::move(r).err();
+      if (*r == nullptr) {
+        date.reset();
+        return ok_v;
+      }
+      // Later records of an id repeat an item listed twice: the first date stands.
+      if (have_last && std::memcmp(*r, last_date_id.data(), 16) == 0) continue;
+      std::memcpy(last_date_id.data(), *r, 16);
+      have_last = true;
+      date.emplace();
+      std::memcpy(date->data(), *r, dates_width);
+      return ok_v;
+    }
+  };
+  if (auto st0 = next_date(); !st0) return store_failed(self, st0.err());
+  std::array<std::uint8_t, chrono_width> rec{};
+  for (;;) {
+    auto e = next_scoped(self);
+    if (!e) return scope_failed(self, e.err());
+    if (!*e) break;
+    const auto& id = (*e)->id;
+    while (date && std::memcmp(date->data(), id.bytes.data(), 16) < 0) {
+      if (auto s = next_date(); !s) return store_failed(self, s.err());
+    }
+    std::uint64_t key = undated_key;
+    if (date && std::memcmp(date->data(), id.bytes.data(), 16) == 0)
+      key = get_be(date->data() + 20, 8);
+    if (key == undated_key) ++st.result.undated;
+    put_be(rec.data(), key, 8);
+    std::memcpy(rec.data() + 8, id.bytes.data(), 16);
+    rec[24] = static_cast<std::uint8_t>((*e)->remote_status);
+    rec[25] = (*e)->has_tracking ? 1 : 0;
+    if (auto s = st.chrono->add(rec.data()); !s) return store_failed(self, s.err());
+  }
+  st.dates.reset();
+  if (auto sealed = st.chrono->seal(); !sealed) return store_failed(self, sealed.err());
+  pump_chunks(self);
 }
 
 void fetch_dates(orderer_ptr self);
@@ -180,7 +341,8 @@ void walk_failed(orderer_ptr self, std::string code, std::string message, bool r
   if (!restartable || st.walk_restarts >= 3)
     return finish(self, false, std::move(code), std::move(message));
   ++st.walk_restarts;
-  std::fill(st.dates.begin(), st.dates.end(), undated);
+  if (auto s = st.dates->reset(); !s) return store_failed(self, s.err());
+  st.date_arrival = 0;
   st.cursor.clear();
   st.seen_cursors.clear();
   st.empty_run = 0;
@@ -200,14 +362,12 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
     return walk_failed(self, std::move(code), std::move(msg),
                        f.cursor_rejected || f.kind == "decode");
   }
+  std::array<std::uint8_t, dates_width> rec{};
   for (const auto& d : reply.page.data) {
-    auto it = std::lower_bound(
-        st.scoped.begin(), st.scoped.end(), d.accounting_entry_id,
-        [](const storage::order_entry& e, const api::uuid& id) { return e.id < id; });
-    if (it != st.scoped.end() && it->id == d.accounting_entry_id) {
-      auto& slot = st.dates[static_cast<std::size_t>(it - st.scoped.begin())];
-      if (slot == undated) slot = d.date_ms;
-    }
+    std::memcpy(rec.data(), d.accounting_entry_id.bytes.data(), 16);
+    put_be(rec.data() + 16, st.date_arrival++, 4);
+    put_be(rec.data() + 20, biased(d.date_ms), 8);
+    if (auto s = st.dates->add(rec.data()); !s) return store_failed(self, s.err());
   }
   const auto& pg = reply.page.pagination;
   if (!pg.has_next_page) return order_by_date(self);
@@ -251,13 +411,17 @@ phase_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
       [self](run_atom) {
         auto& s = self->state;
         s.job.phase = storage::job_phase::ordering;
-        if (!collect_scope(self)) return;
-        if (s.job.ordering == storage::ordering_mode::entry_id || s.scoped.empty()) {
-          order_by_id(self);
-        } else {
-          s.dates.assign(s.scoped.size(), undated);
-          fetch_dates(self);
-        }
+        // Runs left by an ordering that a crash interrupted are stale: start over.
+        if (auto dropped = s.ctx.store->drop_scratch(s.job.job_id); !dropped)
+          return store_failed(self, dropped.err());
+        s.scope = std::make_unique<storage::external_sorter>(
+            *s.ctx.store, s.job.job_id, scope_space, scope_width, s.ctx.settings.sort_run_items);
+        if (!fill_scope(self)) return;
+        if (s.job.ordering == storage::ordering_mode::entry_id || s.scope_candidates == 0)
+          return pump_chunks(self);
+        s.dates = std::make_unique<storage::external_sorter>(
+            *s.ctx.store, s.job.job_id, dates_space, dates_width, s.ctx.settings.sort_run_items);
+        fetch_dates(self);
       },
   };
 }
@@ -266,7 +430,9 @@ phase_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
 
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                           job_supervisor_actor supervisor) {
-  return sys.spawn(orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor));
+  // Detached: merging sorted runs reads and writes the store synchronously.
+  return sys.spawn<caf::detached>(orderer_behavior, std::move(ctx), std::move(job),
+                                  std::move(supervisor));
 }
 
 }  // namespace ei::actors::detail

@@ -87,8 +87,10 @@ void reconcile_order(reconciler_ptr self) {
 
   // The re-listing, deduplicated (last listing of an item wins), sorted by id.
   std::vector<relisted> listed;
+  bool offset_listing = false;  // listing_mode::parallel: its pages have no request cursor
   auto walked = st.ctx.store->for_each_page(
       st.job.job_id, st.job.listing_epoch, [&](storage::page_record&& page) {
+        if (page.page_no > 0 && page.request_cursor.empty()) offset_listing = true;
         for (auto& item : page.items) {
           listed.push_back({item.id, item.remote_status, !item.tracking.empty()});
         }
@@ -115,6 +117,11 @@ void reconcile_order(reconciler_ptr self) {
       ++counters.by_remote_status[static_cast<std::size_t>(listed[idx[k]].status)];
     }
     listed = std::move(dedup);
+    if (offset_listing && counters.duplicates > 0)
+      return finish(self, false, "parallel_listing_mismatch",
+                    "the offset listing returned " + std::to_string(counters.duplicates) +
+                        " items twice, so others may have been skipped; listing again with "
+                        "cursors");
   }
   auto lookup = [&](const api::uuid& id) -> relisted* {
     auto it = std::lower_bound(listed.begin(), listed.end(), id,

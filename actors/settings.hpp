@@ -21,10 +21,11 @@ struct stage_settings {
   std::uint32_t credit_window = 4096;  // max unacknowledged items per job
   std::uint32_t batch_size = 1024;     // max items per batch handed downstream
   listing_mode listing = listing_mode::cursor;
-  std::uint32_t parallel_requests = 8;  // offset pages in flight with listing_mode::parallel
-  std::uint32_t max_empty_pages = 3;    // consecutive empty pages claiming more
-  bool dispatch_unreconciled = false;   // dispatch in_progress items with no record
-  bool recover_lost_state = false;      // jobs without a local record may have lost their state
+  std::uint32_t parallel_requests = 16;  // offset pages in flight with listing_mode::parallel
+  std::uint32_t max_empty_pages = 3;     // consecutive empty pages claiming more
+  std::uint32_t sort_run_items = 65536;  // items the orderer sorts in memory per sorted run
+  bool dispatch_unreconciled = false;    // dispatch in_progress items with no record
+  bool recover_lost_state = false;       // jobs without a local record may have lost their state
   std::chrono::milliseconds request_timeout{300000};  // deadline of one request between actors
   std::uint32_t max_jobs = 4;                         // pipelines at once
 };

@@ -118,6 +118,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
       {"credit_window", integer(s.credit_window, 1, 1 << 24)},
       {"batch_size", integer(s.batch_size, 1, 1 << 20)},
       {"max_empty_pages", integer(s.max_empty_pages, 0, 1000)},
+      {"sort_run_items", integer(s.sort_run_items, 64, 1 << 24)},
       {"request_timeout_ms", millis(s.request_timeout, 100, 86400000)},
       {"dispatch_unreconciled", boolean(s.dispatch_unreconciled)},
       {"scheduler_threads", integer(cfg.scheduler_threads, 1, 256)},

@@ -165,7 +165,8 @@ std::string fault_help() {
                                previous page (A->B->A); on page 2 to its own cursor
            | empty_page        lists: "data":[] with hasNextPage=true, endCursor = own cursor
            | duplicate         lists: endCursor is one item early, so the next page repeats
-                               this page's last item
+                               this page's last item; an offset page starts one item early
+                               (repeats one item, leaves one out, count unchanged)
            | flip_status       lists: after this page is rendered its last item changes
                                status (pending <-> in_progress); items_of() shows the change
            | expired_cursor    lists with after/before: 400 {"type":"CURSOR_EXPIRED"}

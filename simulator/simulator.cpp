@@ -428,8 +428,16 @@ void apply_page_faults(page_slice& s, const page_query& q, const page_faults& pf
     s.has_next = true;
   }
   if (pf.duplicate && !s.positions.empty()) {
-    s.end = s.positions.back();
-    s.has_next = true;
+    if (q.offset && !q.after && !q.before) {
+      // An offset page that starts one item early: it repeats the previous page's last item
+      // and leaves out its own last one, so the count still adds up to `total`.
+      if (s.positions.front() > 0)
+        for (auto& pos : s.positions)
+          --pos;
+    } else {
+      s.end = s.positions.back();
+      s.has_next = true;
+    }
   }
 }
 

@@ -199,6 +199,15 @@ std::string attempt_key(const api::uuid& job, std::uint64_t seq) {
   return k;
 }
 
+std::string scratch_key(const api::uuid& job, std::uint8_t space, std::uint32_t run,
+                        std::uint32_t segment) {
+  auto k = job_prefix(job);
+  put_u8(k, space);
+  put_be(k, run, 4);
+  put_be(k, segment, 4);
+  return k;
+}
+
 std::string prefix_end(std::string_view prefix) {
   std::string k{prefix};
   k.append(17, '\xff');
@@ -448,6 +457,28 @@ std::string decode_sink_offset(std::string_view in, std::uint64_t& offset) {
   r.version();
   offset = r.le(8, "offset");
   return r.finish();
+}
+
+void encode_scratch_segment(std::uint8_t width, std::span<const std::uint8_t> records,
+                            std::string& out) {
+  out.clear();
+  out.reserve(2 + records.size());
+  put_u8(out, format_v1);
+  put_u8(out, width);
+  out.append(reinterpret_cast<const char*>(records.data()), records.size());
+}
+
+std::string check_scratch_segment(std::string_view in) {
+  if (in.size() < 2) return "segment of " + std::to_string(in.size()) + " bytes";
+  if (static_cast<std::uint8_t>(in[0]) != format_v1)
+    return "unknown format version " + std::to_string(static_cast<std::uint8_t>(in[0])) +
+           " (expected 1)";
+  const auto width = static_cast<std::uint8_t>(in[1]);
+  if (width == 0) return "record width 0";
+  if ((in.size() - 2) % width != 0)
+    return std::to_string(in.size() - 2) + " record bytes are not a multiple of the width " +
+           std::to_string(width);
+  return {};
 }
 
 }  // namespace ei::storage::detail

@@ -15,6 +15,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include "storage/detail/store_impl.hpp"
 
@@ -149,7 +150,9 @@ store_result<probe_result> probe(const std::filesystem::path& dir) {
                             "another --state-dir)");
     std::string missing;
     for (auto n : cf_names)
-      if (!find(n)) missing += (missing.empty() ? "" : ", ") + std::string{n};
+      if (!find(n) && std::find(cf_optional_names.begin(), cf_optional_names.end(), n) ==
+                          cf_optional_names.end())
+        missing += (missing.empty() ? "" : ", ") + std::string{n};
     if (!missing.empty())
       return make_error(store_errc::corrupt,
                         "state directory " + quoted(dir) + ": column families missing: " + missing);
@@ -420,8 +423,16 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
 
   auto dbo = make_db_options(options);
   dbo.create_if_missing = fresh;
-  dbo.create_missing_column_families = fresh;
-  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // The probe accepted the store: only optional column families (added after the schema was
+  // first released) can be missing, and those are created.
+  dbo.create_missing_column_families = true;
+  // One memory budget for the store: the memtables of all column families share a cap (a big
+  // job fills pages, scratch and order one after another; without a shared cap each would
+  // keep full memtables) and are charged to the block cache, so memtables and cached blocks
+  // together stay within block_cache_bytes + memtable_budget_bytes whatever the job size.
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes + options.memtable_budget_bytes);
+  dbo.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.memtable_budget_bytes, cache);
   const auto cfo = make_cf_options(options, cache);
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cfo);
@@ -666,6 +677,9 @@ store_status state_store::finish_order(const job_record& updated, write_sync mod
   b.DeleteRange(impl_->handle(cf_order),
                 order_key(updated.job_id, static_cast<std::uint32_t>(chunks)),
                 prefix_end(job_prefix(updated.job_id)));
+  // The sorted runs that produced the order are spent.
+  b.DeleteRange(impl_->handle(cf_scratch), job_prefix(updated.job_id),
+                prefix_end(job_prefix(updated.job_id)));
   b.Put(impl_->handle(cf_jobs), job_key(updated.job_id, tag_record), v);
   return impl_->write(b, true, "cannot finish the order of job " + updated.job_id.to_string(),
                       mode);
@@ -847,7 +861,7 @@ store_status state_store::erase_job(const api::uuid& job, write_sync mode) {
   const auto lower = job_prefix(job);
   const auto upper = prefix_end(lower);
   rocksdb::WriteBatch b;
-  for (auto c : {cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts})
+  for (auto c : {cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts, cf_scratch})
     b.DeleteRange(impl_->handle(c), lower, upper);
   return impl_->write(b, true, "cannot erase job " + job.to_string(), mode);
 }

@@ -91,6 +91,9 @@ struct store_options {
   sync_policy sync = sync_policy::commits;
   /// Memtable size per column family (RocksDB write_buffer_size).
   std::size_t write_buffer_bytes = std::size_t{8} << 20;
+  /// Memtable memory of all column families together (RocksDB WriteBufferManager): reaching
+  /// it flushes the largest memtable. Bounds the store's memory whatever the job size.
+  std::size_t memtable_budget_bytes = std::size_t{8} << 20;
   /// One LRU block cache shared by all column families.
   std::size_t block_cache_bytes = std::size_t{8} << 20;
   /// Create the directory and an empty store when `dir` holds none. When false, a missing
@@ -371,6 +374,30 @@ class state_store {
   /// human-readable problems, empty when clean; fails only on I/O errors. Reads everything:
   /// O(store size) time, O(order size) memory.
   store_result<std::vector<std::string>> verify();
+
+  // -- scratch: sorted runs of an ordering in progress (storage/external_sort.hpp) ----------
+
+  /// Writes segment `segment` of run `run` in scratch space `space` of the job: whole records
+  /// of `width` (> 0) bytes. Never fsynced and never needed after a crash: an interrupted
+  /// ordering drops the job's scratch and starts over; finish_order and erase_job remove it.
+  store_status put_scratch(const api::uuid& job, std::uint8_t space, std::uint32_t run,
+                           std::uint32_t segment, std::uint8_t width,
+                           std::span<const std::uint8_t> records);
+  /// The record bytes of a segment written with `width`, or nullopt when it does not exist.
+  /// corrupt when the stored segment is malformed or has another width.
+  store_result<std::optional<std::string>> get_scratch(const api::uuid& job, std::uint8_t space,
+                                                       std::uint32_t run, std::uint32_t segment,
+                                                       std::uint8_t width);
+  /// Removes the job's scratch: one space, or every space. Not fsynced. Idempotent.
+  store_status drop_scratch(const api::uuid& job, std::optional<std::uint8_t> space = std::nullopt);
+
+  /// Streams the pages of the epoch in page order like for_each_page, but lean: `page` has
+  /// the page number and cursors (its `items` stay empty) and `entries` its items as order
+  /// entries (id, remote status, whether a tracking record exists); tracking records are not
+  /// read. `fn` returns false to stop early.
+  store_status for_each_page_entries(
+      const api::uuid& job, std::uint32_t epoch,
+      const std::function<bool(const page_record& page, std::span<const order_entry> entries)>& fn);
 
   /// Opaque implementation (storage/detail/store_impl.hpp).
   struct impl;

@@ -39,6 +39,7 @@ class verifier {
     if (auto st = scan_order(); !st) return st;
     if (auto st = scan_attempts(); !st) return st;
     if (auto st = scan_tracking(); !st) return st;
+    if (auto st = scan_scratch(); !st) return st;
     return check_jobs();
   }
 
@@ -212,6 +213,23 @@ class verifier {
     });
   }
 
+  /// Sorted runs of an ordering in progress: well-formed, of a known job, and gone once the
+  /// job's order is finished (finish_order drops them in the same write).
+  store_status scan_scratch() {
+    return scan(cf_scratch, [&](std::string_view k, std::string_view v) {
+      if (!key_size(cf_scratch, k, scratch_key_size)) return;
+      const auto id = uuid_at(k);
+      auto* f = known(cf_scratch, id);
+      if (auto why = check_scratch_segment(v); !why.empty()) {
+        report(cf_scratch, &id, why);
+        return;
+      }
+      if (f && (f->rec->phase == job_phase::dispatching || f->rec->phase == job_phase::complete) &&
+          leftover_scratch_.insert(id).second)
+        report(cf_scratch, &id, "sorted runs left behind by a finished order");
+    });
+  }
+
   store_status scan_tracking() {
     api::tracking_fields t;
     return scan(cf_tracking, [&](std::string_view k, std::string_view v) {
@@ -345,6 +363,7 @@ class verifier {
   rocksdb::ReadOptions ro_;
   std::map<api::uuid, job_facts> jobs_;
   std::set<std::pair<cf_index, api::uuid>> orphans_;
+  std::set<api::uuid> leftover_scratch_;
   std::set<std::pair<api::uuid, api::uuid>> tracking_keys_;
 };
 

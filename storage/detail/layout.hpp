@@ -23,10 +23,14 @@ enum cf_index : std::size_t {
   cf_order,
   cf_tracking,
   cf_attempts,
+  cf_scratch,
   cf_count
 };
-inline constexpr std::array<std::string_view, cf_count> cf_names{"meta",  "jobs",     "pages",
-                                                                 "order", "tracking", "attempts"};
+inline constexpr std::array<std::string_view, cf_count> cf_names{
+    "meta", "jobs", "pages", "order", "tracking", "attempts", "scratch"};
+/// Column families added after schema 1 was first released: a store that lacks them is not
+/// corrupt; open() creates them.
+inline constexpr std::array<std::string_view, 1> cf_optional_names{"scratch"};
 
 /// First byte of every record value (except meta/"schema", which is the schema text itself).
 inline constexpr std::uint8_t format_v1 = 1;
@@ -41,6 +45,7 @@ inline constexpr std::size_t order_key_size = 20;
 inline constexpr std::size_t tracking_key_size = 32;
 inline constexpr std::size_t attempt_key_size = 24;
 inline constexpr std::size_t order_entry_size = 18;
+inline constexpr std::size_t scratch_key_size = 25;
 
 // -- keys ---------------------------------------------------------------------------------
 std::string job_key(const api::uuid& job, char tag);
@@ -49,6 +54,9 @@ std::string page_key(const api::uuid& job, std::uint32_t epoch, std::uint32_t pa
 std::string order_key(const api::uuid& job, std::uint32_t chunk_no);
 std::string tracking_key(const api::uuid& job, const api::uuid& item);
 std::string attempt_key(const api::uuid& job, std::uint64_t seq);
+/// job + space u8 + run u32 + segment u32 (sorted runs of an ordering in progress).
+std::string scratch_key(const api::uuid& job, std::uint8_t space, std::uint32_t run,
+                        std::uint32_t segment);
 /// The job id as a 16-byte key prefix.
 std::string job_prefix(const api::uuid& job);
 /// An exclusive upper bound above every key that starts with `prefix` and is at most
@@ -77,5 +85,9 @@ std::string decode_tracking(std::string_view in, api::tracking_fields& out);
 std::string decode_order_chunk(std::string_view in, std::vector<order_entry>& out);
 std::string decode_attempt(std::string_view in, std::uint32_t& out);
 std::string decode_sink_offset(std::string_view in, std::uint64_t& out);
+/// A scratch segment: v1, u8 record width (> 0), then whole records of that width.
+void encode_scratch_segment(std::uint8_t width, std::span<const std::uint8_t> records,
+                            std::string& out);
+std::string check_scratch_segment(std::string_view in);
 
 }  // namespace ei::storage::detail

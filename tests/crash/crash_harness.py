@@ -53,10 +53,18 @@ def job_ids(sim, args):
 
 
 def run_args(args, url, jobs_file, state, out):
-    return [args.bin, "run", "--base-url", url, "--jobs-file", jobs_file, "--state-dir", state,
-            "--out", out, "--ordering", args.ordering, "--page-size", str(args.page_size),
-            "--max-jobs", str(args.max_jobs), "--listing", args.listing, "--quiet", "--summary",
-            out + ".summary.json"]
+    cmd = [args.bin, "run", "--base-url", url, "--jobs-file", jobs_file, "--state-dir", state,
+           "--out", out, "--ordering", args.ordering, "--page-size", str(args.page_size),
+           "--max-jobs", str(args.max_jobs), "--listing", args.listing, "--quiet", "--summary",
+           out + ".summary.json"]
+    if args.sort_run_items:
+        # Small sorted runs, so that the orderer spills and merges (and is killed doing so).
+        config = os.path.join(args.work, "harness-config.json")
+        if not os.path.exists(config):
+            with open(config, "w") as f:
+                json.dump({"sort_run_items": args.sort_run_items}, f)
+        cmd += ["--config", config]
+    return cmd
 
 
 def read_output(path):
@@ -132,6 +140,8 @@ def main():
     p.add_argument("--max-jobs", type=int, default=3)
     p.add_argument("--ordering", default="chronological")
     p.add_argument("--listing", default="cursor", help="cursor or parallel")
+    p.add_argument("--sort-run-items", type=int, default=1000,
+                   help="orderer's sorted-run size (0: the shipped default)")
     p.add_argument("--faults", default="items:status=503@rate=0.03;items:reset_mid_body@rate=0.01;"
                                        "export_items:throttle=0@rate=0.02;items:truncate@rate=0.01")
     p.add_argument("--max-delay", type=float, default=0.8, help="random kill delay upper bound (s)")
