@@ -161,7 +161,10 @@ sink_impl::behavior_type sink_behavior(sink_ptr self, ndjson_sink_options option
           flush(self);
         } else if (!s.flush_scheduled) {
           s.flush_scheduled = true;
-          self->delayed_send(self, s.options.flush_interval, flush_atom::value);
+          if (s.options.flush_interval.count() == 0)
+            self->send(self, flush_atom::value);  // behind the batches already queued
+          else
+            self->delayed_send(self, s.options.flush_interval, flush_atom::value);
         }
       },
       [self](flush_atom) { flush(self); },

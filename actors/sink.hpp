@@ -22,9 +22,12 @@
 namespace ei::actors {
 
 struct ndjson_sink_options {
-  std::string path = "-";  // "-" is stdout (no truncation, no fsync)
-  std::size_t flush_items = 8192;
-  std::chrono::milliseconds flush_interval{5};
+  std::string path = "-";          // "-" is stdout (no truncation, no fsync)
+  std::size_t flush_items = 8192;  // flush once this many lines are buffered
+  /// How long buffered lines may wait for more. Zero: flush as soon as the batches already
+  /// in the mailbox are appended (they share one write, fsync and ack commit; a lone job's
+  /// credit window is never held back by a timer).
+  std::chrono::milliseconds flush_interval{0};
   bool fsync = true;
 };
 
