@@ -1,23 +1,32 @@
 #include "api/model.hpp"
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 
 namespace ei::api {
 namespace {
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Hex digit values; 0x100 marks a byte that is not a hex digit, so that OR-ing the values of
+// a whole id tells in one test whether any was invalid (ids are parsed once per listed item).
+constexpr std::array<std::uint16_t, 256> kHexValue = [] {
+  std::array<std::uint16_t, 256> t{};
+  for (auto& v : t)
+    v = 0x100;
+  for (int c = '0'; c <= '9'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<std::uint16_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<std::uint16_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<std::uint16_t>(c - 'A' + 10);
+  return t;
+}();
+
+// Where the two hex digits of each byte start in the 8-4-4-4-12 text form.
+constexpr std::array<std::uint8_t, 16> kByteAt{0,  2,  4,  6,  9,  11, 14, 16,
+                                               19, 21, 24, 26, 28, 30, 32, 34};
 
 constexpr char kHex[] = "0123456789abcdef";
-
-bool is_dash_position(std::size_t i) noexcept {
-  return i == 8 || i == 13 || i == 18 || i == 23;
-}
 
 // Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
 // days_from_civil).
@@ -57,21 +66,17 @@ bool read_digits(std::string_view s, std::size_t pos, std::size_t n, int& out) n
 }  // namespace
 
 std::optional<uuid> uuid::parse(std::string_view text) noexcept {
-  if (text.size() != 36) return std::nullopt;
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-')
+    return std::nullopt;
   uuid out;
-  std::size_t byte = 0;
-  for (std::size_t i = 0; i < 36;) {
-    if (is_dash_position(i)) {
-      if (text[i] != '-') return std::nullopt;
-      ++i;
-      continue;
-    }
-    const int hi = hex_value(text[i]);
-    const int lo = hex_value(text[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.bytes[byte++] = static_cast<std::uint8_t>(hi * 16 + lo);
-    i += 2;
+  std::uint16_t invalid = 0;
+  for (std::size_t b = 0; b < 16; ++b) {
+    const auto hi = kHexValue[static_cast<unsigned char>(text[kByteAt[b]])];
+    const auto lo = kHexValue[static_cast<unsigned char>(text[kByteAt[b] + 1U])];
+    invalid |= hi | lo;
+    out.bytes[b] = static_cast<std::uint8_t>((hi << 4) | (lo & 0x0f));
   }
+  if (invalid & 0x100) return std::nullopt;
   return out;
 }
 

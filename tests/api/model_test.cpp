@@ -20,6 +20,18 @@ TEST(Uuid, RejectsMalformedText) {
   EXPECT_FALSE(uuid::parse("0b6f8f7e-2c1a-4d3e-9a55-1f2e3d4c5b6"));
   EXPECT_FALSE(uuid::parse("0b6f8f7e-2c1a-4d3e-9a55-1f2e3d4c5b6g"));
   EXPECT_FALSE(uuid::parse("0b6f8f7e+2c1a-4d3e-9a55-1f2e3d4c5b6a"));
+  // Every non-hex byte at every digit position, including the neighbours of the hex ranges.
+  const std::string good = "0b6f8f7e-2c1a-4d3e-9a55-1f2e3d4c5b6a";
+  for (std::size_t pos = 0; pos < good.size(); ++pos) {
+    if (good[pos] == '-') continue;
+    for (char bad : {'/', ':', '@', 'G', '`', 'g', '-', ' ', '\0', '\xff'}) {
+      auto text = good;
+      text[pos] = bad;
+      EXPECT_FALSE(uuid::parse(text)) << "position " << pos << " byte " << int(bad);
+    }
+  }
+  ASSERT_TRUE(uuid::parse(good));
+  EXPECT_EQ(uuid::parse(good)->to_string(), good);
 }
 
 TEST(Uuid, OrdersByBytes) {
