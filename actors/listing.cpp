@@ -67,6 +67,7 @@ struct paginator_state {
   std::set<std::string> seen_cursors;
   std::uint32_t empty_run = 0;
   std::uint32_t commits_in_flight = 0;
+  bool fetch_waits_for_commit = false;  // the next cursor page waits for the store to catch up
   bool last_page_fetched = false;
   bool finished = false;
   listing_result result;
@@ -118,6 +119,12 @@ void maybe_complete(paginator_ptr self) {
           [self](caf::error& err) { fail(self, "internal", "filter: " + to_string(err)); });
 }
 
+void pump_parallel(paginator_ptr self);
+
+/// Pages handed to the filter and not yet committed: beyond this the listing waits for the
+/// store, so a store slower than the API never queues up pages (memory stays flat).
+constexpr std::uint32_t max_commits_in_flight = 4;
+
 /// Hands a page to the filter (scope + one store write); pages are committed in page order.
 void commit(paginator_ptr self, api::page<api::export_job_item> page, std::string request_cursor,
             std::uint32_t page_no) {
@@ -134,6 +141,12 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
               return;
             }
             if (s.ctx.progress) ++s.ctx.progress->pages;
+            if (s.fetch_waits_for_commit) {
+              s.fetch_waits_for_commit = false;
+              fetch_next(self);
+            } else if (s.ctx.settings.listing == listing_mode::parallel) {
+              pump_parallel(self);
+            }
             maybe_complete(self);
           },
           [self](caf::error& err) { fail(self, "internal", "page commit: " + to_string(err)); });
@@ -145,8 +158,12 @@ void fetch_offset(paginator_ptr self, std::uint32_t page_no);
 
 void pump_parallel(paginator_ptr self) {
   auto& st = self->state;
-  while (!st.finished && st.next_fetch < st.page_count &&
-         st.fetches_in_flight < std::max<std::uint32_t>(1, st.ctx.settings.parallel_requests))
+  const auto limit = std::max<std::uint32_t>(1, st.ctx.settings.parallel_requests);
+  // Pages fetched but not yet committed (in flight to the store or waiting for an earlier
+  // page) count against the same limit, so memory does not grow with a slow store.
+  while (!st.finished && st.next_fetch < st.page_count && st.fetches_in_flight < limit &&
+         st.fetches_in_flight + st.arrived.size() + st.commits_in_flight <
+             limit + max_commits_in_flight)
     fetch_offset(self, st.next_fetch++);
 }
 
@@ -272,7 +289,10 @@ void on_page(paginator_ptr self, items_reply& reply) {
   if (has_next) {
     st.seen_cursors.insert(st.cursor);
     st.cursor = std::move(end);
-    fetch_next(self);
+    if (st.commits_in_flight >= max_commits_in_flight)
+      st.fetch_waits_for_commit = true;  // resumed by the next commit's reply
+    else
+      fetch_next(self);
   } else {
     st.last_page_fetched = true;
   }

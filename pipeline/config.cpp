@@ -182,12 +182,18 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
   }
   if (state_obj) {
     std::uint64_t write_buffer_mb = cfg.store.write_buffer_bytes >> 20;
+    std::uint64_t memtable_budget_mb = cfg.store.memtable_budget_bytes >> 20;
+    std::uint64_t block_cache_mb = cfg.store.block_cache_bytes >> 20;
     std::map<std::string, setter> keys{
         {"sync", text(sync)},
         {"write_buffer_mb", integer(write_buffer_mb, 1, 4096)},
+        {"memtable_budget_mb", integer(memtable_budget_mb, 1, 65536)},
+        {"block_cache_mb", integer(block_cache_mb, 1, 65536)},
     };
     if (auto st = apply_object(*state_obj, keys, origin + ".state"); !st.ok()) return st;
     cfg.store.write_buffer_bytes = static_cast<std::size_t>(write_buffer_mb) << 20;
+    cfg.store.memtable_budget_bytes = static_cast<std::size_t>(memtable_budget_mb) << 20;
+    cfg.store.block_cache_bytes = static_cast<std::size_t>(block_cache_mb) << 20;
     if (!sync.empty()) {
       if (sync == "none")
         cfg.store.sync = storage::sync_policy::none;

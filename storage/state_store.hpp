@@ -90,12 +90,13 @@ constexpr bool syncs(sync_policy p, bool commit_point) noexcept {
 struct store_options {
   sync_policy sync = sync_policy::commits;
   /// Memtable size per column family (RocksDB write_buffer_size).
-  std::size_t write_buffer_bytes = std::size_t{8} << 20;
+  std::size_t write_buffer_bytes = std::size_t{4} << 20;
   /// Memtable memory of all column families together (RocksDB WriteBufferManager): reaching
   /// it flushes the largest memtable. Bounds the store's memory whatever the job size.
-  std::size_t memtable_budget_bytes = std::size_t{8} << 20;
-  /// One LRU block cache shared by all column families.
-  std::size_t block_cache_bytes = std::size_t{8} << 20;
+  std::size_t memtable_budget_bytes = std::size_t{4} << 20;
+  /// One LRU block cache shared by all column families. Small on purpose: every read of the
+  /// pipeline is a one-pass scan (pages once by the orderer, order chunks once by dispatch).
+  std::size_t block_cache_bytes = std::size_t{2} << 20;
   /// Create the directory and an empty store when `dir` holds none. When false, a missing
   /// store is store_errc::not_found.
   bool create_if_missing = true;
