@@ -11,8 +11,10 @@
 namespace ei::actors {
 
 /// How the control layer is listed: `cursor` follows endCursor page by page (the contract's
-/// way); `parallel` asks for `offset` pages, several in flight, then checks that the count
-/// equals `total` with no duplicate ids, and falls back to cursor paging when it does not.
+/// way); `parallel` (the default) asks for `offset` pages, several in flight: a first page
+/// without `total`, a count that differs from it, or an id listed twice (seen by the orderer's
+/// or reconciler's deduplication) sends the job back to cursor paging. Proven by the crash
+/// harness in both modes.
 enum class listing_mode : std::uint8_t { cursor, parallel };
 
 struct stage_settings {
@@ -20,7 +22,7 @@ struct stage_settings {
   storage::ordering_mode ordering = storage::ordering_mode::chronological;
   std::uint32_t credit_window = 4096;  // max unacknowledged items per job
   std::uint32_t batch_size = 1024;     // max items per batch handed downstream
-  listing_mode listing = listing_mode::cursor;
+  listing_mode listing = listing_mode::parallel;
   std::uint32_t parallel_requests = 16;  // offset pages in flight with listing_mode::parallel
   std::uint32_t max_empty_pages = 3;     // consecutive empty pages claiming more
   std::uint32_t sort_run_items = 65536;  // items the orderer sorts in memory per sorted run

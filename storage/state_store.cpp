@@ -43,12 +43,14 @@ rocksdb::ColumnFamilyOptions make_cf_options(const store_options& o,
   cfo.write_buffer_size = o.write_buffer_bytes;
   cfo.max_write_buffer_number = 2;
   cfo.level_compaction_dynamic_level_bytes = true;
-  // Ids are random bytes: block compression buys nothing on hot levels. The bottommost level
-  // (cold, mostly cursors and finished orders) gets LZ4 when this RocksDB build has it.
+  // Ids are random bytes: block compression buys little and costs CPU on every level.
   cfo.compression = rocksdb::kNoCompression;
-  const auto supported = rocksdb::GetSupportedCompressions();
-  if (std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end())
-    cfo.bottommost_compression = rocksdb::kLZ4Compression;
+  // Pages, sorted runs and order chunks are written once, read once in key order and then
+  // deleted: compacting them early is wasted work that competes with the pipeline for the
+  // CPU. Let L0 files (non-overlapping: keys arrive in order per job) pile up a while.
+  cfo.level0_file_num_compaction_trigger = 16;
+  cfo.level0_slowdown_writes_trigger = 48;
+  cfo.level0_stop_writes_trigger = 64;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = cache;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));

@@ -302,7 +302,9 @@ TEST(Cli, ACrashDuringListingResumesFromTheLastCommittedCursor) {
                                 "--page-size",
                                 "50",
                                 "--ordering",
-                                "entry_id"};
+                                "entry_id",
+                                "--listing",
+                                "cursor"};
   for (auto& a : job_args(*s, true))
     args.push_back(a);
   auto crashed = run(args, {std::string("PLEO_API_KEY=") + kKey, "EI_CRASH_AT=after_page_commit:4"},

@@ -139,7 +139,7 @@ def main():
     p.add_argument("--page-size", type=int, default=200)
     p.add_argument("--max-jobs", type=int, default=3)
     p.add_argument("--ordering", default="chronological")
-    p.add_argument("--listing", default="cursor", help="cursor or parallel")
+    p.add_argument("--listing", default="parallel", help="parallel (the default) or cursor")
     p.add_argument("--sort-run-items", type=int, default=1000,
                    help="orderer's sorted-run size (0: the shipped default)")
     p.add_argument("--faults", default="items:status=503@rate=0.03;items:reset_mid_body@rate=0.01;"
@@ -164,9 +164,13 @@ def main():
         with open(jobs_file, "w") as f:
             f.write("\n".join(job_ids(args.sim, args)) + "\n")
         ref_out = os.path.join(args.work, "reference.ndjson")
+        ref_start = time.monotonic()
         ref = subprocess.run(run_args(args, url, jobs_file, os.path.join(args.work, "ref-state"),
                                       ref_out), env=env, capture_output=True, text=True,
                              timeout=args.run_timeout)
+        # Random kills land within an uninterrupted run's duration (a faster stage would
+        # otherwise finish before most of them).
+        kill_window = min(args.max_delay, max(0.05, time.monotonic() - ref_start))
         if ref.returncode != 0:
             raise SystemExit("reference run failed: " + ref.stderr[-2000:])
         reference, problems = read_output(ref_out)
@@ -193,7 +197,7 @@ def main():
                 killed_by_us = False
                 if not use_point and stats["cycles"] < args.cycles:
                     try:
-                        proc.wait(timeout=rng.uniform(0.02, args.max_delay))
+                        proc.wait(timeout=rng.uniform(0.005, kill_window))
                     except subprocess.TimeoutExpired:
                         proc.send_signal(signal.SIGKILL)
                         killed_by_us = True
