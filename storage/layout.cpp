@@ -325,9 +325,14 @@ void encode_page(const page_record& p, std::string& out) {
   }
 }
 
-std::string decode_page(std::string_view in, page_record& p, std::vector<std::size_t>& flagged) {
+namespace {
+
+/// The page header into `p` (its items left alone), then every item to `on_item(index, id,
+/// status, flags, status_text)` after validating it; `on_count(n)` first.
+template <class OnCount, class OnItem>
+std::string decode_page_with(std::string_view in, page_record& p, OnCount&& on_count,
+                             OnItem&& on_item) {
   reader r{in};
-  flagged.clear();
   r.version();
   p.request_cursor = r.bytes("request cursor");
   p.next_cursor = r.bytes("next cursor");
@@ -335,29 +340,57 @@ std::string decode_page(std::string_view in, page_record& p, std::vector<std::si
   const auto n = r.varint("item count");
   if (!r.failed() && n > r.remaining() / order_entry_size)
     r.fail("item count " + std::to_string(n) + " exceeds the value size");
-  p.items.clear();
   if (r.failed()) return r.finish();
-  p.items.resize(n);
+  on_count(static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < n && !r.failed(); ++i) {
-    auto& it = p.items[i];
-    it.id = r.uuid("item id");
+    const auto id = r.uuid("item id");
     const auto st = r.u8("item status");
     const auto flags = r.u8("item flags");
     if (r.failed()) break;
     if (st > max_item_status) {
-      r.fail("item " + it.id.to_string() + " has status " + std::to_string(st) + " out of range");
+      r.fail("item " + id.to_string() + " has status " + std::to_string(st) + " out of range");
       break;
     }
-    it.remote_status = static_cast<api::item_status>(st);
+    const auto status = static_cast<api::item_status>(st);
     if ((flags & ~(item_flag_tracking | item_flag_status_text)) != 0 ||
-        ((flags & item_flag_status_text) != 0 && it.remote_status != api::item_status::unknown)) {
-      r.fail("item " + it.id.to_string() + " has invalid flags " + std::to_string(flags));
+        ((flags & item_flag_status_text) != 0 && status != api::item_status::unknown)) {
+      r.fail("item " + id.to_string() + " has invalid flags " + std::to_string(flags));
       break;
     }
-    if ((flags & item_flag_status_text) != 0) it.status_text = r.bytes("status text");
-    if ((flags & item_flag_tracking) != 0) flagged.push_back(i);
+    std::string text;
+    if ((flags & item_flag_status_text) != 0) text = r.bytes("status text");
+    on_item(i, id, status, flags, std::move(text));
   }
   return r.finish();
+}
+
+}  // namespace
+
+std::string decode_page(std::string_view in, page_record& p, std::vector<std::size_t>& flagged) {
+  flagged.clear();
+  p.items.clear();
+  return decode_page_with(
+      in, p, [&](std::size_t n) { p.items.resize(n); },
+      [&](std::size_t i, const api::uuid& id, api::item_status status, std::uint8_t flags,
+          std::string&& text) {
+        auto& it = p.items[i];
+        it.id = id;
+        it.remote_status = status;
+        it.status_text = std::move(text);
+        if ((flags & item_flag_tracking) != 0) flagged.push_back(i);
+      });
+}
+
+std::string decode_page_entries(std::string_view in, page_record& header,
+                                std::vector<order_entry>& entries) {
+  entries.clear();
+  header.items.clear();
+  return decode_page_with(
+      in, header, [&](std::size_t n) { entries.reserve(n); },
+      [&](std::size_t, const api::uuid& id, api::item_status status, std::uint8_t flags,
+          std::string&&) {
+        entries.push_back(order_entry{id, status, (flags & item_flag_tracking) != 0});
+      });
 }
 
 void encode_tracking(const api::tracking_fields& t, std::string& out) {

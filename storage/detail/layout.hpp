@@ -81,6 +81,10 @@ std::string decode_watermarks(std::string_view in, watermarks& out);
 /// Decodes a page; tracking fields of items are left empty (they live in the tracking CF)
 /// and `flagged` receives the indexes of items whose flags say a tracking record exists.
 std::string decode_page(std::string_view in, page_record& out, std::vector<std::size_t>& flagged);
+/// Decodes a page's header into `header` (items left empty) and its items as order entries
+/// (has_tracking from the flags), without materialising listed items.
+std::string decode_page_entries(std::string_view in, page_record& header,
+                                std::vector<order_entry>& entries);
 std::string decode_tracking(std::string_view in, api::tracking_fields& out);
 std::string decode_order_chunk(std::string_view in, std::vector<order_entry>& out);
 std::string decode_attempt(std::string_view in, std::uint32_t& out);
