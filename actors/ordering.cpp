@@ -80,6 +80,15 @@ struct orderer_state {
   bool scope_exhausted = false;
   // Data-layer walk.
   std::uint32_t date_arrival = 0;
+  std::uint32_t walk_epoch = 0;  // replies of an abandoned walk are dropped
+  // Offset walk of the data layer (listing_mode::parallel): pages in flight, checked after.
+  bool dates_by_offset = false;
+  std::uint64_t date_total = 0;
+  std::uint32_t date_pages = 0;
+  std::uint32_t next_date_page = 0;
+  std::uint32_t date_fetches_in_flight = 0;
+  std::uint32_t date_pages_done = 0;
+  std::uint64_t date_items = 0;
   std::string cursor;
   std::set<std::string> seen_cursors;
   std::uint32_t empty_run = 0;
@@ -283,7 +292,6 @@ void pump_chunks(orderer_ptr self) {
 /// Joins the scope (by id) with the data layer's dates (by id) into the chronological sorter.
 void order_by_date(orderer_ptr self) {
   auto& st = self->state;
-  if (auto sealed = st.dates->seal(); !sealed) return store_failed(self, sealed.err());
   st.chrono = std::make_unique<storage::external_sorter>(
       *st.ctx.store, st.job.job_id, chrono_space, chrono_width, st.ctx.settings.sort_run_items);
   std::optional<std::array<std::uint8_t, dates_width>> date;  // first record of its id
@@ -332,6 +340,124 @@ void order_by_date(orderer_ptr self) {
 }
 
 void fetch_dates(orderer_ptr self);
+void start_date_walk(orderer_ptr self);
+
+/// Walks the data layer again with cursors, from the start (an offset walk did not add up).
+void dates_by_cursor(orderer_ptr self) {
+  auto& st = self->state;
+  ++st.walk_epoch;
+  st.dates_by_offset = false;
+  if (auto s = st.dates->reset(); !s) return store_failed(self, s.err());
+  st.date_arrival = 0;
+  st.cursor.clear();
+  st.seen_cursors.clear();
+  st.empty_run = 0;
+  fetch_dates(self);
+}
+
+/// The walk is complete: seal the dates; an offset walk must not have returned an id twice
+/// (then another may have been skipped and would sort as undated), else walk with cursors.
+void dates_complete(orderer_ptr self) {
+  auto& st = self->state;
+  if (auto sealed = st.dates->seal(); !sealed) return store_failed(self, sealed.err());
+  if (st.dates_by_offset) {
+    std::array<std::uint8_t, 16> last{};
+    bool have_last = false;
+    for (;;) {
+      auto r = st.dates->next();
+      if (!r) return store_failed(self, r.err());
+      if (*r == nullptr) break;
+      if (have_last && std::memcmp(*r, last.data(), 16) == 0) return dates_by_cursor(self);
+      std::memcpy(last.data(), *r, 16);
+      have_last = true;
+    }
+    if (auto s = st.dates->rewind(); !s) return store_failed(self, s.err());
+  }
+  order_by_date(self);
+}
+
+void add_dates(orderer_ptr self, const std::vector<api::export_item_date>& data,
+               std::uint64_t first_arrival) {
+  auto& st = self->state;
+  std::array<std::uint8_t, dates_width> rec{};
+  for (const auto& d : data) {
+    std::memcpy(rec.data(), d.accounting_entry_id.bytes.data(), 16);
+    put_be(rec.data() + 16, first_arrival++, 4);
+    put_be(rec.data() + 20, biased(d.date_ms), 8);
+    if (auto s = st.dates->add(rec.data()); !s) return store_failed(self, s.err());
+  }
+}
+
+void fetch_date_page(orderer_ptr self, std::uint32_t page_no);
+
+void pump_date_pages(orderer_ptr self) {
+  auto& st = self->state;
+  // Data-layer pages are ~2.6 kB per item (a full ExportItemV3): fewer in flight than for the
+  // control layer keeps the memory of a walk flat (4 x 500 items ~ 5 MiB of bodies).
+  const auto limit = std::clamp<std::uint32_t>(st.ctx.settings.parallel_requests, 1, 4);
+  while (!st.finished && st.next_date_page < st.date_pages && st.date_fetches_in_flight < limit)
+    fetch_date_page(self, st.next_date_page++);
+}
+
+void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
+  auto& st = self->state;
+  --st.date_fetches_in_flight;
+  if (st.finished || !st.dates_by_offset) return;
+  ++st.result.requests;
+  if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
+  // Any doubt about the offset walk (a failed page, no `total`, a count that does not add
+  // up) is settled by the contract's cursor walk, which reports failures as they are.
+  if (!reply.ok) return dates_by_cursor(self);
+  if (page_no == 0) {
+    if (!reply.page.pagination.total) return dates_by_cursor(self);
+    st.date_total =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, *reply.page.pagination.total));
+    const std::uint64_t size = std::max<std::uint32_t>(1, st.ctx.settings.page_size);
+    st.date_pages =
+        static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (st.date_total + size - 1) / size));
+  }
+  // Arrival = position in the walk, whatever order the pages come back in.
+  add_dates(self, reply.page.data, std::uint64_t{page_no} * st.ctx.settings.page_size);
+  if (st.finished) return;
+  st.date_items += reply.page.data.size();
+  if (++st.date_pages_done == st.date_pages) {
+    if (st.date_items != st.date_total) return dates_by_cursor(self);
+    return dates_complete(self);
+  }
+  pump_date_pages(self);
+}
+
+void fetch_date_page(orderer_ptr self, std::uint32_t page_no) {
+  auto& st = self->state;
+  ++st.date_fetches_in_flight;
+  page_request req{st.job.job_id,
+                   st.ctx.settings.page_size,
+                   {},
+                   static_cast<std::int64_t>(page_no) * st.ctx.settings.page_size};
+  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_dates_atom::value, req)
+      .then(
+          [self, page_no, epoch = st.walk_epoch](dates_reply& reply) {
+            if (epoch != self->state.walk_epoch) {
+              --self->state.date_fetches_in_flight;
+              return;
+            }
+            on_date_page(self, page_no, reply);
+          },
+          [self](caf::error& err) {
+            finish(self, false, "timeout", "fetcher: " + to_string(err));
+          });
+}
+
+/// The data-layer walk: offset pages in flight with listing_mode::parallel (the first tells
+/// `total`), else the cursor chain.
+void start_date_walk(orderer_ptr self) {
+  auto& st = self->state;
+  if (st.ctx.settings.listing != listing_mode::parallel) return fetch_dates(self);
+  st.dates_by_offset = true;
+  st.date_pages = 1;
+  st.next_date_page = 1;
+  fetch_date_page(self, 0);
+}
 
 /// A broken data-layer walk (a page that does not parse, a cursor cycle, empty pages, an
 /// expired cursor) is walked again from the start a bounded number of times: such faults are
@@ -341,17 +467,12 @@ void walk_failed(orderer_ptr self, std::string code, std::string message, bool r
   if (!restartable || st.walk_restarts >= 3)
     return finish(self, false, std::move(code), std::move(message));
   ++st.walk_restarts;
-  if (auto s = st.dates->reset(); !s) return store_failed(self, s.err());
-  st.date_arrival = 0;
-  st.cursor.clear();
-  st.seen_cursors.clear();
-  st.empty_run = 0;
-  fetch_dates(self);
+  dates_by_cursor(self);
 }
 
 void on_dates(orderer_ptr self, dates_reply& reply) {
   auto& st = self->state;
-  if (st.finished) return;
+  if (st.finished || st.dates_by_offset) return;
   ++st.result.requests;
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
   if (!reply.ok) {
@@ -362,15 +483,11 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
     return walk_failed(self, std::move(code), std::move(msg),
                        f.cursor_rejected || f.kind == "decode");
   }
-  std::array<std::uint8_t, dates_width> rec{};
-  for (const auto& d : reply.page.data) {
-    std::memcpy(rec.data(), d.accounting_entry_id.bytes.data(), 16);
-    put_be(rec.data() + 16, st.date_arrival++, 4);
-    put_be(rec.data() + 20, biased(d.date_ms), 8);
-    if (auto s = st.dates->add(rec.data()); !s) return store_failed(self, s.err());
-  }
+  add_dates(self, reply.page.data, st.date_arrival);
+  if (st.finished) return;
+  st.date_arrival += static_cast<std::uint32_t>(reply.page.data.size());
   const auto& pg = reply.page.pagination;
-  if (!pg.has_next_page) return order_by_date(self);
+  if (!pg.has_next_page) return dates_complete(self);
   std::string end = pg.end_cursor.value_or("");
   if (reply.page.data.empty()) {
     if (++st.empty_run > st.ctx.settings.max_empty_pages)
@@ -421,7 +538,7 @@ phase_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
           return pump_chunks(self);
         s.dates = std::make_unique<storage::external_sorter>(
             *s.ctx.store, s.job.job_id, dates_space, dates_width, s.ctx.settings.sort_run_items);
-        fetch_dates(self);
+        start_date_walk(self);
       },
   };
 }

@@ -94,6 +94,19 @@ store_status external_sorter::seal() {
     if (auto st = spill(); !st) return st;
   }
   buffer_ = {};  // release the run buffer: merging needs one segment per run
+  return open_cursors();
+}
+
+store_status external_sorter::rewind() {
+  if (!sealed_)
+    return make_error(store_errc::invalid_argument, "external_sorter: rewind before seal");
+  mem_pos_ = 0;
+  return runs_ == 0 ? ok_v : open_cursors();
+}
+
+store_status external_sorter::open_cursors() {
+  cursors_.clear();
+  heap_.clear();
   auto greater = [this](const run_cursor* a, const run_cursor* b) {
     return less(b->current(), a->current());
   };

@@ -43,6 +43,8 @@ class external_sorter {
   /// The next record in order, or nullptr after the last. The pointer stays valid until the
   /// next call. After seal() only.
   store_result<const std::uint8_t*> next();
+  /// Starts next() over from the first record (after seal() only).
+  store_status rewind();
   /// Forgets everything added and drops the runs written: back to the input phase.
   store_status reset();
 
@@ -55,6 +57,7 @@ class external_sorter {
   struct run_cursor;
 
   store_status spill();
+  store_status open_cursors();
   store_status load_segment(run_cursor& c);
   bool less(const std::uint8_t* a, const std::uint8_t* b) const noexcept;
   void sort_buffer();

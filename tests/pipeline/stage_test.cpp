@@ -328,6 +328,41 @@ TEST(Stage, ParallelListingThatRepeatsAnItemFallsBackToCursors) {
   }
 }
 
+TEST(Stage, DataLayerWalkUsesOffsetPagesAndFallsBackToCursors) {
+  // chronological + parallel listing: the data layer's dates come by offset pages in flight.
+  // A shifted offset page (an item twice, one missing, count unchanged) would leave an item
+  // undated and out of place: the repeat is seen and the walk is done again with cursors.
+  for (const char* faults : {"", "export_items:duplicate@nth=3"}) {
+    auto c = one_job(12, 2345, faults);
+    auto s = start_sim(c);
+    ASSERT_TRUE(s);
+    temp_dir dir;
+    auto cfg = config_for(*s);
+    cfg.settings.parallel_requests = 4;
+    cfg.settings.sort_run_items = 500;
+    auto jobs = in_progress_jobs(*s);
+    auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
+    ASSERT_TRUE(report.ok());
+    auto* o = outcome_of(report.value(), jobs.front());
+    ASSERT_NE(o, nullptr);
+    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
+    EXPECT_EQ(o->stats.undated, 0U);
+    expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
+                        read_lines(dir.path() / "out.ndjson"));
+    std::size_t offset_requests = 0, cursor_requests = 0;
+    for (auto& r : s->request_log()) {
+      if (r.endpoint != "export_items") continue;
+      offset_requests += r.target.find("offset=") != std::string::npos;
+      cursor_requests += r.target.find("after=") != std::string::npos;
+    }
+    EXPECT_EQ(offset_requests, 24U) << faults;  // 24 pages of 100
+    if (std::string(faults).empty())
+      EXPECT_EQ(cursor_requests, 0U);
+    else
+      EXPECT_EQ(cursor_requests, 23U) << "the repeated item must send the walk back to cursors";
+  }
+}
+
 TEST(Stage, SortedRunsSpilledToTheStoreGiveTheSameOrder) {
   // Small runs: the orderer spills and merges (scope, data-layer dates and the chronological
   // sort), and the output is exactly what the in-memory path gives.

@@ -89,6 +89,8 @@ TEST_F(external_sort_test, many_runs_merge_into_byte_order) {
   auto again = s.next();  // stays at the end
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, nullptr);
+  ASSERT_TRUE(s.rewind().ok());  // and reads it all again
+  EXPECT_EQ(drain(s), sorted);
 }
 
 TEST_F(external_sort_test, input_that_fits_the_buffer_never_touches_the_store) {
@@ -101,6 +103,8 @@ TEST_F(external_sort_test, input_that_fits_the_buffer_never_touches_the_store) {
   EXPECT_EQ(scratch_segments(*store_, job_id(2), 0, 1), 0u);
   auto sorted = input;
   std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(drain(s), sorted);
+  ASSERT_TRUE(s.rewind().ok());
   EXPECT_EQ(drain(s), sorted);
 }
 
