@@ -20,8 +20,8 @@ enum class listing_mode : std::uint8_t { cursor, parallel };
 struct stage_settings {
   std::uint32_t page_size = 500;  // `limit` of control- and data-layer pages
   storage::ordering_mode ordering = storage::ordering_mode::chronological;
-  std::uint32_t credit_window = 4096;  // max unacknowledged items per job
-  std::uint32_t batch_size = 1024;     // max items per batch handed downstream
+  std::uint32_t credit_window = 16384;  // max unacknowledged items per job
+  std::uint32_t batch_size = 2048;      // max items per batch handed downstream
   listing_mode listing = listing_mode::parallel;
   std::uint32_t parallel_requests = 16;  // offset pages in flight with listing_mode::parallel
   std::uint32_t max_empty_pages = 3;     // consecutive empty pages claiming more

@@ -58,11 +58,13 @@ def run_args(args, url, jobs_file, state, out):
            "--max-jobs", str(args.max_jobs), "--listing", args.listing, "--quiet", "--summary",
            out + ".summary.json"]
     if args.sort_run_items:
-        # Small sorted runs, so that the orderer spills and merges (and is killed doing so).
+        # Small sorted runs, so that the orderer spills and merges (and is killed doing so),
+        # and a credit window well below a job's size, so that kills land between windows.
         config = os.path.join(args.work, "harness-config.json")
         if not os.path.exists(config):
             with open(config, "w") as f:
-                json.dump({"sort_run_items": args.sort_run_items}, f)
+                json.dump({"sort_run_items": args.sort_run_items, "credit_window": 1000,
+                           "batch_size": 250}, f)
         cmd += ["--config", config]
     return cmd
 
