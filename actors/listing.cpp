@@ -42,9 +42,11 @@ filter_actor::behavior_type filter_behavior(filter_actor::stateful_pointer<filte
           ++job.counters.by_remote_status[static_cast<std::size_t>(item.status)];
           if (in_scope(item.status) && job.phase != storage::job_phase::reconciling)
             ++job.counters.in_scope;  // a re-listing keeps the persisted order's scope
-          rec.items.push_back(storage::listed_item{item.accounting_entry_id, item.status,
-                                                   std::move(item.status_text),
-                                                   std::move(item.tracking)});
+          // Tracking fields are output fields: only items that may be handed on keep them
+          // (out-of-scope items would cost a random-key tracking record each, never read).
+          rec.items.push_back(storage::listed_item{
+              item.accounting_entry_id, item.status, std::move(item.status_text),
+              in_scope(item.status) ? std::move(item.tracking) : api::tracking_fields{}});
         }
         ++job.counters.pages;
         job.pages_committed = in.page_no + 1;
