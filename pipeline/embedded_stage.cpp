@@ -1,5 +1,7 @@
 #include "export_items/stage.hpp"
 
+#include <chrono>
+
 #include <caf/all.hpp>
 
 #include "pipeline/runtime.hpp"
@@ -129,9 +131,12 @@ void stage::shutdown() {
   impl_->stopped = true;
   ei::pipeline::stop_stage_actors(*impl_->host, impl_->actors);
   impl_->resources.http->stop();
-  // The store closes when the last actor holding it is gone; release ours now.
+  // The store closes (and its directory lock goes) when the last actor holding it is gone:
+  // release ours, then wait for theirs, so that the promise "store closed" holds on return
+  // (detached actors finish their cleanup on their own threads, a moment after they quit).
   impl_->actors.base.store.reset();
   impl_->resources.store.reset();
+  impl_->resources.store_closed.wait_for(std::chrono::seconds(30));
 }
 
 }  // namespace export_items

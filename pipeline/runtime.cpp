@@ -29,7 +29,13 @@ result<stage_resources, run_errc> open_resources(const stage_config& cfg,
     res.http->stop();
     return make_error(run_errc::state_dir, opened.err().message);
   }
-  res.store = std::shared_ptr<storage::state_store>(std::move(opened.value()));
+  auto closed = std::make_shared<std::promise<void>>();
+  res.store_closed = closed->get_future().share();
+  res.store = std::shared_ptr<storage::state_store>(opened.value().release(),
+                                                    [closed](storage::state_store* s) {
+                                                      delete s;
+                                                      closed->set_value();
+                                                    });
   return res;
 }
 

@@ -3,6 +3,7 @@
 // given system. Used by run_stage (its own system) and by the embedding API (the host's).
 #pragma once
 
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ namespace ei::pipeline {
 struct stage_resources {
   std::shared_ptr<api::http_client> http;
   std::shared_ptr<storage::state_store> store;
+  /// Ready once the store has been destroyed (closed, directory lock released), which happens
+  /// on whichever thread drops the last reference: wait on it to know the lock is gone.
+  std::shared_future<void> store_closed;
 };
 
 /// Creates the HTTP client for `cfg.http` (base_url set) and opens the state store (taking its

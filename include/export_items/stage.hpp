@@ -94,7 +94,9 @@ class stage {
 
   /// Stops the stage's actors and closes the HTTP client and the state store. Call it after
   /// the batches have reported: acknowledgements that arrive later are not recorded (the
-  /// items are then redelivered by the next run, never lost). Idempotent.
+  /// items are then redelivered by the next run, never lost). Blocks until every stage actor
+  /// that held the store is gone (bounded: 30 s), so that the directory lock is released when
+  /// it returns and a new stage may open it. Idempotent.
   void shutdown();
 
   ~stage();

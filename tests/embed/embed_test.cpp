@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -128,8 +129,19 @@ TEST(Embed, StageRunsInsideTheHostSystemAndAcksBySequence) {
   EXPECT_EQ(complete, in_progress);
   EXPECT_EQ(book->redeliveries, 0U);
   {
-    std::lock_guard<std::mutex> lock(*seen_mutex);
-    EXPECT_EQ(seen->size(), jobs.size());  // the listener heard about every job
+    // The listener heard about every job. Its messages and the report travel to different
+    // actors, so the last outcome may still be in the listener's mailbox: wait (bounded).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::size_t heard = 0;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(*seen_mutex);
+        heard = seen->size();
+      }
+      if (heard >= jobs.size() || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(heard, jobs.size());
   }
 
   // Clean shutdown, then a second stage on the same state directory: nothing to redo.
