@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -174,27 +175,36 @@ sink_impl::behavior_type sink_behavior(sink_ptr self, ndjson_sink_options option
 }  // namespace
 
 void append_ndjson_line(std::string& out, const delivery_item& item) {
-  char id[36];
-  out += "{\"jobId\":\"";
-  item.job_id.format_to(id);
-  out.append(id, 36);
-  out += "\",\"accountingEntryId\":\"";
-  item.accounting_entry_id.format_to(id);
-  out.append(id, 36);
-  out += "\",\"status\":";
+  using namespace std::string_view_literals;  // literals with their length: no strlen per line
+  char buf[36];
+  out += R"({"jobId":")"sv;
+  item.job_id.format_to(buf);
+  out.append(buf, 36);
+  out += R"(","accountingEntryId":")"sv;
+  item.accounting_entry_id.format_to(buf);
+  out.append(buf, 36);
+  out += R"(","status":)"sv;
   append_json_string(out, item.status == api::item_status::unknown
                               ? std::string_view(item.status_text)
                               : api::to_string(item.status));
-  out += ",\"sequence\":";
-  out += std::to_string(item.sequence);
-  out += ",\"attempt\":";
-  out += std::to_string(item.attempt);
-  out += item.redelivery ? ",\"redelivery\":true" : ",\"redelivery\":false";
-  append_optional(out, "exportedAt", item.tracking.exported_at);
-  append_optional(out, "externalId", item.tracking.external_id);
-  append_optional(out, "externalUrl", item.tracking.external_url);
-  append_optional(out, "failureReason", item.tracking.failure_reason);
-  append_optional(out, "failureReasonType", item.tracking.failure_reason_type);
+  out += R"(,"sequence":)"sv;
+  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + 36, item.sequence).ptr - buf));
+  out += R"(,"attempt":)"sv;
+  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + 36, item.attempt).ptr - buf));
+  out += item.redelivery ? R"(,"redelivery":true)"sv : R"(,"redelivery":false)"sv;
+  const auto& t = item.tracking;
+  if (!t.exported_at && !t.external_id && !t.external_url && !t.failure_reason &&
+      !t.failure_reason_type) {
+    // The common case (items not exported yet): the whole null tail at once.
+    out +=
+        R"(,"exportedAt":null,"externalId":null,"externalUrl":null,"failureReason":null,"failureReasonType":null})"sv;
+    return;
+  }
+  append_optional(out, "exportedAt", t.exported_at);
+  append_optional(out, "externalId", t.external_id);
+  append_optional(out, "externalUrl", t.external_url);
+  append_optional(out, "failureReason", t.failure_reason);
+  append_optional(out, "failureReasonType", t.failure_reason_type);
   out.push_back('}');
 }
 

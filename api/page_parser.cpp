@@ -224,7 +224,18 @@ class reader {
       }
       if (key == "exportJobId") {
         seen |= k_job;
-        return uuid_value(fv, p.field(key), out.export_job_id);
+        // Every item of a page names the same job: parse its text once per page.
+        std::string_view text;
+        if (!string(fv, p.field(key), detail::k_uuid, text)) return false;
+        if (!job_text_.empty() && text == job_text_) {
+          out.export_job_id = job_id_;
+          return true;
+        }
+        auto parsed = uuid::parse(text);
+        if (!parsed) return fail(detail::invalid_uuid(where_, p.field(key), text));
+        out.export_job_id = job_id_ = *parsed;
+        job_text_.assign(text);
+        return true;
       }
       if (key == "status") {
         seen |= k_status;
@@ -390,6 +401,8 @@ class reader {
   std::string_view where_;
   std::string_view body_;
   std::optional<error<codec_errc>> err_;
+  std::string job_text_;  // the last exportJobId text seen, and its value
+  uuid job_id_;
 };
 
 }  // namespace
