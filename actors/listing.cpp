@@ -16,6 +16,16 @@ bool in_scope(api::item_status s) noexcept {
   return s == api::item_status::pending || s == api::item_status::in_progress;
 }
 
+page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no) {
+  return page_request{job_id, page_size, {}, static_cast<std::int64_t>(page_no) * page_size};
+}
+
+std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept {
+  const std::uint64_t n = static_cast<std::uint64_t>(std::max<std::int64_t>(0, total));
+  const std::uint64_t size = std::max<std::uint32_t>(1, page_size);
+  return static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (n + size - 1) / size));
+}
+
 namespace {
 
 struct filter_state {
@@ -215,9 +225,7 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
     }
     st.total = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *reply.page.pagination.total));
     st.result.total_reported = static_cast<std::int64_t>(st.total);
-    const std::uint64_t size = std::max<std::uint32_t>(1, st.ctx.settings.page_size);
-    st.page_count =
-        static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (st.total + size - 1) / size));
+    st.page_count = offset_page_count(*reply.page.pagination.total, st.ctx.settings.page_size);
   }
   st.arrived.emplace(page_no, std::move(reply.page));
   drain_parallel(self);
@@ -227,10 +235,7 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
 void fetch_offset(paginator_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
   ++st.fetches_in_flight;
-  page_request req{st.job.job_id,
-                   st.ctx.settings.page_size,
-                   {},
-                   static_cast<std::int64_t>(page_no) * st.ctx.settings.page_size};
+  const auto req = offset_page(st.job.job_id, st.ctx.settings.page_size, page_no);
   self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
       .then([self, page_no](items_reply& reply) { on_offset_page(self, page_no, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });

@@ -412,9 +412,7 @@ void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
     if (!reply.page.pagination.total) return dates_by_cursor(self);
     st.date_total =
         static_cast<std::uint64_t>(std::max<std::int64_t>(0, *reply.page.pagination.total));
-    const std::uint64_t size = std::max<std::uint32_t>(1, st.ctx.settings.page_size);
-    st.date_pages =
-        static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (st.date_total + size - 1) / size));
+    st.date_pages = offset_page_count(*reply.page.pagination.total, st.ctx.settings.page_size);
   }
   // Arrival = position in the walk, whatever order the pages come back in.
   add_dates(self, reply.page.data, std::uint64_t{page_no} * st.ctx.settings.page_size);
@@ -430,10 +428,7 @@ void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
 void fetch_date_page(orderer_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
   ++st.date_fetches_in_flight;
-  page_request req{st.job.job_id,
-                   st.ctx.settings.page_size,
-                   {},
-                   static_cast<std::int64_t>(page_no) * st.ctx.settings.page_size};
+  const auto req = offset_page(st.job.job_id, st.ctx.settings.page_size, page_no);
   self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_dates_atom::value, req)
       .then(
           [self, page_no, epoch = st.walk_epoch](dates_reply& reply) {

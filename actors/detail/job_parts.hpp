@@ -61,6 +61,11 @@ void finish_phase(Self self, bool ok, std::string code, std::string message, Com
 /// The scope rule of DESIGN.md for a first listing: pending and in_progress are in scope.
 bool in_scope(api::item_status s) noexcept;
 
+/// Offset listing (listing_mode::parallel), shared by the paginator and the orderer's
+/// data-layer walk: the request for page `page_no`, and how many pages `total` items make.
+page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no);
+std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept;
+
 }  // namespace ei::actors::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::detail::filter_input)

@@ -124,6 +124,18 @@ const actors::job_outcome* outcome_of(const pipeline::run_report& r, const api::
   return nullptr;
 }
 
+/// Requests the simulator saw on `endpoint`: by offset, and by cursor (`after=`).
+std::pair<std::size_t, std::size_t> offset_and_cursor_requests(const sim::simulator& s,
+                                                               std::string_view endpoint) {
+  std::size_t offset = 0, cursor = 0;
+  for (auto& r : s.request_log()) {
+    if (r.endpoint != endpoint) continue;
+    offset += r.target.find("offset=") != std::string::npos;
+    cursor += r.target.find("after=") != std::string::npos;
+  }
+  return {offset, cursor};
+}
+
 void expect_exact_output(const sim::simulator& s, const api::uuid& job, storage::ordering_mode mode,
                          const std::vector<line>& lines) {
   std::vector<std::string> got;
@@ -286,12 +298,7 @@ TEST(Stage, ParallelOffsetListingGivesTheSameOutput) {
     EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
     expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
                         read_lines(dir.path() / "out.ndjson"));
-    std::size_t offset_requests = 0, cursor_requests = 0;
-    for (auto& r : s->request_log()) {
-      if (r.endpoint != "items") continue;
-      offset_requests += r.target.find("offset=") != std::string::npos;
-      cursor_requests += r.target.find("after=") != std::string::npos;
-    }
+    const auto [offset_requests, cursor_requests] = offset_and_cursor_requests(*s, "items");
     EXPECT_EQ(offset_requests, 24U) << faults;  // 24 pages of 100, every one by offset
     if (std::string(faults).empty())
       EXPECT_EQ(cursor_requests, 0U);
@@ -320,10 +327,8 @@ TEST(Stage, ParallelListingThatRepeatsAnItemFallsBackToCursors) {
     ASSERT_NE(o, nullptr);
     EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
     expect_exact_output(*s, jobs.front(), mode, read_lines(dir.path() / "out.ndjson"));
-    std::size_t cursor_requests = 0;
-    for (auto& r : s->request_log())
-      cursor_requests += r.endpoint == "items" && r.target.find("after=") != std::string::npos;
-    EXPECT_GT(cursor_requests, 0U) << "a repeated item must send the listing back to cursors";
+    EXPECT_GT(offset_and_cursor_requests(*s, "items").second, 0U)
+        << "a repeated item must send the listing back to cursors";
     EXPECT_EQ(o->stats.duplicates, 0U);  // the cursor listing's count, not the offset one's
   }
 }
@@ -349,12 +354,7 @@ TEST(Stage, DataLayerWalkUsesOffsetPagesAndFallsBackToCursors) {
     EXPECT_EQ(o->stats.undated, 0U);
     expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
                         read_lines(dir.path() / "out.ndjson"));
-    std::size_t offset_requests = 0, cursor_requests = 0;
-    for (auto& r : s->request_log()) {
-      if (r.endpoint != "export_items") continue;
-      offset_requests += r.target.find("offset=") != std::string::npos;
-      cursor_requests += r.target.find("after=") != std::string::npos;
-    }
+    const auto [offset_requests, cursor_requests] = offset_and_cursor_requests(*s, "export_items");
     EXPECT_EQ(offset_requests, 24U) << faults;  // 24 pages of 100
     if (std::string(faults).empty())
       EXPECT_EQ(cursor_requests, 0U);
