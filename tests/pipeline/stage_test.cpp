@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -151,6 +153,49 @@ void expect_exact_output(const sim::simulator& s, const api::uuid& job, storage:
   EXPECT_EQ(got, expected_order(s, job, mode));
 }
 
+/// One job through the stage on its own simulator (`tune` adjusts the configuration): the job
+/// must complete with exactly its in-scope items in `mode` order. The simulator stays up for
+/// the caller's checks of its request log; `stats` are the job's.
+struct exact_run {
+  std::unique_ptr<sim::simulator> sim;
+  actors::job_stats stats;
+};
+std::optional<exact_run> run_one_exactly(const sim::sim_config& c, storage::ordering_mode mode,
+                                         const std::function<void(pipeline::stage_config&)>& tune) {
+  exact_run out;
+  out.sim = start_sim(c);
+  if (!out.sim) {
+    ADD_FAILURE() << "simulator did not start";
+    return std::nullopt;
+  }
+  temp_dir dir;
+  auto cfg = config_for(*out.sim);
+  cfg.settings.ordering = mode;
+  tune(cfg);
+  auto jobs = in_progress_jobs(*out.sim);
+  auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
+  if (!report.ok()) {
+    ADD_FAILURE() << report.err().message;
+    return std::nullopt;
+  }
+  auto* o = outcome_of(report.value(), jobs.front());
+  if (o == nullptr) {
+    ADD_FAILURE() << "no outcome for the job";
+    return std::nullopt;
+  }
+  EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
+  expect_exact_output(*out.sim, jobs.front(), mode, read_lines(dir.path() / "out.ndjson"));
+  auto store = storage::state_store::open(dir.path() / "state");
+  EXPECT_TRUE(store.ok()) << store.err().message;
+  if (store.ok()) {
+    auto problems = store.value()->verify();
+    EXPECT_TRUE(problems.ok() && problems->empty())
+        << (problems.ok() && !problems->empty() ? problems->front() : std::string{"verify failed"});
+  }
+  out.stats = o->stats;
+  return out;
+}
+
 TEST(Stage, EmitsExactlyTheInScopeItemsInChronologicalOrder) {
   sim::sim_config c;
   c.seed = 7;
@@ -283,22 +328,13 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Stage, ParallelOffsetListingGivesTheSameOutput) {
   for (const char* faults : {"", "items:empty_page@nth=3"}) {
-    auto c = one_job(8, 2345, faults);
-    auto s = start_sim(c);
-    ASSERT_TRUE(s);
-    temp_dir dir;
-    auto cfg = config_for(*s);
-    cfg.settings.listing = actors::listing_mode::parallel;
-    cfg.settings.parallel_requests = 6;
-    auto jobs = in_progress_jobs(*s);
-    auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
-    ASSERT_TRUE(report.ok());
-    auto* o = outcome_of(report.value(), jobs.front());
-    ASSERT_NE(o, nullptr);
-    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-    expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
-                        read_lines(dir.path() / "out.ndjson"));
-    const auto [offset_requests, cursor_requests] = offset_and_cursor_requests(*s, "items");
+    auto run = run_one_exactly(one_job(8, 2345, faults), storage::ordering_mode::chronological,
+                               [](pipeline::stage_config& cfg) {
+                                 cfg.settings.listing = actors::listing_mode::parallel;
+                                 cfg.settings.parallel_requests = 6;
+                               });
+    ASSERT_TRUE(run);
+    const auto [offset_requests, cursor_requests] = offset_and_cursor_requests(*run->sim, "items");
     EXPECT_EQ(offset_requests, 24U) << faults;  // 24 pages of 100, every one by offset
     if (std::string(faults).empty())
       EXPECT_EQ(cursor_requests, 0U);
@@ -312,24 +348,15 @@ TEST(Stage, ParallelListingThatRepeatsAnItemFallsBackToCursors) {
   // twice and another not at all. The orderer's deduplication sees the repeat, and the job is
   // listed again with cursors, in both orders.
   for (auto mode : {storage::ordering_mode::entry_id, storage::ordering_mode::chronological}) {
-    auto c = one_job(8, 2345, "items:duplicate@nth=5");
-    auto s = start_sim(c);
-    ASSERT_TRUE(s);
-    temp_dir dir;
-    auto cfg = config_for(*s);
-    cfg.settings.ordering = mode;
-    cfg.settings.listing = actors::listing_mode::parallel;
-    cfg.settings.parallel_requests = 4;
-    auto jobs = in_progress_jobs(*s);
-    auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
-    ASSERT_TRUE(report.ok());
-    auto* o = outcome_of(report.value(), jobs.front());
-    ASSERT_NE(o, nullptr);
-    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-    expect_exact_output(*s, jobs.front(), mode, read_lines(dir.path() / "out.ndjson"));
-    EXPECT_GT(offset_and_cursor_requests(*s, "items").second, 0U)
+    auto run = run_one_exactly(one_job(8, 2345, "items:duplicate@nth=5"), mode,
+                               [](pipeline::stage_config& cfg) {
+                                 cfg.settings.listing = actors::listing_mode::parallel;
+                                 cfg.settings.parallel_requests = 4;
+                               });
+    ASSERT_TRUE(run);
+    EXPECT_GT(offset_and_cursor_requests(*run->sim, "items").second, 0U)
         << "a repeated item must send the listing back to cursors";
-    EXPECT_EQ(o->stats.duplicates, 0U);  // the cursor listing's count, not the offset one's
+    EXPECT_EQ(run->stats.duplicates, 0U);  // the cursor listing's count, not the offset one's
   }
 }
 
@@ -338,23 +365,15 @@ TEST(Stage, DataLayerWalkUsesOffsetPagesAndFallsBackToCursors) {
   // A shifted offset page (an item twice, one missing, count unchanged) would leave an item
   // undated and out of place: the repeat is seen and the walk is done again with cursors.
   for (const char* faults : {"", "export_items:duplicate@nth=3"}) {
-    auto c = one_job(12, 2345, faults);
-    auto s = start_sim(c);
-    ASSERT_TRUE(s);
-    temp_dir dir;
-    auto cfg = config_for(*s);
-    cfg.settings.parallel_requests = 4;
-    cfg.settings.sort_run_items = 500;
-    auto jobs = in_progress_jobs(*s);
-    auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
-    ASSERT_TRUE(report.ok());
-    auto* o = outcome_of(report.value(), jobs.front());
-    ASSERT_NE(o, nullptr);
-    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-    EXPECT_EQ(o->stats.undated, 0U);
-    expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
-                        read_lines(dir.path() / "out.ndjson"));
-    const auto [offset_requests, cursor_requests] = offset_and_cursor_requests(*s, "export_items");
+    auto run = run_one_exactly(one_job(12, 2345, faults), storage::ordering_mode::chronological,
+                               [](pipeline::stage_config& cfg) {
+                                 cfg.settings.parallel_requests = 4;
+                                 cfg.settings.sort_run_items = 500;
+                               });
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->stats.undated, 0U);
+    const auto [offset_requests, cursor_requests] =
+        offset_and_cursor_requests(*run->sim, "export_items");
     EXPECT_EQ(offset_requests, 24U) << faults;  // 24 pages of 100
     if (std::string(faults).empty())
       EXPECT_EQ(cursor_requests, 0U);
@@ -365,29 +384,16 @@ TEST(Stage, DataLayerWalkUsesOffsetPagesAndFallsBackToCursors) {
 
 TEST(Stage, SortedRunsSpilledToTheStoreGiveTheSameOrder) {
   // Small runs: the orderer spills and merges (scope, data-layer dates and the chronological
-  // sort), and the output is exactly what the in-memory path gives.
+  // sort), and the output is exactly what the in-memory path gives; no runs are left behind.
   for (auto mode : {storage::ordering_mode::entry_id, storage::ordering_mode::chronological}) {
-    auto c = one_job(21, 3001, "items:duplicate@nth=3");
-    auto s = start_sim(c);
-    ASSERT_TRUE(s);
-    temp_dir dir;
-    auto cfg = config_for(*s);
-    cfg.settings.ordering = mode;
-    cfg.settings.listing = actors::listing_mode::cursor;  // the duplicate fault is a cursor's
-    cfg.settings.sort_run_items = 64;
-    auto jobs = in_progress_jobs(*s);
-    auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
-    ASSERT_TRUE(report.ok());
-    auto* o = outcome_of(report.value(), jobs.front());
-    ASSERT_NE(o, nullptr);
-    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-    EXPECT_EQ(o->stats.duplicates, 1U);  // the repeated item is counted once and emitted once
-    expect_exact_output(*s, jobs.front(), mode, read_lines(dir.path() / "out.ndjson"));
-    auto store = storage::state_store::open(dir.path() / "state");
-    ASSERT_TRUE(store.ok()) << store.err().message;
-    auto problems = store.value()->verify();
-    ASSERT_TRUE(problems.ok());
-    EXPECT_TRUE(problems->empty()) << problems->front();  // no sorted runs left behind
+    auto run = run_one_exactly(one_job(21, 3001, "items:duplicate@nth=3"), mode,
+                               [](pipeline::stage_config& cfg) {
+                                 // the duplicate fault is a cursor's
+                                 cfg.settings.listing = actors::listing_mode::cursor;
+                                 cfg.settings.sort_run_items = 64;
+                               });
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->stats.duplicates, 1U);  // the repeated item is counted once, emitted once
   }
 }
 
