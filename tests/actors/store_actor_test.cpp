@@ -62,11 +62,26 @@ std::vector<reply_handle> send_marks(caf::scoped_actor& self, const store_actor&
   return out;
 }
 
-/// Stops the store actor on every exit path (the actor system waits for it on destruction).
-struct stop_on_exit {
-  caf::scoped_actor& self;
+/// An actor system running the store actor over `store`, and a scoped actor to talk to it;
+/// the store actor is stopped on every exit path (the system waits for it on destruction).
+struct running_writer {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
   store_actor writer;
-  ~stop_on_exit() { self->send_exit(writer, caf::exit_reason::user_shutdown); }
+  std::unique_ptr<caf::scoped_actor> self;
+
+  explicit running_writer(std::shared_ptr<storage::state_store> store) {
+    cfg.set("scheduler.max-threads", std::size_t{2});
+    sys = std::make_unique<caf::actor_system>(cfg);
+    writer = spawn_store_actor(*sys, std::move(store));
+    self = std::make_unique<caf::scoped_actor>(*sys);
+  }
+  ~running_writer() {
+    (*self)->send_exit(writer, caf::exit_reason::user_shutdown);
+    self.reset();
+    writer = nullptr;  // the system waits for every actor a handle still keeps alive
+    sys.reset();
+  }
 };
 
 std::size_t count_ok(std::vector<reply_handle>& handles) {
@@ -86,12 +101,9 @@ std::size_t count_ok(std::vector<reply_handle>& handles) {
 TEST(StoreActor, RepliesToCommitsOnlyAfterOneSharedFsync) {
   fixture f{storage::sync_policy::commits};
   ASSERT_TRUE(f.store);
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", std::size_t{2});
-  caf::actor_system sys{cfg};
-  auto writer = spawn_store_actor(sys, f.store);
-  caf::scoped_actor self{sys};
-  stop_on_exit stop{self, writer};
+  running_writer run{f.store};
+  auto& self = *run.self;
+  const auto& writer = run.writer;
   {
     fdatasync_hook::release_guard guard;
     const auto before = fdatasync_hook::calls();
@@ -118,12 +130,9 @@ TEST(StoreActor, RepliesToCommitsOnlyAfterOneSharedFsync) {
 TEST(StoreActor, RejectedWriteIsRepliedAtOnceAndOthersStillCommit) {
   fixture f{storage::sync_policy::commits};
   ASSERT_TRUE(f.store);
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", std::size_t{2});
-  caf::actor_system sys{cfg};
-  auto writer = spawn_store_actor(sys, f.store);
-  caf::scoped_actor self{sys};
-  stop_on_exit stop{self, writer};
+  running_writer run{f.store};
+  auto& self = *run.self;
+  const auto& writer = run.writer;
   auto good =
       self->request(writer, caf::infinite, dispatch_atom::value, dispatch_mark{f.job, 7, {}});
   auto bad = self->request(writer, caf::infinite, dispatch_atom::value,
@@ -144,12 +153,9 @@ TEST(StoreActor, RejectedWriteIsRepliedAtOnceAndOthersStillCommit) {
 TEST(StoreActor, NonePolicyNeverFsyncs) {
   fixture f{storage::sync_policy::none};
   ASSERT_TRUE(f.store);
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", std::size_t{2});
-  caf::actor_system sys{cfg};
-  auto writer = spawn_store_actor(sys, f.store);
-  caf::scoped_actor self{sys};
-  stop_on_exit stop{self, writer};
+  running_writer run{f.store};
+  auto& self = *run.self;
+  const auto& writer = run.writer;
   const auto before = fdatasync_hook::calls();
   auto handles = send_marks(self, writer, f.job);
   EXPECT_EQ(count_ok(handles), 2 * requests);
