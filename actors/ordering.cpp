@@ -18,6 +18,7 @@
 
 #include "actors/detail/job_parts.hpp"
 #include "actors/reconcile.hpp"
+#include "actors/detail/scope_records.hpp"
 #include "storage/external_sort.hpp"
 
 namespace ei::actors::detail {
@@ -31,9 +32,7 @@ constexpr std::uint8_t scope_space = 0;
 constexpr std::uint8_t dates_space = 1;
 constexpr std::uint8_t chrono_space = 2;
 
-// Scope record: id (16) | arrival u32 BE | status u8 | flags u8 (bit0: has tracking).
-// Sorted by (id, arrival): the last record of an id is its latest listing.
-constexpr std::uint8_t scope_width = 22;
+// Scope records: detail/scope_records.hpp.
 // Date record: id (16) | arrival u32 BE | date (8, biased BE). The first of an id wins.
 constexpr std::uint8_t dates_width = 28;
 // Chronological record: date (8, biased BE; undated = all ones) | id (16) | status | flags.
@@ -41,29 +40,11 @@ constexpr std::uint8_t chrono_width = 26;
 
 constexpr std::uint32_t max_chunks_in_flight = 4;
 
-void put_be(std::uint8_t* p, std::uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, v >>= 8)
-    p[i] = static_cast<std::uint8_t>(v & 0xff);
-}
-
-std::uint64_t get_be(const std::uint8_t* p, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 /// Signed milliseconds → unsigned with the same order (flip the sign bit).
 std::uint64_t biased(std::int64_t ms) {
   return static_cast<std::uint64_t>(ms) ^ (std::uint64_t{1} << 63);
 }
 constexpr std::uint64_t undated_key = ~std::uint64_t{0};
-
-api::uuid uuid_at(const std::uint8_t* p) {
-  api::uuid u;
-  std::memcpy(u.bytes.data(), p, 16);
-  return u;
-}
 
 struct orderer_state {
   job_context ctx;
@@ -75,9 +56,7 @@ struct orderer_state {
   std::uint64_t scope_candidates = 0;  // records listed in a status the scope may take
   bool offset_listing = false;         // the listing used offset pages (listing_mode::parallel)
   bool offset_duplicate = false;       // ... and returned an item twice
-  // Dedup over the merged scope: the record read ahead of the current id group.
-  std::optional<std::array<std::uint8_t, scope_width>> lookahead;
-  bool scope_exhausted = false;
+  std::unique_ptr<latest_listing> latest;  // the merged scope, one entry per id
   // Data-layer walk.
   std::uint32_t date_arrival = 0;
   std::uint32_t walk_epoch = 0;  // replies of an abandoned walk are dropped
@@ -118,23 +97,15 @@ void store_failed(orderer_ptr self, const error<storage::store_errc>& e) {
 bool fill_scope(orderer_ptr self) {
   auto& st = self->state;
   store_status added = ok_v;
+  std::uint32_t arrival = 0;
   auto walked = st.ctx.store->for_each_page_entries(
       st.job.job_id, st.job.listing_epoch,
       [&](const storage::page_record& page, std::span<const storage::order_entry> entries) {
         if (page.page_no > 0 && page.request_cursor.empty()) st.offset_listing = true;
-        std::array<std::uint8_t, scope_width> rec{};
-        for (const auto& e : entries) {
-          std::memcpy(rec.data(), e.id.bytes.data(), 16);
-          put_be(rec.data() + 16, static_cast<std::uint32_t>(st.scope->added()), 4);
-          rec[20] = static_cast<std::uint8_t>(e.remote_status);
-          rec[21] = e.has_tracking ? 1 : 0;
-          if (e.remote_status == api::item_status::pending ||
-              e.remote_status == api::item_status::in_progress)
-            ++st.scope_candidates;
-          added = st.scope->add(rec.data());
-          if (!added) return false;
-        }
-        return true;
+        for (const auto& e : entries)
+          st.scope_candidates += in_scope(e.remote_status) ? 1 : 0;
+        added = add_scope_records(*st.scope, entries, arrival);
+        return added.ok();
       });
   if (!walked) {
     store_failed(self, walked.err());
@@ -148,6 +119,7 @@ bool fill_scope(orderer_ptr self) {
     store_failed(self, sealed.err());
     return false;
   }
+  st.latest = std::make_unique<latest_listing>(*st.scope);
   // by_remote_status stays as the listing counted it (every listed record, duplicates
   // included: storage::job_counters); the rest is counted by the merge.
   auto& counters = st.job.counters;
@@ -163,46 +135,18 @@ bool fill_scope(orderer_ptr self) {
 result<std::optional<storage::order_entry>, storage::store_errc> next_scoped(orderer_ptr self) {
   auto& st = self->state;
   auto& counters = st.job.counters;
-  auto read = [&]() -> store_result<bool> {
-    auto r = st.scope->next();
-    if (!r) return std::move(r).err();
-    if (*r == nullptr) {
-      st.lookahead.reset();
-      return false;
+  for (;;) {
+    auto next = st.latest->next();
+    if (!next) return std::move(next).err();
+    counters.duplicates = st.latest->duplicates();
+    if (st.offset_listing && counters.duplicates > 0) {
+      st.offset_duplicate = true;
+      return make_error(storage::store_errc::invalid_argument,
+                        "the offset listing returned an item twice, so another may have been "
+                        "skipped; listing again with cursors");
     }
-    st.lookahead.emplace();
-    std::memcpy(st.lookahead->data(), *r, scope_width);
-    return true;
-  };
-  if (!st.lookahead && !st.scope_exhausted) {
-    auto first = read();
-    if (!first) return std::move(first).err();
-    st.scope_exhausted = !*first;
-  }
-  while (!st.scope_exhausted) {
-    auto current = *st.lookahead;
-    // The group of this id: the last record (latest listing) wins.
-    for (;;) {
-      auto more = read();
-      if (!more) return std::move(more).err();
-      if (!*more) {
-        st.scope_exhausted = true;
-        break;
-      }
-      if (std::memcmp(st.lookahead->data(), current.data(), 16) != 0) break;
-      ++counters.duplicates;
-      if (st.offset_listing) {
-        st.offset_duplicate = true;
-        return make_error(storage::store_errc::invalid_argument,
-                          "the offset listing returned item " +
-                              uuid_at(current.data()).to_string() +
-                              " twice, so another may have been skipped; listing again with "
-                              "cursors");
-      }
-      current = *st.lookahead;
-    }
-    storage::order_entry e{uuid_at(current.data()), static_cast<api::item_status>(current[20]),
-                           (current[21] & 1) != 0};
+    if (!*next) return std::optional<storage::order_entry>{};
+    const auto& e = **next;
     // A first listing has no local records: the table decides (state_lost only when the
     // operator says this job's state was lost).
     const auto action =
@@ -218,7 +162,6 @@ result<std::optional<storage::order_entry>, storage::store_errc> next_scoped(ord
     ++counters.in_scope;
     return std::optional<storage::order_entry>{e};
   }
-  return std::optional<storage::order_entry>{};
 }
 
 void scope_failed(orderer_ptr self, const error<storage::store_errc>& e) {

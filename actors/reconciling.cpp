@@ -4,29 +4,55 @@
 // order entry (the sequencer passes over them); items the listing shows that the order lacks
 // are appended (pending), or reported (in_progress: needs reconciliation). Then the order is
 // made official again with one synced write, and the previous listing's pages are dropped.
+//
+// Memory does not grow with the job: the re-listing and the order are sorted by id with
+// storage::external_sorter and joined; the verdict per sequence number is sorted back into
+// sequence order and applied chunk by chunk, a few chunk writes in flight. Runs detached.
 #include <algorithm>
+#include <memory>
 
 #include <caf/all.hpp>
 
 #include "actors/detail/job_parts.hpp"
+#include "actors/detail/scope_records.hpp"
 #include "actors/reconcile.hpp"
+#include "storage/external_sort.hpp"
 
 namespace ei::actors::detail {
 namespace {
 
-struct relisted {
-  api::uuid id;
-  api::item_status status;
-  bool has_tracking;
-  bool found = false;  // present in the persisted order
-};
+using storage::store_result;
+using storage::store_status;
+
+// Scratch spaces of the reconciler's sorters (the orderer's are done by now).
+constexpr std::uint8_t listing_space = 0;  // the re-listing: scope records
+constexpr std::uint8_t order_space = 1;    // the order by id: id (16) | seq u64 BE
+constexpr std::uint8_t verdict_space = 2;  // per seq: seq u64 BE | status (0xff: absent) | flags
+constexpr std::uint8_t append_space = 3;   // listed, not in the order: id (16) | status | flags
+constexpr std::uint8_t order_width = 24;
+constexpr std::uint8_t verdict_width = 10;
+constexpr std::uint8_t append_width = 18;
+constexpr std::uint8_t absent = 0xff;
+constexpr std::uint32_t max_writes_in_flight = 4;
 
 struct reconciler_state {
   job_context ctx;
   storage::job_record job;
   job_supervisor_actor supervisor;
+  storage::watermarks marks;
+  std::unique_ptr<storage::external_sorter> verdicts;  // sealed: one per seq, in seq order
+  std::unique_ptr<storage::external_sorter> appends;   // sealed: new items in id order
+  // Applying: the next chunk's first seq; the last chunk is held back for appends.
+  std::uint64_t next_first = 1;
+  std::vector<storage::order_entry> tail;
+  std::uint32_t tail_chunk = 0;
+  bool tail_dirty = false;
+  bool tail_prepared = false;
+  bool appends_done = false;
+  bool tail_flushed = false;
+  std::uint64_t new_size = 0;
   std::uint32_t writes_in_flight = 0;
-  bool all_written = false;
+  bool committing = false;
   bool finished = false;
   reconcile_result result;
   static inline const char* name = "reconciler";
@@ -39,9 +65,14 @@ void finish(reconciler_ptr self, bool ok, std::string code, std::string message)
                [](auto& st) { st.result.job = st.job; });
 }
 
+void store_failed(reconciler_ptr self, const error<storage::store_errc>& e) {
+  finish(self, false, "store", e.message);
+}
+
 void commit_order(reconciler_ptr self) {
   auto& st = self->state;
-  if (!st.all_written || st.writes_in_flight > 0 || st.finished) return;
+  st.committing = true;
+  st.job.order_size = st.new_size;
   st.job.phase = storage::job_phase::dispatching;
   st.job.listing_complete = true;
   st.job.counters.in_scope = st.job.order_size;
@@ -58,6 +89,8 @@ void commit_order(reconciler_ptr self) {
           [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
 }
 
+void pump(reconciler_ptr self);
+
 void write_chunk(reconciler_ptr self, std::uint32_t chunk_no,
                  std::vector<storage::order_entry> entries) {
   auto& st = self->state;
@@ -68,7 +101,7 @@ void write_chunk(reconciler_ptr self, std::uint32_t chunk_no,
           [self](const store_reply& r) {
             --self->state.writes_in_flight;
             if (!r.ok) return finish(self, false, "store", r.message);
-            commit_order(self);
+            pump(self);
           },
           [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
 }
@@ -80,134 +113,222 @@ void report(reconciler_ptr self, const api::uuid& id, std::optional<api::item_st
        std::string(to_string(action))});
 }
 
+/// Applies the table to one chunk of the order (seqs from `first`); true when it changed.
+store_result<bool> apply_chunk(reconciler_ptr self, std::uint64_t first,
+                               std::vector<storage::order_entry>& entries) {
+  auto& st = self->state;
+  bool changed = false;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto v = st.verdicts->next();
+    if (!v) return std::move(v).err();
+    const std::uint64_t seq = first + i;
+    if (*v == nullptr || get_be(*v, 8) != seq)
+      return make_error(storage::store_errc::corrupt,
+                        "reconciling job " + st.job.job_id.to_string() +
+                            ": no verdict for sequence " + std::to_string(seq));
+    const std::uint8_t status = (*v)[8];
+    const bool listed_tracking = ((*v)[9] & 1) != 0;
+    auto& e = entries[i];
+    const auto local = seq <= st.marks.acked_through        ? local_state::acked
+                       : seq <= st.marks.dispatched_through ? local_state::dispatched
+                                                            : local_state::scoped;
+    const auto remote =
+        status == absent ? std::nullopt
+                         : std::optional<api::item_status>(static_cast<api::item_status>(status));
+    const auto action = reconcile(remote, local, true);
+    if (action == reconcile_action::skip_done) continue;
+    if (action == reconcile_action::out_of_scope) ++st.result.skipped_out_of_scope;
+    if (action == reconcile_action::out_of_scope_reported) {
+      ++st.result.out_of_scope_reported;
+      report(self, e.id, remote, action);
+    }
+    const auto new_status = remote ? *remote : api::item_status::unknown;
+    if (e.remote_status != new_status || (listed_tracking && !e.has_tracking)) {
+      e.remote_status = new_status;
+      if (listed_tracking) e.has_tracking = true;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+/// Rewrites the order chunk by chunk, then appends, a few chunk writes in flight.
+void pump(reconciler_ptr self) {
+  auto& st = self->state;
+  const std::size_t cs = storage::state_store::order_chunk_size;
+  const std::uint64_t size = st.job.order_size;
+  while (!st.finished && st.writes_in_flight < max_writes_in_flight) {
+    if (st.next_first <= size) {
+      const auto first = st.next_first;
+      st.next_first += cs;
+      auto entries = st.ctx.store->read_order(st.job.job_id, first, cs);
+      if (!entries) return store_failed(self, entries.err());
+      auto changed = apply_chunk(self, first, *entries);
+      if (!changed) return store_failed(self, changed.err());
+      const auto chunk_no = static_cast<std::uint32_t>((first - 1) / cs);
+      if (first + cs > size) {  // the last chunk: appended items may extend it
+        st.tail = std::move(entries.value());
+        st.tail_chunk = chunk_no;
+        st.tail_dirty = *changed;
+      } else if (*changed) {
+        write_chunk(self, chunk_no, std::move(entries.value()));
+      }
+      continue;
+    }
+    if (!st.tail_prepared) {
+      st.tail_prepared = true;
+      if (st.tail.size() == cs) {  // a full last chunk is final; appends start a new one
+        if (st.tail_dirty) write_chunk(self, st.tail_chunk, std::move(st.tail));
+        st.tail.clear();
+        st.tail_dirty = false;
+        ++st.tail_chunk;
+      } else if (size == 0) {
+        st.tail_chunk = 0;
+      }
+      continue;
+    }
+    if (!st.appends_done) {
+      // Items the order lacks, in id order: pending ones are appended, in_progress ones need
+      // a person (appended only with dispatch_unreconciled).
+      auto a = st.appends->next();
+      if (!a) return store_failed(self, a.err());
+      if (*a == nullptr) {
+        st.appends_done = true;
+        continue;
+      }
+      const storage::order_entry e{uuid_at(*a), static_cast<api::item_status>((*a)[16]),
+                                   ((*a)[17] & 1) != 0};
+      const auto action = reconcile(e.remote_status, local_state::none, true);
+      bool append = action == reconcile_action::dispatch;
+      if (action == reconcile_action::needs_reconciliation) {
+        ++st.job.counters.needs_reconciliation;
+        report(self, e.id, e.remote_status, action);
+        append = st.ctx.settings.dispatch_unreconciled;
+      }
+      if (!append) continue;
+      st.tail.push_back(e);
+      st.tail_dirty = true;
+      ++st.new_size;
+      ++st.result.appended;
+      if (st.tail.size() == cs) {
+        write_chunk(self, st.tail_chunk++, std::move(st.tail));
+        st.tail.clear();
+        st.tail_dirty = false;
+      }
+      continue;
+    }
+    if (!st.tail_flushed) {
+      st.tail_flushed = true;
+      if (st.tail_dirty) write_chunk(self, st.tail_chunk, std::move(st.tail));
+      continue;
+    }
+    break;
+  }
+  if (!st.finished && st.tail_flushed && st.writes_in_flight == 0 && !st.committing)
+    commit_order(self);
+}
+
+/// Sorts the re-listing and the order by id and joins them: a verdict per seq (its item's
+/// latest listing, or absent) and the listed items the order lacks.
+status<storage::store_errc> join(reconciler_ptr self, bool& offset_duplicates) {
+  auto& st = self->state;
+  auto& store = *st.ctx.store;
+  const auto& job_id = st.job.job_id;
+  const auto run = st.ctx.settings.sort_run_items;
+  storage::external_sorter listing{store, job_id, listing_space, scope_width, run};
+  bool offset_listing = false;  // listing_mode::parallel: its pages have no request cursor
+  std::uint32_t arrival = 0;
+  store_status added = ok_v;
+  auto walked = store.for_each_page_entries(
+      job_id, st.job.listing_epoch,
+      [&](const storage::page_record& page, std::span<const storage::order_entry> entries) {
+        if (page.page_no > 0 && page.request_cursor.empty()) offset_listing = true;
+        added = add_scope_records(listing, entries, arrival);
+        return added.ok();
+      });
+  if (!walked) return walked;
+  if (!added) return added;
+  if (auto s = listing.seal(); !s) return s;
+
+  storage::external_sorter order{store, job_id, order_space, order_width, run};
+  const std::size_t cs = storage::state_store::order_chunk_size;
+  std::array<std::uint8_t, order_width> orec{};
+  for (std::uint64_t first = 1; first <= st.job.order_size; first += cs) {
+    auto entries = store.read_order(job_id, first, cs);
+    if (!entries) return std::move(entries).err();
+    for (std::size_t i = 0; i < entries->size(); ++i) {
+      std::memcpy(orec.data(), (*entries)[i].id.bytes.data(), 16);
+      put_be(orec.data() + 16, first + i, 8);
+      if (auto s = order.add(orec.data()); !s) return s;
+    }
+  }
+  if (auto s = order.seal(); !s) return s;
+
+  st.verdicts =
+      std::make_unique<storage::external_sorter>(store, job_id, verdict_space, verdict_width, run);
+  st.appends =
+      std::make_unique<storage::external_sorter>(store, job_id, append_space, append_width, run);
+  latest_listing latest{listing};
+  auto l = latest.next();
+  if (!l) return std::move(l).err();
+  auto o = order.next();
+  if (!o) return std::move(o).err();
+  std::array<std::uint8_t, verdict_width> vrec{};
+  std::array<std::uint8_t, append_width> arec{};
+  for (;;) {
+    const bool have_l = l->has_value();
+    const bool have_o = *o != nullptr;
+    if (!have_l && !have_o) break;
+    const int cmp = !have_l ? 1 : !have_o ? -1 : std::memcmp((*l)->id.bytes.data(), *o, 16);
+    if (cmp <= 0) {
+      const auto& e = **l;
+      if (cmp == 0) {  // in the order: its verdict is its latest listing
+        put_be(vrec.data(), get_be(*o + 16, 8), 8);
+        vrec[8] = static_cast<std::uint8_t>(e.remote_status);
+        vrec[9] = e.has_tracking ? 1 : 0;
+        if (auto s = st.verdicts->add(vrec.data()); !s) return s;
+        o = order.next();
+        if (!o) return std::move(o).err();
+      } else {  // listed, not in the order
+        std::memcpy(arec.data(), e.id.bytes.data(), 16);
+        arec[16] = static_cast<std::uint8_t>(e.remote_status);
+        arec[17] = e.has_tracking ? 1 : 0;
+        if (auto s = st.appends->add(arec.data()); !s) return s;
+      }
+      l = latest.next();
+      if (!l) return std::move(l).err();
+    } else {  // in the order, no longer listed
+      put_be(vrec.data(), get_be(*o + 16, 8), 8);
+      vrec[8] = absent;
+      vrec[9] = 0;
+      if (auto s = st.verdicts->add(vrec.data()); !s) return s;
+      o = order.next();
+      if (!o) return std::move(o).err();
+    }
+  }
+  st.job.counters.duplicates = latest.duplicates();
+  offset_duplicates = offset_listing && latest.duplicates() > 0;
+  if (auto s = st.verdicts->seal(); !s) return s;
+  return st.appends->seal();
+}
+
 void reconcile_order(reconciler_ptr self) {
   auto& st = self->state;
   auto wm = st.ctx.store->load_watermarks(st.job.job_id);
-  if (!wm) return finish(self, false, "store", wm.err().message);
-
-  // The re-listing, deduplicated (last listing of an item wins), sorted by id.
-  std::vector<relisted> listed;
-  bool offset_listing = false;  // listing_mode::parallel: its pages have no request cursor
-  auto walked = st.ctx.store->for_each_page(
-      st.job.job_id, st.job.listing_epoch, [&](storage::page_record&& page) {
-        if (page.page_no > 0 && page.request_cursor.empty()) offset_listing = true;
-        for (auto& item : page.items) {
-          listed.push_back({item.id, item.remote_status, !item.tracking.empty()});
-        }
-        return true;
-      });
-  if (!walked.ok()) return finish(self, false, "store", walked.err().message);
-  {
-    std::vector<std::size_t> idx(listed.size());
-    for (std::size_t i = 0; i < idx.size(); ++i)
-      idx[i] = i;
-    std::stable_sort(idx.begin(), idx.end(),
-                     [&](std::size_t a, std::size_t b) { return listed[a].id < listed[b].id; });
-    std::vector<relisted> dedup;
-    dedup.reserve(listed.size());
-    auto& counters = st.job.counters;
-    counters.by_remote_status = {};
-    counters.duplicates = 0;
-    for (std::size_t k = 0; k < idx.size(); ++k) {
-      if (k + 1 < idx.size() && listed[idx[k + 1]].id == listed[idx[k]].id) {
-        ++counters.duplicates;
-        continue;
-      }
-      dedup.push_back(listed[idx[k]]);
-      ++counters.by_remote_status[static_cast<std::size_t>(listed[idx[k]].status)];
-    }
-    listed = std::move(dedup);
-    if (offset_listing && counters.duplicates > 0)
-      return finish(self, false, "parallel_listing_mismatch",
-                    "the offset listing returned " + std::to_string(counters.duplicates) +
-                        " items twice, so others may have been skipped; listing again with "
-                        "cursors");
-  }
-  auto lookup = [&](const api::uuid& id) -> relisted* {
-    auto it = std::lower_bound(listed.begin(), listed.end(), id,
-                               [](const relisted& r, const api::uuid& k) { return r.id < k; });
-    return it != listed.end() && it->id == id ? &*it : nullptr;
-  };
-
-  // Walk the persisted order chunk by chunk; rewrite only chunks that change. The last chunk
-  // is held back: appended items may extend it.
-  const std::size_t cs = storage::state_store::order_chunk_size;
-  const std::uint64_t size = st.job.order_size;
-  std::vector<storage::order_entry> tail;
-  std::uint32_t tail_chunk = 0;
-  bool tail_dirty = false;
-  for (std::uint64_t first = 1; first <= size; first += cs) {
-    auto entries = st.ctx.store->read_order(st.job.job_id, first, cs);
-    if (!entries) return finish(self, false, "store", entries.err().message);
-    bool changed = false;
-    for (std::size_t i = 0; i < entries->size(); ++i) {
-      auto& e = (*entries)[i];
-      const std::uint64_t seq = first + i;
-      auto* r = lookup(e.id);
-      if (r != nullptr) r->found = true;
-      const auto local = seq <= wm->acked_through        ? local_state::acked
-                         : seq <= wm->dispatched_through ? local_state::dispatched
-                                                         : local_state::scoped;
-      const auto remote = r ? std::optional<api::item_status>(r->status) : std::nullopt;
-      const auto action = reconcile(remote, local, true);
-      if (action == reconcile_action::skip_done) continue;
-      if (action == reconcile_action::out_of_scope) ++st.result.skipped_out_of_scope;
-      if (action == reconcile_action::out_of_scope_reported) {
-        ++st.result.out_of_scope_reported;
-        report(self, e.id, remote, action);
-      }
-      const auto new_status = remote ? *remote : api::item_status::unknown;
-      if (e.remote_status != new_status || (r && r->has_tracking && !e.has_tracking)) {
-        e.remote_status = new_status;
-        if (r && r->has_tracking) e.has_tracking = true;
-        changed = true;
-      }
-    }
-    const auto chunk_no = static_cast<std::uint32_t>((first - 1) / cs);
-    if (first + cs > size) {
-      tail = std::move(entries.value());
-      tail_chunk = chunk_no;
-      tail_dirty = changed;
-    } else if (changed) {
-      write_chunk(self, chunk_no, std::move(entries.value()));
-    }
-  }
-  if (tail.size() == cs) {  // a full last chunk is final; appends start a new one
-    if (tail_dirty) write_chunk(self, tail_chunk, std::move(tail));
-    tail.clear();
-    tail_dirty = false;
-    ++tail_chunk;
-  } else if (size == 0) {
-    tail_chunk = 0;
-  }
-
-  // Items the order lacks: pending ones are appended (in id order), in_progress ones need a
-  // person (appended only with dispatch_unreconciled).
-  std::uint64_t new_size = size;
-  for (auto& r : listed) {
-    if (r.found) continue;
-    const auto action = reconcile(r.status, local_state::none, true);
-    bool append = action == reconcile_action::dispatch;
-    if (action == reconcile_action::needs_reconciliation) {
-      ++st.job.counters.needs_reconciliation;
-      report(self, r.id, r.status, action);
-      append = st.ctx.settings.dispatch_unreconciled;
-    }
-    if (!append) continue;
-    tail.push_back({r.id, r.status, r.has_tracking});
-    tail_dirty = true;
-    ++new_size;
-    ++st.result.appended;
-    if (tail.size() == cs) {
-      write_chunk(self, tail_chunk++, std::move(tail));
-      tail.clear();
-      tail_dirty = false;
-    }
-  }
-  if (tail_dirty) write_chunk(self, tail_chunk, std::move(tail));
-  st.job.order_size = new_size;
-  st.all_written = true;
-  commit_order(self);
+  if (!wm) return store_failed(self, wm.err());
+  st.marks = *wm;
+  // Runs left by an interrupted reconciliation (or ordering) are stale: start over.
+  if (auto dropped = st.ctx.store->drop_scratch(st.job.job_id); !dropped)
+    return store_failed(self, dropped.err());
+  bool offset_duplicates = false;
+  if (auto joined = join(self, offset_duplicates); !joined) return store_failed(self, joined.err());
+  if (offset_duplicates)
+    return finish(self, false, "parallel_listing_mismatch",
+                  "the offset listing returned " + std::to_string(st.job.counters.duplicates) +
+                      " items twice, so others may have been skipped; listing again with "
+                      "cursors");
+  st.new_size = st.job.order_size;
+  pump(self);
 }
 
 phase_actor::behavior_type reconciler_behavior(reconciler_ptr self, job_context ctx,
@@ -226,7 +347,9 @@ phase_actor::behavior_type reconciler_behavior(reconciler_ptr self, job_context 
 
 phase_actor spawn_reconciler(caf::actor_system& sys, job_context ctx, storage::job_record job,
                              job_supervisor_actor supervisor) {
-  return sys.spawn(reconciler_behavior, std::move(ctx), std::move(job), std::move(supervisor));
+  // Detached: sorting and joining read and write the store synchronously.
+  return sys.spawn<caf::detached>(reconciler_behavior, std::move(ctx), std::move(job),
+                                  std::move(supervisor));
 }
 
 status<storage::store_errc> drop_previous_epochs(storage::state_store& store,

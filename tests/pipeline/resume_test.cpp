@@ -76,6 +76,9 @@ struct fixture {
     cfg.settings.ordering = storage::ordering_mode::entry_id;
     cfg.settings.request_timeout = timeout;
     cfg.store.sync = storage::sync_policy::none;
+    // Small sorted runs: the orderer and the reconciler spill and merge (the in-memory path
+    // is what the stage tests take).
+    cfg.settings.sort_run_items = 64;
     return cfg;
   }
 
