@@ -17,8 +17,8 @@
 #include <caf/all.hpp>
 
 #include "actors/detail/job_parts.hpp"
-#include "actors/reconcile.hpp"
 #include "actors/detail/scope_records.hpp"
+#include "actors/reconcile.hpp"
 #include "storage/external_sort.hpp"
 
 namespace ei::actors::detail {
@@ -53,9 +53,9 @@ struct orderer_state {
   std::unique_ptr<storage::external_sorter> scope;
   std::unique_ptr<storage::external_sorter> dates;
   std::unique_ptr<storage::external_sorter> chrono;
-  std::uint64_t scope_candidates = 0;  // records listed in a status the scope may take
-  bool offset_listing = false;         // the listing used offset pages (listing_mode::parallel)
-  bool offset_duplicate = false;       // ... and returned an item twice
+  std::uint64_t scope_candidates = 0;      // records listed in a status the scope may take
+  bool offset_listing = false;             // the listing used offset pages (listing_mode::parallel)
+  bool offset_duplicate = false;           // ... and returned an item twice
   std::unique_ptr<latest_listing> latest;  // the merged scope, one entry per id
   // Data-layer walk.
   std::uint32_t date_arrival = 0;

@@ -39,8 +39,7 @@ storage::store_result<std::optional<storage::order_entry>> latest_listing::next(
     current = ahead_;
   }
   return std::optional<storage::order_entry>{storage::order_entry{
-      uuid_at(current.data()), static_cast<api::item_status>(current[20]),
-      (current[21] & 1) != 0}};
+      uuid_at(current.data()), static_cast<api::item_status>(current[20]), (current[21] & 1) != 0}};
 }
 
 }  // namespace ei::actors::detail

@@ -24,7 +24,8 @@ enum class fault_kind : std::uint8_t {
   malformed,       // process, send a body that is not valid JSON (status 200)
   cycle,           // lists: endCursor points back to the cursor of the previous page
   empty_page,      // lists: data [] with hasNextPage=true and endCursor = the request's cursor
-  duplicate,       // lists: endCursor one item early (next page repeats an item); offset pages start one early
+  duplicate,  // lists: endCursor one item early (next page repeats an item); offset pages start one
+              // early
   flip_status,     // lists: after rendering, the page's last item changes status
   expired_cursor,  // lists with after/before: 400 CURSOR_EXPIRED
   expire_job,      // the request's job expires before the request is handled
