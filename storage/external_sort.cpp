@@ -51,19 +51,17 @@ bool external_sorter::less(const std::uint8_t* a, const std::uint8_t* b) const n
 void external_sorter::sort_buffer() {
   // Most comparisons are decided by the first 8 bytes (random ids, dates): sort (prefix,
   // index) pairs, which move 16 bytes instead of a whole record, then gather the records.
-  // The pair and gather buffers are kept between runs: one allocation each per sorter, not
-  // one per run (large short-lived blocks fragment the heap of a long job).
-  keys_.resize(buffer_.size());
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> keys(buffer_.size());
   for (std::size_t i = 0; i < buffer_.size(); ++i)
-    keys_[i] = {prefix_key(buffer_[i].data()), static_cast<std::uint32_t>(i)};
-  std::sort(keys_.begin(), keys_.end(), [this](const auto& a, const auto& b) {
+    keys[i] = {prefix_key(buffer_[i].data()), static_cast<std::uint32_t>(i)};
+  std::sort(keys.begin(), keys.end(), [this](const auto& a, const auto& b) {
     if (a.first != b.first) return a.first < b.first;
     return std::memcmp(buffer_[a.second].data() + 8, buffer_[b.second].data() + 8, width_ - 8U) < 0;
   });
-  gathered_.resize(buffer_.size());
-  for (std::size_t i = 0; i < keys_.size(); ++i)
-    gathered_[i] = buffer_[keys_[i].second];
-  buffer_.swap(gathered_);
+  std::vector<record> sorted(buffer_.size());
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    sorted[i] = buffer_[keys[i].second];
+  buffer_.swap(sorted);
 }
 
 store_status external_sorter::add(const std::uint8_t* rec) {
@@ -80,7 +78,7 @@ store_status external_sorter::add(const std::uint8_t* rec) {
 
 store_status external_sorter::spill() {
   sort_buffer();
-  auto& packed = packed_;
+  std::vector<std::uint8_t> packed;
   packed.reserve(std::min(buffer_.size(), segment_records) * width_);
   std::uint32_t segment = 0;
   for (std::size_t start = 0; start < buffer_.size(); start += segment_records, ++segment) {
@@ -119,11 +117,7 @@ store_status external_sorter::seal() {
   if (!buffer_.empty()) {
     if (auto st = spill(); !st) return st;
   }
-  // Release the run buffers: merging needs one segment per run.
-  buffer_ = {};
-  keys_ = {};
-  gathered_ = {};
-  packed_ = {};
+  buffer_ = {};  // release the run buffer: merging needs one segment per run
   return open_cursors();
 }
 

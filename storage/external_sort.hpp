@@ -6,7 +6,6 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <utility>
 #include <vector>
 
 #include "api/model.hpp"
@@ -69,9 +68,6 @@ class external_sorter {
   std::uint8_t width_;
   std::size_t run_records_;
   std::vector<record> buffer_;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> keys_;  // sort_buffer's, reused
-  std::vector<record> gathered_;                               // sort_buffer's, reused
-  std::vector<std::uint8_t> packed_;                           // spill's segment, reused
   std::uint64_t added_ = 0;
   std::uint32_t runs_ = 0;
   bool sealed_ = false;
