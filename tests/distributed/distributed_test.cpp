@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -74,7 +75,10 @@ class process {
       argv.push_back(nullptr);
       std::string key = std::string("PLEO_API_KEY=") + kKey;
       std::string path = "PATH=/usr/bin:/bin";
-      char* envp[] = {key.data(), path.data(), nullptr};
+      // Sanitizer settings (CMakeLists.txt: the CAF middleman suppressions) reach the children.
+      const char* lsan = std::getenv("LSAN_OPTIONS");
+      std::string lsan_env = std::string("LSAN_OPTIONS=") + (lsan ? lsan : "");
+      char* envp[] = {key.data(), path.data(), lsan ? lsan_env.data() : nullptr, nullptr};
       ::execve(bin.c_str(), argv.data(), envp);
       ::_exit(127);
     }
