@@ -184,6 +184,8 @@ result<std::optional<storage::order_entry>, storage::store_errc> next_ordered(or
 
 void commit_order(orderer_ptr self) {
   auto& st = self->state;
+  if (auto why = short_listing(st.ctx, st.job); !why.empty())
+    return finish(self, false, "short_listing", std::move(why));
   st.committing = true;
   st.job.phase = storage::job_phase::dispatching;
   st.job.order_size = st.job.counters.in_scope;

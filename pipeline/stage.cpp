@@ -106,30 +106,12 @@ class progress_printer {
   std::thread thread_;
 };
 
-/// Appends every reported item to the reconciliation file, one NDJSON line each.
-status<run_errc> write_reconciliation_report(run_report& report, const run_options& options) {
-  std::string lines;
-  for (const auto& job : report.batch.jobs)
-    for (const auto& e : job.reported) {
-      nlohmann::json line{{"jobId", job.job_id.to_string()},
-                          {"accountingEntryId", e.accounting_entry_id.to_string()},
-                          {"remoteStatus", e.remote_status},
-                          {"action", e.action}};
-      lines += line.dump();
-      lines += '\n';
-    }
-  if (lines.empty()) return ok_v;
-  std::string path = options.reconcile_out;
-  if (path.empty())
-    path = options.out == "-" ? options.state_dir + "/reconcile.ndjson"
-                              : options.out + ".reconcile.ndjson";
-  std::ofstream out(path, std::ios::app);
-  out << lines;
-  out.flush();
-  if (!out)
-    return make_error(run_errc::output, "cannot write the reconciliation report to '" + path + "'");
-  report.reconcile_out = path;
-  return ok_v;
+/// Where reported items go: `--reconcile-out`, else next to the output (or in the state
+/// directory when the output is stdout).
+std::string reconciliation_path(const run_options& options) {
+  if (!options.reconcile_out.empty()) return options.reconcile_out;
+  return options.out == "-" ? options.state_dir + "/reconcile.ndjson"
+                            : options.out + ".reconcile.ndjson";
 }
 
 }  // namespace
@@ -192,6 +174,10 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     }
 
     auto shared = spawn_stage_actors(sys, cfg, res.value(), downstream);
+    // Job supervisors write their reported items through it before recording a job complete.
+    const auto report_path = reconciliation_path(options);
+    auto reported_any = std::make_shared<std::atomic<bool>>(false);
+    shared.base.report_writer = actors::spawn_report_writer(sys, report_path, reported_any);
     const auto& base = shared.base;
     const auto& fetchers = shared.fetchers;
     auto progress = std::make_shared<actors::batch_progress>();
@@ -208,13 +194,13 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     printer.stop();
     stop_stage_actors(sys, shared);
     self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
+    self->send_exit(base.report_writer, caf::exit_reason::user_shutdown);
+    if (*reported_any) report.reconcile_out = report_path;
     if (!got) return make_error(run_errc::interrupted, "the batch did not finish: " + failure);
     report.batch = std::move(*got);
   }
   http->stop();
   report.http = http->stats();
-  if (auto written = write_reconciliation_report(report, options); !written.ok())
-    return std::move(written).err();
   return report;
 }
 
@@ -248,6 +234,10 @@ std::string summary_json(const run_report& report) {
         {"needsReconciliation", j.stats.needs_reconciliation},
         {"skippedOutOfScope", j.stats.skipped_out_of_scope},
         {"outOfScopeReported", j.stats.out_of_scope_reported},
+        {"acked", j.stats.acked},
+        {"skippedFinalRemotely", j.stats.skipped_final_remotely},
+        {"reported", j.stats.reported},
+        {"absent", j.stats.absent},
         {"emitted", j.stats.emitted},
         {"redelivered", j.stats.redelivered},
         {"pages", j.stats.pages},
