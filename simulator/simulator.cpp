@@ -175,7 +175,7 @@ struct list_params {
 };
 
 struct page_faults {
-  bool cycle = false, empty = false, duplicate = false, flip = false;
+  bool cycle = false, empty = false, duplicate = false, flip = false, end_early = false;
 };
 
 }  // namespace
@@ -419,6 +419,10 @@ void apply_page_faults(page_slice& s, const page_query& q, const page_faults& pf
     s.positions.clear();
     s.has_next = true;
     s.end = q.after.value_or(q.offset.value_or(0));
+    return;
+  }
+  if (pf.end_early) {
+    s.has_next = false;
     return;
   }
   if (pf.cycle) {
@@ -879,6 +883,9 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
         break;
       case fault_kind::duplicate:
         pf.duplicate = true;
+        break;
+      case fault_kind::end_early:
+        pf.end_early = true;
         break;
       case fault_kind::flip_status:
         pf.flip = true;
