@@ -56,6 +56,7 @@ struct job_stats {
   std::uint64_t retries = 0;
   std::int64_t total_reported = -1;  // pagination.total of the last page, -1 if absent
   double duration_seconds = 0;
+  api::contract_deviations deviations;  // tolerated departures from the API contract
 };
 
 enum class job_result : std::uint8_t { complete, already_complete, failed };
@@ -104,6 +105,7 @@ struct listing_result {
   std::uint64_t requests = 0;
   std::uint64_t retries = 0;
   std::int64_t total_reported = -1;
+  api::contract_deviations deviations;
 };
 
 /// What the ordering phase hands back.
@@ -116,6 +118,7 @@ struct order_result {
   std::uint64_t retries = 0;
   std::uint64_t undated = 0;
   std::vector<reconciliation_entry> reported;
+  api::contract_deviations deviations;
 };
 
 /// What the reconciling phase (a resumed job re-listed against its persisted order) hands back.

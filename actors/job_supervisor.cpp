@@ -261,6 +261,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
       [self](run_atom) {
         auto& s = self->state;
         s.started = clock_type::now();
+        s.stats.deviations.merge(s.remote.deviations);
         auto loaded = s.ctx.store->load_job(s.remote.id);
         if (!loaded) return report(self, job_result::failed, "store", loaded.err().message);
         const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -313,6 +314,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.requests += r.requests;
         s.stats.retries += r.retries;
         s.stats.total_reported = r.total_reported;
+        s.stats.deviations.merge(r.deviations);
         s.job = std::move(r.job);
         if (!r.ok) {
           if (r.code == "parallel_listing_mismatch") {
@@ -362,6 +364,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.requests += r.requests;
         s.stats.retries += r.retries;
         s.stats.undated = r.undated;
+        s.stats.deviations.merge(r.deviations);
         s.job = std::move(r.job);
         if (!r.ok && r.code == "parallel_listing_mismatch") {
           // The offset listing returned an item twice (so it may have skipped another): list

@@ -117,6 +117,7 @@ void finish(paginator_ptr self, listing_result result) {
   result.requests = st.result.requests;
   result.retries = st.result.retries;
   result.total_reported = st.result.total_reported;
+  result.deviations = std::move(st.result.deviations);
   self->send(st.supervisor, done_atom::value, std::move(result));
   self->send_exit(st.filter, caf::exit_reason::user_shutdown);
   self->quit();
@@ -165,6 +166,21 @@ std::optional<std::uint64_t> expected_items(const paginator_state& st) {
 }
 
 void fetch_next(paginator_ptr self);
+
+/// Counts the page's deviations; false (and the listing failed) when an item names another
+/// job than the one listed: the API broke the contract in a way nothing downstream may see.
+bool accept_page(paginator_ptr self, const api::page<api::export_job_item>& page) {
+  auto& st = self->state;
+  st.result.deviations.merge(page.deviations);
+  for (const auto& item : page.data)
+    if (!item.export_job_id.is_nil() && item.export_job_id != st.job.job_id) {
+      fail(self, "item_of_another_job",
+           "item " + item.accounting_entry_id.to_string() + " listed for job " +
+               st.job.job_id.to_string() + " names job " + item.export_job_id.to_string());
+      return false;
+    }
+  return true;
+}
 
 void maybe_complete(paginator_ptr self) {
   auto& st = self->state;
@@ -284,6 +300,7 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
     fail(self, failure_code(reply.failure), std::move(msg));
     return;
   }
+  if (!accept_page(self, reply.page)) return;
   if (page_no == 0) {
     if (!reply.page.pagination.total) {
       fail(self, "parallel_listing_mismatch",
@@ -330,6 +347,7 @@ void on_page(paginator_ptr self, items_reply& reply) {
     return;
   }
   auto& pg = reply.page;
+  if (!accept_page(self, pg)) return;
   if (pg.pagination.total) st.result.total_reported = *pg.pagination.total;
   const bool has_next = pg.pagination.has_next_page;
   std::string end = pg.pagination.end_cursor.value_or("");

@@ -208,6 +208,7 @@ std::string summary_json(const run_report& report) {
   using nlohmann::json;
   json jobs = json::array();
   std::uint64_t complete = 0, failed = 0, already = 0, emitted = 0;
+  api::contract_deviations deviations;
   for (const auto& j : report.batch.jobs) {
     json by_status = json::object();
     for (auto s :
@@ -246,6 +247,11 @@ std::string summary_json(const run_report& report) {
         {"totalReported",
          j.stats.total_reported < 0 ? json(nullptr) : json(j.stats.total_reported)},
         {"durationSeconds", j.stats.duration_seconds}};
+    json by_path = json::object();
+    for (const auto& d : j.stats.deviations.by_path)
+      by_path[d.path] = d.count;
+    entry["contractDeviations"] = std::move(by_path);
+    deviations.merge(j.stats.deviations);
     if (j.result == actors::job_result::failed) {
       entry["reasonCode"] = j.reason_code;
       entry["reason"] = j.reason;
@@ -274,7 +280,13 @@ std::string summary_json(const run_report& report) {
         {"httpAttempts", report.http.attempts},
         {"httpRetries", report.http.retries},
         {"httpRetryWaitMs", report.http.retry_wait_ms},
-        {"connectionsOpened", report.http.connections_opened}}}};
+        {"connectionsOpened", report.http.connections_opened},
+        {"contractDeviations", [&] {
+           json all = json::object();
+           for (const auto& d : deviations.by_path)
+             all[d.path] = {{"count", d.count}, {"example", d.example}};
+           return all;
+         }()}}}};
   return doc.dump(2);
 }
 
