@@ -1,5 +1,5 @@
 // The listing phase: the paginator walks the cursor chain through a fetcher, guarding
-// against the pagination hazards of DESIGN.md, and the filter scopes and commits each page
+// against the pagination hazards of docs/design.md, and the filter scopes and commits each page
 // (page + cursor + counters in one store write). Fetching page k+1 overlaps committing page k.
 #include <algorithm>
 #include <map>

@@ -1,4 +1,4 @@
-// The Export API v3 data model as this stage needs it (see ../shared/pleo-export-api-v3.md).
+// The Export API v3 data model as this stage needs it (see docs/api-contract.md).
 // Ids are binary UUIDs: compact (16 bytes) and compared case-insensitively by construction.
 // Enum fields keep values they do not recognise (status == unknown, raw text kept), because
 // the v3 spec types them as plain strings; absent and null optional fields are the same.

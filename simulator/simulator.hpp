@@ -1,4 +1,4 @@
-// An in-process simulator of Pleo's Export API v3 (see README.md next to this file), served
+// An in-process simulator of Pleo's Export API v3 (see docs/api-contract.md), served
 // over HTTP/1.1 (optionally TLS) by Boost.Beast on its own thread(s). The same class backs the
 // `export-items-sim` binary, the embedded default of `export-items run --base-url embedded`,
 // every integration test and the benchmarks.

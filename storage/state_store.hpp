@@ -1,5 +1,5 @@
 // The persistent state of export jobs: a page-granular layout over RocksDB (see
-// storage/README.md for the physical layout and how it maps to DESIGN.md's logical model).
+// storage/README.md for the physical layout and how it maps to docs/design.md's logical model).
 // Nothing here knows about actors or HTTP; every call blocks on disk I/O and must therefore
 // run on a blocking/detached actor or a plain thread, never inside an event-based actor.
 //
@@ -102,7 +102,7 @@ struct store_options {
   bool create_if_missing = true;
 };
 
-/// Persisted job phases (DESIGN.md "Job phases").
+/// Persisted job phases (docs/design.md "Job phases").
 /// `reconciling`: a resumed job whose order is fixed re-lists the items (new epoch) and
 /// applies the reconciliation table to the persisted order before dispatching again.
 enum class job_phase : std::uint8_t {

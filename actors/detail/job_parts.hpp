@@ -81,7 +81,7 @@ result<delivery_tally, storage::store_errc> tally_delivery(
 /// never ordered or reconciled: items missing from it would be lost or taken for absent.
 std::string short_listing(const job_context& ctx, const storage::job_record& job);
 
-/// The scope rule of DESIGN.md for a first listing: pending and in_progress are in scope.
+/// The scope rule of docs/design.md for a first listing: pending and in_progress are in scope.
 bool in_scope(api::item_status s) noexcept;
 
 /// Offset listing (listing_mode::parallel), shared by the paginator and the orderer's
