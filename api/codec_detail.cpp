@@ -62,17 +62,20 @@ std::string_view name(json_kind kind) noexcept {
   return "?";
 }
 
-std::string path::to_string() const {
+namespace {
+
+// "data[17].accountingEntryId", or with indices elided "data[].accountingEntryId".
+std::string render(const path& leaf, bool with_indices) {
   std::vector<const path*> steps;
-  for (const path* p = this; p != nullptr && p->parent != nullptr; p = p->parent)
+  for (const path* p = &leaf; p != nullptr && p->parent != nullptr; p = p->parent)
     steps.push_back(p);
   if (steps.empty()) return "(document)";
   std::string out;
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const path& step = **it;
-    if (step.index != no_index) {
+    if (step.index != path::no_index) {
       out += '[';
-      out += std::to_string(step.index);
+      if (with_indices) out += std::to_string(step.index);
       out += ']';
     } else {
       if (!out.empty()) out += '.';
@@ -87,25 +90,14 @@ std::string path::to_string() const {
   return out;
 }
 
+}  // namespace
+
+std::string path::to_string() const {
+  return render(*this, true);
+}
+
 std::string path::to_template() const {
-  std::vector<const path*> steps;
-  for (const path* p = this; p != nullptr && p->parent != nullptr; p = p->parent)
-    steps.push_back(p);
-  if (steps.empty()) return "(document)";
-  std::string out;
-  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-    const path& step = **it;
-    if (step.index != no_index) {
-      out += "[]";
-    } else {
-      if (!out.empty()) out += '.';
-      if (plain_key(step.key))
-        out.append(step.key);
-      else
-        out += quote(step.key);
-    }
-  }
-  return out;
+  return render(*this, false);
 }
 
 void deviate(contract_deviations& out, const path& p, std::string_view what) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "api/codec.hpp"
 
@@ -57,6 +58,19 @@ void deviate(contract_deviations& out, const path& p, std::string_view what);
 /// The deviation of a decode error that was tolerated: its message without the request.
 void deviate(contract_deviations& out, const path& p, const error<codec_errc>& e,
              std::string_view where);
+
+/// Both decoders' rule for a field the stage does not rely on: runs `read`; a decode error it
+/// stored in `err`, other than malformed JSON, becomes a deviation counted at `p` and is
+/// cleared, and decoding goes on. False only for malformed JSON (which ends decoding).
+template <class Read>
+bool tolerate(std::optional<error<codec_errc>>& err, contract_deviations& out, const path& p,
+              std::string_view where, Read&& read) {
+  if (read()) return true;
+  if (err->code == codec_errc::malformed_json) return false;
+  deviate(out, p, *err, where);
+  err.reset();
+  return true;
+}
 error<codec_errc> wrong_type(std::string_view where, const path& p, std::string_view expected,
                              json_kind got);
 error<codec_errc> invalid_value(std::string_view where, const path& p, std::string_view detail);

@@ -76,11 +76,7 @@ class dom_reader {
   /// See reader::tolerant in page_parser.cpp.
   template <class Read>
   bool tolerant(const path& p, Read&& read) {
-    if (read()) return true;
-    if (err_->code == codec_errc::malformed_json) return false;
-    detail::deviate(*dev_, p, *err_, where_);
-    err_.reset();
-    return true;
+    return detail::tolerate(err_, *dev_, p, where_, std::forward<Read>(read));
   }
 
   /// A member the stage does not rely on: absent is a deviation when `required`; a fault in

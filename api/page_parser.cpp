@@ -67,11 +67,7 @@ class reader {
   /// whatever `read` left unread). The caller decides what the field holds then.
   template <class Read>
   bool tolerant(const path& p, Read&& read) {
-    if (read()) return true;
-    if (err_->code == codec_errc::malformed_json) return false;
-    detail::deviate(*dev_, p, *err_, where_);
-    err_.reset();
-    return true;
+    return detail::tolerate(err_, *dev_, p, where_, std::forward<Read>(read));
   }
 
   /// Empties a field after a tolerated fault; false, so that `read() || reset(field)` still
