@@ -30,6 +30,7 @@ struct runner_state {
   caf::typed_response_promise<batch_report> promise;
   bool listing_done = false;
   std::string discover_cursor;
+  std::set<std::string> discover_cursors;  // every cursor discovery followed: a repeat is a cycle
   batch_request request;
   static inline const char* name = "batch_runner";
 };
@@ -160,7 +161,16 @@ void discover_page(runner_ptr self) {
               enqueue_verified(self, std::move(job));
             }
             const auto& pg = reply.page.pagination;
-            if (pg.has_next_page && pg.end_cursor && *pg.end_cursor != s.discover_cursor) {
+            if (pg.has_next_page && pg.end_cursor) {
+              if (*pg.end_cursor == s.discover_cursor ||
+                  !s.discover_cursors.insert(*pg.end_cursor).second) {
+                // The jobs found so far run; the rest of the list cannot be reached.
+                failed_before_start(self, api::uuid{}, "discovery_failed",
+                                    "listing in_progress jobs: the cursors cycle (" +
+                                        *pg.end_cursor + " came back)");
+                s.listing_done = true;
+                return schedule(self);
+              }
               s.discover_cursor = *pg.end_cursor;
               return discover_page(self);
             }

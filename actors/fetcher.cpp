@@ -1,5 +1,6 @@
 #include "actors/fetcher.hpp"
 
+#include <cctype>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -54,7 +55,15 @@ fetch_failure from_http(const api::http_failure& f, bool had_cursor) {
   out.http_status = f.status;
   out.type = f.type;
   out.message = f.message;
-  out.cursor_rejected = had_cursor && f.code == api::http_errc::http_status && f.status == 400;
+  // A 400 on a request with a cursor is the cursor's fault only when the error says so (the
+  // API's type for it is undocumented: any type naming the cursor or pagination).
+  std::string type = f.type;
+  for (auto& c : type)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const bool about_cursor =
+      type.find("CURSOR") != std::string::npos || type.find("PAGINATION") != std::string::npos;
+  out.cursor_rejected =
+      had_cursor && f.code == api::http_errc::http_status && f.status == 400 && about_cursor;
   return out;
 }
 

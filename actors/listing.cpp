@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 
@@ -88,6 +89,9 @@ struct paginator_state {
   std::string cursor;
   std::uint32_t page_no = 0;
   std::set<std::string> seen_cursors;
+  // The first item of every page of this listing: a page that starts with an item another
+  // page started with is a cycle, whatever text its cursor has.
+  std::unordered_set<api::uuid, api::uuid_hash> page_heads;
   std::uint32_t empty_run = 0;
   std::uint32_t commits_in_flight = 0;
   bool fetch_waits_for_commit = false;  // the next cursor page waits for the store to catch up
@@ -157,6 +161,13 @@ void report_failure(paginator_ptr self) {
             finish(self, std::move(r));
           },
           [from_store](caf::error&) { from_store(); });
+}
+
+/// How many items beyond what the job holds a cursor listing may list (repeats across pages)
+/// before it is taken for one that never ends: two pages, or 1 %.
+std::uint64_t listing_margin(std::uint64_t expected, std::uint32_t page_size) {
+  return std::max<std::uint64_t>(2 * std::uint64_t{std::max<std::uint32_t>(1, page_size)},
+                                 expected / 100);
 }
 
 /// What the job should hold: `total` when the API reported it, else the job's numberOfItems.
@@ -383,7 +394,22 @@ void on_page(paginator_ptr self, items_reply& reply) {
       st.empty_run = 0;
     }
   }
+  if (!pg.data.empty() && !st.page_heads.insert(pg.data.front().accounting_entry_id).second) {
+    fail(self, "cursor_cycle",
+         "page " + std::to_string(st.page_no) + " starts with item " +
+             pg.data.front().accounting_entry_id.to_string() +
+             ", which already started an earlier page: the cursors cycle under new texts");
+    return;
+  }
   st.listed_items += pg.data.size();
+  if (const auto expected = expected_items(st);
+      expected &&
+      st.listed_items > *expected + listing_margin(*expected, st.ctx.settings.page_size)) {
+    fail(self, "cursor_cycle",
+         "the listing passed " + std::to_string(st.listed_items) + " items where the job holds " +
+             std::to_string(*expected) + ": it does not end");
+    return;
+  }
   if (!has_next) {
     // hasNextPage=false too early must not pass for a complete listing: the last page is
     // committed (and the listing with it) only when the items add up to what the job holds.

@@ -69,9 +69,11 @@ bool in_cursor_alphabet(std::string_view text) noexcept {
   return true;
 }
 
-std::string encode_cursor(std::uint32_t tag, std::uint64_t position, std::uint64_t key) {
+std::string encode_cursor(std::uint32_t tag, std::uint64_t position, std::uint64_t key,
+                          std::uint8_t salt) {
   std::uint8_t rec[kRecordSize];
-  rec[0] = kVersion;
+  // The version is the low nibble; the high nibble is a salt the decoder ignores.
+  rec[0] = static_cast<std::uint8_t>(kVersion | ((salt & 0x0f) << 4));
   for (int i = 0; i < 4; ++i)
     rec[1 + i] = static_cast<std::uint8_t>(tag >> (24 - 8 * i));
   for (int i = 0; i < 5; ++i)
@@ -89,7 +91,7 @@ decoded_cursor decode_cursor(std::string_view text, std::uint32_t tag, std::uint
     return out;
   }
   auto bytes = base32_decode(text);
-  if (!bytes || bytes->size() != kRecordSize || (*bytes)[0] != kVersion) return out;
+  if (!bytes || bytes->size() != kRecordSize || ((*bytes)[0] & 0x0f) != kVersion) return out;
   const std::uint8_t* rec = bytes->data();
   std::uint32_t check = 0;
   for (int i = 0; i < 4; ++i)

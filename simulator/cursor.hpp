@@ -20,7 +20,9 @@ std::optional<std::vector<std::uint8_t>> base32_decode(std::string_view text);
 /// True when every character is in [A-Z2-7=~] and the text is not empty.
 bool in_cursor_alphabet(std::string_view text) noexcept;
 
-std::string encode_cursor(std::uint32_t tag, std::uint64_t position, std::uint64_t key);
+/// `salt` (0..15) gives the same position another text (the cycle_fresh fault).
+std::string encode_cursor(std::uint32_t tag, std::uint64_t position, std::uint64_t key,
+                          std::uint8_t salt = 0);
 
 enum class cursor_problem { alphabet, undecodable, foreign };
 

@@ -28,6 +28,7 @@ enum class fault_kind : std::uint8_t {
               // early
   flip_status,     // lists: after rendering, the page's last item changes status
   end_early,       // lists: hasNextPage=false although items follow
+  cycle_fresh,     // lists: as cycle, but the cursor's text is new each time
   expired_cursor,  // lists with after/before: 400 CURSOR_EXPIRED
   expire_job,      // the request's job expires before the request is handled
 };

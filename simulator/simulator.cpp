@@ -177,6 +177,7 @@ struct list_params {
 
 struct page_faults {
   bool cycle = false, empty = false, duplicate = false, flip = false, end_early = false;
+  std::uint8_t fresh_salt = 0;  // cycle_fresh: 1..15, another cursor text each time
 };
 
 }  // namespace
@@ -200,6 +201,7 @@ struct simulator::impl {
   std::mutex fault_mutex;
   fault_plan faults;
   std::atomic<std::int64_t> extra_latency_ms{0};
+  std::atomic<std::uint32_t> fresh_salts_{0};  // cycle_fresh: the next cursor text variant
 
   mutable std::mutex log_mutex;
   std::deque<request_record> log;
@@ -397,7 +399,7 @@ void simulator::impl::append_pagination(std::string& out, const query_map& q, co
   out += ",\"endCursor\":";
   if (have_end) {
     out += '"';
-    out += encode_cursor(tag, s.end, cursor_key);
+    out += encode_cursor(tag, s.end, cursor_key, s.end_salt);
     out += '"';
   } else {
     out += "null";
@@ -433,6 +435,7 @@ void apply_page_faults(page_slice& s, const page_query& q, const page_faults& pf
     const std::uint64_t c = q.after.value_or(0);
     s.end = c > q.limit ? c - q.limit : c;
     s.has_next = true;
+    s.end_salt = pf.fresh_salt;
   }
   if (pf.duplicate && !s.positions.empty()) {
     if (q.offset && !q.after && !q.before) {
@@ -971,6 +974,10 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
         break;
       case fault_kind::end_early:
         pf.end_early = true;
+        break;
+      case fault_kind::cycle_fresh:
+        pf.cycle = true;
+        pf.fresh_salt = static_cast<std::uint8_t>(1 + fresh_salts_++ % 15);
         break;
       case fault_kind::flip_status:
         pf.flip = true;

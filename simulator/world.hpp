@@ -64,8 +64,9 @@ struct page_slice {
   std::vector<std::uint64_t> positions;
   bool has_next = false;
   bool has_prev = false;
-  std::uint64_t start = 0;  // cursor position before the first item
-  std::uint64_t end = 0;    // cursor position after the last item
+  std::uint64_t start = 0;    // cursor position before the first item
+  std::uint64_t end = 0;      // cursor position after the last item
+  std::uint8_t end_salt = 0;  // another text for the same end position (cycle_fresh)
 };
 
 class world {

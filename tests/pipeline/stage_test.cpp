@@ -321,12 +321,48 @@ INSTANTIATE_TEST_SUITE_P(
                       hazard_case{"items:empty_page@from=2", false, "empty_pages"},
                       hazard_case{"items:duplicate@nth=2,4", true, ""},
                       hazard_case{"items:end_early@nth=2", true, ""},
+                      hazard_case{"items:cycle_fresh@nth=3", true, ""},
+                      hazard_case{"items:cycle_fresh@from=3", false, "cursor_cycle"},
+                      hazard_case{"items:status=400@nth=3", false, "http_400"},
                       hazard_case{"items:end_early@all", false, "short_listing"},
                       hazard_case{"items:expired_cursor@nth=3", true, ""},
                       hazard_case{"items:expired_cursor@all", false, "cursor_rejected"},
                       hazard_case{"export_items:expired_cursor@nth=2", true, ""},
                       hazard_case{"items:status=503@all", false, "http_503"},
                       hazard_case{"items:expire_job@nth=3", false, "http_422"}));
+
+// Discovery pages through the in_progress jobs: a cursor that leads back to an earlier page
+// (A -> B -> A, not only a page pointing at itself) ends discovery with a clear failure; the
+// jobs found before it still run.
+TEST(Stage, DiscoveryDetectsAnyCursorCycle) {
+  sim::sim_config c;
+  c.seed = 77;
+  c.jobs = 250;  // three pages of 100 jobs
+  c.companies = 250;
+  c.items_per_job = 3;
+  c.all_in_progress = true;
+  c.faults = "jobs:cycle@from=3";  // page 3 points back to page 2's cursor, again and again
+  auto s = start_sim(c);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  auto opts = options_for(dir, {});
+  opts.batch.discover = true;
+  auto report = pipeline::run_stage(config_for(*s), opts);
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  std::size_t ran = 0;
+  bool cycle_reported = false;
+  for (const auto& o : report->batch.jobs) {
+    if (o.job_id.is_nil()) {
+      EXPECT_EQ(o.reason_code, "discovery_failed");
+      EXPECT_NE(o.reason.find("cycle"), std::string::npos) << o.reason;
+      cycle_reported = true;
+    } else if (o.result == actors::job_result::complete) {
+      ++ran;
+    }
+  }
+  EXPECT_TRUE(cycle_reported);
+  EXPECT_EQ(ran, 250U) << "every job was on the pages before the cycle";
+}
 
 TEST(Stage, ParallelOffsetListingGivesTheSameOutput) {
   for (const char* faults : {"", "items:empty_page@nth=3"}) {
