@@ -1,4 +1,5 @@
 // Outcomes in: parsing NDJSON outcome lines and validating outcomes against the state store.
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 
@@ -206,6 +207,8 @@ verdict outcome_recorder::add(outcome_input in, std::string& why) {
     }
     earlier = *stored;
   }
+  if (std::find(impl_->jobs.begin(), impl_->jobs.end(), in.job_id) == impl_->jobs.end())
+    impl_->jobs.push_back(in.job_id);  // a repeat still writes back what is left of the job
   if (earlier) {
     if (earlier->same_outcome(in.outcome)) return verdict::duplicate;
     why = "item " + in.outcome.item.to_string() + " of job " + in.job_id.to_string() +
@@ -213,9 +216,6 @@ verdict outcome_recorder::add(outcome_input in, std::string& why) {
           "); the first one stands";
     return verdict::refused;
   }
-  if (!impl_->queued.contains(in.job_id) &&
-      std::find(impl_->jobs.begin(), impl_->jobs.end(), in.job_id) == impl_->jobs.end())
-    impl_->jobs.push_back(in.job_id);
   impl_->queued_index.emplace(key, in.outcome);
   impl_->queued[in.job_id].push_back(std::move(in.outcome));
   return verdict::recorded;
