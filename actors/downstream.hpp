@@ -48,8 +48,30 @@ struct item_batch {
   std::vector<delivery_item> items;
 };
 
+/// The outcome downstream gives an item it acknowledges (docs/write-back.md): `successful`
+/// (optional exported_at, external_id, external_url) or `failed` (failure_reason_type,
+/// failure_reason). Identified by id and the sequence it was handed on with.
+struct item_outcome_ack {
+  api::uuid accounting_entry_id;
+  std::uint64_t sequence = 0;
+  api::item_status status = api::item_status::successful;
+  api::tracking_fields fields;
+};
+
+/// Outcomes travelling with an ack.
+struct outcome_acks {
+  std::vector<item_outcome_ack> items;
+};
+
+/// Acks, with or without outcomes. `(ack_atom, job, through, committed, outcome_acks)` acks
+/// like the plain ack and records the outcomes in the SAME synced store write as the ack
+/// (the sequencer writes it, whatever `committed` says). Every outcome must be of an item of
+/// this ack (sequence <= through) with status successful or failed; a bad outcome fails the
+/// job (downstream_protocol) and nothing of that ack is recorded. A later write-back
+/// (`run --complete-jobs`, `export-items complete`) sends the outcomes to Pleo.
 using ack_receiver_actor =
-    caf::typed_actor<caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool>>;
+    caf::typed_actor<caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool>,
+                     caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool, outcome_acks>>;
 
 using downstream_actor =
     caf::typed_actor<caf::reacts_to<items_atom, item_batch, ack_receiver_actor>>;
@@ -58,3 +80,4 @@ using downstream_actor =
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::uuid)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::item_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::outcome_acks)

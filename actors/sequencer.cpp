@@ -167,6 +167,58 @@ void pump(sequencer_ptr self) {
           [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
 }
 
+/// An ack that carries outcomes (downstream.hpp): each outcome is checked against the
+/// order (the item at its sequence, handed on, acked by this ack, final status), then the
+/// outcomes and the ack are recorded in one synced write before the ack counts.
+void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_t through,
+                       const outcome_acks& outcomes) {
+  auto& s = self->state;
+  if (s.finished || job_id != s.job.job_id) return;
+  if (through > s.dispatched)
+    return finish(self, false, "downstream_protocol",
+                  "downstream acknowledged sequence " + std::to_string(through) +
+                      " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
+  ack_outcomes write;
+  for (const auto& o : outcomes.items) {
+    const std::string item = "outcome of item " + o.accounting_entry_id.to_string() + " (seq " +
+                             std::to_string(o.sequence) + "): ";
+    if (o.sequence == 0 || o.sequence > through)
+      return finish(self, false, "downstream_protocol",
+                    item + "not an item of this ack (through " + std::to_string(through) + ")");
+    if (o.status != api::item_status::successful && o.status != api::item_status::failed)
+      return finish(self, false, "downstream_protocol",
+                    item + "status '" + std::string(api::to_string(o.status)) +
+                        "' is not final (successful or failed)");
+    auto at = s.ctx.store->read_order(s.job.job_id, o.sequence, 1);
+    if (!at) return finish(self, false, "store", at.err().message);
+    if (at->empty() || at->front().id != o.accounting_entry_id)
+      return finish(self, false, "downstream_protocol", item + "another item has that sequence");
+    storage::item_outcome rec;
+    rec.item = o.accounting_entry_id;
+    rec.seq = o.sequence;
+    rec.status = o.status;
+    rec.fields = o.fields;
+    write.outcomes.push_back({s.job.job_id, std::move(rec)});
+  }
+  advance(self, through);
+  const auto acked = s.acked;
+  write.progress.push_back({s.job.job_id, std::nullopt, acked});
+  ++s.ack_commits_in_flight;
+  self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, ack_atom::value,
+                std::move(write))
+      .then(
+          [self, acked](const store_reply& r) {
+            auto& st = self->state;
+            --st.ack_commits_in_flight;
+            if (!r.ok) return finish(self, false, "store", r.message);
+            st.acked_committed = std::max(st.acked_committed, acked);
+            maybe_done(self);
+            pump(self);
+          },
+          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+  pump(self);
+}
+
 sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_context ctx,
                                                   storage::job_record job,
                                                   job_supervisor_actor supervisor) {
@@ -213,6 +265,8 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
         commit_acked(self);
         pump(self);
       },
+      [self](ack_atom, const api::uuid& job_id, std::uint64_t through, bool,
+             const outcome_acks& outcomes) { ack_with_outcomes(self, job_id, through, outcomes); },
       [self](tick_atom) {
         // Downstream that takes no item for a whole request timeout is stuck: fail the job
         // (its state stays, and a re-run redelivers what was in flight).

@@ -58,6 +58,12 @@ struct order_finish {
   std::vector<storage::order_chunk_write> chunks;
 };
 
+/// Acks with item outcomes, written in one synced write (state_store::commit_acks).
+struct ack_outcomes {
+  std::vector<storage::job_progress> progress;
+  std::vector<storage::job_item_outcome> outcomes;
+};
+
 using store_actor = caf::typed_actor<
     caf::replies_to<put_job_atom, storage::job_record>::with<store_reply>,
     caf::replies_to<page_atom, page_commit>::with<store_reply>,
@@ -65,7 +71,8 @@ using store_actor = caf::typed_actor<
     caf::replies_to<order_atom, order_chunk>::with<store_reply>,
     caf::replies_to<order_atom, order_finish>::with<store_reply>,
     caf::replies_to<dispatch_atom, dispatch_mark>::with<store_reply>,
-    caf::replies_to<ack_atom, std::vector<storage::job_progress>>::with<store_reply>>;
+    caf::replies_to<ack_atom, std::vector<storage::job_progress>>::with<store_reply>,
+    caf::replies_to<ack_atom, ack_outcomes>::with<store_reply>>;
 
 /// Spawns the detached store actor over `store` (shared; must outlive the actor).
 store_actor spawn_store_actor(caf::actor_system& sys, std::shared_ptr<storage::state_store> store);
@@ -77,5 +84,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::page_commit)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_mark)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_chunk)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_finish)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::ack_outcomes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::storage::job_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::storage::job_progress>)

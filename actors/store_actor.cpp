@@ -106,6 +106,11 @@ store_actor_impl::behavior_type store_behavior(store_pointer self,
           return self->state.store->commit_acks(progress, std::nullopt, m);
         });
       },
+      [self](ack_atom, const ack_outcomes& a) {
+        return write_reply(self, true, [&](write_sync m) {
+          return self->state.store->commit_acks(a.progress, std::nullopt, a.outcomes, m);
+        });
+      },
       [self](sync_atom) {
         auto held = std::move(self->state.held);
         self->state.held.clear();

@@ -18,6 +18,7 @@
 #include "distributed/commands.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/stage.hpp"
+#include "writeback/commands.hpp"
 
 namespace {
 
@@ -59,6 +60,7 @@ struct run_args {
   bool dispatch_unreconciled = false;
   bool recover_lost_state = false;
   bool quiet = false;
+  std::shared_ptr<ei::writeback::command_set> loop;  // --complete-jobs (writeback/commands.hpp)
 };
 
 int run_command(const run_args& a) {
@@ -129,6 +131,7 @@ int run_command(const run_args& a) {
     opts.progress = &std::cerr;
     opts.live_progress = ::isatty(STDERR_FILENO) != 0;
   }
+  if (a.loop) ei::writeback::attach_to_run(*a.loop, opts);
   auto report = ei::pipeline::run_stage(cfg, opts);
   if (!report) {
     std::cerr << "export-items: " << report.err().message << "\n";
@@ -145,7 +148,8 @@ int run_command(const run_args& a) {
   }
   if (!a.quiet && opts.out != "-")
     std::cerr << "export-items: items written to " << opts.out << "\n";
-  return report->all_complete() ? exit_ok : exit_jobs_failed;
+  const int rc = report->all_complete() ? exit_ok : exit_jobs_failed;
+  return a.loop ? ei::writeback::run_exit_code(*a.loop, rc) : rc;
 }
 
 int status_command(const std::string& state_dir, const std::string& job, bool as_json) {
@@ -345,6 +349,9 @@ int main(int argc, char** argv) {
   inspect->add_option("--show", inspect_show, "Order entries to show (default 10)");
 
   auto distributed = ei::distributed::add_commands(app);
+  // Write-back to Pleo: `report`, `complete`, `run --complete-jobs` (writeback/commands.hpp).
+  auto loop = ei::writeback::add_commands(app, *run);
+  ra.loop = loop;
 
   try {
     app.parse(argc, argv);
@@ -353,6 +360,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_usage;
   }
   if (auto rc = ei::distributed::dispatch(*distributed)) return *rc;
+  if (auto rc = ei::writeback::dispatch(*loop)) return *rc;
   if (run->parsed()) return run_command(ra);
   if (status->parsed()) return status_command(status_dir, status_job, status_json);
   if (verify->parsed()) return state_verify_command(state_dir);

@@ -52,6 +52,12 @@ const std::vector<std::string_view>& crash_points() noexcept {
       "after_ack_commit",       // acks and the output offset committed
       "after_relist_page",      // a reconciliation re-listing page is committed
       "before_complete",        // every item acked, the job not yet marked complete
+      // Write-back (writeback/, docs/write-back.md):
+      "after_outcome_commit",        // outcomes recorded (synced), nothing sent yet
+      "after_put_sent",              // a PUT of outcomes handed to the HTTP client
+      "after_put_ok_before_record",  // a PUT answered 200, its items not yet recorded
+      "before_event",                // every item reported, the job not yet re-read
+      "after_event_before_record",   // the job event accepted (202), not yet recorded
   };
   return names;
 }

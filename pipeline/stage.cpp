@@ -198,6 +198,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     if (*reported_any) report.reconcile_out = report_path;
     if (!got) return make_error(run_errc::interrupted, "the batch did not finish: " + failure);
     report.batch = std::move(*got);
+    if (options.after_batch) options.after_batch(*http, *store, report.batch);
   }
   http->stop();
   report.http = http->stats();

@@ -15,6 +15,7 @@
 #include "api/credentials.hpp"
 #include "common/result.hpp"
 #include "pipeline/config.hpp"
+#include "storage/state_store.hpp"
 
 namespace ei::pipeline {
 
@@ -44,6 +45,11 @@ struct run_options {
   /// When set, items go to the downstream this returns (spawned in the stage's actor system)
   /// instead of the NDJSON sink; `out` is then ignored. For embedders and tests.
   std::function<actors::downstream_actor(caf::actor_system&)> downstream_factory;
+  /// Called on the calling thread once the batch has reported, while the stage's HTTP client
+  /// (and its rate budget) and state store are still open: `run --complete-jobs` writes
+  /// outcomes back and completes jobs here (writeback/writeback.hpp).
+  std::function<void(api::http_client&, storage::state_store&, const actors::batch_report&)>
+      after_batch;
 };
 
 struct run_report {

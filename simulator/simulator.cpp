@@ -230,6 +230,12 @@ struct simulator::impl {
                  request_record& rec);
   void item_updates_debug(reply& r, const api::uuid& id);
 
+  // Write-back counters (simulator::write_back), fed by note_write_back from `finish`.
+  mutable std::mutex wb_mutex;
+  std::map<api::uuid, write_back_counts> wb;
+  void note_write_back(const request_record& rec, const http::request<http::string_body>& req,
+                       const reply& r);
+
   void expire_due();
   std::optional<api_error> parse_list(const query_map& q, list_params& out) const;
   std::optional<api_error> decode(const list_params& p, std::uint32_t tag, page_query& q) const;
@@ -876,6 +882,7 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
   }
 
   auto finish = [&]() -> reply {
+    note_write_back(rec, req, r);
     r.res.prepare_payload();
     rec.status = r.how == delivery::normal || r.how == delivery::truncate
                      ? (r.how == delivery::normal ? r.res.result_int() : 0)
@@ -1340,6 +1347,49 @@ std::vector<item_update_count> simulator::item_updates(const api::uuid& job_id) 
     return a.accounting_entry_id.to_string() < b.accounting_entry_id.to_string();
   });
   return out;
+}
+
+// Write-back counters: read what a processed PUT / event did from its request and response,
+// apart from the handlers.
+void simulator::impl::note_write_back(const request_record& rec,
+                                      const http::request<http::string_body>& req, const reply& r) {
+  if (!rec.job_id || (rec.endpoint != "items_put" && rec.endpoint != "events")) return;
+  const unsigned status = r.res.result_int();
+  if (rec.endpoint == "events") {
+    if (status == 202) {
+      nlohmann::json b = nlohmann::json::parse(req.body(), nullptr, false);
+      if (!b.is_object() || !b.contains("event") || !b["event"].is_string()) return;
+      std::lock_guard lock(wb_mutex);
+      ++wb[*rec.job_id].events[b["event"].get<std::string>()];
+    } else if (status >= 400 && status < 500) {
+      std::lock_guard lock(wb_mutex);
+      ++wb[*rec.job_id].events_rejected;
+    }
+    return;
+  }
+  if (status != 200) return;
+  nlohmann::json b = nlohmann::json::parse(r.res.body(), nullptr, false);
+  if (!b.is_object()) return;
+  std::lock_guard lock(wb_mutex);
+  auto& c = wb[*rec.job_id];
+  ++c.put_requests;
+  auto count = [&](const char* key, std::map<api::uuid, std::uint32_t>& into) {
+    auto it = b.find(key);
+    if (it == b.end() || !it->is_array()) return;
+    for (const auto& e : *it) {
+      if (!e.is_object() || !e.contains("accountingEntryId") || !e["accountingEntryId"].is_string())
+        continue;
+      if (auto id = api::uuid::parse(e["accountingEntryId"].get<std::string>())) ++into[*id];
+    }
+  };
+  count("data", c.item_updates);
+  count("errors", c.item_errors);
+}
+
+write_back_counts simulator::write_back(const api::uuid& job_id) const {
+  std::lock_guard lock(impl_->wb_mutex);
+  auto it = impl_->wb.find(job_id);
+  return it == impl_->wb.end() ? write_back_counts{} : it->second;
 }
 
 std::vector<request_record> simulator::request_log() const {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -133,6 +134,20 @@ struct counters {
   std::uint64_t items_served = 0;  // control-layer items in 2xx pages
 };
 
+/// What the write-back of one job did to the simulator (simulator::write_back): counted when a
+/// request is processed, so also when a fault then drops its response. Not counted when a
+/// `malformed` fault garbles the PUT response it would be read from.
+struct write_back_counts {
+  /// PUT /v3/export-jobs/{id}/items elements applied (in the 200's `data`), per item.
+  std::map<api::uuid, std::uint32_t> item_updates;
+  /// PUT elements answered in `errors[]`, per item.
+  std::map<api::uuid, std::uint32_t> item_errors;
+  /// POST /v3/export-job-events accepted (202), by event ("completed", "failed", ...).
+  std::map<std::string, std::uint32_t> events;
+  std::uint32_t events_rejected = 0;  // 4xx answers to events naming the job
+  std::uint32_t put_requests = 0;     // PUTs answered 200
+};
+
 class simulator {
  public:
   /// Generates the data, binds and starts serving. Returns once the socket listens.
@@ -168,6 +183,8 @@ class simulator {
   /// (same credentials as the API; never faulted): {"data":[{"accountingEntryId","status",
   /// "applied","rejected"}]}.
   std::vector<item_update_count> item_updates(const api::uuid& job_id) const;
+  /// The write-back counters of a job (empty when nothing was written back to it).
+  write_back_counts write_back(const api::uuid& job_id) const;
 
   std::vector<request_record> request_log() const;
   void clear_request_log();

@@ -818,6 +818,17 @@ store_result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> state_store::
 store_status state_store::commit_acks(
     std::span<const job_progress> progress,
     std::optional<std::pair<std::string, std::uint64_t>> sink_offset, write_sync mode) {
+  return commit_acks(progress, std::move(sink_offset), {}, mode);
+}
+
+store_status state_store::commit_acks(
+    std::span<const job_progress> progress,
+    std::optional<std::pair<std::string, std::uint64_t>> sink_offset,
+    std::span<const job_item_outcome> outcomes, write_sync mode) {
+  for (const auto& o : outcomes)
+    if (auto why = outcome_problem(o.outcome); !why.empty())
+      return make_error(store_errc::invalid_argument,
+                        "commit_acks: job " + o.job_id.to_string() + ": " + why);
   if (sink_offset && sink_offset->first.empty())
     return make_error(store_errc::invalid_argument, "commit_acks: empty sink name");
   std::unique_lock lock{impl_->watermark_mutex};
@@ -860,6 +871,10 @@ store_status state_store::commit_acks(
     encode_sink_offset(sink_offset->second, v);
     b.Put(impl_->handle(cf_meta), std::string{sink_key_prefix} + sink_offset->first, v);
   }
+  for (const auto& o : outcomes) {
+    encode_outcome(o.outcome, v);
+    b.Put(impl_->handle(cf_outcomes), outcome_key(o.job_id, o.outcome.item), v);
+  }
   if (b.Count() == 0) return ok_v;
   return impl_->write_then_sync(b, lock, "cannot commit acks", mode);
 }
@@ -897,7 +912,7 @@ store_status state_store::erase_job(const api::uuid& job, write_sync mode) {
   const auto lower = job_prefix(job);
   const auto upper = prefix_end(lower);
   rocksdb::WriteBatch b;
-  for (auto c : {cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts, cf_scratch})
+  for (auto c : {cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts, cf_scratch, cf_outcomes})
     b.DeleteRange(impl_->handle(c), lower, upper);
   return impl_->write(b, true, "cannot erase job " + job.to_string(), mode);
 }

@@ -223,6 +223,50 @@ struct job_progress {
   std::optional<std::uint64_t> acked_through;
 };
 
+/// Where the write-back of one item's outcome stands (storage/README.md, "Outcomes").
+///  - recorded: the outcome is durable here and not yet confirmed by Pleo (send it);
+///  - reported: a PUT answered 200 with the item in `data`: never sent again;
+///  - rejected: Pleo refused it for good (`error_type`, `error_message`): never sent again.
+enum class outcome_state : std::uint8_t { recorded, reported, rejected };
+std::string_view to_string(outcome_state s) noexcept;
+
+/// The outcome downstream gave for one item of a job's order, and its write-back state.
+struct item_outcome {
+  api::uuid item;
+  std::uint64_t seq = 0;  ///< the item's position in the job's order (1-based)
+  api::item_status status = api::item_status::successful;  ///< successful or failed
+  /// successful: exported_at, external_id, external_url; failed: failure_reason(_type).
+  api::tracking_fields fields;
+  outcome_state state = outcome_state::recorded;
+  std::uint32_t rejections = 0;  ///< `errors[]` answers so far (retried while recorded)
+  std::string error_type;        ///< the last `errors[]` entry's type and message
+  std::string error_message;
+
+  /// Same outcome (status and fields), whatever its write-back state.
+  bool same_outcome(const item_outcome& o) const noexcept {
+    return item == o.item && status == o.status && fields == o.fields;
+  }
+  friend bool operator==(const item_outcome&, const item_outcome&) = default;
+};
+
+/// An outcome of one job, for the writes that take outcomes of several jobs.
+struct job_item_outcome {
+  api::uuid job_id;
+  item_outcome outcome;
+};
+
+/// How a job was finished in Pleo, recorded once: by our event (`sent`), or found final when
+/// we were about to send one (an earlier attempt took effect, or someone else finished it).
+struct completion_record {
+  api::job_status status = api::job_status::completed;  ///< the job's final status in Pleo
+  bool sent = false;
+  std::string failure_reason_type;  ///< `failed` only
+  std::string failure_reason;
+  std::int64_t at_ms = 0;
+
+  friend bool operator==(const completion_record&, const completion_record&) = default;
+};
+
 /// The state store. One instance owns one directory exclusively for its lifetime.
 ///
 /// Threads: every member function may be called concurrently from any thread (RocksDB's DB
@@ -368,6 +412,33 @@ class state_store {
                            write_sync mode = write_sync::policy);
   /// The committed offset of a sink, or nullopt when none was committed.
   store_result<std::optional<std::uint64_t>> load_sink_offset(const std::string& sink_name);
+
+  /// commit_acks that also writes item outcomes (embedding: a downstream acks items with
+  /// their outcomes) in the same WriteBatch: the acks and the outcomes become durable
+  /// together, or neither. invalid_argument (nothing written) as for commit_acks, or when an
+  /// outcome's status is not successful/failed or its seq is 0.
+  store_status commit_acks(std::span<const job_progress> progress,
+                           std::optional<std::pair<std::string, std::uint64_t>> sink_offset,
+                           std::span<const job_item_outcome> outcomes,
+                           write_sync mode = write_sync::policy);
+
+  // -- outcomes and completion (write-back to Pleo) -----------------------------------------
+
+  /// Writes outcome records of a job (new ones, or their next write-back state) in ONE
+  /// WriteBatch, fsynced under `commits` and `always` (a commit point). Last writer wins:
+  /// the caller keeps one writer per job and never moves reported/rejected back.
+  store_status put_outcomes(const api::uuid& job, std::span<const item_outcome> outcomes,
+                            write_sync mode = write_sync::policy);
+  /// The outcome of one item, or nullopt.
+  store_result<std::optional<item_outcome>> load_outcome(const api::uuid& job,
+                                                         const api::uuid& item);
+  /// Every outcome of the job, in item id order; `fn` returns false to stop early.
+  store_status for_each_outcome(const api::uuid& job,
+                                const std::function<bool(item_outcome&&)>& fn);
+  /// Records how the job was finished in Pleo (fsynced: a commit point). Idempotent.
+  store_status put_completion(const api::uuid& job, const completion_record& c,
+                              write_sync mode = write_sync::policy);
+  store_result<std::optional<completion_record>> load_completion(const api::uuid& job);
 
   // -- durability ----------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class verifier {
     if (auto st = scan_attempts(); !st) return st;
     if (auto st = scan_tracking(); !st) return st;
     if (auto st = scan_scratch(); !st) return st;
+    if (auto st = scan_outcomes(); !st) return st;
     return check_jobs();
   }
 
@@ -227,6 +228,38 @@ class verifier {
       if (f && (f->rec->phase == job_phase::dispatching || f->rec->phase == job_phase::complete) &&
           leftover_scratch_.insert(id).second)
         report(cf_scratch, &id, "sorted runs left behind by a finished order");
+    });
+  }
+
+  /// Outcomes (write-back): well-formed, of a known job, each for the item at its seq in the
+  /// job's order; completion records well-formed and of a known job.
+  store_status scan_outcomes() {
+    return scan(cf_outcomes, [&](std::string_view k, std::string_view v) {
+      if (k.size() == completion_key_size && k[16] == tag_completion) {
+        const auto id = uuid_at(k);
+        known(cf_outcomes, id);
+        completion_record c;
+        if (auto why = decode_completion(v, c); !why.empty())
+          report(cf_outcomes, &id, "completion record: " + why);
+        return;
+      }
+      if (k.size() != outcome_key_size || k[16] != tag_outcome) {
+        key_size(cf_outcomes, k, outcome_key_size);
+        return;
+      }
+      const auto id = uuid_at(k);
+      auto* f = known(cf_outcomes, id);
+      item_outcome o;
+      o.item = uuid_at(k.substr(17));
+      if (auto why = decode_outcome(v, o); !why.empty()) {
+        report(cf_outcomes, &id, "item " + o.item.to_string() + ": " + why);
+        return;
+      }
+      if (!f) return;
+      if (o.seq > f->order_ids.size() || f->order_ids[o.seq - 1] != o.item)
+        report(cf_outcomes, &id,
+               "outcome of item " + o.item.to_string() + " names seq " + std::to_string(o.seq) +
+                   ", which is not that item in the order");
     });
   }
 

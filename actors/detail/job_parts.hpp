@@ -24,9 +24,11 @@ using filter_actor = caf::typed_actor<caf::replies_to<page_atom, filter_input>::
 
 using phase_actor = caf::typed_actor<caf::reacts_to<run_atom>>;
 
-using sequencer_actor = caf::typed_actor<caf::reacts_to<run_atom>,
-                                         caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool>,
-                                         caf::reacts_to<tick_atom>>;
+using sequencer_actor =
+    caf::typed_actor<caf::reacts_to<run_atom>,
+                     caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool>,
+                     caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool, outcome_acks>,
+                     caf::reacts_to<tick_atom>>;
 
 filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_record job);
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,

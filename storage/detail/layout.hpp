@@ -24,13 +24,14 @@ enum cf_index : std::size_t {
   cf_tracking,
   cf_attempts,
   cf_scratch,
+  cf_outcomes,
   cf_count
 };
 inline constexpr std::array<std::string_view, cf_count> cf_names{
-    "meta", "jobs", "pages", "order", "tracking", "attempts", "scratch"};
+    "meta", "jobs", "pages", "order", "tracking", "attempts", "scratch", "outcomes"};
 /// Column families added after schema 1 was first released: a store that lacks them is not
 /// corrupt; open() creates them.
-inline constexpr std::array<std::string_view, 1> cf_optional_names{"scratch"};
+inline constexpr std::array<std::string_view, 2> cf_optional_names{"scratch", "outcomes"};
 
 /// First byte of every record value (except meta/"schema", which is the schema text itself).
 inline constexpr std::uint8_t format_v1 = 1;
@@ -93,5 +94,19 @@ std::string decode_sink_offset(std::string_view in, std::uint64_t& out);
 void encode_scratch_segment(std::uint8_t width, std::span<const std::uint8_t> records,
                             std::string& out);
 std::string check_scratch_segment(std::string_view in);
+
+// -- outcomes (storage/outcomes.cpp): write-back of item outcomes and job completion ---------
+inline constexpr char tag_outcome = 'I';
+inline constexpr char tag_completion = 'C';
+inline constexpr std::size_t outcome_key_size = 33;     // job + 'I' + item
+inline constexpr std::size_t completion_key_size = 17;  // job + 'C'
+std::string outcome_key(const api::uuid& job, const api::uuid& item);
+void encode_outcome(const item_outcome& o, std::string& out);
+/// `out.item` is not part of the value (it is the key's); the caller sets it.
+std::string decode_outcome(std::string_view in, item_outcome& out);
+/// Empty when `o` may be written, else what is wrong with it (status, seq, state).
+std::string outcome_problem(const item_outcome& o);
+void encode_completion(const completion_record& c, std::string& out);
+std::string decode_completion(std::string_view in, completion_record& out);
 
 }  // namespace ei::storage::detail
