@@ -1,8 +1,13 @@
+// The ACTIVE crash points: EI_CRASH_AT=<name>[:<n>] kills the process with SIGKILL at the
+// n-th time crash_point("<name>") runs. Linked only into test builds (the ei_crash_points
+// object library, and the export-items-crashpoints binary); every other binary gets the inert
+// crash_point.cpp from ei_common, which never reads EI_CRASH_AT.
 #include "common/crash_point.hpp"
 
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -38,22 +43,6 @@ void crash_point(std::string_view name) noexcept {
   auto& cfg = config();
   if (!cfg.armed || name != cfg.name) return;
   if (cfg.seen.fetch_add(1) + 1 == cfg.hit) ::kill(::getpid(), SIGKILL);
-}
-
-const std::vector<std::string_view>& crash_points() noexcept {
-  static const std::vector<std::string_view> names{
-      "after_page_commit",      // a listing page and its cursor are committed
-      "after_order_chunk",      // one chunk of the order is written, ordering not finished
-      "before_finish_order",    // every chunk is written, the order is not yet official
-      "after_dispatch_commit",  // a dispatch mark is durable, the batch has not left
-      "after_batch_sent",       // a batch was handed to downstream
-      "after_output_write",     // NDJSON lines written, not yet fsynced
-      "after_output_fsync",     // lines fsynced, acks not yet committed
-      "after_ack_commit",       // acks and the output offset committed
-      "after_relist_page",      // a reconciliation re-listing page is committed
-      "before_complete",        // every item acked, the job not yet marked complete
-  };
-  return names;
 }
 
 }  // namespace ei
