@@ -318,6 +318,15 @@ status<sink_errc> check_output(const std::string& path,
                       "cannot stat output file " + in_quotes(path) + ": " + std::strerror(errno));
   auto plan = plan_output(path, exists ? &info : nullptr, sinks, state_dir);
   if (!plan) return std::move(plan).err();
+  if (path != "-" && !exists) {
+    // It will be created: its directory must be there (before the state directory is made).
+    std::error_code ec;
+    const auto parent = std::filesystem::absolute(path, ec).parent_path();
+    if (!std::filesystem::is_directory(parent, ec))
+      return make_error(sink_errc::open_failed, "cannot create output file " + in_quotes(path) +
+                                                    ": directory " + in_quotes(parent.string()) +
+                                                    " does not exist");
+  }
   if (exists && S_ISREG(info.st_mode)) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {

@@ -480,6 +480,14 @@ TEST(Cli, AnOutputFileIsBoundToItsStateDirectory) {
   EXPECT_EQ(snapshot(state1), state1_before);
   EXPECT_EQ(snapshot(outdir), out_before);
 
+  // An output that cannot be created is refused before the state directory is.
+  const auto state3 = dir.path() / "state3";
+  auto no_dir =
+      run(run_args(*s, state3, (dir.path() / "missing" / "x.ndjson").string()), env, dir.path());
+  EXPECT_EQ(no_dir.exit_code, 2) << no_dir.err;
+  EXPECT_NE(no_dir.err.find("does not exist"), std::string::npos) << no_dir.err;
+  EXPECT_FALSE(fs::exists(state3));
+
   // Another path to the same file (a symlink) is the same file: accepted, nothing duplicated.
   const auto link = dir.path() / "link.ndjson";
   fs::create_symlink(out, link);
