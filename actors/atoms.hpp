@@ -27,5 +27,6 @@ using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
 using attach_atom = caf::atom_constant<caf::atom("attach")>;
 /// The store actor to itself: fsync the writes made so far, then deliver their replies.
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
 
 }  // namespace ei::actors

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,19 +26,12 @@
 #include "actors/atoms.hpp"
 #include "actors/downstream.hpp"
 #include "actors/fetcher.hpp"
+#include "actors/report.hpp"
 #include "actors/settings.hpp"
 #include "actors/store.hpp"
 #include "storage/state_store.hpp"
 
 namespace ei::actors {
-
-/// An item reported for a person to look at: needs reconciliation (in_progress remotely with
-/// no local record after state loss), or was handed on and is now final remotely.
-struct reconciliation_entry {
-  api::uuid accounting_entry_id;
-  std::string remote_status;  // "absent" when the latest listing no longer has it
-  std::string action;         // to_string(reconcile_action)
-};
 
 /// What a job did in this run (and, for counters that live in the store, in total).
 struct job_stats {
@@ -49,6 +43,12 @@ struct job_stats {
   std::uint64_t undated = 0;               // in scope but absent from the data layer (ordered last)
   std::uint64_t skipped_out_of_scope = 0;  // left the scope since the order was fixed
   std::uint64_t out_of_scope_reported = 0;  // handed on before, final remotely now
+  // Over every run of the job (from its order in the store, once it is done):
+  // in_scope = acked + skipped_final_remotely + reported.
+  std::uint64_t acked = 0;                   // handed on and acknowledged
+  std::uint64_t skipped_final_remotely = 0;  // finalised elsewhere before it was handed on
+  std::uint64_t reported = 0;                // handed on, final remotely before its ack; or absent
+  std::uint64_t absent = 0;                  // missing from a re-listing (part of `reported`)
   std::uint64_t emitted = 0;
   std::uint64_t redelivered = 0;
   std::uint64_t pages = 0;
@@ -56,6 +56,7 @@ struct job_stats {
   std::uint64_t retries = 0;
   std::int64_t total_reported = -1;  // pagination.total of the last page, -1 if absent
   double duration_seconds = 0;
+  api::contract_deviations deviations;  // tolerated departures from the API contract
 };
 
 enum class job_result : std::uint8_t { complete, already_complete, failed };
@@ -97,6 +98,11 @@ struct job_context {
   std::shared_ptr<storage::state_store> store;  // reads
   downstream_actor downstream;
   std::shared_ptr<batch_progress> progress;  // may be null
+  /// Set per job by its supervisor: the job's numberOfItems. A listing that ends with fewer
+  /// items (or distinct items, once deduplicated) is short and is never taken as complete.
+  std::optional<std::uint64_t> expected_items;
+  /// Where reported items go before the job is recorded complete (null: nowhere).
+  report_writer_actor report_writer;
 };
 
 /// What the listing phase hands back to the supervisor.
@@ -108,6 +114,7 @@ struct listing_result {
   std::uint64_t requests = 0;
   std::uint64_t retries = 0;
   std::int64_t total_reported = -1;
+  api::contract_deviations deviations;
 };
 
 /// What the ordering phase hands back.
@@ -120,6 +127,7 @@ struct order_result {
   std::uint64_t retries = 0;
   std::uint64_t undated = 0;
   std::vector<reconciliation_entry> reported;
+  api::contract_deviations deviations;
 };
 
 /// What the reconciling phase (a resumed job re-listed against its persisted order) hands back.
@@ -130,6 +138,7 @@ struct reconcile_result {
   std::string message;
   std::uint64_t skipped_out_of_scope = 0;
   std::uint64_t out_of_scope_reported = 0;
+  std::uint64_t absent = 0;  // in the order, missing from the re-listing (reported)
   std::uint64_t appended = 0;
   std::vector<reconciliation_entry> reported;
 };

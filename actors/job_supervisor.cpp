@@ -42,6 +42,10 @@ struct supervisor_state {
 
 using supervisor_ptr = job_supervisor_actor::stateful_pointer<supervisor_state>;
 
+/// Listings restarted from scratch (cursor refused or cycling, a page that does not parse, a
+/// listing that does not add up) before the job fails.
+constexpr std::uint32_t max_listing_restarts = 3;
+
 void fill_stats_from_record(supervisor_ptr self) {
   auto& st = self->state;
   const auto& c = st.job.counters;
@@ -71,7 +75,8 @@ void report(supervisor_ptr self, job_result result, std::string code, std::strin
   self->quit();
 }
 
-/// Records the failure in the job record (the phase stays, so a re-run resumes there).
+/// Records the failure in the job record (the phase stays, so a re-run resumes there), writes
+/// the items this run found for a person to look at, then reports.
 void fail(supervisor_ptr self, std::string code, std::string reason) {
   auto& st = self->state;
   st.job.failure_code = code;
@@ -79,14 +84,20 @@ void fail(supervisor_ptr self, std::string code, std::string reason) {
   st.job.updated_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
+  auto done = [self, code, reason]() mutable {
+    report(self, job_result::failed, std::move(code), std::move(reason));
+  };
+  auto write_report = [self, done]() mutable {
+    auto& s = self->state;
+    if (s.to_report.empty() || !s.ctx.report_writer) return done();
+    self->request(s.ctx.report_writer, s.ctx.settings.request_timeout, report_atom::value,
+                  s.job.job_id, s.to_report)
+        .then([done](const store_reply&) mutable { done(); },
+              [done](caf::error&) mutable { done(); });
+  };
   self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, put_job_atom::value, st.job)
-      .then(
-          [self, code, reason](const store_reply&) mutable {
-            report(self, job_result::failed, std::move(code), std::move(reason));
-          },
-          [self, code, reason](caf::error&) mutable {
-            report(self, job_result::failed, std::move(code), std::move(reason));
-          });
+      .then([write_report](const store_reply&) mutable { write_report(); },
+            [write_report](caf::error&) mutable { write_report(); });
 }
 
 template <class Spawned>
@@ -160,6 +171,63 @@ void resume(supervisor_ptr self) {
   start_ordering(self);
 }
 
+/// Fills the delivery counters (over every run) from the job's order in the store; with
+/// `reported`, also collects the reported items. False (and the job failed) on a store error.
+bool tally(supervisor_ptr self, std::vector<reconciliation_entry>* reported) {
+  auto& st = self->state;
+  auto t = detail::tally_delivery(*st.ctx.store, st.job, reported);
+  if (!t) {
+    fail(self, "store", t.err().message);
+    return false;
+  }
+  st.stats.acked = t->acked;
+  st.stats.skipped_final_remotely = t->skipped_final_remotely;
+  st.stats.reported = t->reported;
+  st.stats.absent = t->absent;
+  return true;
+}
+
+/// The job is done: its reported items are written (and durable) first, then the phase
+/// `complete` is, so a crash in between reports them again rather than never.
+void complete(supervisor_ptr self, std::string note) {
+  auto& st = self->state;
+  if (!tally(self, &st.to_report)) return;
+  auto commit = [self, note = std::move(note)]() mutable {
+    auto& s = self->state;
+    s.job.phase = storage::job_phase::complete;
+    self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, put_job_atom::value, s.job)
+        .then(
+            [self, note = std::move(note)](const store_reply& w) mutable {
+              if (!w.ok) return fail(self, "store", w.message);
+              report(self, job_result::complete, {}, std::move(note));
+            },
+            [self](caf::error& err) { fail(self, "internal", "store: " + to_string(err)); });
+  };
+  if (st.to_report.empty() || !st.ctx.report_writer) return commit();
+  self->request(st.ctx.report_writer, st.ctx.settings.request_timeout, report_atom::value,
+                st.job.job_id, st.to_report)
+      .then(
+          [self, commit](const store_reply& w) mutable {
+            if (!w.ok) return fail(self, "report", w.message);
+            commit();
+          },
+          [self](caf::error& err) { fail(self, "internal", "report: " + to_string(err)); });
+}
+
+/// Restarts the listing in a new epoch with cursors after a listing that did not add up
+/// (bounded: a listing that keeps failing fails the job). The phase stays `reconciling` for
+/// a resumed job, else it is `listing` again.
+bool relist(supervisor_ptr self) {
+  auto& s = self->state;
+  if (s.listing_restarts >= max_listing_restarts) return false;
+  ++s.listing_restarts;
+  s.ctx.settings.listing = listing_mode::cursor;
+  if (s.job.phase != storage::job_phase::reconciling) s.job.phase = storage::job_phase::listing;
+  new_epoch(self);
+  start_listing(self);
+  return true;
+}
+
 std::string not_in_progress_reason(const api::export_job& job) {
   switch (job.status) {
     case api::job_status::pending:
@@ -193,6 +261,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
       [self](run_atom) {
         auto& s = self->state;
         s.started = clock_type::now();
+        s.stats.deviations.merge(s.remote.deviations);
         auto loaded = s.ctx.store->load_job(s.remote.id);
         if (!loaded) return report(self, job_result::failed, "store", loaded.err().message);
         const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -201,9 +270,11 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         if (loaded.value()) {
           s.job = std::move(*loaded.value());
           ++s.job.runs;
-          if (s.job.phase == storage::job_phase::complete)
+          if (s.job.phase == storage::job_phase::complete) {
+            if (!tally(self, nullptr)) return;
             return report(self, job_result::already_complete, {},
                           "job was completed by an earlier run; nothing to do");
+          }
         } else {
           s.job.job_id = s.remote.id;
           s.job.company_id = s.remote.company_id;
@@ -215,8 +286,26 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.job.updated_ms = now_ms;
         s.job.failure_code.clear();
         s.job.failure_message.clear();
-        if (s.remote.status != api::job_status::in_progress)
+        if (s.remote.number_of_items >= 0)
+          s.ctx.expected_items = static_cast<std::uint64_t>(s.remote.number_of_items);
+        if (s.remote.status != api::job_status::in_progress) {
+          // Killed between the last acknowledgement and recording `complete`, then the job was
+          // completed in Pleo: every item of the order was acknowledged, so the job is done.
+          const bool finished_remotely = s.remote.status == api::job_status::completed ||
+                                         s.remote.status == api::job_status::completed_with_errors;
+          const bool ordered = s.job.phase == storage::job_phase::dispatching ||
+                               s.job.phase == storage::job_phase::reconciling;
+          if (finished_remotely && ordered) {
+            auto wm = s.ctx.store->load_watermarks(s.job.job_id);
+            if (!wm) return report(self, job_result::failed, "store", wm.err().message);
+            if (wm->acked_through >= s.job.order_size)
+              return complete(self,
+                              "every item was acknowledged by an earlier run and the job "
+                              "was then completed in Pleo (" +
+                                  s.remote.status_text + ")");
+          }
           return fail(self, "job_not_in_progress", not_in_progress_reason(s.remote));
+        }
         resume(self);
       },
       [self](done_atom, listing_result& r) {
@@ -225,6 +314,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.requests += r.requests;
         s.stats.retries += r.retries;
         s.stats.total_reported = r.total_reported;
+        s.stats.deviations.merge(r.deviations);
         s.job = std::move(r.job);
         if (!r.ok) {
           if (r.code == "parallel_listing_mismatch") {
@@ -235,10 +325,11 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
           }
           const bool restartable = r.code == "cursor_rejected" || r.code == "cursor_cycle" ||
                                    r.code == "empty_pages" || r.code == "missing_end_cursor" ||
-                                   r.code == "decode";
-          if (restartable && s.listing_restarts < 3) {
-            // An expired or refused cursor, a cycle, empty pages or a page that does not
-            // parse: list again from the start in a new epoch (bounded; usually transient).
+                                   r.code == "decode" || r.code == "short_listing";
+          if (restartable && s.listing_restarts < max_listing_restarts) {
+            // An expired or refused cursor, a cycle, empty pages, a page that does not parse
+            // or a listing that ended short: list again from the start in a new epoch
+            // (bounded; usually transient).
             ++s.listing_restarts;
             new_epoch(self);
             return start_listing(self);
@@ -260,6 +351,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
           new_epoch(self);  // the phase stays `reconciling`
           return start_listing(self);
         }
+        if (!r.ok && r.code == "short_listing" && relist(self)) return;
         s.stats.out_of_scope_reported += r.out_of_scope_reported;
         for (auto& e : r.reported)
           s.to_report.push_back(std::move(e));
@@ -272,6 +364,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.requests += r.requests;
         s.stats.retries += r.retries;
         s.stats.undated = r.undated;
+        s.stats.deviations.merge(r.deviations);
         s.job = std::move(r.job);
         if (!r.ok && r.code == "parallel_listing_mismatch") {
           // The offset listing returned an item twice (so it may have skipped another): list
@@ -281,6 +374,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
           new_epoch(self);
           return start_listing(self);
         }
+        if (!r.ok && r.code == "short_listing" && relist(self)) return;
         for (auto& e : r.reported)
           s.to_report.push_back(std::move(e));
         if (!r.ok) return fail(self, r.code, r.message);
@@ -294,15 +388,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.skipped_out_of_scope += r.skipped;
         if (!r.ok) return fail(self, r.code, r.message);
         crash_point("before_complete");
-        s.job.phase = storage::job_phase::complete;
-        self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, put_job_atom::value,
-                      s.job)
-            .then(
-                [self](const store_reply& w) {
-                  if (!w.ok) return fail(self, "store", w.message);
-                  report(self, job_result::complete, {}, {});
-                },
-                [self](caf::error& err) { fail(self, "internal", "store: " + to_string(err)); });
+        complete(self, {});
       },
   };
 }

@@ -1,8 +1,9 @@
 // The listing phase: the paginator walks the cursor chain through a fetcher, guarding
-// against the pagination hazards of DESIGN.md, and the filter scopes and commits each page
+// against the pagination hazards of docs/design.md, and the filter scopes and commits each page
 // (page + cursor + counters in one store write). Fetching page k+1 overlaps committing page k.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -14,6 +15,16 @@ namespace ei::actors::detail {
 
 bool in_scope(api::item_status s) noexcept {
   return s == api::item_status::pending || s == api::item_status::in_progress;
+}
+
+std::string short_listing(const job_context& ctx, const storage::job_record& job) {
+  if (!ctx.expected_items) return {};
+  const auto& c = job.counters;
+  const auto distinct = c.listed - std::min(c.duplicates, c.listed);
+  if (distinct >= *ctx.expected_items) return {};
+  return "the listing holds " + std::to_string(distinct) + " distinct items (" +
+         std::to_string(c.listed) + " listed, " + std::to_string(c.duplicates) +
+         " repeated) but the job has " + std::to_string(*ctx.expected_items) + "; listing again";
 }
 
 page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no) {
@@ -81,6 +92,7 @@ struct paginator_state {
   std::uint32_t commits_in_flight = 0;
   bool fetch_waits_for_commit = false;  // the next cursor page waits for the store to catch up
   bool last_page_fetched = false;
+  bool store_failed = false;  // a page commit failed: the filter's record is not the store's
   bool finished = false;
   listing_result result;
   // listing_mode::parallel
@@ -89,7 +101,10 @@ struct paginator_state {
   std::uint32_t next_fetch = 0;  // next offset page to request
   std::uint32_t fetches_in_flight = 0;
   std::map<std::uint32_t, api::page<api::export_job_item>> arrived;  // reorder buffer
-  std::uint64_t listed_items = 0;  // checked against `total` afterwards
+  // Items listed in this epoch (duplicates included), checked against what the job holds
+  // before the last page is committed: a listing that ends short never counts as complete.
+  std::uint64_t listed_items = 0;
+  std::optional<listing_result> failing;  // waits for the commits in flight, then reports
   static inline const char* name = "paginator";
 };
 
@@ -102,24 +117,74 @@ void finish(paginator_ptr self, listing_result result) {
   result.requests = st.result.requests;
   result.retries = st.result.retries;
   result.total_reported = st.result.total_reported;
+  result.deviations = std::move(st.result.deviations);
   self->send(st.supervisor, done_atom::value, std::move(result));
   self->send_exit(st.filter, caf::exit_reason::user_shutdown);
   self->quit();
 }
 
+void report_failure(paginator_ptr self);
+
+/// Ends the listing with a failure. The result carries the job record as the store has it,
+/// (the filter's, once the commits in flight are answered), never the copy this actor started
+/// with: the supervisor writes it back, and a stale copy would roll back the cursor, the page
+/// count and the counters of pages that are committed.
 void fail(paginator_ptr self, std::string code, std::string message) {
+  auto& st = self->state;
+  if (st.finished || st.failing) return;
   listing_result r;
   r.code = std::move(code);
   r.message = std::move(message);
-  r.job = self->state.job;
-  finish(self, std::move(r));
+  st.failing = std::move(r);
+  if (st.commits_in_flight == 0) report_failure(self);
+}
+
+void report_failure(paginator_ptr self) {
+  auto& st = self->state;
+  auto from_store = [self] {
+    auto& s = self->state;
+    auto r = std::move(*s.failing);
+    auto stored = s.ctx.store->load_job(s.job.job_id);
+    r.job = stored && *stored ? std::move(**stored) : s.job;
+    finish(self, std::move(r));
+  };
+  if (st.store_failed || !st.filter) return from_store();
+  self->request(st.filter, st.ctx.settings.request_timeout, done_atom::value)
+      .then(
+          [self](storage::job_record& job) {
+            auto r = std::move(*self->state.failing);
+            r.job = std::move(job);
+            finish(self, std::move(r));
+          },
+          [from_store](caf::error&) { from_store(); });
+}
+
+/// What the job should hold: `total` when the API reported it, else the job's numberOfItems.
+std::optional<std::uint64_t> expected_items(const paginator_state& st) {
+  if (st.result.total_reported >= 0) return static_cast<std::uint64_t>(st.result.total_reported);
+  return st.ctx.expected_items;
 }
 
 void fetch_next(paginator_ptr self);
 
+/// Counts the page's deviations; false (and the listing failed) when an item names another
+/// job than the one listed: the API broke the contract in a way nothing downstream may see.
+bool accept_page(paginator_ptr self, const api::page<api::export_job_item>& page) {
+  auto& st = self->state;
+  st.result.deviations.merge(page.deviations);
+  for (const auto& item : page.data)
+    if (!item.export_job_id.is_nil() && item.export_job_id != st.job.job_id) {
+      fail(self, "item_of_another_job",
+           "item " + item.accounting_entry_id.to_string() + " listed for job " +
+               st.job.job_id.to_string() + " names job " + item.export_job_id.to_string());
+      return false;
+    }
+  return true;
+}
+
 void maybe_complete(paginator_ptr self) {
   auto& st = self->state;
-  if (!st.last_page_fetched || st.commits_in_flight > 0 || st.finished) return;
+  if (!st.last_page_fetched || st.commits_in_flight > 0 || st.finished || st.failing) return;
   self->request(st.filter, st.ctx.settings.request_timeout, done_atom::value)
       .then(
           [self](storage::job_record& job) {
@@ -148,6 +213,11 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
           [self](const store_reply& r) {
             auto& s = self->state;
             --s.commits_in_flight;
+            if (!r.ok) s.store_failed = true;
+            if (s.failing) {
+              if (s.commits_in_flight == 0) report_failure(self);
+              return;
+            }
             if (!r.ok) {
               fail(self, "store", r.message);
               return;
@@ -161,7 +231,16 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
             }
             maybe_complete(self);
           },
-          [self](caf::error& err) { fail(self, "internal", "page commit: " + to_string(err)); });
+          [self](caf::error& err) {
+            auto& s = self->state;
+            --s.commits_in_flight;
+            s.store_failed = true;  // the filter's record may be ahead of the store
+            if (s.failing) {
+              if (s.commits_in_flight == 0) report_failure(self);
+              return;
+            }
+            fail(self, "internal", "page commit: " + to_string(err));
+          });
 }
 
 // --- listing_mode::parallel -------------------------------------------------------------
@@ -173,40 +252,44 @@ void pump_parallel(paginator_ptr self) {
   const auto limit = std::max<std::uint32_t>(1, st.ctx.settings.parallel_requests);
   // Pages fetched but not yet committed (in flight to the store or waiting for an earlier
   // page) count against the same limit, so memory does not grow with a slow store.
-  while (!st.finished && st.next_fetch < st.page_count && st.fetches_in_flight < limit &&
+  while (!st.finished && !st.failing && st.next_fetch < st.page_count &&
+         st.fetches_in_flight < limit &&
          st.fetches_in_flight + st.arrived.size() + st.commits_in_flight <
              limit + max_commits_in_flight)
     fetch_offset(self, st.next_fetch++);
 }
 
-/// Commits buffered pages in order; after the last one, checks count and duplicates.
+/// Commits buffered pages in order. The count is checked against `total` before the last
+/// page is committed (its commit marks the listing complete), so a listing that does not add
+/// up is never recorded as complete, whenever the process dies.
 void drain_parallel(paginator_ptr self) {
   auto& st = self->state;
-  for (auto it = st.arrived.find(st.page_no); it != st.arrived.end();
+  for (auto it = st.arrived.find(st.page_no); it != st.arrived.end() && !st.failing;
        it = st.arrived.find(st.page_no)) {
     auto page = std::move(it->second);
     st.arrived.erase(it);
-    page.pagination.has_next_page = st.page_no + 1 < st.page_count;
+    const bool last = st.page_no + 1 >= st.page_count;
+    page.pagination.has_next_page = !last;
     st.listed_items += page.data.size();
+    if (last && st.listed_items != st.total) {
+      // Duplicates (an item on two offset pages, so another may have been skipped) are caught
+      // by the orderer's or reconciler's deduplication, which sees every id in sorted order.
+      fail(self, "parallel_listing_mismatch",
+           "offset listing found " + std::to_string(st.listed_items) + " items where total says " +
+               std::to_string(st.total) + "; listing again with cursors");
+      return;
+    }
     commit(self, std::move(page), std::string{}, st.page_no);
     ++st.page_no;
   }
-  if (st.page_no < st.page_count || st.last_page_fetched) return;
+  if (st.page_no < st.page_count || st.last_page_fetched || st.failing) return;
   st.last_page_fetched = true;
-  // Duplicates (an item on two offset pages, so another may have been skipped) are caught
-  // by the orderer's or reconciler's deduplication, which sees every id in sorted order.
-  if (st.listed_items != st.total) {
-    fail(self, "parallel_listing_mismatch",
-         "offset listing found " + std::to_string(st.listed_items) + " items where total says " +
-             std::to_string(st.total) + "; listing again with cursors");
-    return;
-  }
   maybe_complete(self);
 }
 
 void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& reply) {
   auto& st = self->state;
-  if (st.finished) return;
+  if (st.finished || st.failing) return;
   --st.fetches_in_flight;
   ++st.result.requests;
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
@@ -217,6 +300,7 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
     fail(self, failure_code(reply.failure), std::move(msg));
     return;
   }
+  if (!accept_page(self, reply.page)) return;
   if (page_no == 0) {
     if (!reply.page.pagination.total) {
       fail(self, "parallel_listing_mismatch",
@@ -225,6 +309,13 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
     }
     st.total = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *reply.page.pagination.total));
     st.result.total_reported = static_cast<std::int64_t>(st.total);
+    if (st.ctx.expected_items && *st.ctx.expected_items != st.total) {
+      fail(self, "parallel_listing_mismatch",
+           "the listing's total (" + std::to_string(st.total) + ") differs from the job's " +
+               "numberOfItems (" + std::to_string(*st.ctx.expected_items) +
+               "); listing again with cursors");
+      return;
+    }
     st.page_count = offset_page_count(*reply.page.pagination.total, st.ctx.settings.page_size);
   }
   st.arrived.emplace(page_no, std::move(reply.page));
@@ -245,7 +336,7 @@ void fetch_offset(paginator_ptr self, std::uint32_t page_no) {
 
 void on_page(paginator_ptr self, items_reply& reply) {
   auto& st = self->state;
-  if (st.finished) return;
+  if (st.finished || st.failing) return;
   ++st.result.requests;
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
   if (!reply.ok) {
@@ -256,6 +347,7 @@ void on_page(paginator_ptr self, items_reply& reply) {
     return;
   }
   auto& pg = reply.page;
+  if (!accept_page(self, pg)) return;
   if (pg.pagination.total) st.result.total_reported = *pg.pagination.total;
   const bool has_next = pg.pagination.has_next_page;
   std::string end = pg.pagination.end_cursor.value_or("");
@@ -289,6 +381,17 @@ void on_page(paginator_ptr self, items_reply& reply) {
       }
     } else {
       st.empty_run = 0;
+    }
+  }
+  st.listed_items += pg.data.size();
+  if (!has_next) {
+    // hasNextPage=false too early must not pass for a complete listing: the last page is
+    // committed (and the listing with it) only when the items add up to what the job holds.
+    if (const auto expected = expected_items(st); expected && st.listed_items < *expected) {
+      fail(self, "short_listing",
+           "the listing ended after " + std::to_string(st.listed_items) +
+               " items but the job holds " + std::to_string(*expected) + "; listing again");
+      return;
     }
   }
   commit(self, std::move(pg), st.cursor, st.page_no);
@@ -336,6 +439,7 @@ phase_actor::behavior_type paginator_behavior(paginator_ptr self, job_context ct
           }
           s.page_no = s.job.pages_committed;
           s.cursor = s.job.next_cursor;
+          s.listed_items = s.job.counters.listed;
         }
         s.filter = spawn_filter(self->system(), s.ctx, s.job);
         if (s.ctx.settings.listing == listing_mode::parallel && s.page_no == 0) {

@@ -184,6 +184,8 @@ result<std::optional<storage::order_entry>, storage::store_errc> next_ordered(or
 
 void commit_order(orderer_ptr self) {
   auto& st = self->state;
+  if (auto why = short_listing(st.ctx, st.job); !why.empty())
+    return finish(self, false, "short_listing", std::move(why));
   st.committing = true;
   st.job.phase = storage::job_phase::dispatching;
   st.job.order_size = st.job.counters.in_scope;
@@ -326,7 +328,9 @@ void add_dates(orderer_ptr self, const std::vector<api::export_item_date>& data,
   for (const auto& d : data) {
     std::memcpy(rec.data(), d.accounting_entry_id.bytes.data(), 16);
     put_be(rec.data() + 16, first_arrival++, 4);
-    put_be(rec.data() + 20, biased(d.date_ms), 8);
+    // A date that did not parse makes the item undated (ordered last, counted), as if the
+    // data layer had not listed it.
+    put_be(rec.data() + 20, d.date_ms ? biased(*d.date_ms) : undated_key, 8);
     if (auto s = st.dates->add(rec.data()); !s) return store_failed(self, s.err());
   }
 }
@@ -358,6 +362,7 @@ void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
     st.date_pages = offset_page_count(*reply.page.pagination.total, st.ctx.settings.page_size);
   }
   // Arrival = position in the walk, whatever order the pages come back in.
+  st.result.deviations.merge(reply.page.deviations);
   add_dates(self, reply.page.data, std::uint64_t{page_no} * st.ctx.settings.page_size);
   if (st.finished) return;
   st.date_items += reply.page.data.size();
@@ -421,6 +426,7 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
     return walk_failed(self, std::move(code), std::move(msg),
                        f.cursor_rejected || f.kind == "decode");
   }
+  st.result.deviations.merge(reply.page.deviations);
   add_dates(self, reply.page.data, st.date_arrival);
   if (st.finished) return;
   st.date_arrival += static_cast<std::uint32_t>(reply.page.data.size());

@@ -1,4 +1,4 @@
-// The reconciliation table of DESIGN.md ("Scope and recovery"): what to do with an item given
+// The reconciliation table of docs/design.md ("Scope and recovery"): what to do with an item given
 // its remote status (from the latest listing) and its local state (from the state store).
 // Pure and total, so it is unit-tested cell by cell; the ordering and reconciling phases apply
 // it.

@@ -51,6 +51,11 @@ struct reconciler_state {
   bool appends_done = false;
   bool tail_flushed = false;
   std::uint64_t new_size = 0;
+  // Chunks holding appended items at sequences the finished order already covers (the old
+  // last chunk, extended): written with finish_order, so the longer chunk and the new size
+  // become visible together. Chunks wholly beyond the old size are written before (read_order
+  // does not read past the order size).
+  std::vector<storage::order_chunk_write> finish_chunks;
   std::uint32_t writes_in_flight = 0;
   bool committing = false;
   bool finished = false;
@@ -76,7 +81,8 @@ void commit_order(reconciler_ptr self) {
   st.job.phase = storage::job_phase::dispatching;
   st.job.listing_complete = true;
   st.job.counters.in_scope = st.job.order_size;
-  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value, st.job)
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value,
+                order_finish{st.job, std::move(st.finish_chunks)})
       .then(
           [self](const store_reply& r) {
             auto& s = self->state;
@@ -114,6 +120,9 @@ void report(reconciler_ptr self, const api::uuid& id, std::optional<api::item_st
 }
 
 /// Applies the table to one chunk of the order (seqs from `first`); true when it changed.
+/// An entry that left the scope in an earlier reconciliation keeps what it was recorded as
+/// (skipped, or reported because it had been handed on): passing over it since does not make
+/// it "handed on", and a repeated reconciliation does not count or report it again.
 store_result<bool> apply_chunk(reconciler_ptr self, std::uint64_t first,
                                std::vector<storage::order_entry>& entries) {
   auto& st = self->state;
@@ -129,6 +138,7 @@ store_result<bool> apply_chunk(reconciler_ptr self, std::uint64_t first,
     const std::uint8_t status = (*v)[8];
     const bool listed_tracking = ((*v)[9] & 1) != 0;
     auto& e = entries[i];
+    if (!in_scope(e.remote_status)) continue;  // left the scope before: recorded then
     const auto local = seq <= st.marks.acked_through        ? local_state::acked
                        : seq <= st.marks.dispatched_through ? local_state::dispatched
                                                             : local_state::scoped;
@@ -137,19 +147,38 @@ store_result<bool> apply_chunk(reconciler_ptr self, std::uint64_t first,
                          : std::optional<api::item_status>(static_cast<api::item_status>(status));
     const auto action = reconcile(remote, local, true);
     if (action == reconcile_action::skip_done) continue;
+    if (!remote) ++st.result.absent;
     if (action == reconcile_action::out_of_scope) ++st.result.skipped_out_of_scope;
-    if (action == reconcile_action::out_of_scope_reported) {
-      ++st.result.out_of_scope_reported;
-      report(self, e.id, remote, action);
+    if (action == reconcile_action::out_of_scope_reported) ++st.result.out_of_scope_reported;
+    if (action == reconcile_action::out_of_scope ||
+        action == reconcile_action::out_of_scope_reported) {
+      e.remote_status = remote ? *remote : api::item_status::unknown;
+      e.handed_on = action == reconcile_action::out_of_scope_reported;
+      e.absent = !remote;
+      changed = true;
+      continue;
     }
-    const auto new_status = remote ? *remote : api::item_status::unknown;
-    if (e.remote_status != new_status || (listed_tracking && !e.has_tracking)) {
-      e.remote_status = new_status;
+    if (e.remote_status != *remote || (listed_tracking && !e.has_tracking)) {
+      e.remote_status = *remote;  // pending <-> in_progress: still in scope
       if (listed_tracking) e.has_tracking = true;
       changed = true;
     }
   }
   return changed;
+}
+
+/// Writes the tail chunk: with finish_order when it holds sequences of the current order (so
+/// the appended entries and the new size appear together), else now.
+void flush_tail(reconciler_ptr self) {
+  auto& st = self->state;
+  const std::size_t cs = storage::state_store::order_chunk_size;
+  const std::uint64_t first_seq = std::uint64_t{st.tail_chunk} * cs + 1;
+  if (first_seq <= st.job.order_size)
+    st.finish_chunks.push_back({st.tail_chunk, std::move(st.tail)});
+  else
+    write_chunk(self, st.tail_chunk, std::move(st.tail));
+  st.tail.clear();
+  st.tail_dirty = false;
 }
 
 /// Rewrites the order chunk by chunk, then appends, a few chunk writes in flight.
@@ -211,15 +240,14 @@ void pump(reconciler_ptr self) {
       ++st.new_size;
       ++st.result.appended;
       if (st.tail.size() == cs) {
-        write_chunk(self, st.tail_chunk++, std::move(st.tail));
-        st.tail.clear();
-        st.tail_dirty = false;
+        flush_tail(self);
+        ++st.tail_chunk;
       }
       continue;
     }
     if (!st.tail_flushed) {
       st.tail_flushed = true;
-      if (st.tail_dirty) write_chunk(self, st.tail_chunk, std::move(st.tail));
+      if (st.tail_dirty) flush_tail(self);
       continue;
     }
     break;
@@ -322,12 +350,17 @@ void reconcile_order(reconciler_ptr self) {
     return store_failed(self, dropped.err());
   bool offset_duplicates = false;
   if (auto joined = join(self, offset_duplicates); !joined) return store_failed(self, joined.err());
+  if (auto why = short_listing(st.ctx, st.job); !why.empty())
+    return finish(self, false, "short_listing", std::move(why));
   if (offset_duplicates)
     return finish(self, false, "parallel_listing_mismatch",
                   "the offset listing returned " + std::to_string(st.job.counters.duplicates) +
                       " items twice, so others may have been skipped; listing again with "
                       "cursors");
   st.new_size = st.job.order_size;
+  // Recounted by every reconciliation (those items are never in the order, so each
+  // reconciliation finds all of them again).
+  st.job.counters.needs_reconciliation = 0;
   pump(self);
 }
 

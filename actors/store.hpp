@@ -52,11 +52,18 @@ struct order_chunk {
   std::vector<storage::order_entry> entries;
 };
 
+/// finish_order with the chunks that must become visible together with the new order size.
+struct order_finish {
+  storage::job_record job;
+  std::vector<storage::order_chunk_write> chunks;
+};
+
 using store_actor = caf::typed_actor<
     caf::replies_to<put_job_atom, storage::job_record>::with<store_reply>,
     caf::replies_to<page_atom, page_commit>::with<store_reply>,
     caf::replies_to<order_atom, storage::job_record>::with<store_reply>,
     caf::replies_to<order_atom, order_chunk>::with<store_reply>,
+    caf::replies_to<order_atom, order_finish>::with<store_reply>,
     caf::replies_to<dispatch_atom, dispatch_mark>::with<store_reply>,
     caf::replies_to<ack_atom, std::vector<storage::job_progress>>::with<store_reply>>;
 
@@ -69,5 +76,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::store_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::page_commit)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_mark)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_chunk)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_finish)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::storage::job_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::storage::job_progress>)

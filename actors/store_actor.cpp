@@ -78,6 +78,12 @@ store_actor_impl::behavior_type store_behavior(store_pointer self,
         return write_reply(self, true,
                            [&](write_sync m) { return self->state.store->finish_order(job, m); });
       },
+      [self](order_atom, const order_finish& f) {
+        crash_point("before_finish_order");
+        return write_reply(self, true, [&](write_sync m) {
+          return self->state.store->finish_order(f.job, f.chunks, m);
+        });
+      },
       [self](order_atom, const order_chunk& c) {
         return write_reply(
             self, false,

@@ -1,4 +1,4 @@
-// Decoding Export API v3 response bodies (../shared/pleo-export-api-v3.md §3, §4, §5) into the
+// Decoding Export API v3 response bodies (docs/api-contract.md §3, §4, §5) into the
 // model of api/model.hpp.
 //
 // Two decoders read the same documents with the same rules:

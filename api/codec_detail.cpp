@@ -87,6 +87,40 @@ std::string path::to_string() const {
   return out;
 }
 
+std::string path::to_template() const {
+  std::vector<const path*> steps;
+  for (const path* p = this; p != nullptr && p->parent != nullptr; p = p->parent)
+    steps.push_back(p);
+  if (steps.empty()) return "(document)";
+  std::string out;
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const path& step = **it;
+    if (step.index != no_index) {
+      out += "[]";
+    } else {
+      if (!out.empty()) out += '.';
+      if (plain_key(step.key))
+        out.append(step.key);
+      else
+        out += quote(step.key);
+    }
+  }
+  return out;
+}
+
+void deviate(contract_deviations& out, const path& p, std::string_view what) {
+  out.add(p.to_template(), p.to_string() + ": " + std::string(what));
+}
+
+void deviate(contract_deviations& out, const path& p, const error<codec_errc>& e,
+             std::string_view where) {
+  std::string_view text = e.message;
+  if (text.starts_with(where)) text.remove_prefix(where.size());
+  while (!text.empty() && (text.front() == ':' || text.front() == ' '))
+    text.remove_prefix(1);
+  out.add(p.to_template(), text);
+}
+
 std::string quote(std::string_view text) {
   constexpr char hex[] = "0123456789abcdef";
   std::string out = "\"";

@@ -29,6 +29,8 @@ struct path {
   path at(std::size_t i) const noexcept { return path{this, {}, i}; }
   /// "data[17].accountingEntryId"; the root alone is "(document)".
   std::string to_string() const;
+  /// The same with indices elided, "data[].accountingEntryId": what deviations are counted by.
+  std::string to_template() const;
 };
 
 /// `text` in double quotes, cut to ~80 characters, with control and non-ASCII bytes escaped.
@@ -48,6 +50,13 @@ inline constexpr std::string_view k_opt_integer = "an integer or null";
 inline constexpr std::string_view k_opt_array = "an array or null";
 
 error<codec_errc> missing_field(std::string_view where, const path& p);
+
+/// Records a deviation at `p` (a field the stage does not rely on): counted by p's template,
+/// `what` ("null", "missing", "expected a boolean, got string", ...) in the first example.
+void deviate(contract_deviations& out, const path& p, std::string_view what);
+/// The deviation of a decode error that was tolerated: its message without the request.
+void deviate(contract_deviations& out, const path& p, const error<codec_errc>& e,
+             std::string_view where);
 error<codec_errc> wrong_type(std::string_view where, const path& p, std::string_view expected,
                              json_kind got);
 error<codec_errc> invalid_value(std::string_view where, const path& p, std::string_view detail);

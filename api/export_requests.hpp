@@ -1,5 +1,5 @@
 // Request builders for the Export API v3 endpoints this stage calls (see
-// ../shared/pleo-export-api-v3.md §4). They only shape paths and queries; sending is the
+// docs/api-contract.md §4). They only shape paths and queries; sending is the
 // HTTP client's job and decoding the codec's.
 #pragma once
 

@@ -70,6 +70,45 @@ class dom_reader {
     return false;
   }
 
+  void deviations_to(contract_deviations* out) { dev_ = out; }
+  void deviate(const path& p, std::string_view what) { detail::deviate(*dev_, p, what); }
+
+  /// See reader::tolerant in page_parser.cpp.
+  template <class Read>
+  bool tolerant(const path& p, Read&& read) {
+    if (read()) return true;
+    if (err_->code == codec_errc::malformed_json) return false;
+    detail::deviate(*dev_, p, *err_, where_);
+    err_.reset();
+    return true;
+  }
+
+  /// A member the stage does not rely on: absent is a deviation when `required`; a fault in
+  /// it is a deviation; `reset` empties the field after a fault.
+  template <class Read, class Reset>
+  bool lenient(const json& obj, const path& p, const char* key, bool is_required, Read read,
+               Reset reset) {
+    const json* m = member(obj, key);
+    const path mp = p.field(key);
+    if (m == nullptr) {
+      if (is_required) deviate(mp, "missing");
+      reset();
+      return true;
+    }
+    return tolerant(mp, [&] {
+      if (read(*m, mp)) return true;
+      reset();
+      return false;
+    });
+  }
+
+  bool lenient_opt_string(const json& obj, const path& p, const char* key,
+                          std::optional<std::string>& field) {
+    return lenient(
+        obj, p, key, false, [&](const json& m, const path& mp) { return opt_string(m, mp, field); },
+        [&] { field.reset(); });
+  }
+
   bool parse(json& out) {
     try {
       out = json::parse(body_.begin(), body_.end());
@@ -204,23 +243,28 @@ class dom_reader {
     const json* id = required(v, p, "accountingEntryId");
     if (id == nullptr || !uuid_value(*id, p.field("accountingEntryId"), out.accounting_entry_id))
       return false;
-    const json* job = required(v, p, "exportJobId");
-    if (job == nullptr || !uuid_value(*job, p.field("exportJobId"), out.export_job_id))
-      return false;
     const json* status = required(v, p, "status");
-    std::string_view text;
-    if (status == nullptr || !string(*status, p.field("status"), detail::k_string, text))
+    if (status == nullptr) return false;
+    if (status->is_null()) {
+      out.status = item_status::pending;
+      deviate(p.field("status"), "null (read as pending)");
+    } else {
+      std::string_view text;
+      if (!string(*status, p.field("status"), detail::k_string, text)) return false;
+      out.status = parse_item_status(text);
+      if (out.status == item_status::unknown) out.status_text.assign(text);
+    }
+    if (!lenient(
+            v, p, "exportJobId", true,
+            [&](const json& m, const path& mp) { return uuid_value(m, mp, out.export_job_id); },
+            [&] { out.export_job_id = uuid{}; }))
       return false;
-    out.status = parse_item_status(text);
-    if (out.status == item_status::unknown) out.status_text.assign(text);
-    auto opt = [&](const char* key, std::optional<std::string>& field) {
-      return optional(v, p, key,
-                      [&](const json& m, const path& mp) { return opt_string(m, mp, field); });
-    };
     auto& t = out.tracking;
-    return opt("exportedAt", t.exported_at) && opt("externalId", t.external_id) &&
-           opt("externalUrl", t.external_url) && opt("failureReason", t.failure_reason) &&
-           opt("failureReasonType", t.failure_reason_type);
+    return lenient_opt_string(v, p, "exportedAt", t.exported_at) &&
+           lenient_opt_string(v, p, "externalId", t.external_id) &&
+           lenient_opt_string(v, p, "externalUrl", t.external_url) &&
+           lenient_opt_string(v, p, "failureReason", t.failure_reason) &&
+           lenient_opt_string(v, p, "failureReasonType", t.failure_reason_type);
   }
 
   bool item_date(const json& v, const path& p, export_item_date& out) {
@@ -228,15 +272,22 @@ class dom_reader {
     const json* id = required(v, p, "accountingEntryId");
     if (id == nullptr || !uuid_value(*id, p.field("accountingEntryId"), out.accounting_entry_id))
       return false;
-    const json* date = required(v, p, "date");
-    if (date == nullptr) return false;
+    const json* date = member(v, "date");
     const path dp = p.field("date");
-    std::string_view text;
-    if (!string(*date, dp, detail::k_date_time, text)) return false;
-    auto ms = parse_timestamp_ms(text);
-    if (!ms) return fail(detail::invalid_date(where_, dp, text));
-    out.date_ms = *ms;
-    return true;
+    if (date == nullptr) {
+      deviate(dp, "missing (the item is undated)");
+      return true;
+    }
+    return tolerant(dp, [&] {
+      std::string_view text;
+      if (!string(*date, dp, detail::k_date_time, text)) return false;
+      const auto d = parse_date_lenient(text);
+      out.date_ms = d.epoch_ms;
+      if (d.form == date_form::date_only) deviate(dp, "a date without a time (midnight UTC)");
+      if (d.form == date_form::zoneless) deviate(dp, "a date-time without a zone (UTC)");
+      if (d.form == date_form::unparsable) return fail(detail::invalid_date(where_, dp, text));
+      return true;
+    });
   }
 
   bool job(const json& v, const path& p, export_job& out) {
@@ -244,10 +295,6 @@ class dom_reader {
     auto req = [&](const char* key, auto read) {
       const json* m = required(v, p, key);
       return m != nullptr && read(*m, p.field(key));
-    };
-    auto opt_str = [&](const char* key, std::optional<std::string>& field) {
-      return optional(v, p, key,
-                      [&](const json& m, const path& mp) { return opt_string(m, mp, field); });
     };
     return req("id", [&](const json& m, const path& mp) { return uuid_value(m, mp, out.id); }) &&
            req("companyId",
@@ -267,81 +314,105 @@ class dom_reader {
                  out.created_at.assign(text);
                  return true;
                }) &&
-           optional(
-               v, p, "createdBy",
-               [&](const json& m, const path& mp) { return opt_uuid(m, mp, out.created_by); }) &&
-           opt_str("startedAt", out.started_at) && opt_str("completedAt", out.completed_at) &&
-           opt_str("lastUpdatedAt", out.last_updated_at) && opt_str("expiredAt", out.expired_at) &&
-           req("expiresIn",
+           lenient(
+               v, p, "createdBy", false,
+               [&](const json& m, const path& mp) { return opt_uuid(m, mp, out.created_by); },
+               [&] { out.created_by.reset(); }) &&
+           lenient_opt_string(v, p, "startedAt", out.started_at) &&
+           lenient_opt_string(v, p, "completedAt", out.completed_at) &&
+           lenient_opt_string(v, p, "lastUpdatedAt", out.last_updated_at) &&
+           lenient_opt_string(v, p, "expiredAt", out.expired_at) &&
+           lenient(
+               v, p, "expiresIn", true,
                [&](const json& m, const path& mp) {
                  return required_integer(m, mp, out.expires_in, "int32");
-               }) &&
-           req("isInteractive",
-               [&](const json& m, const path& mp) { return boolean(m, mp, out.is_interactive); }) &&
-           req("numberOfItems",
+               },
+               [&] { out.expires_in = 0; }) &&
+           lenient(
+               v, p, "isInteractive", true,
+               [&](const json& m, const path& mp) { return boolean(m, mp, out.is_interactive); },
+               [&] { out.is_interactive = false; }) &&
+           lenient(
+               v, p, "numberOfItems", true,
                [&](const json& m, const path& mp) {
                  return required_integer(m, mp, out.number_of_items, "int64");
-               }) &&
-           req("vendorBasedBookkeeping",
+               },
+               [&] { out.number_of_items = -1; }) &&
+           lenient(
+               v, p, "vendorBasedBookkeeping", true,
                [&](const json& m, const path& mp) {
                  return boolean(m, mp, out.vendor_based_bookkeeping);
-               }) &&
-           opt_str("failureReason", out.failure_reason) &&
-           opt_str("failureReasonType", out.failure_reason_type);
+               },
+               [&] { out.vendor_based_bookkeeping = false; }) &&
+           lenient_opt_string(v, p, "failureReason", out.failure_reason) &&
+           lenient_opt_string(v, p, "failureReasonType", out.failure_reason_type);
   }
 
+  // Not relied on: see page_parser.cpp.
   bool current_request(const json& v, const path& p, current_request_pagination& out) {
+    out = {};
     if (!object(v, p)) return false;
-    const json* params = required(v, p, "parameters");
-    if (params == nullptr) return false;
-    const path pp = p.field("parameters");
-    if (!object(*params, pp)) return false;
-    for (const auto& [name, values] : params->items()) {
-      std::vector<std::string> list;
-      if (!string_array(values, pp.field(name), false, list)) return false;
-      out.parameters.insert_or_assign(name, std::move(list));
-    }
-    auto opt_str = [&](const char* key, std::optional<std::string>& field) {
-      return optional(v, p, key,
-                      [&](const json& m, const path& mp) { return opt_string(m, mp, field); });
-    };
+    const bool params_ok = lenient(
+        v, p, "parameters", true,
+        [&](const json& params, const path& pp) {
+          if (!object(params, pp)) return false;
+          for (const auto& [name, values] : params.items()) {
+            std::vector<std::string> list;
+            if (!string_array(values, pp.field(name), false, list)) return false;
+            out.parameters.insert_or_assign(name, std::move(list));
+          }
+          return true;
+        },
+        [&] { out.parameters.clear(); });
     auto opt_list = [&](const char* key, std::vector<std::string>& field) {
-      return optional(v, p, key, [&](const json& m, const path& mp) {
-        return string_array(m, mp, true, field);
-      });
+      return lenient(
+          v, p, key, false,
+          [&](const json& m, const path& mp) { return string_array(m, mp, true, field); },
+          [&] { field.clear(); });
     };
-    return opt_str("after", out.after) && opt_str("before", out.before) &&
-           optional(v, p, "limit",
-                    [&](const json& m, const path& mp) {
-                      return integer(m, mp, true, out.limit, "int32");
-                    }) &&
-           optional(v, p, "offset",
-                    [&](const json& m, const path& mp) {
-                      return integer(m, mp, true, out.offset, "int64");
-                    }) &&
+    return params_ok && lenient_opt_string(v, p, "after", out.after) &&
+           lenient_opt_string(v, p, "before", out.before) &&
+           lenient(
+               v, p, "limit", false,
+               [&](const json& m, const path& mp) {
+                 return integer(m, mp, true, out.limit, "int32");
+               },
+               [&] { out.limit.reset(); }) &&
+           lenient(
+               v, p, "offset", false,
+               [&](const json& m, const path& mp) {
+                 return integer(m, mp, true, out.offset, "int64");
+               },
+               [&] { out.offset.reset(); }) &&
            opt_list("sortingKeys", out.sorting_keys) && opt_list("sortingOrder", out.sorting_order);
   }
 
   bool page_info_value(const json& v, const path& p, page_info& out) {
     if (!object(v, p)) return false;
-    const json* current = required(v, p, "currentRequestPagination");
-    if (current == nullptr ||
-        !current_request(*current, p.field("currentRequestPagination"), out.current_request))
-      return false;
     const json* next = required(v, p, "hasNextPage");
     if (next == nullptr || !boolean(*next, p.field("hasNextPage"), out.has_next_page)) return false;
-    const json* previous = required(v, p, "hasPreviousPage");
-    if (previous == nullptr ||
-        !boolean(*previous, p.field("hasPreviousPage"), out.has_previous_page))
-      return false;
     auto opt_str = [&](const char* key, std::optional<std::string>& field) {
       return optional(v, p, key,
                       [&](const json& m, const path& mp) { return opt_string(m, mp, field); });
     };
-    return opt_str("endCursor", out.end_cursor) && opt_str("startCursor", out.start_cursor) &&
-           optional(v, p, "total", [&](const json& m, const path& mp) {
-             return integer(m, mp, true, out.total, "int64");
-           });
+    return lenient(
+               v, p, "currentRequestPagination", true,
+               [&](const json& m, const path& mp) {
+                 return current_request(m, mp, out.current_request);
+               },
+               [&] { out.current_request = {}; }) &&
+           lenient(
+               v, p, "hasPreviousPage", true,
+               [&](const json& m, const path& mp) { return boolean(m, mp, out.has_previous_page); },
+               [&] { out.has_previous_page = false; }) &&
+           opt_str("endCursor", out.end_cursor) &&
+           lenient_opt_string(v, p, "startCursor", out.start_cursor) &&
+           lenient(
+               v, p, "total", false,
+               [&](const json& m, const path& mp) {
+                 return integer(m, mp, true, out.total, "int64");
+               },
+               [&] { out.total.reset(); });
   }
 
   template <class T, class ReadItem>
@@ -370,6 +441,7 @@ class dom_reader {
   std::string_view where_;
   std::string_view body_;
   std::optional<error<codec_errc>> err_;
+  contract_deviations* dev_ = nullptr;
 };
 
 // Parses `body` and runs `decode` on the DOM; nlohmann exceptions never leave.
@@ -380,6 +452,11 @@ decode_result<T> decode(std::string_view body, std::string_view where, Decode de
     json doc;
     if (!r.parse(doc)) return std::move(r).take_error();
     T out{};
+    contract_deviations ignored;  // bodies without deviations (error bodies) never record any
+    if constexpr (requires { out.deviations; })
+      r.deviations_to(&out.deviations);
+    else
+      r.deviations_to(&ignored);
     if (!decode_doc(r, doc, out)) return std::move(r).take_error();
     return out;
   } catch (const json::exception& e) {

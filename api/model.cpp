@@ -163,6 +163,48 @@ item_status parse_item_status(std::string_view t) noexcept {
   return item_status::unknown;
 }
 
+void contract_deviations::add(std::string_view path, std::string_view example, std::uint64_t n) {
+  // Kept sorted by path, so that two decoders that meet the same deviations in another order
+  // of fields agree.
+  auto it = by_path.begin();
+  while (it != by_path.end() && it->path < path)
+    ++it;
+  if (it != by_path.end() && it->path == path) {
+    it->count += n;
+    return;
+  }
+  by_path.insert(it, deviation_count{std::string(path), n, std::string(example)});
+}
+
+void contract_deviations::merge(const contract_deviations& other) {
+  for (const auto& d : other.by_path)
+    add(d.path, d.example, d.count);
+}
+
+std::uint64_t contract_deviations::total() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& d : by_path)
+    n += d.count;
+  return n;
+}
+
+lenient_date parse_date_lenient(std::string_view text) noexcept {
+  if (auto ms = parse_timestamp_ms(text)) return {ms, date_form::rfc3339};
+  // A date alone: midnight UTC. A date-time without a zone: UTC.
+  char buf[40];
+  if (text.size() == 10) {
+    std::memcpy(buf, text.data(), 10);
+    std::memcpy(buf + 10, "T00:00:00Z", 10);
+    if (auto ms = parse_timestamp_ms(std::string_view(buf, 20))) return {ms, date_form::date_only};
+  } else if (text.size() >= 19 && text.size() + 1 <= sizeof buf) {
+    std::memcpy(buf, text.data(), text.size());
+    buf[text.size()] = 'Z';
+    if (auto ms = parse_timestamp_ms(std::string_view(buf, text.size() + 1)))
+      return {ms, date_form::zoneless};
+  }
+  return {std::nullopt, date_form::unparsable};
+}
+
 std::optional<std::int64_t> parse_timestamp_ms(std::string_view s) noexcept {
   // YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;

@@ -1,4 +1,4 @@
-// The Export API v3 data model as this stage needs it (see ../shared/pleo-export-api-v3.md).
+// The Export API v3 data model as this stage needs it (see docs/api-contract.md).
 // Ids are binary UUIDs: compact (16 bytes) and compared case-insensitively by construction.
 // Enum fields keep values they do not recognise (status == unknown, raw text kept), because
 // the v3 spec types them as plain strings; absent and null optional fields are the same.
@@ -61,8 +61,39 @@ item_status parse_item_status(std::string_view text) noexcept;
 /// Parses an RFC 3339 date-time ("2023-11-07T05:31:56Z", optional fraction, `Z` or ±hh:mm)
 /// into milliseconds since the Unix epoch (UTC).
 std::optional<std::int64_t> parse_timestamp_ms(std::string_view text) noexcept;
+/// How a data-layer `date` was written. The contract says RFC 3339 date-time; real pages also
+/// carry a date alone ("2024-03-01": midnight UTC) or a date-time without a zone (read as UTC).
+enum class date_form : std::uint8_t { rfc3339, date_only, zoneless, unparsable };
+struct lenient_date {
+  std::optional<std::int64_t> epoch_ms;  // empty when unparsable
+  date_form form = date_form::unparsable;
+};
+/// parse_timestamp_ms, and failing that the two forms above.
+lenient_date parse_date_lenient(std::string_view text) noexcept;
+
 /// Formats milliseconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (whole seconds).
 std::string format_timestamp(std::int64_t epoch_ms);
+
+/// Where responses strayed from the contract in fields the stage does not rely on (a required
+/// field missing, null or of another type; a lenient date; a null status), counted by field
+/// path with indices elided ("data[].status") and the first example seen. Such a response is
+/// still used; fields the stage relies on stay strict (a fault there is a decode error).
+struct deviation_count {
+  std::string path;
+  std::uint64_t count = 0;
+  std::string example;  // e.g. "data[17].status: null (read as pending)"
+
+  friend bool operator==(const deviation_count&, const deviation_count&) = default;
+};
+struct contract_deviations {
+  std::vector<deviation_count> by_path;  // few distinct paths: a linear search is enough
+
+  void add(std::string_view path, std::string_view example, std::uint64_t n = 1);
+  void merge(const contract_deviations& other);
+  std::uint64_t total() const noexcept;
+  bool empty() const noexcept { return by_path.empty(); }
+  friend bool operator==(const contract_deviations&, const contract_deviations&) = default;
+};
 
 /// ExportJobV3 (§5.1).
 struct export_job {
@@ -82,6 +113,7 @@ struct export_job {
   bool vendor_based_bookkeeping = false;
   std::optional<std::string> failure_reason;
   std::optional<std::string> failure_reason_type;
+  contract_deviations deviations;
 };
 
 /// The tracking fields an ExportJobItemV3 carries besides its key and status (§5.2).
@@ -112,7 +144,7 @@ struct export_job_item {
 /// The two fields of ExportItemV3 (§5.3) that ordering needs; the rest is never kept.
 struct export_item_date {
   uuid accounting_entry_id;
-  std::int64_t date_ms = 0;
+  std::optional<std::int64_t> date_ms;  // empty: the date did not parse (the item is undated)
 
   friend bool operator==(const export_item_date&, const export_item_date&) = default;
 };
@@ -148,6 +180,7 @@ template <class T>
 struct page {
   std::vector<T> data;
   page_info pagination;
+  contract_deviations deviations;
 };
 
 /// ExceptionInfo (§3.3): only `type` is required.

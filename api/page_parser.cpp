@@ -57,6 +57,41 @@ class reader {
     return false;
   }
 
+  /// Where deviations of the page being read go.
+  void deviations_to(contract_deviations* out) { dev_ = out; }
+
+  void deviate(const path& p, std::string_view what) { detail::deviate(*dev_, p, what); }
+
+  /// Reads a field the stage does not rely on with `read`: a decode error other than
+  /// malformed JSON becomes a deviation counted at `p`, and reading goes on (on-demand skips
+  /// whatever `read` left unread). The caller decides what the field holds then.
+  template <class Read>
+  bool tolerant(const path& p, Read&& read) {
+    if (read()) return true;
+    if (err_->code == codec_errc::malformed_json) return false;
+    detail::deviate(*dev_, p, *err_, where_);
+    err_.reset();
+    return true;
+  }
+
+  /// Empties a field after a tolerated fault; false, so that `read() || reset(field)` still
+  /// reports the fault.
+  template <class Field>
+  static bool reset(Field& field) {
+    field = Field{};
+    return false;
+  }
+
+  /// A string-or-null field the stage passes on but does not rely on: another type is a
+  /// deviation and leaves it empty.
+  bool lenient_opt_string(od::value& v, const path& p, std::optional<std::string>& out) {
+    return tolerant(p, [&] {
+      if (opt_string(v, p, out)) return true;
+      out.reset();
+      return false;
+    });
+  }
+
   bool fail_malformed(error_code code, const char* at = nullptr) {
     std::optional<std::size_t> byte;
     // For an unbalanced document simdjson points at its start, which helps nobody.
@@ -224,23 +259,40 @@ class reader {
       }
       if (key == "exportJobId") {
         seen |= k_job;
-        // Every item of a page names the same job: parse its text once per page.
-        std::string_view text;
-        if (!string(fv, p.field(key), detail::k_uuid, text)) return false;
-        if (!job_text_.empty() && text == job_text_) {
-          out.export_job_id = job_id_;
+        // Every item of a page names the same job: parse its text once per page. Not relied
+        // on (the request names the job); an item naming ANOTHER job is checked by the
+        // listing, which fails that job.
+        const path jp = p.field(key);
+        return tolerant(jp, [&] {
+          out.export_job_id = uuid{};  // of duplicate keys the last counts, even a faulty one
+          std::string_view text;
+          if (!string(fv, jp, detail::k_uuid, text)) return false;
+          if (!job_text_.empty() && text == job_text_) {
+            out.export_job_id = job_id_;
+            return true;
+          }
+          auto parsed = uuid::parse(text);
+          if (!parsed) return fail(detail::invalid_uuid(where_, jp, text));
+          out.export_job_id = job_id_ = *parsed;
+          job_text_.assign(text);
           return true;
-        }
-        auto parsed = uuid::parse(text);
-        if (!parsed) return fail(detail::invalid_uuid(where_, p.field(key), text));
-        out.export_job_id = job_id_ = *parsed;
-        job_text_.assign(text);
-        return true;
+        });
       }
       if (key == "status") {
         seen |= k_status;
+        const path sp = p.field(key);
+        json_kind k{};
+        if (!kind(fv, k)) return false;
+        if (k == json_kind::null_value) {
+          // Older docs: null until processing is first attempted, i.e. pending.
+          if (!confirm_null(fv)) return false;
+          out.status = item_status::pending;
+          out.status_text.clear();
+          deviate(sp, "null (read as pending)");
+          return true;
+        }
         std::string_view text;
-        if (!string(fv, p.field(key), detail::k_string, text)) return false;
+        if (!string(fv, sp, detail::k_string, text)) return false;
         out.status = parse_item_status(text);
         if (out.status == item_status::unknown)
           out.status_text.assign(text);
@@ -248,16 +300,23 @@ class reader {
           out.status_text.clear();
         return true;
       }
-      if (key == "exportedAt") return opt_string(fv, p.field(key), out.tracking.exported_at);
-      if (key == "externalId") return opt_string(fv, p.field(key), out.tracking.external_id);
-      if (key == "externalUrl") return opt_string(fv, p.field(key), out.tracking.external_url);
-      if (key == "failureReason") return opt_string(fv, p.field(key), out.tracking.failure_reason);
+      if (key == "exportedAt")
+        return lenient_opt_string(fv, p.field(key), out.tracking.exported_at);
+      if (key == "externalId")
+        return lenient_opt_string(fv, p.field(key), out.tracking.external_id);
+      if (key == "externalUrl")
+        return lenient_opt_string(fv, p.field(key), out.tracking.external_url);
+      if (key == "failureReason")
+        return lenient_opt_string(fv, p.field(key), out.tracking.failure_reason);
       if (key == "failureReasonType")
-        return opt_string(fv, p.field(key), out.tracking.failure_reason_type);
+        return lenient_opt_string(fv, p.field(key), out.tracking.failure_reason_type);
       return true;
     });
-    return ok && require(seen, k_id, p, "accountingEntryId") &&
-           require(seen, k_job, p, "exportJobId") && require(seen, k_status, p, "status");
+    if (!ok || !require(seen, k_id, p, "accountingEntryId") ||
+        !require(seen, k_status, p, "status"))
+      return false;
+    if ((seen & k_job) == 0) deviate(p.field("exportJobId"), "missing");
+    return true;
   }
 
   bool item_date(od::value& v, const path& p, export_item_date& out) {
@@ -273,12 +332,17 @@ class reader {
       if (key == "date") {
         seen |= k_date;
         const path fp = p.field(key);
-        std::string_view text;
-        if (!string(fv, fp, detail::k_date_time, text)) return false;
-        auto ms = parse_timestamp_ms(text);
-        if (!ms) return fail(detail::invalid_date(where_, fp, text));
-        out.date_ms = *ms;
-        return true;
+        out.date_ms.reset();
+        return tolerant(fp, [&] {
+          std::string_view text;
+          if (!string(fv, fp, detail::k_date_time, text)) return false;
+          const auto d = parse_date_lenient(text);
+          out.date_ms = d.epoch_ms;
+          if (d.form == date_form::date_only) deviate(fp, "a date without a time (midnight UTC)");
+          if (d.form == date_form::zoneless) deviate(fp, "a date-time without a zone (UTC)");
+          if (d.form == date_form::unparsable) return fail(detail::invalid_date(where_, fp, text));
+          return true;
+        });
       }
       return true;
     };
@@ -292,34 +356,55 @@ class reader {
       // array moves on (measured: +14% items/s on full items).
       if (seen == (k_id | k_date)) break;
     }
-    return require(seen, k_id, p, "accountingEntryId") && require(seen, k_date, p, "date");
+    if (!require(seen, k_id, p, "accountingEntryId")) return false;
+    if ((seen & k_date) == 0) deviate(p.field("date"), "missing (the item is undated)");
+    return true;
   }
 
+  // Not relied on: every member is read tolerantly (a fault is a deviation, the member stays
+  // empty).
   bool current_request(od::value& v, const path& p, current_request_pagination& out) {
     enum : seen_mask { k_parameters = 1 };
     seen_mask seen = 0;
     out = {};  // of duplicate keys the last counts, as in the reference decoders
     const bool ok = fields(v, p, [&](std::string_view key, od::value& fv) {
+      const path fp = p.field(key);
       if (key == "parameters") {
         seen |= k_parameters;
-        const path pp = p.field(key);
         out.parameters.clear();
-        return fields(fv, pp, [&](std::string_view name, od::value& values) {
-          std::vector<std::string> list;
-          if (!string_array(values, pp.field(name), false, list)) return false;
-          out.parameters.insert_or_assign(std::string(name), std::move(list));
-          return true;
+        return tolerant(fp, [&] {
+          if (fields(fv, fp, [&](std::string_view name, od::value& values) {
+                std::vector<std::string> list;
+                if (!string_array(values, fp.field(name), false, list)) return false;
+                out.parameters.insert_or_assign(std::string(name), std::move(list));
+                return true;
+              }))
+            return true;
+          out.parameters.clear();  // all or nothing, whatever the order of the keys
+          return false;
         });
       }
-      if (key == "after") return opt_string(fv, p.field(key), out.after);
-      if (key == "before") return opt_string(fv, p.field(key), out.before);
-      if (key == "limit") return integer(fv, p.field(key), true, out.limit, "int32");
-      if (key == "offset") return integer(fv, p.field(key), true, out.offset, "int64");
-      if (key == "sortingKeys") return string_array(fv, p.field(key), true, out.sorting_keys);
-      if (key == "sortingOrder") return string_array(fv, p.field(key), true, out.sorting_order);
+      if (key == "after") return lenient_opt_string(fv, fp, out.after);
+      if (key == "before") return lenient_opt_string(fv, fp, out.before);
+      if (key == "limit")
+        return tolerant(
+            fp, [&] { return integer(fv, fp, true, out.limit, "int32") || reset(out.limit); });
+      if (key == "offset")
+        return tolerant(
+            fp, [&] { return integer(fv, fp, true, out.offset, "int64") || reset(out.offset); });
+      if (key == "sortingKeys")
+        return tolerant(fp, [&] {
+          return string_array(fv, fp, true, out.sorting_keys) || reset(out.sorting_keys);
+        });
+      if (key == "sortingOrder")
+        return tolerant(fp, [&] {
+          return string_array(fv, fp, true, out.sorting_order) || reset(out.sorting_order);
+        });
       return true;
     });
-    return ok && require(seen, k_parameters, p, "parameters");
+    if (!ok) return false;
+    if ((seen & k_parameters) == 0) deviate(p.field("parameters"), "missing");
+    return true;
   }
 
   bool page_info_value(od::value& v, const path& p, page_info& out) {
@@ -327,26 +412,39 @@ class reader {
     seen_mask seen = 0;
     out = {};  // of duplicate keys the last counts, as in the reference decoders
     const bool ok = fields(v, p, [&](std::string_view key, od::value& fv) {
+      const path fp = p.field(key);
       if (key == "currentRequestPagination") {
         seen |= k_current;
-        return current_request(fv, p.field(key), out.current_request);
+        return tolerant(fp, [&] {
+          if (current_request(fv, fp, out.current_request)) return true;
+          out.current_request = {};
+          return false;
+        });
       }
       if (key == "hasNextPage") {
         seen |= k_next;
-        return boolean(fv, p.field(key), out.has_next_page);
+        return boolean(fv, fp, out.has_next_page);
       }
       if (key == "hasPreviousPage") {
         seen |= k_previous;
-        return boolean(fv, p.field(key), out.has_previous_page);
+        return tolerant(fp, [&] {
+          if (boolean(fv, fp, out.has_previous_page)) return true;
+          out.has_previous_page = false;
+          return false;
+        });
       }
-      if (key == "endCursor") return opt_string(fv, p.field(key), out.end_cursor);
-      if (key == "startCursor") return opt_string(fv, p.field(key), out.start_cursor);
-      if (key == "total") return integer(fv, p.field(key), true, out.total, "int64");
+      if (key == "endCursor") return opt_string(fv, fp, out.end_cursor);
+      if (key == "startCursor") return lenient_opt_string(fv, fp, out.start_cursor);
+      // Relied on only by offset listing, which checks it is there and adds up.
+      if (key == "total")
+        return tolerant(
+            fp, [&] { return integer(fv, fp, true, out.total, "int64") || reset(out.total); });
       return true;
     });
-    return ok && require(seen, k_current, p, "currentRequestPagination") &&
-           require(seen, k_next, p, "hasNextPage") &&
-           require(seen, k_previous, p, "hasPreviousPage");
+    if (!ok || !require(seen, k_next, p, "hasNextPage")) return false;
+    if ((seen & k_current) == 0) deviate(p.field("currentRequestPagination"), "missing");
+    if ((seen & k_previous) == 0) deviate(p.field("hasPreviousPage"), "missing");
+    return true;
   }
 
   // The list envelope {"data": [...], "pagination": {...}} around items read by `item`.
@@ -401,6 +499,7 @@ class reader {
   std::string_view where_;
   std::string_view body_;
   std::optional<error<codec_errc>> err_;
+  contract_deviations* dev_ = nullptr;
   std::string job_text_;  // the last exportJobId text seen, and its value
   uuid job_id_;
 };
@@ -438,6 +537,7 @@ struct page_parser::impl {
       return std::move(r).take_error();
     }
     page<T> out;
+    r.deviations_to(&out.deviations);
     if (!r.list_page(doc, out, last_page_size, item)) return std::move(r).take_error();
     last_page_size = out.data.size();
     return out;

@@ -113,30 +113,12 @@ class progress_printer {
   std::thread thread_;
 };
 
-/// Appends every reported item to the reconciliation file, one NDJSON line each.
-status<run_errc> write_reconciliation_report(run_report& report, const run_options& options) {
-  std::string lines;
-  for (const auto& job : report.batch.jobs)
-    for (const auto& e : job.reported) {
-      nlohmann::json line{{"jobId", job.job_id.to_string()},
-                          {"accountingEntryId", e.accounting_entry_id.to_string()},
-                          {"remoteStatus", e.remote_status},
-                          {"action", e.action}};
-      lines += line.dump();
-      lines += '\n';
-    }
-  if (lines.empty()) return ok_v;
-  std::string path = options.reconcile_out;
-  if (path.empty())
-    path = options.out == "-" ? options.state_dir + "/reconcile.ndjson"
-                              : options.out + ".reconcile.ndjson";
-  std::ofstream out(path, std::ios::app);
-  out << lines;
-  out.flush();
-  if (!out)
-    return make_error(run_errc::output, "cannot write the reconciliation report to '" + path + "'");
-  report.reconcile_out = path;
-  return ok_v;
+/// Where reported items go: `--reconcile-out`, else next to the output (or in the state
+/// directory when the output is stdout).
+std::string reconciliation_path(const run_options& options) {
+  if (!options.reconcile_out.empty()) return options.reconcile_out;
+  return options.out == "-" ? options.state_dir + "/reconcile.ndjson"
+                            : options.out + ".reconcile.ndjson";
 }
 
 /// Before anything is opened for writing: the state directory (read-only, when it holds a
@@ -224,6 +206,10 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     }
 
     auto shared = spawn_stage_actors(sys, cfg, res.value(), downstream);
+    // Job supervisors write their reported items through it before recording a job complete.
+    const auto report_path = reconciliation_path(options);
+    auto reported_any = std::make_shared<std::atomic<bool>>(false);
+    shared.base.report_writer = actors::spawn_report_writer(sys, report_path, reported_any);
     const auto& base = shared.base;
     const auto& fetchers = shared.fetchers;
     auto progress = std::make_shared<actors::batch_progress>();
@@ -241,13 +227,13 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     printer.stop();
     stop_stage_actors(sys, shared);
     self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
+    self->send_exit(base.report_writer, caf::exit_reason::user_shutdown);
+    if (*reported_any) report.reconcile_out = report_path;
     if (!got) return make_error(run_errc::interrupted, "the batch did not finish: " + failure);
     report.batch = std::move(*got);
   }
   http->stop();
   report.http = http->stats();
-  if (auto written = write_reconciliation_report(report, options); !written.ok())
-    return std::move(written).err();
   return report;
 }
 
@@ -255,6 +241,7 @@ std::string summary_json(const run_report& report) {
   using nlohmann::json;
   json jobs = json::array();
   std::uint64_t complete = 0, failed = 0, already = 0, emitted = 0, interrupted_jobs = 0;
+  api::contract_deviations deviations;
   for (const auto& j : report.batch.jobs) {
     json by_status = json::object();
     for (auto s :
@@ -284,6 +271,10 @@ std::string summary_json(const run_report& report) {
         {"needsReconciliation", j.stats.needs_reconciliation},
         {"skippedOutOfScope", j.stats.skipped_out_of_scope},
         {"outOfScopeReported", j.stats.out_of_scope_reported},
+        {"acked", j.stats.acked},
+        {"skippedFinalRemotely", j.stats.skipped_final_remotely},
+        {"reported", j.stats.reported},
+        {"absent", j.stats.absent},
         {"emitted", j.stats.emitted},
         {"redelivered", j.stats.redelivered},
         {"pages", j.stats.pages},
@@ -292,6 +283,11 @@ std::string summary_json(const run_report& report) {
         {"totalReported",
          j.stats.total_reported < 0 ? json(nullptr) : json(j.stats.total_reported)},
         {"durationSeconds", j.stats.duration_seconds}};
+    json by_path = json::object();
+    for (const auto& d : j.stats.deviations.by_path)
+      by_path[d.path] = d.count;
+    entry["contractDeviations"] = std::move(by_path);
+    deviations.merge(j.stats.deviations);
     if (j.result == actors::job_result::failed) {
       entry["reasonCode"] = j.reason_code;
       entry["reason"] = j.reason;
@@ -324,7 +320,13 @@ std::string summary_json(const run_report& report) {
         {"httpAttempts", report.http.attempts},
         {"httpRetries", report.http.retries},
         {"httpRetryWaitMs", report.http.retry_wait_ms},
-        {"connectionsOpened", report.http.connections_opened}}}};
+        {"connectionsOpened", report.http.connections_opened},
+        {"contractDeviations", [&] {
+           json all = json::object();
+           for (const auto& d : deviations.by_path)
+             all[d.path] = {{"count", d.count}, {"example", d.example}};
+           return all;
+         }()}}}};
   return doc.dump(2);
 }
 

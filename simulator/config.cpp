@@ -169,6 +169,8 @@ std::string fault_help() {
                                (repeats one item, leaves one out, count unchanged)
            | flip_status       lists: after this page is rendered its last item changes
                                status (pending <-> in_progress); items_of() shows the change
+           | end_early         lists: hasNextPage=false although items
+                               follow (a listing that ends short)
            | expired_cursor    lists with after/before: 400 {"type":"CURSOR_EXPIRED"}
            | expire_job        the request's job expires first (failed/job_expired, open
                                items abandoned), then the request is handled

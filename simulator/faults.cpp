@@ -45,7 +45,8 @@ bool parse_duration(std::string_view s, std::chrono::milliseconds& out) {
 
 bool is_list_only(fault_kind k) {
   return k == fault_kind::cycle || k == fault_kind::empty_page || k == fault_kind::duplicate ||
-         k == fault_kind::flip_status || k == fault_kind::expired_cursor;
+         k == fault_kind::flip_status || k == fault_kind::expired_cursor ||
+         k == fault_kind::end_early;
 }
 
 }  // namespace
@@ -74,6 +75,8 @@ std::string_view to_string(fault_kind k) noexcept {
       return "duplicate";
     case fault_kind::flip_status:
       return "flip_status";
+    case fault_kind::end_early:
+      return "end_early";
     case fault_kind::expired_cursor:
       return "expired_cursor";
     case fault_kind::expire_job:
@@ -138,10 +141,10 @@ result<std::vector<fault_clause>, sim_errc> parse_faults(std::string_view spec) 
         return fail("latency needs a duration, e.g. latency=50ms or latency=2s");
     } else {
       static constexpr fault_kind kPlain[] = {
-          fault_kind::reset,     fault_kind::reset_mid_body, fault_kind::truncate,
-          fault_kind::malformed, fault_kind::cycle,          fault_kind::empty_page,
-          fault_kind::duplicate, fault_kind::flip_status,    fault_kind::expired_cursor,
-          fault_kind::expire_job};
+          fault_kind::reset,      fault_kind::reset_mid_body, fault_kind::truncate,
+          fault_kind::malformed,  fault_kind::cycle,          fault_kind::empty_page,
+          fault_kind::duplicate,  fault_kind::flip_status,    fault_kind::expired_cursor,
+          fault_kind::expire_job, fault_kind::end_early};
       bool found = false;
       for (fault_kind k : kPlain) {
         if (to_string(k) == name) {

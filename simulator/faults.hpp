@@ -27,6 +27,7 @@ enum class fault_kind : std::uint8_t {
   duplicate,  // lists: endCursor one item early (next page repeats an item); offset pages start one
               // early
   flip_status,     // lists: after rendering, the page's last item changes status
+  end_early,       // lists: hasNextPage=false although items follow
   expired_cursor,  // lists with after/before: 400 CURSOR_EXPIRED
   expire_job,      // the request's job expires before the request is handled
 };

@@ -1,5 +1,6 @@
 #include "simulator/simulator.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <deque>
@@ -175,7 +176,7 @@ struct list_params {
 };
 
 struct page_faults {
-  bool cycle = false, empty = false, duplicate = false, flip = false;
+  bool cycle = false, empty = false, duplicate = false, flip = false, end_early = false;
 };
 
 }  // namespace
@@ -223,7 +224,9 @@ struct simulator::impl {
   void post_event(reply& r, const http::request<http::string_body>& req);
   void get_items(reply& r, const api::uuid& id, const query_map& q, const page_faults& pf,
                  bool data_layer);
-  void put_items(reply& r, const api::uuid& id, const http::request<http::string_body>& req);
+  void put_items(reply& r, const api::uuid& id, const http::request<http::string_body>& req,
+                 request_record& rec);
+  void item_updates_debug(reply& r, const api::uuid& id);
 
   void expire_due();
   std::optional<api_error> parse_list(const query_map& q, list_params& out) const;
@@ -419,6 +422,10 @@ void apply_page_faults(page_slice& s, const page_query& q, const page_faults& pf
     s.positions.clear();
     s.has_next = true;
     s.end = q.after.value_or(q.offset.value_or(0));
+    return;
+  }
+  if (pf.end_early) {
+    s.has_next = false;
     return;
   }
   if (pf.cycle) {
@@ -630,20 +637,95 @@ void simulator::impl::get_items(reply& r, const api::uuid& id, const query_map& 
   }
 }
 
+namespace {
+
+/// One element of a PUT body, validated against the schema.
+struct item_update {
+  std::string entry;  // accountingEntryId as sent
+  api::uuid id;
+  item_override o;
+};
+
+bool is_final(api::item_status s) noexcept {
+  return s != api::item_status::pending && s != api::item_status::in_progress;
+}
+
+/// Validates a PUT body against the schema (an array of ExportJobItemUpdate); the whole request
+/// is rejected (400, nothing applied) on the first violation, as a typed API would.
+std::optional<api_error> parse_updates(const nlohmann::json& body, std::vector<item_update>& out) {
+  auto bad = [](std::size_t i, const std::string& m) {
+    return api_error{400, "INVALID_REQUEST_BODY", "element " + std::to_string(i) + ": " + m};
+  };
+  out.reserve(std::min(body.size(), kMaxPutItems + 1));
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const nlohmann::json& e = body[i];
+    if (!e.is_object()) return bad(i, "must be an object");
+    const auto id_it = e.find("accountingEntryId");
+    if (id_it == e.end() || !id_it->is_string())
+      return bad(i, "'accountingEntryId' is required and must be a string");
+    item_update u;
+    u.entry = id_it->get<std::string>();
+    const auto id = api::uuid::parse(u.entry);
+    if (!id) return bad(i, "'accountingEntryId' is not a UUID: '" + u.entry + "'");
+    u.id = *id;
+    const auto st_it = e.find("status");
+    if (st_it == e.end() || !st_it->is_string())
+      return bad(i, "'status' is required and must be a string");
+    u.o.status = api::parse_item_status(st_it->get<std::string>());
+    if (u.o.status == api::item_status::unknown)
+      return bad(i, "'status' is not an ExportJobItemStatus: '" + st_it->get<std::string>() + "'");
+    std::optional<api_error> err;
+    auto opt = [&](const char* key, std::optional<std::string>& field) {
+      const auto it = e.find(key);
+      if (err || it == e.end() || it->is_null()) return;
+      if (!it->is_string()) {
+        err = bad(i, std::string("'") + key + "' must be a string or null");
+        return;
+      }
+      field = it->get<std::string>();
+    };
+    opt("exportedAt", u.o.tracking.exported_at);
+    opt("externalId", u.o.tracking.external_id);
+    opt("externalUrl", u.o.tracking.external_url);
+    opt("failureReason", u.o.tracking.failure_reason);
+    opt("failureReasonType", u.o.tracking.failure_reason_type);
+    if (err) return err;
+    if (u.o.tracking.exported_at && !api::parse_timestamp_ms(*u.o.tracking.exported_at))
+      return bad(i, "'exportedAt' is not a date-time: '" + *u.o.tracking.exported_at + "'");
+    out.push_back(std::move(u));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// PUT /v3/export-jobs/{id}/items. Checks, in order: 415 (Content-Type), 400 (not a JSON
+// array, or an element that violates the schema: nothing is applied), 404 (unknown job),
+// 413 (more than 100 elements), 422 (job not pending/in_progress). Then every element is
+// applied on its own; the 200 lists the updated items (as a listing now shows them) in
+// `data` and the rejected ones in `errors`:
+//   ACCOUNTING_ENTRY_DOES_NOT_EXIST    the id is not an item of this job
+//   EXPORT_ENTRY_STATUS_UPDATE_FAILED  the item is final (successful/failed/abandoned) and the
+//                                      update names another status: final is terminal.
+// Re-sending an item's current final status succeeds (idempotent; tracking fields are
+// replaced by the new ones). Non-final items may take any status. Every 200 refreshes the
+// job's lastUpdatedAt; each item counts its applied and rejected updates (item_updates()).
 void simulator::impl::put_items(reply& r, const api::uuid& id,
-                                const http::request<http::string_body>& req) {
+                                const http::request<http::string_body>& req, request_record& rec) {
   if (!json_content_type(req))
     return set_error(r, {415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"});
   nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, false);
   if (body.is_discarded() || !body.is_array())
     return set_error(r, {400, "INVALID_REQUEST_BODY", "body must be a JSON array of item updates"});
+  std::vector<item_update> updates;
+  if (auto e = parse_updates(body, updates)) return set_error(r, *e);
   std::unique_lock lock(data->mutex);
   job_state* j = data->find(id);
   if (j == nullptr)
     return set_error(r, {404, "EXPORT_NOT_FOUND", "no export job " + id.to_string()});
-  if (body.size() > kMaxPutItems)
+  if (updates.size() > kMaxPutItems)
     return set_error(r, {413, "EXPORT_JOB_ITEMS_UPDATE_LIMIT",
-                         "at most 100 items per update, got " + std::to_string(body.size())});
+                         "at most 100 items per update, got " + std::to_string(updates.size())});
   if (j->info.status != api::job_status::pending && j->info.status != api::job_status::in_progress)
     return set_error(r, {422, "EXPORT_JOB_STATUS_UNPROCESSABLE",
                          "items of a job in status '" +
@@ -662,56 +744,28 @@ void simulator::impl::put_items(reply& r, const api::uuid& id,
     append_json_string(errors_out, type);
     errors_out += '}';
   };
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    const nlohmann::json& e = body[i];
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    item_update& u = updates[i];
     const std::string where = "element " + std::to_string(i);
-    if (!e.is_object() || !e.contains("accountingEntryId") || !e["accountingEntryId"].is_string()) {
-      add_error("", "ACCOUNTING_ENTRY_UPDATE_FAILED", where + ": 'accountingEntryId' is required");
-      continue;
-    }
-    const std::string entry = e["accountingEntryId"].get<std::string>();
-    const auto item = api::uuid::parse(entry);
-    const auto k = item ? data->item_index(*j, *item) : std::nullopt;
+    const auto k = data->item_index(*j, u.id);
     if (!k) {
-      add_error(entry, "ACCOUNTING_ENTRY_DOES_NOT_EXIST",
+      add_error(u.entry, "ACCOUNTING_ENTRY_DOES_NOT_EXIST",
                 where + ": accounting entry is not part of job " + j->id_text);
       continue;
     }
-    const auto st_it = e.find("status");
-    const api::item_status st = st_it != e.end() && st_it->is_string()
-                                    ? api::parse_item_status(st_it->get<std::string>())
-                                    : api::item_status::unknown;
-    if (st == api::item_status::unknown) {
-      add_error(entry, "EXPORT_ENTRY_STATUS_UPDATE_FAILED",
-                where + ": 'status' is missing or not an ExportJobItemStatus");
+    const api::item_status current = data->status_of(*j, *k);
+    if (is_final(current) && u.o.status != current) {
+      ++j->put_counts[*k].rejected;
+      ++rec.items_rejected;
+      add_error(u.entry, "EXPORT_ENTRY_STATUS_UPDATE_FAILED",
+                where + ": the item is " + std::string(api::to_string(current)) +
+                    ", a final status; it cannot become " +
+                    std::string(api::to_string(u.o.status)));
       continue;
     }
-    item_override o;
-    o.status = st;
-    bool bad = false;
-    auto opt = [&](const char* key, std::optional<std::string>& out) {
-      auto it = e.find(key);
-      if (it == e.end() || it->is_null()) return;
-      if (!it->is_string()) {
-        bad = true;
-        add_error(entry, "ACCOUNTING_ENTRY_UPDATE_FAILED",
-                  where + ": '" + key + "' must be a string");
-        return;
-      }
-      out = it->get<std::string>();
-    };
-    opt("exportedAt", o.tracking.exported_at);
-    if (!bad) opt("externalId", o.tracking.external_id);
-    if (!bad) opt("externalUrl", o.tracking.external_url);
-    if (!bad) opt("failureReason", o.tracking.failure_reason);
-    if (!bad) opt("failureReasonType", o.tracking.failure_reason_type);
-    if (bad) continue;
-    if (o.tracking.exported_at && !api::parse_timestamp_ms(*o.tracking.exported_at)) {
-      add_error(entry, "ACCOUNTING_ENTRY_UPDATE_FAILED",
-                where + ": 'exportedAt' is not a date-time");
-      continue;
-    }
-    data->set_item(*j, *k, std::move(o));
+    data->set_item(*j, *k, std::move(u.o));
+    ++j->put_counts[*k].applied;
+    ++rec.items_updated;
     if (!first_data) data_out += ',';
     first_data = false;
     data->render_item(data_out, *j, *k);
@@ -720,6 +774,34 @@ void simulator::impl::put_items(reply& r, const api::uuid& id,
   data_out += errors_out;
   data_out += "]}";
   set_body(r, 200, std::move(data_out));
+}
+
+void simulator::impl::item_updates_debug(reply& r, const api::uuid& id) {
+  std::shared_lock lock(data->mutex);
+  const job_state* j = data->find(id);
+  if (j == nullptr)
+    return set_error(r, {404, "EXPORT_NOT_FOUND", "no export job " + id.to_string()});
+  std::vector<std::pair<std::string, std::uint64_t>> items;
+  items.reserve(j->put_counts.size());
+  for (const auto& [k, c] : j->put_counts)
+    items.emplace_back(data->item_id(*j, k).to_string(), k);
+  std::sort(items.begin(), items.end());
+  std::string out = "{\"data\":[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const put_count& c = j->put_counts.at(items[i].second);
+    if (i > 0) out += ',';
+    out += "{\"accountingEntryId\":";
+    append_json_string(out, items[i].first);
+    out += ",\"status\":";
+    append_json_string(out, api::to_string(data->status_of(*j, items[i].second)));
+    out += ",\"applied\":";
+    append_int(out, c.applied);
+    out += ",\"rejected\":";
+    append_int(out, c.rejected);
+    out += '}';
+  }
+  out += "]}";
+  set_body(r, 200, std::move(out));
 }
 
 reply simulator::impl::handle(const http::request<http::string_body>& req) {
@@ -745,6 +827,8 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
   // Route.
   std::optional<std::string_view> job_text;
   constexpr std::string_view kJobsPrefix = "/v3/export-jobs/";
+  constexpr std::string_view kDebugPrefix = "/sim/export-jobs/";
+  constexpr std::string_view kDebugSuffix = "/item-updates";
   http::verb expected = http::verb::get;
   if (path == "/v3/export-jobs" || path == "/v3/export-jobs/") {
     rec.endpoint = "jobs";
@@ -760,6 +844,11 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
     } else {
       rec.endpoint = "other";
     }
+  } else if (path.starts_with(kDebugPrefix) && path.ends_with(kDebugSuffix) &&
+             path.size() > kDebugPrefix.size() + kDebugSuffix.size()) {
+    job_text =
+        path.substr(kDebugPrefix.size(), path.size() - kDebugPrefix.size() - kDebugSuffix.size());
+    rec.endpoint = "debug";
   } else if (path == "/v3/export-job-events") {
     rec.endpoint = "events";
     expected = http::verb::post;
@@ -840,7 +929,7 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
       rec.endpoint == "jobs" || rec.endpoint == "items" || rec.endpoint == "export_items";
   {
     std::lock_guard lock(fault_mutex);
-    if (!faults.empty()) {
+    if (!faults.empty() && rec.endpoint != "debug") {
       fault_plan::context ctx{rec.endpoint, is_list, q.contains("after") || q.contains("before"),
                               job_id.has_value()};
       fired = faults.decide(ctx);
@@ -880,6 +969,9 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
       case fault_kind::duplicate:
         pf.duplicate = true;
         break;
+      case fault_kind::end_early:
+        pf.end_early = true;
+        break;
       case fault_kind::flip_status:
         pf.flip = true;
         break;
@@ -916,9 +1008,11 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
   else if (rec.endpoint == "items")
     get_items(r, *job_id, q, pf, false);
   else if (rec.endpoint == "items_put")
-    put_items(r, *job_id, req);
+    put_items(r, *job_id, req, rec);
   else if (rec.endpoint == "export_items")
     get_items(r, *job_id, q, pf, true);
+  else if (rec.endpoint == "debug")
+    item_updates_debug(r, *job_id);
 
   for (const fault_clause* c : fired) {
     if (c->kind == fault_kind::malformed) {
@@ -1224,6 +1318,21 @@ void simulator::set_item_status(const api::uuid& job_id, const api::uuid& item_i
   job_state* j = impl_->data->find(job_id);
   if (j == nullptr) return;
   if (auto k = impl_->data->item_index(*j, item_id)) impl_->data->set_item_status(*j, *k, s);
+}
+
+std::vector<item_update_count> simulator::item_updates(const api::uuid& job_id) const {
+  std::vector<item_update_count> out;
+  std::shared_lock lock(impl_->data->mutex);
+  const job_state* j = impl_->data->find(job_id);
+  if (j == nullptr) return out;
+  out.reserve(j->put_counts.size());
+  for (const auto& [k, c] : j->put_counts)
+    out.push_back(
+        {impl_->data->item_id(*j, k), impl_->data->status_of(*j, k), c.applied, c.rejected});
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.accounting_entry_id.to_string() < b.accounting_entry_id.to_string();
+  });
+  return out;
 }
 
 std::vector<request_record> simulator::request_log() const {

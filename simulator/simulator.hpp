@@ -1,4 +1,4 @@
-// An in-process simulator of Pleo's Export API v3 (see ../shared/pleo-export-api-v3.md), served
+// An in-process simulator of Pleo's Export API v3 (see docs/api-contract.md), served
 // over HTTP/1.1 (optionally TLS) by Boost.Beast on its own thread(s). The same class backs the
 // `export-items-sim` binary, the embedded default of `export-items run --base-url embedded`,
 // every integration test and the benchmarks.
@@ -106,13 +106,24 @@ struct request_record {
   std::string method;
   std::string target;  // path + query, exactly as received
   std::string
-      endpoint;  // "jobs" | "job" | "events" | "items" | "items_put" | "export_items" | "other"
+      endpoint;  // "jobs" | "job" | "events" | "items" | "items_put" | "export_items" |
+                 // "debug" (GET /sim/export-jobs/{id}/item-updates, never faulted) | "other"
   std::optional<api::uuid> job_id;
   std::optional<api::uuid> company_id;  // the job's company, when the request names a job
   unsigned status = 0;                  // 0 when the connection was dropped by a fault
   std::string fault;                    // the fault applied, empty when none
+  std::uint32_t items_updated = 0;      // PUT: elements applied (also idempotent re-sends)
+  std::uint32_t items_rejected = 0;     // PUT: elements rejected as invalid transitions
   std::chrono::steady_clock::time_point received;
   std::chrono::steady_clock::time_point finished;
+};
+
+/// How often PUT /v3/export-jobs/{id}/items touched one item (items never PUT are absent).
+struct item_update_count {
+  api::uuid accounting_entry_id;
+  api::item_status status;     // current status
+  std::uint32_t applied = 0;   // updates applied (idempotent re-sends included)
+  std::uint32_t rejected = 0;  // EXPORT_ENTRY_STATUS_UPDATE_FAILED answers
 };
 
 struct counters {
@@ -151,6 +162,12 @@ class simulator {
   void expire_job(const api::uuid& job_id);
   /// Changes one item's status, as if another actor updated it.
   void set_item_status(const api::uuid& job_id, const api::uuid& item_id, api::item_status s);
+
+  /// Per-item PUT counters of a job, ordered by accountingEntryId; empty when the job is
+  /// unknown or no item was PUT. Also served as JSON by GET /sim/export-jobs/{id}/item-updates
+  /// (same credentials as the API; never faulted): {"data":[{"accountingEntryId","status",
+  /// "applied","rejected"}]}.
+  std::vector<item_update_count> item_updates(const api::uuid& job_id) const;
 
   std::vector<request_record> request_log() const;
   void clear_request_log();

@@ -25,6 +25,12 @@ struct item_override {
   api::tracking_fields tracking;
 };
 
+/// PUT updates of one item: applied (including idempotent re-sends) and rejected.
+struct put_count {
+  std::uint32_t applied = 0;
+  std::uint32_t rejected = 0;
+};
+
 struct job_state {
   job_info info;  // info.status is the current status
   api::job_status initial_status = api::job_status::pending;
@@ -45,6 +51,7 @@ struct job_state {
   std::optional<std::string> failure_reason, failure_reason_type;
   bool abandon_open_items = false;  // set on expiry: non-final generated items read abandoned
   std::unordered_map<std::uint64_t, item_override> overrides;
+  std::unordered_map<std::uint64_t, put_count> put_counts;  // items PUT at least once
   std::array<std::uint64_t, 5> counts{};  // current items per status (pending..abandoned)
 };
 

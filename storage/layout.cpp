@@ -6,7 +6,9 @@ namespace ei::storage::detail {
 namespace {
 
 constexpr std::uint8_t item_flag_tracking = 0x01;
-constexpr std::uint8_t item_flag_status_text = 0x02;
+constexpr std::uint8_t item_flag_status_text = 0x02;  // page items only
+constexpr std::uint8_t entry_flag_handed_on = 0x02;   // order entries only
+constexpr std::uint8_t entry_flag_absent = 0x04;      // order entries only
 constexpr std::uint8_t max_item_status = static_cast<std::uint8_t>(api::item_status::unknown);
 constexpr std::uint8_t max_job_phase = static_cast<std::uint8_t>(job_phase::reconciling);
 constexpr std::uint8_t max_ordering = static_cast<std::uint8_t>(ordering_mode::entry_id);
@@ -430,7 +432,9 @@ void encode_order_chunk(std::span<const order_entry> entries, std::string& out) 
   for (const auto& e : entries) {
     put_uuid(out, e.id);
     put_u8(out, static_cast<std::uint8_t>(e.remote_status));
-    put_u8(out, e.has_tracking ? item_flag_tracking : 0);
+    put_u8(out, static_cast<std::uint8_t>((e.has_tracking ? item_flag_tracking : 0) |
+                                          (e.handed_on ? entry_flag_handed_on : 0) |
+                                          (e.absent ? entry_flag_absent : 0)));
   }
 }
 
@@ -455,12 +459,16 @@ std::string decode_order_chunk(std::string_view in, std::vector<order_entry>& ou
       r.fail("entry " + e.id.to_string() + " has status " + std::to_string(st) + " out of range");
       break;
     }
-    if ((flags & ~item_flag_tracking) != 0) {
+    if ((flags & ~(item_flag_tracking | entry_flag_handed_on | entry_flag_absent)) != 0 ||
+        ((flags & entry_flag_absent) != 0 &&
+         st != static_cast<std::uint8_t>(api::item_status::unknown))) {
       r.fail("entry " + e.id.to_string() + " has invalid flags " + std::to_string(flags));
       break;
     }
     e.remote_status = static_cast<api::item_status>(st);
     e.has_tracking = (flags & item_flag_tracking) != 0;
+    e.handed_on = (flags & entry_flag_handed_on) != 0;
+    e.absent = (flags & entry_flag_absent) != 0;
   }
   return r.finish();
 }

@@ -787,19 +787,30 @@ store_result<std::optional<api::tracking_fields>> state_store::load_tracking(
 
 // -- ordering -------------------------------------------------------------------------------
 
-store_status state_store::write_order_chunk(const api::uuid& job, std::uint32_t chunk_no,
-                                            std::span<const order_entry> entries, write_sync mode) {
-  if (entries.empty() || entries.size() > order_chunk_size)
+namespace {
+
+store_status check_order_chunk(const api::uuid& job, std::uint32_t chunk_no,
+                               std::span<const order_entry> entries) {
+  if (entries.empty() || entries.size() > state_store::order_chunk_size)
     return make_error(store_errc::invalid_argument,
                       "write_order_chunk: chunk " + std::to_string(chunk_no) + " of job " +
                           job.to_string() + " has " + std::to_string(entries.size()) +
-                          " entries (expected 1.." + std::to_string(order_chunk_size) + ")");
+                          " entries (expected 1.." + std::to_string(state_store::order_chunk_size) +
+                          ")");
   for (const auto& e : entries)
     if (static_cast<std::uint8_t>(e.remote_status) >
         static_cast<std::uint8_t>(api::item_status::unknown))
       return make_error(
           store_errc::invalid_argument,
           "write_order_chunk: entry " + e.id.to_string() + " has an out-of-range status");
+  return ok_v;
+}
+
+}  // namespace
+
+store_status state_store::write_order_chunk(const api::uuid& job, std::uint32_t chunk_no,
+                                            std::span<const order_entry> entries, write_sync mode) {
+  if (auto bad = check_order_chunk(job, chunk_no, entries); !bad.ok()) return bad;
   std::string v;
   encode_order_chunk(entries, v);
   rocksdb::WriteBatch b;
@@ -810,20 +821,34 @@ store_status state_store::write_order_chunk(const api::uuid& job, std::uint32_t 
 }
 
 store_status state_store::finish_order(const job_record& updated, write_sync mode) {
-  const auto chunks = (updated.order_size + order_chunk_size - 1) / order_chunk_size;
-  if (chunks > 0xffffffffu)
+  return finish_order(updated, {}, mode);
+}
+
+store_status state_store::finish_order(const job_record& updated,
+                                       std::span<const order_chunk_write> chunks, write_sync mode) {
+  const auto chunk_count = (updated.order_size + order_chunk_size - 1) / order_chunk_size;
+  if (chunk_count > 0xffffffffu)
     return make_error(
         store_errc::invalid_argument,
         "finish_order: order size " + std::to_string(updated.order_size) + " is too large");
-  std::string v;
-  encode_job(updated, v);
   rocksdb::WriteBatch b;
   b.DeleteRange(impl_->handle(cf_order),
-                order_key(updated.job_id, static_cast<std::uint32_t>(chunks)),
+                order_key(updated.job_id, static_cast<std::uint32_t>(chunk_count)),
                 prefix_end(job_prefix(updated.job_id)));
+  std::string v;
+  for (const auto& c : chunks) {
+    if (auto bad = check_order_chunk(updated.job_id, c.chunk_no, c.entries); !bad.ok()) return bad;
+    if (c.chunk_no >= chunk_count)
+      return make_error(store_errc::invalid_argument,
+                        "finish_order: chunk " + std::to_string(c.chunk_no) +
+                            " lies beyond order size " + std::to_string(updated.order_size));
+    encode_order_chunk(c.entries, v);
+    b.Put(impl_->handle(cf_order), order_key(updated.job_id, c.chunk_no), v);
+  }
   // The sorted runs that produced the order are spent.
   b.DeleteRange(impl_->handle(cf_scratch), job_prefix(updated.job_id),
                 prefix_end(job_prefix(updated.job_id)));
+  encode_job(updated, v);
   b.Put(impl_->handle(cf_jobs), job_key(updated.job_id, tag_record), v);
   return impl_->write(b, true, "cannot finish the order of job " + updated.job_id.to_string(),
                       mode);
@@ -835,6 +860,15 @@ store_result<std::vector<order_entry>> state_store::read_order(const api::uuid& 
   if (first_seq == 0)
     return make_error(store_errc::invalid_argument,
                       "read_order: sequence numbers start at 1 (job " + job.to_string() + ")");
+  // The job record's order_size is the end of the order: chunks an unfinished ordering or
+  // reconciliation wrote beyond it are not part of it yet (finish_order makes them so).
+  auto rec = load_job(job);
+  if (!rec) return std::move(rec).err();
+  if (*rec) {
+    const auto size = (*rec)->order_size;
+    if (first_seq > size) return std::vector<order_entry>{};
+    max_count = static_cast<std::size_t>(std::min<std::uint64_t>(max_count, size - first_seq + 1));
+  }
   std::vector<order_entry> out;
   out.reserve(std::min<std::size_t>(max_count, order_chunk_size));
   std::vector<order_entry> chunk;

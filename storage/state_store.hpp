@@ -1,5 +1,5 @@
 // The persistent state of export jobs: a page-granular layout over RocksDB (see
-// storage/README.md for the physical layout and how it maps to DESIGN.md's logical model).
+// storage/README.md for the physical layout and how it maps to docs/design.md's logical model).
 // Nothing here knows about actors or HTTP; every call blocks on disk I/O and must therefore
 // run on a blocking/detached actor or a plain thread, never inside an event-based actor.
 //
@@ -129,7 +129,7 @@ struct sink_record {
   std::optional<file_identity> identity;  ///< absent for sinks recorded before identities
 };
 
-/// Persisted job phases (DESIGN.md "Job phases").
+/// Persisted job phases (docs/design.md "Job phases").
 /// `reconciling`: a resumed job whose order is fixed re-lists the items (new epoch) and
 /// applies the reconciliation table to the persisted order before dispatching again.
 enum class job_phase : std::uint8_t {
@@ -226,8 +226,21 @@ struct order_entry {
   api::uuid id;
   api::item_status remote_status = api::item_status::unknown;
   bool has_tracking = false;  ///< a tracking record exists (load_tracking)
+  /// Set by reconciliation when the entry left the scope (its remote status is final, or the
+  /// item is absent from a re-listing: status `unknown`) after it had been handed on: it is
+  /// reported, not skipped. Meaningless while the entry is in scope.
+  bool handed_on = false;
+  /// Set by reconciliation when a re-listing no longer had the item (its status is then
+  /// `unknown`): out of scope and reported.
+  bool absent = false;
 
   friend bool operator==(const order_entry&, const order_entry&) = default;
+};
+
+/// One order chunk to write (finish_order's atomic tail).
+struct order_chunk_write {
+  std::uint32_t chunk_no = 0;
+  std::vector<order_entry> entries;
 };
 
 /// Ack progress of one job for commit_acks; an empty optional leaves that watermark alone.
@@ -343,8 +356,15 @@ class state_store {
   /// `commits` and `always`. Because the WAL is recovered as a prefix, every chunk written
   /// before is durable once this returns. It does not re-read the chunks (verify() does).
   store_status finish_order(const job_record& updated, write_sync mode = write_sync::policy);
+  /// finish_order that also writes `chunks` (each as write_order_chunk would) in the same
+  /// WriteBatch: a reconciliation that appends to the last chunk makes the longer chunk and
+  /// the new order_size visible together, or neither.
+  store_status finish_order(const job_record& updated, std::span<const order_chunk_write> chunks,
+                            write_sync mode = write_sync::policy);
   /// Up to `max_count` entries from seq `first_seq` (>= 1) on, in order. Stops early at the
-  /// end of the stored order (an empty vector when first_seq is beyond it).
+  /// end of the order: the job record's order_size (so entries an unfinished ordering or
+  /// reconciliation wrote beyond it are never read; nothing before the order is finished),
+  /// or the stored chunks when the job has no record. Empty when first_seq is beyond it.
   store_result<std::vector<order_entry>> read_order(const api::uuid& job, std::uint64_t first_seq,
                                                     std::size_t max_count);
 

@@ -58,7 +58,30 @@ void finish_phase(Self self, bool ok, std::string code, std::string message, Com
   self->quit();
 }
 
-/// The scope rule of DESIGN.md for a first listing: pending and in_progress are in scope.
+/// What became of a job's order over all its runs, read from the store: every entry is
+/// acked (still in scope: handed on and acknowledged), skipped (left the scope before it was
+/// handed on: finalised elsewhere) or reported (handed on, then final remotely before its ack;
+/// or absent from a re-listing, counted in `absent` too). acked + skipped + reported is the
+/// order's size, which is the job's in-scope count.
+struct delivery_tally {
+  std::uint64_t acked = 0;
+  std::uint64_t skipped_final_remotely = 0;
+  std::uint64_t reported = 0;
+  std::uint64_t absent = 0;
+};
+
+/// Reads the job's order once (O(order size / chunk) reads) and tallies it; when `reported`
+/// is given, appends an entry for every reported item.
+result<delivery_tally, storage::store_errc> tally_delivery(
+    storage::state_store& store, const storage::job_record& job,
+    std::vector<reconciliation_entry>* reported);
+
+/// Empty when the job's current listing, deduplicated (counters listed - duplicates), holds
+/// at least the items the job has (ctx.expected_items); else why not. A short listing is
+/// never ordered or reconciled: items missing from it would be lost or taken for absent.
+std::string short_listing(const job_context& ctx, const storage::job_record& job);
+
+/// The scope rule of docs/design.md for a first listing: pending and in_progress are in scope.
 bool in_scope(api::item_status s) noexcept;
 
 /// Offset listing (listing_mode::parallel), shared by the paginator and the orderer's

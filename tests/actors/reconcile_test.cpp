@@ -1,4 +1,4 @@
-// The reconciliation table of DESIGN.md, cell by cell.
+// The reconciliation table of docs/design.md, cell by cell.
 #include "actors/reconcile.hpp"
 
 #include <gtest/gtest.h>

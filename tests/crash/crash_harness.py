@@ -52,8 +52,8 @@ def job_ids(sim, args):
     return [j["id"] for j in json.loads(out)]
 
 
-def run_args(args, url, jobs_file, state, out):
-    cmd = [args.bin, "run", "--base-url", url, "--jobs-file", jobs_file, "--state-dir", state,
+def run_args(args, url, jobs_file, state, out, binary=None):
+    cmd = [binary or args.bin, "run", "--base-url", url, "--jobs-file", jobs_file, "--state-dir", state,
            "--out", out, "--ordering", args.ordering, "--page-size", str(args.page_size),
            "--max-jobs", str(args.max_jobs), "--listing", args.listing, "--quiet", "--summary",
            out + ".summary.json"]
@@ -131,6 +131,8 @@ def check_episode(args, reference, out, state):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bin", required=True, help="export-items binary")
+    p.add_argument("--crash-bin", help="binary with crash points compiled in, used for the "
+                                       "crash-point runs (default: --bin)")
     p.add_argument("--sim", required=True, help="export-items-sim binary")
     p.add_argument("--work", required=True, help="scratch directory (recreated)")
     p.add_argument("--cycles", type=int, default=40, help="kill cycles to run (default 40)")
@@ -150,6 +152,7 @@ def main():
     p.add_argument("--run-timeout", type=float, default=120.0)
     p.add_argument("--verbose", action="store_true", help="print every run")
     args = p.parse_args()
+    args.crash_bin = args.crash_bin or args.bin
 
     rng = random.Random(args.seed)
     shutil.rmtree(args.work, ignore_errors=True)
@@ -193,7 +196,9 @@ def main():
                     point = CRASH_POINTS[point_index % len(CRASH_POINTS)]
                     point_index += 1
                     run_env["EI_CRASH_AT"] = f"{point}:{rng.randint(1, 4)}"
-                proc = subprocess.Popen(run_args(args, url, jobs_file, state, out), env=run_env,
+                binary = args.crash_bin if use_point else args.bin
+                proc = subprocess.Popen(run_args(args, url, jobs_file, state, out, binary),
+                                        env=run_env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 stats["runs"] += 1
                 killed_by_us = False

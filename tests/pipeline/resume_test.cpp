@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <caf/all.hpp>
@@ -213,6 +214,15 @@ TEST(Resume, RemoteChangesAreReconciledWithThePersistedOrder) {
   }
   EXPECT_EQ(o.stats.out_of_scope_reported, 1U);
   EXPECT_EQ(o.stats.skipped_out_of_scope, 2U);
+  // Over both runs: everything in scope was acked, skipped (finalised before it was handed
+  // on) or reported (handed on, final before its ack).
+  EXPECT_EQ(o.stats.skipped_final_remotely, 1U);
+  EXPECT_EQ(o.stats.reported, 1U);
+  EXPECT_EQ(o.stats.absent, 0U);
+  // In scope at the first listing: what is in scope now plus the three that changed; of
+  // those, the acked one stays acked.
+  EXPECT_EQ(o.stats.acked, f.in_scope_by_id().size() + 1);
+  EXPECT_EQ(o.stats.acked + o.stats.skipped_final_remotely + o.stats.reported, o.stats.in_scope);
   ASSERT_EQ(o.reported.size(), 1U);
   EXPECT_EQ(o.reported.front().accounting_entry_id, in_flight);
   EXPECT_EQ(o.reported.front().action, "out_of_scope_reported");
@@ -257,6 +267,219 @@ TEST(Resume, LostStateReportsInProgressItemsInsteadOfHandingThemOn) {
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(d.items.size(), g.in_scope_by_id().size());
   EXPECT_EQ(only(r2.value()).reported.size(), in_progress);
+}
+
+/// Opens the state store of a finished run (the stage has closed it).
+std::unique_ptr<storage::state_store> open_store(const std::string& dir) {
+  auto store = storage::state_store::open(dir, {});
+  EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.err().message);
+  return store.ok() ? std::move(store.value()) : nullptr;
+}
+
+void expect_verified(storage::state_store& store) {
+  auto problems = store.verify();
+  ASSERT_TRUE(problems.ok());
+  EXPECT_TRUE(problems->empty()) << problems->front();
+}
+
+std::set<std::string> ids_of(const collector& c) {
+  std::set<std::string> out;
+  for (const auto& i : c.items)
+    out.insert(i.accounting_entry_id.to_string());
+  return out;
+}
+
+// A reconciliation appends items the order lacks to its last chunk and is killed before
+// finish_order: the longer chunk is on disk, the job record still has the old order size.
+// The next reconciliation must not take the extra entries for ordered ones (they would never
+// be dispatched while the job reported complete).
+TEST(Resume, ItemsAppendedByAnInterruptedReconciliationAreNotLost) {
+  fixture f(1200);
+  const auto expected = f.in_scope_by_id();
+  collector first;
+  first.ack_limit = 300;
+  auto opts = f.options(first);
+  ASSERT_TRUE(pipeline::run_stage(f.config(std::chrono::milliseconds(400)), opts).ok());
+  ASSERT_EQ(first.acked, 300U);
+
+  // k pending items of the last chunk (an in_progress item the order lacks would need a
+  // person instead: the reconciliation table for lost state).
+  constexpr std::size_t k = 5;
+  std::vector<storage::order_entry> appended;
+  {
+    auto store = open_store(opts.state_dir);
+    ASSERT_TRUE(store);
+    auto job = store->load_job(f.job).value().value();
+    const auto dispatched = store->load_watermarks(f.job).value().dispatched_through;
+    const std::size_t cs = storage::state_store::order_chunk_size;
+    const auto last_first = (job.order_size - 1) / cs * cs + 1;
+    auto tail = store->read_order(f.job, last_first, cs).value();
+    std::vector<storage::order_entry> shorter;
+    for (std::size_t i = 0; i < tail.size(); ++i) {
+      const bool pick = appended.size() < k && last_first + i > dispatched &&
+                        tail[i].remote_status == api::item_status::pending;
+      (pick ? appended : shorter).push_back(tail[i]);
+    }
+    ASSERT_EQ(appended.size(), k);
+    const auto chunk_no = static_cast<std::uint32_t>((last_first - 1) / cs);
+    // The order as a first listing that had not seen those k items would have left it ...
+    ASSERT_TRUE(store->write_order_chunk(f.job, chunk_no, shorter).ok());
+    job.order_size -= k;
+    job.counters.in_scope -= k;
+    job.phase = storage::job_phase::reconciling;
+    ASSERT_TRUE(store->finish_order(job).ok());
+    ASSERT_GE(job.order_size, dispatched);
+    // ... and the reconciliation that found them appended them, then died before finish_order.
+    auto longer = shorter;
+    longer.insert(longer.end(), appended.begin(), appended.end());
+    ASSERT_TRUE(store->write_order_chunk(f.job, chunk_no, longer).ok());
+    EXPECT_EQ(store->read_order(f.job, last_first, cs).value().size(), shorter.size())
+        << "entries beyond the order size are not part of the order";
+  }
+
+  collector second;
+  auto r = pipeline::run_stage(f.config(), f.options(second));
+  ASSERT_TRUE(r.ok());
+  const auto& o = only(r.value());
+  ASSERT_EQ(o.result, actors::job_result::complete) << o.reason;
+  auto got = ids_of(first);
+  for (const auto& id : ids_of(second))
+    got.insert(id);
+  for (const auto& e : appended)
+    EXPECT_EQ(got.count(e.id.to_string()), 1U) << "appended item lost";
+  EXPECT_EQ(got, std::set<std::string>(expected.begin(), expected.end()));
+  EXPECT_EQ(o.stats.in_scope, expected.size());
+  auto store = open_store(f.options(second).state_dir);
+  ASSERT_TRUE(store);
+  expect_verified(*store);
+}
+
+// A listing that fails for good after some pages were committed leaves the job record as the
+// store has it: the cursor, the page count and the counters of the committed pages (the
+// paginator's copy from the start of the listing would roll them back).
+TEST(Resume, AFailedListingKeepsTheCommittedCursorAndPages) {
+  fixture f(1000);
+  ASSERT_TRUE(f.sim->set_faults("items:status=403@nth=6").ok());
+  collector c;
+  auto cfg = f.config();
+  cfg.settings.listing = actors::listing_mode::cursor;
+  auto opts = f.options(c);
+  auto r = pipeline::run_stage(cfg, opts);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(only(r.value()).result, actors::job_result::failed);
+  EXPECT_EQ(only(r.value()).reason_code, "http_403") << only(r.value()).reason;
+  {
+    auto store = open_store(opts.state_dir);
+    ASSERT_TRUE(store);
+    auto job = store->load_job(f.job).value().value();
+    EXPECT_EQ(job.phase, storage::job_phase::listing);
+    EXPECT_EQ(job.pages_committed, 5U);
+    EXPECT_EQ(job.counters.listed, 500U);
+    EXPECT_FALSE(job.next_cursor.empty());
+    auto pages = store->load_pages(f.job, job.listing_epoch).value();
+    ASSERT_EQ(pages.size(), 5U);
+    EXPECT_EQ(job.next_cursor, pages.back().next_cursor);
+    expect_verified(*store);
+  }
+  // The next run resumes from that cursor and completes.
+  ASSERT_TRUE(f.sim->set_faults("").ok());
+  f.sim->clear_request_log();
+  collector d;
+  auto r2 = pipeline::run_stage(cfg, f.options(d));
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(only(r2.value()).result, actors::job_result::complete) << only(r2.value()).reason;
+  EXPECT_EQ(ids_of(d), [&] {
+    auto v = f.in_scope_by_id();
+    return std::set<std::string>(v.begin(), v.end());
+  }());
+  std::size_t first_pages = 0;
+  for (const auto& rec : f.sim->request_log())
+    if (rec.endpoint == "items" && rec.target.find("after=") == std::string::npos) ++first_pages;
+  EXPECT_EQ(first_pages, 0U) << "the listing started over instead of resuming";
+}
+
+// Killed between the last acknowledgement and recording `complete`; meanwhile the job was
+// completed in Pleo. The next run finds every item acknowledged: the job is done.
+TEST(Resume, AJobCompletedInPleoAfterTheLastAckIsComplete) {
+  fixture f(700);
+  collector first;
+  auto opts = f.options(first);
+  ASSERT_TRUE(pipeline::run_stage(f.config(), opts).ok());
+  ASSERT_EQ(first.items.size(), f.in_scope_by_id().size());
+  {
+    // What a kill at `before_complete` leaves: every item acked, the phase still dispatching.
+    auto store = open_store(opts.state_dir);
+    ASSERT_TRUE(store);
+    auto job = store->load_job(f.job).value().value();
+    ASSERT_EQ(job.phase, storage::job_phase::complete);
+    job.phase = storage::job_phase::dispatching;
+    ASSERT_TRUE(store->put_job(job).ok());
+  }
+  f.sim->set_job_status(f.job, api::job_status::completed);
+  collector second;
+  auto r = pipeline::run_stage(f.config(), f.options(second));
+  ASSERT_TRUE(r.ok());
+  const auto& o = only(r.value());
+  EXPECT_EQ(o.result, actors::job_result::complete) << o.reason_code << ": " << o.reason;
+  EXPECT_NE(o.reason.find("completed in Pleo"), std::string::npos) << o.reason;
+  EXPECT_TRUE(second.items.empty());
+  EXPECT_EQ(o.stats.acked, first.items.size());
+
+  // Not every item acknowledged: that job did not finish here, and says so.
+  fixture g(700);
+  collector part;
+  part.ack_limit = 100;
+  auto gopts = g.options(part);
+  ASSERT_TRUE(pipeline::run_stage(g.config(std::chrono::milliseconds(400)), gopts).ok());
+  g.sim->set_job_status(g.job, api::job_status::completed);
+  collector none;
+  auto r2 = pipeline::run_stage(g.config(), g.options(none));
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(only(r2.value()).result, actors::job_result::failed);
+  EXPECT_EQ(only(r2.value()).reason_code, "job_not_in_progress");
+  EXPECT_TRUE(none.items.empty());
+}
+
+// An order entry the re-listing no longer has is counted, reported and not handed on.
+TEST(Resume, ItemsAbsentFromTheReListingAreCountedAndReported) {
+  fixture f(900);
+  collector first;
+  first.ack_limit = 200;
+  auto opts = f.options(first);
+  ASSERT_TRUE(pipeline::run_stage(f.config(std::chrono::milliseconds(400)), opts).ok());
+  const auto ghost = api::uuid::parse("0badf00d-0000-4000-8000-000000000001").value();
+  {
+    auto store = open_store(opts.state_dir);
+    ASSERT_TRUE(store);
+    auto job = store->load_job(f.job).value().value();
+    const std::size_t cs = storage::state_store::order_chunk_size;
+    const auto last_first = (job.order_size - 1) / cs * cs + 1;
+    auto tail = store->read_order(f.job, last_first, cs).value();
+    ASSERT_LT(tail.size(), cs);
+    tail.push_back({ghost, api::item_status::pending, false});
+    job.order_size += 1;
+    job.counters.in_scope += 1;
+    const std::vector<storage::order_chunk_write> chunks{
+        {static_cast<std::uint32_t>((last_first - 1) / cs), tail}};
+    ASSERT_TRUE(store->finish_order(job, chunks).ok());
+  }
+  collector second;
+  auto r = pipeline::run_stage(f.config(), f.options(second));
+  ASSERT_TRUE(r.ok());
+  const auto& o = only(r.value());
+  ASSERT_EQ(o.result, actors::job_result::complete) << o.reason;
+  EXPECT_EQ(ids_of(second).count(ghost.to_string()), 0U);
+  EXPECT_EQ(o.stats.absent, 1U);
+  EXPECT_EQ(o.stats.reported, 1U);
+  EXPECT_EQ(o.stats.acked + o.stats.skipped_final_remotely + o.stats.reported, o.stats.in_scope);
+  ASSERT_EQ(o.reported.size(), 1U);
+  EXPECT_EQ(o.reported.front().accounting_entry_id, ghost);
+  EXPECT_EQ(o.reported.front().action, "absent");
+  std::ifstream rep(r->reconcile_out);
+  std::string line;
+  ASSERT_TRUE(std::getline(rep, line)) << r->reconcile_out;
+  EXPECT_NE(line.find(ghost.to_string()), std::string::npos);
+  EXPECT_NE(line.find("\"absent\""), std::string::npos);
 }
 
 /// A downstream that acknowledges its first batch and then goes away.

@@ -320,6 +320,8 @@ INSTANTIATE_TEST_SUITE_P(
                       hazard_case{"items:empty_page@nth=2", true, ""},
                       hazard_case{"items:empty_page@from=2", false, "empty_pages"},
                       hazard_case{"items:duplicate@nth=2,4", true, ""},
+                      hazard_case{"items:end_early@nth=2", true, ""},
+                      hazard_case{"items:end_early@all", false, "short_listing"},
                       hazard_case{"items:expired_cursor@nth=3", true, ""},
                       hazard_case{"items:expired_cursor@all", false, "cursor_rejected"},
                       hazard_case{"export_items:expired_cursor@nth=2", true, ""},

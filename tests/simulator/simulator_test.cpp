@@ -1,4 +1,6 @@
 // Behaviour of the in-process simulator over real loopback HTTP.
+#include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -312,6 +314,128 @@ TEST(Simulator, PutItemsReportsPerItemErrorsAndLimits) {
   EXPECT_EQ(r.status, 422u);
   EXPECT_EQ(r.json()["type"], "EXPORT_JOB_STATUS_UNPROCESSABLE");
   EXPECT_EQ(c.request(verb::put, items_path(j), "{}").status, 400u);
+  const std::string unknown = "/v3/export-jobs/22222222-2222-4222-8222-222222222222/items";
+  r = c.request(verb::put, unknown, "[]");
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_EQ(r.json()["type"], "EXPORT_NOT_FOUND");
+}
+
+// The update contract the live-world crash harness relies on: updates show in later listings
+// (status and tracking fields), final is terminal, re-sending a final status is idempotent,
+// lastUpdatedAt moves, and every item counts its updates.
+TEST(Simulator, PutItemsChangesListingsAndFinalIsTerminal) {
+  sim_config cfg = small_config();
+  cfg.mix = {.pending = 1, .in_progress = 0, .successful = 0, .failed = 0, .abandoned = 0};
+  auto sim = start(cfg);
+  test_client c(sim->port(), basic(kKey));
+  const job_info j = job_with(*sim, api::job_status::in_progress);
+  const auto truth = sim->items_of(j.id);
+  const std::string a = truth[0].accounting_entry_id.to_string();
+  const std::string b = truth[1].accounting_entry_id.to_string();
+  const std::string job_path = "/v3/export-jobs/" + j.id.to_string();
+  const std::string before = c.get(job_path).json()["data"]["lastUpdatedAt"];
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // timestamps have seconds
+
+  json ok = json::array({{{"accountingEntryId", a},
+                          {"status", "successful"},
+                          {"exportedAt", "2025-02-01T08:00:00Z"},
+                          {"externalId", "JE-7"},
+                          {"externalUrl", "https://erp.example/je/7"}},
+                         {{"accountingEntryId", b},
+                          {"status", "failed"},
+                          {"failureReasonType", "account_mapping_missing"},
+                          {"failureReason", "no account for tag"}}});
+  http_reply r = c.request(verb::put, items_path(j), ok.dump());
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.json()["data"].size(), 2u);
+  EXPECT_TRUE(r.json()["errors"].empty());
+  EXPECT_NE(c.get(job_path).json()["data"]["lastUpdatedAt"].get<std::string>(), before);
+
+  // A later listing shows the new statuses and tracking fields.
+  std::map<std::string, json> listed;
+  for (const json& page : page_all(c, items_path(j) + "?limit=100"))
+    for (const json& item : page["data"])
+      listed[item["accountingEntryId"].get<std::string>()] = item;
+  EXPECT_EQ(listed.at(a)["status"], "successful");
+  EXPECT_EQ(listed.at(a)["externalId"], "JE-7");
+  EXPECT_EQ(listed.at(a)["externalUrl"], "https://erp.example/je/7");
+  EXPECT_EQ(listed.at(b)["status"], "failed");
+  EXPECT_EQ(listed.at(b)["failureReasonType"], "account_mapping_missing");
+  EXPECT_TRUE(listed.at(b)["externalId"].is_null());
+  const std::string filtered = items_path(j) + "?status=pending&limit=1";
+  EXPECT_EQ(c.get(filtered).json()["pagination"]["total"], truth.size() - 2);
+
+  // The same final status again: idempotent. Another status on a final item: rejected per item,
+  // the item unchanged; a non-final item may move freely.
+  const std::string c_id = truth[2].accounting_entry_id.to_string();
+  json mixed = json::array({{{"accountingEntryId", a}, {"status", "successful"}},
+                            {{"accountingEntryId", a}, {"status", "pending"}},
+                            {{"accountingEntryId", b}, {"status", "successful"}},
+                            {{"accountingEntryId", c_id}, {"status", "in_progress"}},
+                            {{"accountingEntryId", c_id}, {"status", "pending"}}});
+  r = c.request(verb::put, items_path(j), mixed.dump());
+  ASSERT_EQ(r.status, 200u) << r.body;
+  const json out = r.json();
+  ASSERT_EQ(out["data"].size(), 3u);
+  EXPECT_EQ(out["data"][0]["status"], "successful");
+  EXPECT_TRUE(out["data"][0]["externalId"].is_null());  // tracking replaced by the re-send
+  ASSERT_EQ(out["errors"].size(), 2u);
+  for (const json& e : out["errors"])
+    EXPECT_EQ(e["type"], "EXPORT_ENTRY_STATUS_UPDATE_FAILED") << e;
+  EXPECT_EQ(out["errors"][0]["accountingEntryId"], a);
+  EXPECT_EQ(out["errors"][1]["accountingEntryId"], b);
+  EXPECT_EQ(sim->items_of(j.id)[1].status, api::item_status::failed);
+  EXPECT_EQ(sim->items_of(j.id)[2].status, api::item_status::pending);
+
+  // Per-item counters, through the API and the debug endpoint.
+  std::map<std::string, std::pair<unsigned, unsigned>> counts;
+  for (const auto& u : sim->item_updates(j.id))
+    counts[u.accounting_entry_id.to_string()] = {u.applied, u.rejected};
+  EXPECT_EQ(counts.size(), 3u);
+  EXPECT_EQ(counts[a], std::make_pair(2u, 1u));
+  EXPECT_EQ(counts[b], std::make_pair(1u, 1u));
+  EXPECT_EQ(counts[c_id], std::make_pair(2u, 0u));
+  r = c.get("/sim/export-jobs/" + j.id.to_string() + "/item-updates");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  ASSERT_EQ(r.json()["data"].size(), 3u);
+  for (const json& u : r.json()["data"]) {
+    const auto& want = counts[u["accountingEntryId"].get<std::string>()];
+    EXPECT_EQ(u["applied"], want.first);
+    EXPECT_EQ(u["rejected"], want.second);
+  }
+  auto log = sim->request_log();
+  std::uint32_t applied = 0, rejected = 0;
+  for (const auto& rec : log) {
+    applied += rec.items_updated;
+    rejected += rec.items_rejected;
+  }
+  EXPECT_EQ(applied, 5u);
+  EXPECT_EQ(rejected, 2u);
+  EXPECT_EQ(log.back().endpoint, "debug");
+  EXPECT_EQ(c.get("/sim/export-jobs/22222222-2222-4222-8222-222222222222/item-updates").status,
+            404u);
+}
+
+// A body that violates the schema is rejected as a whole (400, nothing applied).
+TEST(Simulator, PutItemsRejectsSchemaViolationsWhole) {
+  auto sim = start(small_config());
+  test_client c(sim->port(), basic(kKey));
+  const job_info j = job_with(*sim, api::job_status::in_progress);
+  const auto truth = sim->items_of(j.id);
+  const std::string a = truth[0].accounting_entry_id.to_string();
+  const json good = {{"accountingEntryId", a}, {"status", "successful"}};
+  for (const json& bad :
+       {json(1), json({{"status", "successful"}}), json({{"accountingEntryId", a}}),
+        json({{"accountingEntryId", "not-a-uuid"}, {"status", "failed"}}),
+        json({{"accountingEntryId", a}, {"status", "done"}}),
+        json({{"accountingEntryId", a}, {"status", "failed"}, {"externalId", 5}}),
+        json({{"accountingEntryId", a}, {"status", "successful"}, {"exportedAt", "yesterday"}})}) {
+    http_reply r = c.request(verb::put, items_path(j), json::array({good, bad}).dump());
+    EXPECT_EQ(r.status, 400u) << bad;
+    EXPECT_EQ(r.json()["type"], "INVALID_REQUEST_BODY") << bad;
+  }
+  EXPECT_EQ(sim->items_of(j.id)[0].status, truth[0].status);
+  EXPECT_TRUE(sim->item_updates(j.id).empty());
 }
 
 TEST(Simulator, ExportItemsServeTheDataLayer) {

@@ -435,6 +435,68 @@ TEST(state_store, commit_page_rejects_out_of_range_status) {
 
 // -- order ----------------------------------------------------------------------------------
 
+TEST(state_store, the_order_ends_at_the_job_records_order_size) {
+  temp_dir d;
+  auto s = open_ok(d.path());
+  ASSERT_TRUE(s);
+  constexpr auto cs = state_store::order_chunk_size;
+  auto j = sample_job(make_uuid(6));
+  auto entries = sample_order(cs + 10);
+  write_order(*s, j, entries);
+  // An interrupted reconciliation extended the last chunk and wrote a chunk beyond it, but
+  // never finished: neither is part of the order.
+  auto longer = sample_order(cs + 25);
+  ASSERT_TRUE(s->write_order_chunk(j.job_id, 1, std::span{longer}.subspan(cs)));
+  ASSERT_TRUE(s->write_order_chunk(j.job_id, 2, std::span{longer}.first(3)));
+  auto all = s->read_order(j.job_id, 1, 1'000'000);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), cs + 10);
+  auto past = s->read_order(j.job_id, cs + 11, 10);
+  ASSERT_TRUE(past);
+  EXPECT_TRUE(past->empty());
+  // An order that is not finished yet has no entries to read.
+  auto fresh = sample_job(make_uuid(7));
+  ASSERT_TRUE(s->put_job(fresh));
+  ASSERT_TRUE(s->write_order_chunk(fresh.job_id, 0, std::span{entries}.first(5)));
+  auto unfinished = s->read_order(fresh.job_id, 1, 10);
+  ASSERT_TRUE(unfinished);
+  EXPECT_TRUE(unfinished->empty());
+}
+
+TEST(state_store, finish_order_writes_its_chunks_with_the_new_size_or_nothing) {
+  temp_dir d;
+  auto s = open_ok(d.path());
+  ASSERT_TRUE(s);
+  constexpr auto cs = state_store::order_chunk_size;
+  auto j = sample_job(make_uuid(8));
+  auto entries = sample_order(cs + 10);
+  write_order(*s, j, entries);
+  auto grown = sample_order(cs + 12);
+  grown[cs + 10].handed_on = true;  // flags survive the round trip
+  grown[cs + 11].remote_status = api::item_status::unknown;
+  grown[cs + 11].absent = true;
+  auto k = j;
+  k.order_size = cs + 12;
+  k.counters.in_scope = k.order_size;
+  // A chunk beyond the new size is refused, and nothing is written.
+  const std::vector<order_chunk_write> bad{{1, {grown.begin() + cs, grown.end()}},
+                                           {2, {grown.begin(), grown.begin() + 2}}};
+  auto refused = s->finish_order(k, bad);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.err().code, store_errc::invalid_argument);
+  EXPECT_EQ(s->read_order(j.job_id, 1, 1'000'000)->size(), cs + 10);
+  EXPECT_EQ(s->load_job(j.job_id).value()->order_size, cs + 10);
+
+  const std::vector<order_chunk_write> tail{{1, {grown.begin() + cs, grown.end()}}};
+  ASSERT_TRUE(s->finish_order(k, tail));
+  auto all = s->read_order(j.job_id, 1, 1'000'000);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, grown);
+  auto problems = s->verify();
+  ASSERT_TRUE(problems);
+  EXPECT_TRUE(problems->empty()) << join(*problems);
+}
+
 TEST(state_store, order_reads_across_chunk_boundaries) {
   temp_dir d;
   auto s = open_ok(d.path());
@@ -897,19 +959,23 @@ TEST(state_store, sink_bindings_round_trip_and_verify_clean) {
 TEST(state_store, corrupt_records_are_detected) {
   temp_dir d;
   const auto id = make_uuid(42);
+  const auto intact = make_uuid(43);  // a sound job record with a corrupt order chunk
   {
     auto s = open_ok(d.path());
     ASSERT_TRUE(s);
-    auto j = sample_job(id);
-    auto p = sample_page(0, 5, 1);
-    account(j, p);
-    ASSERT_TRUE(s->commit_page(j, 0, p));
-    write_order(*s, j, sample_order(5));
+    for (const auto& job : {id, intact}) {
+      auto j = sample_job(job);
+      auto p = sample_page(0, 5, 1);
+      account(j, p);
+      ASSERT_TRUE(s->commit_page(j, 0, p));
+      write_order(*s, j, sample_order(5));
+    }
   }
   {
     raw_db raw{d.path()};
     raw.put("jobs", key_of(id, "R"), std::string("\x01\x02", 2));          // truncated
     raw.put("order", key_of(id, be32(0)), std::string("\x07garbage", 8));  // unknown version
+    raw.put("order", key_of(intact, be32(0)), std::string("\x07garbage", 8));
     auto page = raw.get("pages", key_of(id, be32(0) + be32(0)));
     ASSERT_TRUE(page);
     (*page)[page->size() - 1] = '\x09';  // a flags byte with unknown bits... or status text
@@ -928,7 +994,12 @@ TEST(state_store, corrupt_records_are_detected) {
   ASSERT_FALSE(jobs);
   EXPECT_EQ(jobs.err().code, store_errc::corrupt);
 
-  auto order = s->read_order(id, 1, 5);
+  // The order ends at the job record's order size: a corrupt record fails read_order too.
+  auto unbounded = s->read_order(id, 1, 5);
+  ASSERT_FALSE(unbounded);
+  EXPECT_EQ(unbounded.err().code, store_errc::corrupt);
+  EXPECT_NE(unbounded.err().message.find("'jobs'"), std::string::npos) << unbounded.err().message;
+  auto order = s->read_order(intact, 1, 5);
   ASSERT_FALSE(order);
   EXPECT_EQ(order.err().code, store_errc::corrupt);
   EXPECT_NE(order.err().message.find("'order'"), std::string::npos) << order.err().message;

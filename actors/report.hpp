@@ -1,0 +1,46 @@
+// The reconciliation report: items a person should look at, appended as NDJSON lines
+// (`<out>.reconcile.ndjson`) by a detached writer. A job's entries are written and fsynced
+// BEFORE the job is recorded complete, so a crash in between writes them again on the next
+// run (at least once): readers treat the file as a set keyed by (jobId, accountingEntryId).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/store.hpp"
+#include "api/model.hpp"
+#include "common/result.hpp"
+
+namespace ei::actors {
+
+/// An item reported for a person to look at: needs reconciliation (in_progress remotely with
+/// no local record after state loss), was handed on and is now final remotely, or is missing
+/// from a re-listing.
+struct reconciliation_entry {
+  api::uuid accounting_entry_id;
+  std::string remote_status;  // "absent" when the latest listing no longer has it
+  std::string action;         // to_string(reconcile_action), or "absent"
+};
+
+/// Appends a job's entries (one line each) and fsyncs; answers once they are durable.
+using report_writer_actor = caf::typed_actor<
+    caf::replies_to<report_atom, api::uuid, std::vector<reconciliation_entry>>::with<store_reply>>;
+
+/// Formats one report line (without the newline).
+std::string reconciliation_line(const api::uuid& job, const reconciliation_entry& e);
+
+/// Spawns the detached writer appending to `path` (created on the first entry, never
+/// truncated). `wrote` is set once anything was written.
+report_writer_actor spawn_report_writer(caf::actor_system& sys, std::string path,
+                                        std::shared_ptr<std::atomic<bool>> wrote);
+
+}  // namespace ei::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconciliation_entry)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::actors::reconciliation_entry>)
