@@ -20,7 +20,8 @@ struct runner_state {
   std::size_t next_fetcher = 0;
   std::vector<api::export_job> verified;  // waiting to be scheduled, oldest first
   std::set<api::uuid> running_companies;
-  std::map<caf::actor_addr, api::export_job> active;  // supervisors that owe an outcome
+  std::map<caf::actor_addr, api::export_job> active;            // supervisors that owe an outcome
+  std::map<caf::actor_addr, job_supervisor_actor> supervisors;  // of the active ones
   std::set<api::uuid> seen_jobs;
   std::size_t expected = 0;
   std::size_t verifying = 0;
@@ -32,10 +33,15 @@ struct runner_state {
   std::string discover_cursor;
   std::set<std::string> discover_cursors;  // every cursor discovery followed: a repeat is a cycle
   batch_request request;
+  bool stopping = false;  // a graceful stop was requested: no new job starts
+  clock_type::time_point stop_deadline;
   static inline const char* name = "batch_runner";
 };
 
-using runner_ptr = batch_runner_actor::stateful_pointer<runner_state>;
+/// The runner polls the stop flag with a tick (the flag is set from a signal watcher thread).
+using runner_impl = batch_runner_actor::extend<caf::reacts_to<tick_atom>>;
+using runner_ptr = runner_impl::stateful_pointer<runner_state>;
+constexpr std::chrono::milliseconds stop_poll_interval{100};
 
 fetcher_actor& pick_fetcher(runner_ptr self) {
   auto& st = self->state;
@@ -68,8 +74,24 @@ void failed_before_start(runner_ptr self, const api::uuid& job, std::string code
   record(self, std::move(out));
 }
 
+void interrupted_before_start(runner_ptr self, const api::export_job& job) {
+  job_outcome out;
+  out.job_id = job.id;
+  out.company_id = job.company_id;
+  out.result = job_result::failed;
+  out.reason_code = std::string(interrupted_code);
+  out.reason = "not started: the run was interrupted; a re-run starts it";
+  record(self, std::move(out));
+}
+
 void schedule(runner_ptr self) {
   auto& st = self->state;
+  if (st.stopping) {
+    for (const auto& job : st.verified)
+      interrupted_before_start(self, job);
+    st.verified.clear();
+    return maybe_finish(self);
+  }
   const std::size_t max_jobs = std::max<std::uint32_t>(1, st.base.settings.max_jobs);
   for (auto it = st.verified.begin(); it != st.verified.end() && st.running < max_jobs;) {
     if (st.running_companies.count(it->company_id) != 0) {
@@ -86,6 +108,7 @@ void schedule(runner_ptr self) {
                                     caf::actor_cast<outcome_receiver_actor>(self));
     self->monitor(sup);
     st.active.emplace(sup.address(), *it);
+    st.supervisors.emplace(sup.address(), sup);
     self->send(sup, run_atom::value);
     it = st.verified.erase(it);
   }
@@ -161,7 +184,7 @@ void discover_page(runner_ptr self) {
               enqueue_verified(self, std::move(job));
             }
             const auto& pg = reply.page.pagination;
-            if (pg.has_next_page && pg.end_cursor) {
+            if (!s.stopping && pg.has_next_page && pg.end_cursor) {
               if (*pg.end_cursor == s.discover_cursor ||
                   !s.discover_cursors.insert(*pg.end_cursor).second) {
                 // The jobs found so far run; the rest of the list cannot be reached.
@@ -185,9 +208,42 @@ void discover_page(runner_ptr self) {
           });
 }
 
-batch_runner_actor::behavior_type runner_behavior(runner_ptr self, job_context base,
-                                                  std::vector<fetcher_actor> fetchers,
-                                                  std::shared_ptr<batch_progress> progress) {
+/// Polls the stop flag; once it is set, starts no new job and, after stop_timeout, stops the
+/// jobs still running where they stand (their committed state stays: a re-run resumes them).
+void on_tick(runner_ptr self) {
+  auto& st = self->state;
+  if (!st.promise.pending()) return;
+  if (!st.stopping && st.progress && st.progress->stop_requested()) {
+    st.stopping = true;
+    st.stop_deadline = clock_type::now() + st.base.settings.stop_timeout;
+    schedule(self);
+    if (!st.promise.pending()) return;
+  }
+  if (st.stopping && clock_type::now() >= st.stop_deadline) {
+    for (auto& [addr, job] : st.active) {
+      job_outcome out;
+      out.job_id = job.id;
+      out.company_id = job.company_id;
+      out.result = job_result::failed;
+      out.reason_code = std::string(interrupted_code);
+      out.reason = "stopped " + std::to_string(st.base.settings.stop_timeout.count()) +
+                   " ms after the run was interrupted, where it stood; a re-run resumes it";
+      if (auto it = st.supervisors.find(addr); it != st.supervisors.end())
+        self->send_exit(it->second, caf::exit_reason::user_shutdown);
+      --st.running;
+      record(self, std::move(out));
+    }
+    st.active.clear();
+    st.supervisors.clear();
+    st.running_companies.clear();
+    return schedule(self);
+  }
+  self->delayed_send(self, stop_poll_interval, tick_atom::value);
+}
+
+runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
+                                           std::vector<fetcher_actor> fetchers,
+                                           std::shared_ptr<batch_progress> progress) {
   auto& st = self->state;
   st.base = std::move(base);
   st.fetchers = std::move(fetchers);
@@ -203,6 +259,7 @@ batch_runner_actor::behavior_type runner_behavior(runner_ptr self, job_context b
     out.reason_code = "internal";
     out.reason = "the job supervisor stopped without an outcome: " + to_string(dm.reason);
     s.active.erase(it);
+    s.supervisors.erase(dm.source);
     s.running_companies.erase(out.company_id);
     --s.running;
     record(self, std::move(out));
@@ -222,11 +279,15 @@ batch_runner_actor::behavior_type runner_behavior(runner_ptr self, job_context b
           s.listing_done = true;
           schedule(self);
         }
+        if (s.progress && s.progress->stop) on_tick(self);
         return s.promise;
       },
+      [self](tick_atom) { on_tick(self); },
       [self](outcome_atom, job_outcome& out) {
         auto& s = self->state;
-        s.active.erase(caf::actor_cast<caf::actor_addr>(self->current_sender()));
+        const auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        if (s.active.erase(sender) == 0) return;  // stopped at the deadline: recorded already
+        s.supervisors.erase(sender);
         s.running_companies.erase(out.company_id);
         --s.running;
         if (s.progress) s.progress->jobs_running = s.running;
@@ -241,7 +302,8 @@ batch_runner_actor::behavior_type runner_behavior(runner_ptr self, job_context b
 batch_runner_actor spawn_batch_runner(caf::actor_system& sys, job_context base,
                                       std::vector<fetcher_actor> fetchers,
                                       std::shared_ptr<batch_progress> progress) {
-  return sys.spawn(runner_behavior, std::move(base), std::move(fetchers), std::move(progress));
+  return caf::actor_cast<batch_runner_actor>(
+      sys.spawn(runner_behavior, std::move(base), std::move(fetchers), std::move(progress)));
 }
 
 }  // namespace ei::actors

@@ -79,7 +79,16 @@ struct batch_progress {
   std::atomic<std::uint64_t> jobs_running{0};
   std::atomic<std::uint64_t> pages{0};
   std::atomic<std::uint64_t> items_emitted{0};
+  /// Set (by a signal watcher) to stop the batch gracefully: the batch runner starts no new
+  /// job, sequencers hand on no new batch and end their job with reason code `interrupted`
+  /// (the phase stays, so a re-run resumes it) once their in-flight batches are acknowledged.
+  /// Null: the batch cannot be stopped this way.
+  std::shared_ptr<const std::atomic<bool>> stop;
+  bool stop_requested() const { return stop && stop->load(std::memory_order_relaxed); }
 };
+
+/// The reason code of a job a graceful stop ended before it finished (resumable).
+inline constexpr std::string_view interrupted_code = "interrupted";
 
 /// Everything a job pipeline needs from the process around it.
 struct job_context {

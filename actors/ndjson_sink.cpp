@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +77,7 @@ struct sink_state {
   std::size_t buffered_items = 0;
   std::map<api::uuid, pending_ack> pending;
   bool flush_scheduled = false;
+  bool committed_warned = false;
   static inline const char* name = "ndjson_sink";
 };
 
@@ -93,6 +95,20 @@ bool write_all(int fd, const char* data, std::size_t size) {
     size -= static_cast<std::size_t>(n);
   }
   return true;
+}
+
+/// Replaces `<path>.committed` with `offset` (write the .tmp, rename). Advisory: not fsynced.
+bool write_committed_file(const std::string& path, std::uint64_t offset) {
+  const auto target = committed_path(path);
+  const auto tmp = target + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  char text[32];
+  auto end = std::to_chars(text, text + sizeof text - 1, offset).ptr;
+  *end++ = '\n';
+  const bool written = write_all(fd, text, static_cast<std::size_t>(end - text));
+  const bool closed = ::close(fd) == 0;
+  return written && closed && ::rename(tmp.c_str(), target.c_str()) == 0;
 }
 
 /// Stops the sink for good: after a failed write, fsync or ack commit the file and the store
@@ -129,6 +145,12 @@ void flush(sink_ptr self) {
   if (!committed.ok())
     return stop_sink(self, "committing acknowledgements failed: " + committed.err().message);
   crash_point("after_ack_commit");
+  if (st.options.path != "-" && !write_committed_file(st.options.path, st.offset) &&
+      !st.committed_warned) {
+    st.committed_warned = true;  // advisory: the store holds the truth; say it once
+    std::cerr << "export-items: output " << st.options.path << ": cannot update "
+              << committed_path(st.options.path) << ": " << std::strerror(errno) << "\n";
+  }
   for (auto& [job, ack] : st.pending)
     self->send(ack.receiver, ack_atom::value, job, ack.through, true);
   st.pending.clear();
@@ -208,56 +230,198 @@ void append_ndjson_line(std::string& out, const delivery_item& item) {
   out.push_back('}');
 }
 
+std::string committed_path(const std::string& path) {
+  return path + ".committed";
+}
+
+namespace {
+
+constexpr std::string_view file_sink_prefix = "ndjson:";
+
+std::string sink_name_of(const std::string& path) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return std::string(file_sink_prefix) + (ec ? path : abs.lexically_normal().string());
+}
+
+std::string in_quotes(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+storage::file_identity identity_of(const struct stat& info) {
+  return {static_cast<std::uint64_t>(info.st_dev), static_cast<std::uint64_t>(info.st_ino)};
+}
+
+error<sink_errc> locked_output(const std::string& path) {
+  return make_error(sink_errc::locked, "output file " + in_quotes(path) +
+                                           " is locked: another export-items process is "
+                                           "writing it; wait for it to finish");
+}
+
+}  // namespace
+
+result<output_plan, sink_errc> plan_output(const std::string& path, const struct stat* info,
+                                           const std::vector<storage::sink_record>& sinks,
+                                           const std::string& state_dir) {
+  const storage::sink_record* bound = nullptr;  // the file this state directory writes
+  for (const auto& r : sinks)
+    if (r.name.starts_with(file_sink_prefix)) {
+      bound = &r;
+      if (info != nullptr && r.identity && *r.identity == identity_of(*info))
+        return output_plan{r.name, r.offset, false};
+    }
+  if (path == "-") {
+    if (bound != nullptr)
+      return make_error(sink_errc::not_bound,
+                        "state directory " + in_quotes(state_dir) + " writes its items to " +
+                            in_quotes(bound->name.substr(file_sink_prefix.size())) +
+                            ", not to stdout: use --out " +
+                            in_quotes(bound->name.substr(file_sink_prefix.size())) +
+                            " (or a new --state-dir to start over); nothing was changed");
+    return output_plan{"stdout", std::nullopt, false};
+  }
+  if (info != nullptr && !S_ISREG(info->st_mode))
+    return make_error(sink_errc::open_failed,
+                      "output " + in_quotes(path) +
+                          " is not a regular file; use --out - for a pipe or a terminal");
+  const auto name = sink_name_of(path);
+  if (bound != nullptr) {
+    // Recorded before identities existed: the same path is taken to be the same file once.
+    if (!bound->identity && bound->name == name && info != nullptr)
+      return output_plan{name, bound->offset, true};
+    return make_error(
+        sink_errc::not_bound,
+        "state directory " + in_quotes(state_dir) + " wrote its output to " +
+            in_quotes(bound->name.substr(file_sink_prefix.size())) + ", and --out " +
+            in_quotes(path) + (info == nullptr ? " does not exist" : " is a different file") +
+            " (or that file was replaced): use the --out it wrote, or start over with a new "
+            "--state-dir and a new or empty --out; nothing was changed");
+  }
+  if (info != nullptr && info->st_size > 0)
+    return make_error(
+        sink_errc::not_bound,
+        "output file " + in_quotes(path) + " already holds " + std::to_string(info->st_size) +
+            " bytes that state directory " + in_quotes(state_dir) +
+            " did not write (a run on a fresh state directory would hand every item on again "
+            "after them): use the state directory that wrote it, or move the file away; "
+            "nothing was changed");
+  return output_plan{name, std::nullopt, true};
+}
+
+status<sink_errc> check_output(const std::string& path,
+                               const std::vector<storage::sink_record>& sinks,
+                               const std::string& state_dir) {
+  struct stat info {};
+  const bool exists = path != "-" && ::stat(path.c_str(), &info) == 0;
+  if (path != "-" && !exists && errno != ENOENT)
+    return make_error(sink_errc::open_failed,
+                      "cannot stat output file " + in_quotes(path) + ": " + std::strerror(errno));
+  auto plan = plan_output(path, exists ? &info : nullptr, sinks, state_dir);
+  if (!plan) return std::move(plan).err();
+  if (path != "-" && !exists) {
+    // It will be created: its directory must be there (before the state directory is made).
+    std::error_code ec;
+    const auto parent = std::filesystem::absolute(path, ec).parent_path();
+    if (!std::filesystem::is_directory(parent, ec))
+      return make_error(sink_errc::open_failed, "cannot create output file " + in_quotes(path) +
+                                                    ": directory " + in_quotes(parent.string()) +
+                                                    " does not exist");
+  }
+  if (exists && S_ISREG(info.st_mode)) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      const bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+      ::close(fd);
+      if (busy) return locked_output(path);
+    }
+  }
+  return ok_v;
+}
+
 result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                                       ndjson_sink_options options,
                                                       std::shared_ptr<storage::state_store> store) {
   int fd = 1;
   std::uint64_t offset = 0;
   std::string sink_name = "stdout";
-  if (options.path != "-") {
-    std::error_code ec;
-    auto abs = std::filesystem::absolute(options.path, ec);
-    sink_name = "ndjson:" + (ec ? options.path : abs.lexically_normal().string());
-    fd = ::open(options.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  const std::string state_dir = store->directory().string();
+  auto sinks = store->load_sinks();
+  if (!sinks) return make_error(sink_errc::store, sinks.err().message);
+  if (options.path == "-") {
+    auto plan = plan_output(options.path, nullptr, sinks.value(), state_dir);
+    if (!plan) return std::move(plan).err();
+  } else {
+    const auto& path = options.path;
+    const auto fail = [&fd](error<sink_errc> e) -> error<sink_errc> {
+      ::close(fd);
+      return e;
+    };
+    // Create it only when it does not exist (then its directory is fsynced); never truncate.
+    bool created = false;
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      created = fd >= 0;
+      if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
     if (fd < 0)
       return make_error(sink_errc::open_failed,
-                        "cannot open output file '" + options.path + "': " + std::strerror(errno));
+                        "cannot open output file " + in_quotes(path) + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;  // whoever holds the lock opened the file: it is theirs now
+      if (err == EWOULDBLOCK) return fail(locked_output(path));
+      return fail(make_error(sink_errc::open_failed, "cannot lock output file " + in_quotes(path) +
+                                                         ": " + std::strerror(err)));
+    }
     struct stat info {};
-    ::fstat(fd, &info);
+    if (::fstat(fd, &info) != 0)
+      return fail(make_error(sink_errc::open_failed, "cannot stat output file " + in_quotes(path) +
+                                                         ": " + std::strerror(errno)));
+    auto plan = plan_output(path, &info, sinks.value(), state_dir);
+    if (!plan) {
+      // Not created after all: the file this run made (empty, under our lock) goes again.
+      if (created && info.st_size == 0) ::unlink(path.c_str());
+      return fail(std::move(plan).err());
+    }
+    if (created) {
+      const auto parent = std::filesystem::absolute(path).parent_path();
+      const int dfd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool synced = dfd >= 0 && ::fsync(dfd) == 0;
+      if (dfd >= 0) ::close(dfd);
+      if (!synced)
+        return fail(make_error(
+            sink_errc::open_failed,
+            "cannot fsync the directory of " + in_quotes(path) + ": " + std::strerror(errno)));
+    }
+    sink_name = plan->sink_name;
     const auto size = static_cast<std::uint64_t>(info.st_size);
-    auto stored = store->load_sink_offset(sink_name);
-    if (!stored) {
-      ::close(fd);
-      return make_error(sink_errc::store, stored.err().message);
-    }
-    if (stored.value()) {
-      offset = *stored.value();
-      if (size < offset) {
-        ::close(fd);
-        return make_error(sink_errc::output_shorter_than_state,
-                          "output file '" + options.path + "' has " + std::to_string(size) +
-                              " bytes but the state directory recorded " + std::to_string(offset) +
-                              " acknowledged bytes: it was truncated or replaced; refusing to "
-                              "write to it (move it back, or use another --out)");
-      }
+    if (plan->offset) {
+      offset = *plan->offset;
+      if (size < offset)
+        return fail(make_error(sink_errc::output_shorter_than_state,
+                               "output file " + in_quotes(path) + " has " + std::to_string(size) +
+                                   " bytes but state directory " + in_quotes(state_dir) +
+                                   " recorded " + std::to_string(offset) +
+                                   " acknowledged bytes: it was truncated; refusing to write to "
+                                   "it (restore it, or start over with a new --state-dir and "
+                                   "a new --out)"));
       // Cut away a torn last line and lines that were never acknowledged.
-      if (size > offset && ::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
-        ::close(fd);
-        return make_error(sink_errc::open_failed, "cannot truncate output file '" + options.path +
-                                                      "': " + std::strerror(errno));
-      }
+      if (size > offset && ::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+        return fail(make_error(
+            sink_errc::open_failed,
+            "cannot truncate output file " + in_quotes(path) + ": " + std::strerror(errno)));
     } else {
-      // A file the store has never seen: append after what is there, and record that start
-      // before writing anything, so lines of a run that dies before its first acknowledgement
-      // are cut on restart like any other unacknowledged lines.
-      offset = size;
-      auto recorded = store->commit_acks({}, std::make_pair(sink_name, offset));
-      if (!recorded.ok()) {
-        ::close(fd);
-        return make_error(sink_errc::store, recorded.err().message);
-      }
+      offset = size;  // 0: plan_output binds only empty files
     }
-    ::lseek(fd, static_cast<off_t>(offset), SEEK_SET);
+    if (plan->bind) {
+      // Record the file and its starting offset before writing anything, so lines of a run
+      // that dies before its first acknowledgement are cut on restart like any others.
+      auto bound = store->bind_sink(sink_name, identity_of(info), offset);
+      if (!bound.ok()) return fail(make_error(sink_errc::store, bound.err().message));
+    }
+    if (!write_committed_file(path, offset))
+      std::cerr << "export-items: output " << path << ": cannot write " << committed_path(path)
+                << ": " << std::strerror(errno) << "\n";
   }
   auto actor = sys.spawn<caf::detached>(sink_behavior, std::move(options), std::move(store), fd,
                                         offset, std::move(sink_name));

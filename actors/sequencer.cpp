@@ -77,6 +77,7 @@ void commit_acked(sequencer_ptr self) {
             if (!r.ok) return finish(self, false, "store", r.message);
             s.acked_committed = std::max(s.acked_committed, through);
             maybe_done(self);
+            pump(self);  // a stopping job ends here once nothing is in flight
           },
           [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
 }
@@ -95,7 +96,19 @@ void pump(sequencer_ptr self) {
   if (st.finished || st.commit_in_flight) return;
   const std::uint64_t window = st.ctx.settings.credit_window;
   const std::uint64_t outstanding = st.next_seq - 1 - st.acked;
-  if (st.next_seq > st.job.order_size || outstanding >= window) return;
+  if (st.next_seq > st.job.order_size) return;
+  if (st.ctx.progress && st.ctx.progress->stop_requested()) {
+    // A graceful stop: no new batch; once every batch handed on is acknowledged (and its
+    // acks committed), end the job as interrupted. Its phase stays: a re-run resumes it.
+    if (st.in_flight.empty() && st.ack_commits_in_flight == 0)
+      finish(self, false, std::string(interrupted_code),
+             "the run was interrupted after " + std::to_string(st.acked) + " of " +
+                 std::to_string(st.job.order_size) +
+                 " items were acknowledged; a re-run "
+                 "resumes it");
+    return;
+  }
+  if (outstanding >= window) return;
   const std::uint64_t n = std::min<std::uint64_t>(
       {st.ctx.settings.batch_size, window - outstanding, st.job.order_size - st.next_seq + 1});
   auto entries = st.ctx.store->read_order(st.job.job_id, st.next_seq, static_cast<std::size_t>(n));

@@ -30,6 +30,10 @@ struct stage_settings {
   bool recover_lost_state = false;       // jobs without a local record may have lost their state
   std::chrono::milliseconds request_timeout{300000};  // deadline of one request between actors
   std::uint32_t max_jobs = 4;                         // pipelines at once
+  /// After a graceful stop was requested (batch_progress::stop): how long jobs that are still
+  /// listing, ordering or draining their acknowledgements get before they are stopped where
+  /// they stand (everything they committed stays; a re-run resumes them).
+  std::chrono::milliseconds stop_timeout{30000};
 };
 
 }  // namespace ei::actors

@@ -5,13 +5,29 @@
 // jobs' ack watermarks and the file offset after the last acknowledged line. On start it cuts
 // away anything after that offset (a torn line or unacknowledged lines of a crashed run), so
 // the file only ever holds whole lines and every acknowledged line exactly once.
+//
+// The commit file, for consumers that follow the output while it is written (`tail -F`):
+// `<out>.committed` holds one line, the decimal byte offset just past the last acknowledged
+// line of `<out>`, then "\n". It is replaced atomically (written to `<out>.committed.tmp`,
+// renamed) after every ack commit (once the store's commit_acks returned) and once at start,
+// after the tail cut (it then equals the file's size). It never decreases. It is advisory (not
+// fsynced); the truth is the state store. Bytes beyond it may be cut by a restart and come
+// again flagged `"redelivery": true`.
+//
+// stdout (`-`): an item is acknowledged once write() returned for its line: a pipe gives
+// at-least-once delivery across a crash (what was written but not acknowledged comes again,
+// flagged `"redelivery": true`), and nothing is cut.
 #pragma once
+
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 
@@ -31,9 +47,49 @@ struct ndjson_sink_options {
   bool fsync = true;
 };
 
-enum class sink_errc : std::uint8_t { open_failed, output_shorter_than_state, store };
+enum class sink_errc : std::uint8_t {
+  open_failed,
+  output_shorter_than_state,
+  store,
+  not_bound,  // the file is not the one the state directory wrote (or holds foreign data)
+  locked,     // another process holds the output's lock
+};
+
+/// How an `--out` path relates to what a state directory wrote (its sink records).
+///
+/// An output file is bound to the state directory that writes it: the first run binds it
+/// (device and inode, with offset 0) before writing; later runs must name the same file (any
+/// path to it: a symlink or another mount counts). Refused (sink_errc::not_bound, the message
+/// naming the state directory and both files and saying how to proceed):
+///  - a state directory bound to one file and `--out` naming another file, or `-`;
+///  - a state directory not bound to any file and a non-empty existing `--out` (its lines were
+///    not written by this state directory: appending would hand every item on again).
+/// `--out -` (stdout, a pipe) binds nothing: a state directory that never wrote a file may
+/// write to stdout in every run.
+struct output_plan {
+  std::string sink_name;                ///< the sink's key in the store ("stdout" for -)
+  std::optional<std::uint64_t> offset;  ///< bound already: the committed offset
+  bool bind = false;                    ///< bind the file (identity + offset) before writing
+};
+/// `info` is the stat() of `path` when it exists. Touches nothing.
+result<output_plan, sink_errc> plan_output(const std::string& path, const struct stat* info,
+                                           const std::vector<storage::sink_record>& sinks,
+                                           const std::string& state_dir);
+
+/// The same checks as spawn_ndjson_sink, for a run that has not opened its state store yet:
+/// `sinks` as a read-only open of the store found them (empty when there is no store). Also
+/// refuses (sink_errc::locked) an output file another process holds. Touches nothing.
+status<sink_errc> check_output(const std::string& path,
+                               const std::vector<storage::sink_record>& sinks,
+                               const std::string& state_dir);
+
+/// The path of the commit file of output `path`: `<path>.committed`.
+std::string committed_path(const std::string& path);
 
 /// Opens the output (repairing its tail as described above) and spawns the sink detached.
+/// A file is opened with O_APPEND and an exclusive flock (LOCK_EX|LOCK_NB: a second writer
+/// gets sink_errc::locked); a file it creates has its directory fsynced. After the tail cut,
+/// and after every ack commit, it replaces `<path>.committed` (see committed_path).
 result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                                       ndjson_sink_options options,
                                                       std::shared_ptr<storage::state_store> store);

@@ -1,15 +1,25 @@
 // export-items: the command line of the stage.
 //   export-items run   --base-url URL|embedded (--job ID ... | --jobs-file F | --discover)
 //                      --state-dir DIR --out FILE|- [--ordering ...] [--page-size N] ...
-//   export-items status --state-dir DIR [--job ID] [--json]
-// Exit codes: 0 every job complete; 1 one or more jobs failed; 2 usage or configuration error.
+//   export-items status --state-dir DIR [--job ID] [--json]            (read-only)
+//   export-items state verify  --state-dir DIR                         (read-only)
+//   export-items state inspect --state-dir DIR --job ID [--show N]     (read-only)
+//   export-items coordinator ... / worker ...                          (distributed/)
+// Exit codes: 0 every job complete; 1 one or more jobs failed; 2 usage or configuration error
+// (nothing was changed); 3 interrupted by SIGTERM/SIGINT (summary written, a re-run resumes);
+// 4 stopped at once by a second signal (no summary, a re-run resumes).
 #include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -25,6 +35,48 @@ namespace {
 constexpr int exit_ok = 0;
 constexpr int exit_jobs_failed = 1;
 constexpr int exit_usage = 2;
+constexpr int exit_interrupted = 3;  // a graceful stop: the summary is written; resumable
+constexpr int exit_stopped = 4;      // a second signal: stopped at once; resumable
+
+constexpr const char* exit_codes_help =
+    "Exit codes: 0 every job complete; 1 one or more jobs failed (the others still complete);\n"
+    "2 usage or configuration error (nothing was changed); 3 interrupted by SIGTERM/SIGINT\n"
+    "(no new batches or jobs, in-flight acknowledgements drained within stop_timeout_ms, the\n"
+    "summary written; run the same command again to resume); 4 stopped at once by a second\n"
+    "signal (no summary; the state directory is consistent, a re-run resumes).";
+
+/// Turns SIGTERM and SIGINT into a graceful stop of `run`: both are blocked in every thread
+/// (call this before any thread is started: threads inherit the mask) and taken by sigwait()
+/// on a thread of its own, so no work happens in a signal handler. The first one sets `stop`;
+/// a second one ends the process at once with _exit(exit_stopped), which is safe: every
+/// acknowledgement is committed in the state store before it is acted on, so a later run
+/// resumes (cutting unacknowledged lines, redelivering in-flight items flagged).
+void watch_stop_signals(std::shared_ptr<std::atomic<bool>> stop) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, stop = std::move(stop)] {
+    for (int count = 1;; ++count) {
+      int sig = 0;
+      if (::sigwait(&set, &sig) != 0) return;
+      const std::string name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (count == 1) {
+        stop->store(true);
+        std::cerr << "\nexport-items: " << name
+                  << " received: stopping (no new batches or jobs; waiting for the "
+                     "acknowledgements in flight). A second signal stops at once.\n"
+                  << std::flush;
+      } else {
+        const std::string msg =
+            "\nexport-items: " + name + " received again: stopping at once (a re-run resumes)\n";
+        [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg.data(), msg.size());
+        ::_exit(exit_stopped);
+      }
+    }
+  }).detach();
+}
 
 int usage_error(const std::string& message) {
   std::cerr << "export-items: " << message << "\n";
@@ -132,6 +184,8 @@ int run_command(const run_args& a) {
     opts.live_progress = ::isatty(STDERR_FILENO) != 0;
   }
   if (a.loop) ei::writeback::attach_to_run(*a.loop, opts);
+  opts.stop = std::make_shared<std::atomic<bool>>(false);
+  watch_stop_signals(opts.stop);
   auto report = ei::pipeline::run_stage(cfg, opts);
   if (!report) {
     std::cerr << "export-items: " << report.err().message << "\n";
@@ -148,14 +202,24 @@ int run_command(const run_args& a) {
   }
   if (!a.quiet && opts.out != "-")
     std::cerr << "export-items: items written to " << opts.out << "\n";
+  if (report->interrupted()) {
+    std::cerr << "export-items: interrupted; run the same command again to resume\n";
+    return exit_interrupted;
+  }
   const int rc = report->all_complete() ? exit_ok : exit_jobs_failed;
   return a.loop ? ei::writeback::run_exit_code(*a.loop, rc) : rc;
 }
 
-int status_command(const std::string& state_dir, const std::string& job, bool as_json) {
+/// status, state verify, state inspect: never create, repair, rotate or delete anything.
+ei::storage::store_result<std::unique_ptr<ei::storage::state_store>> open_read_only(
+    const std::string& state_dir) {
   ei::storage::store_options so;
-  so.create_if_missing = false;
-  auto store = ei::storage::state_store::open(state_dir, so);
+  so.read_only = true;
+  return ei::storage::state_store::open(state_dir, so);
+}
+
+int status_command(const std::string& state_dir, const std::string& job, bool as_json) {
+  auto store = open_read_only(state_dir);
   if (!store) return usage_error(store.err().message);
   auto jobs = (*store)->load_jobs();
   if (!jobs) return usage_error(jobs.err().message);
@@ -206,9 +270,7 @@ std::string local_state_of(std::uint64_t seq, const ei::storage::watermarks& wm)
 }
 
 int state_verify_command(const std::string& state_dir) {
-  ei::storage::store_options so;
-  so.create_if_missing = false;
-  auto store = ei::storage::state_store::open(state_dir, so);
+  auto store = open_read_only(state_dir);
   if (!store) return usage_error(store.err().message);
   auto problems = (*store)->verify();
   if (!problems) {
@@ -231,9 +293,7 @@ int state_inspect_command(const std::string& state_dir, const std::string& job_t
                           std::size_t show) {
   auto job = ei::api::uuid::parse(job_text);
   if (!job) return usage_error("--job: '" + job_text + "' is not a UUID");
-  ei::storage::store_options so;
-  so.create_if_missing = false;
-  auto store = ei::storage::state_store::open(state_dir, so);
+  auto store = open_read_only(state_dir);
   if (!store) return usage_error(store.err().message);
   auto rec = (*store)->load_job(*job);
   if (!rec) return usage_error(rec.err().message);
@@ -300,9 +360,18 @@ int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 2);
   CLI::App app{"export-items: retrieve, scope, order and hand on Pleo Export API v3 job items"};
   app.require_subcommand(1);
+  app.footer(exit_codes_help);
 
   run_args ra;
-  auto* run = app.add_subcommand("run", "Run export jobs through the stage");
+  auto* run = app.add_subcommand(
+      "run",
+      "Run export jobs through the stage (re-run with the same --state-dir and --out to "
+      "resume; SIGTERM/SIGINT stop gracefully, exit 3)");
+  run->footer(
+      "The output file is bound to its state directory: a fresh state directory refuses a "
+      "non-empty --out, and a state directory refuses any other file (or -). Consumers that "
+      "follow the file read lines only up to the byte offset in <out>.committed.\n" +
+      std::string(exit_codes_help));
   run->add_option("--config", ra.config_file, "JSON configuration file (configs/*.json)");
   run->add_option("--base-url", ra.base_url,
                   "API base URL, or 'embedded' for the built-in simulator (default: config)");
@@ -310,13 +379,18 @@ int main(int argc, char** argv) {
   run->add_option("--jobs-file", ra.jobs_file, "File with one job id per line");
   run->add_flag("--discover", ra.discover, "Run every in_progress job the API lists");
   run->add_option("--company-id", ra.company_id, "With --discover: only this company");
-  run->add_option("--state-dir", ra.state_dir, "State directory (RocksDB)")->required();
-  run->add_option("--out", ra.out, "NDJSON output file, or - for stdout (default -)");
+  run->add_option("--state-dir", ra.state_dir,
+                  "State directory (RocksDB); created if missing, or an empty directory")
+      ->required();
+  run->add_option("--out", ra.out,
+                  "NDJSON output file (appended, locked, bound to --state-dir; "
+                  "<out>.committed tells followers what is acknowledged), or - for stdout "
+                  "(default -; a pipe: at-least-once across a crash)");
   run->add_option("--ordering", ra.ordering, "chronological (default) or entry_id");
   run->add_option("--page-size", ra.page_size, "Items per page (limit)");
   run->add_option("--listing", ra.listing,
-                  "cursor (default: endCursor page by page) or parallel (offset pages in "
-                  "flight, verified against total, falling back to cursor)");
+                  "parallel (default: offset pages in flight, verified against total, "
+                  "falling back to cursor) or cursor (endCursor page by page)");
   run->add_option("--max-jobs", ra.max_jobs, "Jobs run at once");
   run->add_option("--summary", ra.summary_file, "Write the JSON summary here (default stderr)");
   run->add_flag("--quiet", ra.quiet, "No progress output");
@@ -331,19 +405,22 @@ int main(int argc, char** argv) {
   std::string status_dir;
   std::string status_job;
   bool status_json = false;
-  auto* status = app.add_subcommand("status", "Show what a state directory knows");
+  auto* status = app.add_subcommand(
+      "status", "Show what a state directory knows (read-only: changes nothing)");
   status->add_option("--state-dir", status_dir, "State directory")->required();
   status->add_option("--job", status_job, "Only this job");
   status->add_flag("--json", status_json, "JSON output");
 
-  auto* state = app.add_subcommand("state", "Offline tools for a state directory");
+  auto* state = app.add_subcommand(
+      "state", "Offline tools for a state directory (read-only: change nothing)");
   state->require_subcommand(1);
   std::string state_dir;
   std::string inspect_job;
   std::size_t inspect_show = 10;
-  auto* verify = state->add_subcommand("verify", "Integrity check; exit 1 on any problem");
+  auto* verify = state->add_subcommand(
+      "verify", "Integrity check; exit 1 on any problem, 2 when there is no store (read-only)");
   verify->add_option("--state-dir", state_dir, "State directory")->required();
-  auto* inspect = state->add_subcommand("inspect", "A readable dump of one job");
+  auto* inspect = state->add_subcommand("inspect", "A readable dump of one job (read-only)");
   inspect->add_option("--state-dir", state_dir, "State directory")->required();
   inspect->add_option("--job", inspect_job, "Job id")->required();
   inspect->add_option("--show", inspect_show, "Order entries to show (default 10)");

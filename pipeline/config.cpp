@@ -120,6 +120,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
       {"max_empty_pages", integer(s.max_empty_pages, 0, 1000)},
       {"sort_run_items", integer(s.sort_run_items, 64, 1 << 24)},
       {"request_timeout_ms", millis(s.request_timeout, 100, 86400000)},
+      {"stop_timeout_ms", millis(s.stop_timeout, 0, 86400000)},
       {"dispatch_unreconciled", boolean(s.dispatch_unreconciled)},
       {"scheduler_threads", integer(cfg.scheduler_threads, 1, 256)},
       {"fetchers", integer(cfg.fetchers, 1, 256)},

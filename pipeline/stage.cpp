@@ -41,6 +41,13 @@ bool run_report::all_complete() const {
   return true;
 }
 
+bool run_report::interrupted() const {
+  for (const auto& j : batch.jobs)
+    if (j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code)
+      return true;
+  return false;
+}
+
 namespace {
 
 /// Prints progress lines from its own thread until stopped.
@@ -114,6 +121,28 @@ std::string reconciliation_path(const run_options& options) {
                             : options.out + ".reconcile.ndjson";
 }
 
+/// Before anything is opened for writing: the state directory (read-only, when it holds a
+/// store) must accept `--out` (actors::plan_output), so that a refused run changes nothing:
+/// not the output file, not the state directory.
+status<run_errc> check_output_binding(const run_options& options) {
+  std::vector<storage::sink_record> sinks;
+  {
+    storage::store_options ro;
+    ro.read_only = true;
+    auto existing = storage::state_store::open(options.state_dir, ro);
+    if (existing) {
+      auto loaded = (*existing)->load_sinks();
+      if (!loaded) return make_error(run_errc::state_dir, loaded.err().message);
+      sinks = std::move(loaded.value());
+    } else if (existing.err().code != storage::store_errc::not_found) {
+      return make_error(run_errc::state_dir, existing.err().message);
+    }
+  }
+  auto checked = actors::check_output(options.out, sinks, options.state_dir);
+  if (!checked.ok()) return make_error(run_errc::output, checked.err().message);
+  return ok_v;
+}
+
 }  // namespace
 
 result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_options& options) {
@@ -147,6 +176,9 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     return make_error(run_errc::invalid_config,
                       "no credentials: set PLEO_API_KEY (API key) or PLEO_ACCESS_TOKEN (OAuth)");
 
+  if (!options.downstream_factory) {
+    if (auto bound = check_output_binding(options); !bound.ok()) return std::move(bound).err();
+  }
   auto res = open_resources(cfg, *creds, options.state_dir);
   if (!res) return std::move(res).err();
   auto http = res->http;
@@ -181,6 +213,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     const auto& base = shared.base;
     const auto& fetchers = shared.fetchers;
     auto progress = std::make_shared<actors::batch_progress>();
+    progress->stop = options.stop;
     auto runner = actors::spawn_batch_runner(sys, base, fetchers, progress);
 
     progress_printer printer(options.progress, options.live_progress, options.progress_interval,
@@ -208,7 +241,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
 std::string summary_json(const run_report& report) {
   using nlohmann::json;
   json jobs = json::array();
-  std::uint64_t complete = 0, failed = 0, already = 0, emitted = 0;
+  std::uint64_t complete = 0, failed = 0, already = 0, emitted = 0, interrupted_jobs = 0;
   api::contract_deviations deviations;
   for (const auto& j : report.batch.jobs) {
     json by_status = json::object();
@@ -223,10 +256,13 @@ std::string summary_json(const run_report& report) {
                    api::item_status::abandoned, api::item_status::unknown})
       out_of_scope[std::string(api::to_string(s))] =
           j.stats.by_remote_status[static_cast<std::size_t>(s)];
+    const bool interrupted =
+        j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code;
     json entry{
         {"jobId", j.job_id.is_nil() ? json(nullptr) : json(j.job_id.to_string())},
         {"companyId", j.company_id.is_nil() ? json(nullptr) : json(j.company_id.to_string())},
-        {"result", std::string(actors::to_string(j.result))},
+        {"result",
+         interrupted ? std::string("interrupted") : std::string(actors::to_string(j.result))},
         {"listed", j.stats.listed},
         {"inScope", j.stats.in_scope},
         {"outOfScope", out_of_scope},
@@ -263,7 +299,10 @@ std::string summary_json(const run_report& report) {
     emitted += j.stats.emitted;
     if (j.result == actors::job_result::complete) ++complete;
     if (j.result == actors::job_result::already_complete) ++already;
-    if (j.result == actors::job_result::failed) ++failed;
+    if (interrupted)
+      ++interrupted_jobs;
+    else if (j.result == actors::job_result::failed)
+      ++failed;
   }
   json doc{
       {"baseUrl", report.base_url},
@@ -275,6 +314,7 @@ std::string summary_json(const run_report& report) {
         {"complete", complete},
         {"alreadyComplete", already},
         {"failed", failed},
+        {"interrupted", interrupted_jobs},
         {"emitted", emitted},
         {"durationSeconds", report.batch.duration_seconds},
         {"httpRequests", report.http.requests},

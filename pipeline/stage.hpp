@@ -4,9 +4,11 @@
 // This is what the `export-items run` command and embedders' tests call.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +52,11 @@ struct run_options {
   /// outcomes back and completes jobs here (writeback/writeback.hpp).
   std::function<void(api::http_client&, storage::state_store&, const actors::batch_report&)>
       after_batch;
+  /// A graceful stop (set it from another thread, e.g. a signal watcher): no new job starts,
+  /// no new batch is handed on, in-flight batches are acknowledged, and the batch ends with
+  /// the unfinished jobs' reason code `interrupted` (resumable) within
+  /// `stage_settings::stop_timeout`. Null: not stoppable.
+  std::shared_ptr<std::atomic<bool>> stop;
 };
 
 struct run_report {
@@ -59,6 +66,8 @@ struct run_report {
   std::string out;
   std::string reconcile_out;  // empty when nothing was reported
   bool all_complete() const;
+  /// A graceful stop ended at least one job before it finished (reason code `interrupted`).
+  bool interrupted() const;
 };
 
 result<run_report, run_errc> run_stage(const stage_config& cfg, const run_options& options);

@@ -181,24 +181,111 @@ bool directory_is_empty(const std::filesystem::path& dir, std::error_code& ec) {
   return std::filesystem::directory_iterator{dir, ec} == std::filesystem::directory_iterator{};
 }
 
-/// True when every entry of `dir` is a file RocksDB writes while creating a database before
-/// CURRENT exists (IDENTITY, LOCK, LOG*, MANIFEST-*, OPTIONS-*, *.log, *.dbtmp): what a process
-/// killed in the middle of creating the store leaves behind. Such a directory holds no data.
-bool only_creation_leftovers(const std::filesystem::path& dir, std::error_code& ec) {
-  bool any = false;
-  for (const auto& entry : std::filesystem::directory_iterator{dir, ec}) {
-    if (!entry.is_regular_file(ec)) return false;
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+/// True for the exact names RocksDB gives the files it writes while creating a database before
+/// CURRENT exists: IDENTITY, LOCK, LOG, LOG.old.<n>, MANIFEST-<n>, OPTIONS-<n>[.dbtmp],
+/// <n>.log (WAL), <n>.dbtmp. `app.log` or `LOG.old` are not among them.
+bool is_rocksdb_creation_file(std::string_view name) {
+  const auto after = [&](std::string_view prefix, std::string_view& rest) {
+    if (!name.starts_with(prefix)) return false;
+    rest = name.substr(prefix.size());
+    return true;
+  };
+  const auto strip = [](std::string_view s, std::string_view suffix) {
+    return s.ends_with(suffix) ? s.substr(0, s.size() - suffix.size()) : s;
+  };
+  std::string_view rest;
+  if (name == "IDENTITY" || name == "LOCK" || name == "LOG") return true;
+  if (after("LOG.old.", rest)) return all_digits(rest);
+  if (after("MANIFEST-", rest)) return all_digits(rest);
+  if (after("OPTIONS-", rest)) return all_digits(strip(rest, ".dbtmp"));
+  if (name.ends_with(".log")) return all_digits(strip(name, ".log"));
+  if (name.ends_with(".dbtmp")) return all_digits(strip(name, ".dbtmp"));
+  return false;
+}
+
+/// fsyncs a directory, so that entries created in it survive power loss.
+bool fsync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+/// Writes the marker that says export-items created this directory's store, fsyncs it and the
+/// directory, before RocksDB writes anything.
+store_status write_marker(const std::filesystem::path& dir) {
+  const auto path = dir / state_marker_name;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return make_error(store_errc::io_error,
+                      "cannot create " + quoted(path) + ": " + std::strerror(errno));
+  static constexpr std::string_view text =
+      "export-items state directory: created by export-items; see storage/README.md\n";
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!ok || !fsync_directory(dir))
+    return make_error(store_errc::io_error,
+                      "cannot write " + quoted(path) + ": " + std::strerror(ok ? errno : saved));
+  return ok_v;
+}
+
+/// A directory holding our marker but no CURRENT: a creation cut short by a crash. Removes
+/// RocksDB's creation files (and only those); refuses, touching nothing, when anything else
+/// is there.
+store_status clean_interrupted_creation(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> ours;
+  std::string foreign;
+  for (const auto& entry : fs::directory_iterator{dir, ec}) {
     const auto name = entry.path().filename().string();
-    const auto starts = [&](std::string_view p) { return name.rfind(p, 0) == 0; };
-    const auto ends = [&](std::string_view x) {
-      return name.size() >= x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
-    };
-    if (!(name == "IDENTITY" || name == "LOCK" || starts("LOG") || starts("MANIFEST-") ||
-          starts("OPTIONS-") || ends(".log") || ends(".dbtmp")))
-      return false;
-    any = true;
+    if (name == state_marker_name) continue;
+    if (entry.is_regular_file(ec) && is_rocksdb_creation_file(name))
+      ours.push_back(entry.path());
+    else
+      foreign += (foreign.empty() ? "'" : ", '") + name + "'";
   }
-  return any && !ec;
+  if (ec)
+    return make_error(store_errc::io_error, "state directory " + quoted(dir) + ": " + ec.message());
+  if (!foreign.empty())
+    return make_error(store_errc::corrupt,
+                      "state directory " + quoted(dir) +
+                          " holds no store (its creation was interrupted) but also files "
+                          "export-items did not write (" +
+                          foreign + "); refusing it, nothing was changed");
+  for (const auto& p : ours) {
+    fs::remove(p, ec);
+    if (ec)
+      return make_error(store_errc::io_error, "cannot remove " + quoted(p) + ": " + ec.message());
+  }
+  return ok_v;
+}
+
+/// Creates `dir` (and missing parents) and fsyncs the parent of every directory it created.
+store_status create_state_directory(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> created;
+  for (auto p = fs::absolute(dir, ec); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    created.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  fs::create_directories(dir, ec);
+  if (ec)
+    return make_error(store_errc::io_error,
+                      "cannot create state directory " + quoted(dir) + ": " + ec.message());
+  for (const auto& p : created)
+    if (!fsync_directory(p.parent_path()))
+      return make_error(store_errc::io_error, "cannot fsync the parent of state directory " +
+                                                  quoted(dir) + ": " + std::strerror(errno));
+  return ok_v;
 }
 
 }  // namespace
@@ -290,7 +377,8 @@ std::optional<ordering_mode> parse_ordering_mode(std::string_view t) noexcept {
 state_store::impl::~impl() {
   if (db) {
     for (auto* h : cf)
-      if (h) db->DestroyColumnFamilyHandle(h);
+      if (h && h != default_cf) db->DestroyColumnFamilyHandle(h);
+    if (default_cf) db->DestroyColumnFamilyHandle(default_cf);
     db->Close().PermitUncheckedError();
     db.reset();
   }
@@ -371,13 +459,10 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
   if (ec)
     return make_error(store_errc::io_error, "state directory " + quoted(dir) + ": " + ec.message());
   if (!exists) {
-    if (!options.create_if_missing)
+    if (!options.create_if_missing || options.read_only)
       return make_error(store_errc::not_found,
                         "state directory " + quoted(dir) + " does not exist");
-    fs::create_directories(dir, ec);
-    if (ec)
-      return make_error(store_errc::io_error,
-                        "cannot create state directory " + quoted(dir) + ": " + ec.message());
+    if (auto made = create_state_directory(dir); !made) return std::move(made).err();
   } else if (!fs::is_directory(dir, ec)) {
     return make_error(store_errc::invalid_argument,
                       "state directory " + quoted(dir) + " is not a directory");
@@ -393,11 +478,14 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
   if (p->dir_lock_fd < 0)
     return make_error(store_errc::io_error,
                       "cannot open state directory " + quoted(dir) + ": " + std::strerror(errno));
-  if (::flock(p->dir_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+  // Readers share the lock with each other, never with a writer.
+  if (::flock(p->dir_lock_fd, (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) return locked_error(dir);
     return make_error(store_errc::io_error,
                       "cannot lock state directory " + quoted(dir) + ": " + std::strerror(errno));
   }
+
+  if (options.read_only) return open_read_only(std::move(p));
 
   bool fresh = false;
   if (fs::exists(dir / "CURRENT", ec)) {
@@ -405,21 +493,26 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
     if (!pr) return std::move(pr).err();
     fresh = pr->fresh;
   } else {
-    if (only_creation_leftovers(dir, ec)) {
-      // A creation cut short by a crash: nothing was ever stored, so start it again.
-      for (const auto& entry : fs::directory_iterator{dir, ec})
-        fs::remove(entry.path(), ec);
-    }
-    if (!directory_is_empty(dir, ec))
+    // Only a directory our marker says we created may be cleaned (of RocksDB's own creation
+    // files); any other non-empty directory without a store is refused, untouched.
+    const bool ours = fs::exists(dir / state_marker_name, ec);
+    if (!ours && !directory_is_empty(dir, ec))
       return make_error(store_errc::corrupt,
                         "state directory " + quoted(dir) +
-                            " is not empty and holds no RocksDB store; refusing to use it");
+                            " is not empty and holds no export-items state store; refusing to "
+                            "use it (nothing was changed)");
     if (ec)
       return make_error(store_errc::io_error,
                         "state directory " + quoted(dir) + ": " + ec.message());
     if (!options.create_if_missing)
       return make_error(store_errc::not_found,
                         "state directory " + quoted(dir) + " holds no state store");
+    if (ours) {
+      // A creation cut short by a crash: nothing was ever stored, so start it again.
+      if (auto cleaned = clean_interrupted_creation(dir); !cleaned) return std::move(cleaned).err();
+    } else if (auto marked = write_marker(dir); !marked) {
+      return std::move(marked).err();
+    }
     fresh = true;
   }
 
@@ -459,6 +552,55 @@ store_result<std::unique_ptr<state_store>> state_store::open(const std::filesyst
     s = p->db->Put(wo, p->cf[cf_meta], std::string{schema_key}, std::string{schema_version});
     if (!s.ok()) return p->fail(s, "cannot write the schema record");
   }
+  return std::unique_ptr<state_store>{new state_store{std::move(p)}};
+}
+
+store_result<std::unique_ptr<state_store>> state_store::open_read_only(std::unique_ptr<impl> p) {
+  namespace fs = std::filesystem;
+  const auto& dir = p->dir;
+  std::error_code ec;
+  if (!fs::exists(dir / "CURRENT", ec))
+    return make_error(store_errc::not_found,
+                      "state directory " + quoted(dir) +
+                          " holds no export-items state store (nothing was changed)");
+  auto pr = probe(dir);
+  if (!pr) return std::move(pr).err();
+  if (pr->fresh)
+    return make_error(store_errc::not_found,
+                      "state directory " + quoted(dir) +
+                          " holds an empty store whose creation was never finished (nothing "
+                          "was changed)");
+  auto dbo = make_db_options(p->options);
+  dbo.create_if_missing = false;
+  dbo.info_log = std::make_shared<null_logger>();  // not even LOG is created or rotated
+  std::vector<std::string> names;
+  auto s = rocksdb::DB::ListColumnFamilies(dbo, dir.string(), &names);
+  if (!s.ok()) return p->fail(s, "cannot read its column families");
+  auto cache = rocksdb::NewLRUCache(p->options.block_cache_bytes);
+  rocksdb::ColumnFamilyOptions cfo;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names)
+    descs.emplace_back(n, cfo);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::OpenForReadOnly(dbo, dir.string(), descs, &handles, &raw);
+  if (!s.ok()) return p->fail(s, "cannot open it read-only");
+  p->db.reset(raw);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == rocksdb::kDefaultColumnFamilyName) {
+      p->default_cf = handles[i];
+      continue;
+    }
+    for (std::size_t c = 0; c < cf_count; ++c)
+      if (cf_names[c] == names[i]) p->cf[c] = handles[i];
+  }
+  // The probe accepted the store: only optional column families can be missing. They read as
+  // empty, like the default column family.
+  for (auto& h : p->cf)
+    if (!h) h = p->default_cf;
   return std::unique_ptr<state_store>{new state_store{std::move(p)}};
 }
 
@@ -890,6 +1032,79 @@ store_result<std::optional<std::uint64_t>> state_store::load_sink_offset(
   if (auto why = decode_sink_offset(v.ToStringView(), offset); !why.empty())
     return impl_->corrupt(cf_meta, nullptr, "offset of sink '" + sink_name + "': " + why);
   return std::optional<std::uint64_t>{offset};
+}
+
+namespace detail {
+
+void encode_sink_identity(const file_identity& id, std::string& out) {
+  out.clear();
+  out.push_back(static_cast<char>(format_v1));
+  for (std::uint64_t v : {id.device, id.inode})
+    for (int i = 0; i < 8; ++i)
+      out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::string decode_sink_identity(std::string_view in, file_identity& out) {
+  if (in.empty()) return "empty value";
+  if (static_cast<std::uint8_t>(in[0]) != format_v1)
+    return "unknown format version " + std::to_string(static_cast<std::uint8_t>(in[0])) +
+           " (expected 1)";
+  if (in.size() != 17) return "value of " + std::to_string(in.size()) + " bytes (expected 17)";
+  const auto le64 = [&](std::size_t at) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i)
+      v = (v << 8) | static_cast<std::uint8_t>(in[at + static_cast<std::size_t>(i)]);
+    return v;
+  };
+  out.device = le64(1);
+  out.inode = le64(9);
+  return {};
+}
+
+}  // namespace detail
+
+store_status state_store::bind_sink(const std::string& sink_name, const file_identity& identity,
+                                    std::uint64_t offset, write_sync mode) {
+  if (sink_name.empty())
+    return make_error(store_errc::invalid_argument, "bind_sink: empty sink name");
+  std::unique_lock lock{impl_->watermark_mutex};
+  rocksdb::WriteBatch b;
+  std::string v;
+  encode_sink_offset(offset, v);
+  b.Put(impl_->handle(cf_meta), std::string{sink_key_prefix} + sink_name, v);
+  encode_sink_identity(identity, v);
+  b.Put(impl_->handle(cf_meta), std::string{sink_identity_key_prefix} + sink_name, v);
+  return impl_->write_then_sync(b, lock, "cannot bind sink '" + sink_name + "'", mode);
+}
+
+store_result<std::vector<sink_record>> state_store::load_sinks() {
+  std::map<std::string, sink_record> by_name;
+  std::unique_ptr<rocksdb::Iterator> it{
+      impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->handle(cf_meta))};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto k = it->key().ToStringView();
+    const auto v = it->value().ToStringView();
+    if (k.starts_with(sink_key_prefix)) {
+      std::string name{k.substr(sink_key_prefix.size())};
+      auto& r = by_name[name];
+      r.name = name;
+      if (auto why = decode_sink_offset(v, r.offset); !why.empty())
+        return impl_->corrupt(cf_meta, nullptr, "offset of sink '" + name + "': " + why);
+    } else if (k.starts_with(sink_identity_key_prefix)) {
+      std::string name{k.substr(sink_identity_key_prefix.size())};
+      file_identity id;
+      if (auto why = decode_sink_identity(v, id); !why.empty())
+        return impl_->corrupt(cf_meta, nullptr, "identity of sink '" + name + "': " + why);
+      auto& r = by_name[name];
+      r.name = name;
+      r.identity = id;
+    }
+  }
+  if (!it->status().ok()) return impl_->fail(it->status(), "cannot list sinks");
+  std::vector<sink_record> out;
+  for (auto& [name, r] : by_name)
+    out.push_back(std::move(r));
+  return out;
 }
 
 // -- durability -----------------------------------------------------------------------------

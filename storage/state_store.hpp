@@ -100,6 +100,33 @@ struct store_options {
   /// Create the directory and an empty store when `dir` holds none. When false, a missing
   /// store is store_errc::not_found.
   bool create_if_missing = true;
+  /// Open for reading only (`status`, `state verify`, `state inspect`): RocksDB's
+  /// OpenForReadOnly with its info log discarded and a shared lock on the directory. Nothing
+  /// in the directory is created, repaired, rotated or deleted, whatever it holds; a
+  /// directory without a store is store_errc::not_found. Write calls fail (io_error).
+  /// `create_if_missing` is ignored.
+  bool read_only = false;
+};
+
+/// The file name of the marker `open()` writes (and fsyncs, with its directory) into an empty
+/// directory before RocksDB creates anything there. Only a directory holding it was created
+/// by export-items: a creation cut short by a crash is cleaned up (RocksDB's own files only)
+/// and started again; any other directory without a store is refused untouched.
+inline constexpr std::string_view state_marker_name = ".export-items-state";
+
+/// Which file a sink writes: device and inode (`stat`), so that another path to the same file
+/// (a symlink, a bind mount) is recognised and a different file is not.
+struct file_identity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  friend bool operator==(const file_identity&, const file_identity&) = default;
+};
+
+/// What the store knows about one sink (meta `sink/<name>`, `sink-identity/<name>`).
+struct sink_record {
+  std::string name;
+  std::uint64_t offset = 0;               ///< just past the last acknowledged record
+  std::optional<file_identity> identity;  ///< absent for sinks recorded before identities
 };
 
 /// Persisted job phases (docs/design.md "Job phases").
@@ -301,6 +328,13 @@ class state_store {
   /// with missing column families, or a non-empty directory that is not a RocksDB store is
   /// store_errc::corrupt. A refused directory is never modified (no file created, rotated or
   /// rewritten). An existing but empty store (a crash during creation) is initialised.
+  ///
+  /// Creation: a missing directory is created (its parent fsynced); an empty directory first
+  /// gets the marker `state_marker_name` (fsynced with the directory) before RocksDB writes
+  /// anything. A directory without a store is used only when it is empty or holds our marker
+  /// (then only RocksDB's creation files are removed); anything else is refused untouched.
+  ///
+  /// `options.read_only`: see store_options; never modifies the directory.
   static store_result<std::unique_ptr<state_store>> open(const std::filesystem::path& dir,
                                                          store_options options = {});
 
@@ -412,6 +446,12 @@ class state_store {
                            write_sync mode = write_sync::policy);
   /// The committed offset of a sink, or nullopt when none was committed.
   store_result<std::optional<std::uint64_t>> load_sink_offset(const std::string& sink_name);
+  /// Binds a sink to the file it writes: its identity and its starting offset in ONE synced
+  /// WriteBatch (fsynced unless the policy is `none`). invalid_argument for an empty name.
+  store_status bind_sink(const std::string& sink_name, const file_identity& identity,
+                         std::uint64_t offset, write_sync mode = write_sync::policy);
+  /// Every sink the store knows, by name.
+  store_result<std::vector<sink_record>> load_sinks();
 
   /// commit_acks that also writes item outcomes (embedding: a downstream acks items with
   /// their outcomes) in the same WriteBatch: the acks and the outcomes become durable
@@ -496,6 +536,7 @@ class state_store {
 
  private:
   explicit state_store(std::unique_ptr<impl> p);
+  static store_result<std::unique_ptr<state_store>> open_read_only(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };
 

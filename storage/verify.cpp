@@ -94,6 +94,12 @@ class verifier {
           report(cf_meta, nullptr,
                  "schema is '" + std::string{v} + "', expected '" +
                      std::string{state_store::schema_version} + "'");
+      } else if (k.starts_with(sink_identity_key_prefix)) {
+        file_identity id;
+        if (auto why = decode_sink_identity(v, id); !why.empty())
+          report(cf_meta, nullptr,
+                 "identity of sink '" + std::string{k.substr(sink_identity_key_prefix.size())} +
+                     "': " + why);
       } else if (k.starts_with(sink_key_prefix)) {
         std::uint64_t off = 0;
         if (auto why = decode_sink_offset(v, off); !why.empty())

@@ -39,6 +39,8 @@ inline constexpr char tag_record = 'R';
 inline constexpr char tag_watermarks = 'W';
 inline constexpr std::string_view schema_key = "schema";
 inline constexpr std::string_view sink_key_prefix = "sink/";
+/// meta `sink-identity/<name>`: v1, u64 LE device, u64 LE inode of the file sink <name> writes.
+inline constexpr std::string_view sink_identity_key_prefix = "sink-identity/";
 
 inline constexpr std::size_t job_key_size = 17;
 inline constexpr std::size_t page_key_size = 24;
@@ -90,6 +92,9 @@ std::string decode_tracking(std::string_view in, api::tracking_fields& out);
 std::string decode_order_chunk(std::string_view in, std::vector<order_entry>& out);
 std::string decode_attempt(std::string_view in, std::uint32_t& out);
 std::string decode_sink_offset(std::string_view in, std::uint64_t& out);
+/// The sink identity codec lives in state_store.cpp (beside bind_sink).
+void encode_sink_identity(const file_identity& id, std::string& out);
+std::string decode_sink_identity(std::string_view in, file_identity& out);
 /// A scratch segment: v1, u8 record width (> 0), then whole records of that width.
 void encode_scratch_segment(std::uint8_t width, std::span<const std::uint8_t> records,
                             std::string& out);

@@ -21,6 +21,9 @@ struct state_store::impl {
   int dir_lock_fd = -1;  // flock on the directory itself, held for the store's lifetime
   std::unique_ptr<rocksdb::DB> db;
   std::array<rocksdb::ColumnFamilyHandle*, detail::cf_count> cf{};
+  /// Read-only opens only: the default column family (always empty), which stands in for an
+  /// optional column family the store does not have yet (it reads as empty).
+  rocksdb::ColumnFamilyHandle* default_cf = nullptr;
   std::mutex watermark_mutex;  // serialises read-max-write of watermarks
 
   ~impl();

@@ -2,12 +2,16 @@
 // command, and that credentials never appear in anything it prints.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -40,9 +44,10 @@ std::string slurp(const fs::path& p) {
 
 using ei::testing::temp_dir;
 
-/// Runs the binary with `args` and `env` (added to a minimal environment), bounded in time.
-run_result run(const std::vector<std::string>& args, const std::vector<std::string>& env,
-               const fs::path& dir) {
+/// Starts `bin` with `args` and `env` (added to a minimal environment); stdout and stderr go
+/// to dir/stdout.txt and dir/stderr.txt.
+pid_t start(std::string bin, const std::vector<std::string>& args,
+            const std::vector<std::string>& env, const fs::path& dir) {
   const auto out_path = dir / "stdout.txt";
   const auto err_path = dir / "stderr.txt";
   pid_t pid = ::fork();
@@ -52,7 +57,6 @@ run_result run(const std::vector<std::string>& args, const std::vector<std::stri
     ::dup2(out, 1);
     ::dup2(err, 2);
     std::vector<char*> argv;
-    std::string bin = EI_EXPORT_ITEMS_BIN;
     argv.push_back(bin.data());
     std::vector<std::string> a = args;
     for (auto& s : a)
@@ -67,9 +71,13 @@ run_result run(const std::vector<std::string>& args, const std::vector<std::stri
     ::execve(bin.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
-  run_result r;
+  return pid;
+}
+
+/// Waits for `pid` (SIGKILLed after `limit`); its exit code (-1 when a signal ended it).
+int wait_for(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(120)) {
   int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid, SIGKILL);
@@ -79,10 +87,23 @@ run_result run(const std::vector<std::string>& args, const std::vector<std::stri
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/// Runs `bin` with `args` and `env` (added to a minimal environment), bounded in time.
+run_result run_bin(const std::string& bin, const std::vector<std::string>& args,
+                   const std::vector<std::string>& env, const fs::path& dir) {
+  run_result r;
+  r.exit_code = wait_for(start(bin, args, env, dir));
+  r.out = slurp(dir / "stdout.txt");
+  r.err = slurp(dir / "stderr.txt");
   return r;
+}
+
+/// The binary users run.
+run_result run(const std::vector<std::string>& args, const std::vector<std::string>& env,
+               const fs::path& dir) {
+  return run_bin(EI_EXPORT_ITEMS_BIN, args, env, dir);
 }
 
 std::unique_ptr<sim::simulator> start_sim(std::uint32_t jobs, bool all_in_progress) {
@@ -307,8 +328,9 @@ TEST(Cli, ACrashDuringListingResumesFromTheLastCommittedCursor) {
                                 "cursor"};
   for (auto& a : job_args(*s, true))
     args.push_back(a);
-  auto crashed = run(args, {std::string("PLEO_API_KEY=") + kKey, "EI_CRASH_AT=after_page_commit:4"},
-                     dir.path());
+  auto crashed =
+      run_bin(EI_EXPORT_ITEMS_CRASHPOINTS_BIN, args,
+              {std::string("PLEO_API_KEY=") + kKey, "EI_CRASH_AT=after_page_commit:4"}, dir.path());
   ASSERT_EQ(crashed.exit_code, -1) << "expected SIGKILL at the crash point: " << crashed.err;
   std::size_t first_run_pages = 0;
   for (auto& r : s->request_log())
@@ -328,6 +350,337 @@ TEST(Cli, ACrashDuringListingResumesFromTheLastCommittedCursor) {
     from_start += t.find("after=") == std::string::npos;
   EXPECT_EQ(from_start, 0U);
   EXPECT_EQ(targets.size(), 600U / 50U - 4U);
+}
+
+// -- operators cannot destroy or duplicate data ------------------------------------------------
+
+/// Names, sizes, modification times and contents (hashed) of `dir` and everything below it.
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  const auto stamp = [](const fs::path& p) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) return std::string("absent");
+    return std::to_string(st.st_size) + "@" + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec);
+  };
+  out["."] = stamp(dir);
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    auto& v = out[fs::relative(e.path(), dir).string()];
+    v = stamp(e.path());
+    if (e.is_regular_file()) v += ":" + std::to_string(std::hash<std::string>{}(slurp(e.path())));
+  }
+  return out;
+}
+
+std::vector<std::string> run_args(const sim::simulator& s, const fs::path& state,
+                                  const std::string& out, bool only_in_progress = true) {
+  std::vector<std::string> a{"run",          "--base-url", s.base_url(), "--state-dir",
+                             state.string(), "--out",      out,          "--quiet"};
+  for (auto& j : job_args(s, only_in_progress))
+    a.push_back(j);
+  return a;
+}
+
+TEST(Cli, ReadOnlyCommandsChangeNothing) {
+  temp_dir dir;
+  // A directory that is not a state store: a user's logs.
+  const auto logs = dir.path() / "logs";
+  fs::create_directories(logs);
+  std::ofstream(logs / "app.log") << "application log\n";
+  std::ofstream(logs / "LOG.old") << "older log\n";
+  const auto with_dir = [](std::vector<std::string> c, const fs::path& d) {
+    c.push_back("--state-dir");
+    c.push_back(d.string());
+    return c;
+  };
+  const std::string nil_job = "00000000-0000-4000-8000-000000000000";
+  const auto before = snapshot(logs);
+  for (const auto& c :
+       std::vector<std::vector<std::string>>{{"status"},
+                                             {"status", "--json"},
+                                             {"state", "verify"},
+                                             {"state", "inspect", "--job", nil_job}}) {
+    auto r = run(with_dir(c, logs), {}, dir.path());
+    EXPECT_EQ(r.exit_code, 2) << c[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("'" + logs.string() + "'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("holds no export-items state store"), std::string::npos) << r.err;
+    EXPECT_EQ(snapshot(logs), before) << c[0] << " changed " << logs;
+  }
+  auto missing = run(with_dir({"status"}, dir.path() / "missing"), {}, dir.path());
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "missing"));
+
+  // A real store: every read-only command works and leaves it exactly as it was.
+  auto s = start_sim(1, true);
+  ASSERT_TRUE(s);
+  const auto state = dir.path() / "state";
+  ASSERT_EQ(run(run_args(*s, state, (dir.path() / "items.ndjson").string()),
+                {std::string("PLEO_API_KEY=") + kKey}, dir.path())
+                .exit_code,
+            0);
+  const auto job = s->jobs().front().id.to_string();
+  const auto store_before = snapshot(state);
+  for (const auto& c : std::vector<std::vector<std::string>>{{"status"},
+                                                             {"status", "--json"},
+                                                             {"state", "verify"},
+                                                             {"state", "inspect", "--job", job}}) {
+    auto r = run(with_dir(c, state), {}, dir.path());
+    EXPECT_EQ(r.exit_code, 0) << c[0] << ": " << r.err;
+    EXPECT_EQ(snapshot(state), store_before) << c[0] << " changed the state directory";
+  }
+}
+
+std::uint64_t committed_offset(const fs::path& out) {
+  const auto text = slurp(fs::path(out.string() + ".committed"));
+  EXPECT_TRUE(!text.empty() && text.back() == '\n') << "'" << text << "'";
+  return text.empty() ? ~std::uint64_t{0} : std::stoull(text);
+}
+
+TEST(Cli, AnOutputFileIsBoundToItsStateDirectory) {
+  auto s = start_sim(2, true);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  const std::vector<std::string> env{std::string("PLEO_API_KEY=") + kKey};
+  const auto outdir = dir.path() / "out";
+  fs::create_directories(outdir);
+  const auto out = outdir / "items.ndjson";
+  const auto state1 = dir.path() / "state1";
+  auto first = run(run_args(*s, state1, out.string()), env, dir.path());
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  ASSERT_GT(fs::file_size(out), 0U);
+  // The commit file says how far the output is acknowledged: all of it, now.
+  EXPECT_EQ(committed_offset(out), fs::file_size(out));
+
+  // A fresh state directory with the same (non-empty) output: refused, nothing touched.
+  const auto out_before = snapshot(outdir);
+  const auto out_text = slurp(out);
+  const auto state2 = dir.path() / "state2";
+  auto again = run(run_args(*s, state2, out.string()), env, dir.path());
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_NE(again.err.find(state2.string()), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find(out.string()), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("move the file away"), std::string::npos) << again.err;
+  EXPECT_EQ(snapshot(outdir), out_before);
+  EXPECT_FALSE(fs::exists(state2));
+
+  // The state directory that wrote it with another output file, or stdout: refused too.
+  const auto state1_before = snapshot(state1);
+  const auto other = outdir / "other.ndjson";
+  auto moved = run(run_args(*s, state1, other.string()), env, dir.path());
+  EXPECT_EQ(moved.exit_code, 2) << moved.err;
+  EXPECT_NE(moved.err.find(state1.string()), std::string::npos) << moved.err;
+  EXPECT_NE(moved.err.find(out.string()), std::string::npos) << moved.err;
+  EXPECT_NE(moved.err.find(other.string()), std::string::npos) << moved.err;
+  EXPECT_FALSE(fs::exists(other));
+  auto to_stdout = run(run_args(*s, state1, "-"), env, dir.path());
+  EXPECT_EQ(to_stdout.exit_code, 2) << to_stdout.err;
+  EXPECT_TRUE(to_stdout.out.empty());
+  EXPECT_EQ(snapshot(state1), state1_before);
+  EXPECT_EQ(snapshot(outdir), out_before);
+
+  // An output that cannot be created is refused before the state directory is.
+  const auto state3 = dir.path() / "state3";
+  auto no_dir =
+      run(run_args(*s, state3, (dir.path() / "missing" / "x.ndjson").string()), env, dir.path());
+  EXPECT_EQ(no_dir.exit_code, 2) << no_dir.err;
+  EXPECT_NE(no_dir.err.find("does not exist"), std::string::npos) << no_dir.err;
+  EXPECT_FALSE(fs::exists(state3));
+
+  // Another path to the same file (a symlink) is the same file: accepted, nothing duplicated.
+  const auto link = dir.path() / "link.ndjson";
+  fs::create_symlink(out, link);
+  auto via_link = run(run_args(*s, state1, link.string()), env, dir.path());
+  EXPECT_EQ(via_link.exit_code, 0) << via_link.err;
+  EXPECT_EQ(slurp(out), out_text);
+}
+
+TEST(Cli, ASecondWriterOfTheOutputIsRefused) {
+  auto s = start_sim(1, true);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  const std::vector<std::string> env{std::string("PLEO_API_KEY=") + kKey};
+  const auto out = dir.path() / "items.ndjson";
+  const int holder = ::open(out.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(holder, 0);
+  ASSERT_EQ(::flock(holder, LOCK_EX | LOCK_NB), 0);  // as another export-items would
+  const auto state = dir.path() / "state";
+  auto r = run(run_args(*s, state, out.string()), env, dir.path());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("locked"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(out.string()), std::string::npos) << r.err;
+  EXPECT_EQ(fs::file_size(out), 0U);
+  EXPECT_FALSE(fs::exists(state));
+  ::close(holder);
+  auto after = run(run_args(*s, state, out.string()), env, dir.path());
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+}
+
+TEST(Cli, TheUserBinaryIgnoresCrashPoints) {
+  auto s = start_sim(1, true);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  const std::vector<std::string> env{std::string("PLEO_API_KEY=") + kKey,
+                                     "EI_CRASH_AT=after_page_commit"};
+  auto user =
+      run(run_args(*s, dir.path() / "state", (dir.path() / "a.ndjson").string()), env, dir.path());
+  EXPECT_EQ(user.exit_code, 0) << user.err;
+  // The test build's binary does stop there (so the environment above was meaningful).
+  auto test_build = run_bin(EI_EXPORT_ITEMS_CRASHPOINTS_BIN,
+                            run_args(*s, dir.path() / "state2", (dir.path() / "b.ndjson").string()),
+                            env, dir.path());
+  EXPECT_EQ(test_build.exit_code, -1) << test_build.err;
+}
+
+struct out_line {
+  std::string job;
+  std::string id;
+  bool redelivery = false;
+  std::uint64_t attempt = 0;
+};
+
+std::vector<out_line> parse_output(const fs::path& out) {
+  std::vector<out_line> lines;
+  std::ifstream in(out);
+  for (std::string l; std::getline(in, l);) {
+    auto j = nlohmann::json::parse(l);
+    lines.push_back({j["jobId"], j["accountingEntryId"], j["redelivery"], j["attempt"]});
+  }
+  return lines;
+}
+
+/// A run that is still at work when it is signalled: a small job handing on one item at a
+/// time (window 1) while a big one is still listing slowly (latency on every page).
+struct slow_run {
+  std::unique_ptr<sim::simulator> sim;
+  temp_dir dir;
+  fs::path out = dir.path() / "items.ndjson";
+  fs::path state = dir.path() / "state";
+  fs::path config = dir.path() / "slow.json";
+  std::vector<std::string> env{std::string("PLEO_API_KEY=") + kKey};
+
+  slow_run() {
+    sim::sim_config c;
+    c.api_key = kKey;
+    c.seed = 77;
+    c.jobs = 0;
+    c.extra_jobs.push_back({});
+    c.extra_jobs.back().items = 1500;
+    c.extra_jobs.push_back({});
+    c.extra_jobs.back().items = 6000;
+    auto started = sim::simulator::start(c);
+    EXPECT_TRUE(started.ok());
+    if (started.ok()) sim = std::move(started.value());
+    std::ofstream(config) << R"({"batch_size": 1, "credit_window": 1, "stop_timeout_ms": 20000})";
+  }
+  /// `slow`: one item per batch and in flight; otherwise the defaults (for the resumed run).
+  std::vector<std::string> args(bool slow = true) const {
+    auto a = run_args(*sim, state, out.string());
+    a.insert(a.end(), {"--page-size", "200", "--listing", "cursor", "--ordering", "entry_id",
+                       "--summary", (dir.path() / "summary.json").string()});
+    if (slow) a.insert(a.end(), {"--config", config.string()});
+    return a;
+  }
+  /// Waits until the output holds a whole line; false after `limit`.
+  bool wait_for_lines(pid_t pid, std::chrono::seconds limit) const {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (slurp(out).find('\n') != std::string::npos) return true;
+      if (::waitpid(pid, nullptr, WNOHANG) != 0) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+  /// After the resumed run: every in-scope item exactly once; redeliveries flagged.
+  void expect_every_item_exactly_once(bool allow_redeliveries) const {
+    std::map<std::string, int> seen;
+    for (const auto& l : parse_output(out)) {
+      ++seen[l.job + "/" + l.id];
+      if (l.redelivery) {
+        EXPECT_TRUE(allow_redeliveries) << l.id;
+        EXPECT_GE(l.attempt, 2U);
+      } else {
+        EXPECT_EQ(l.attempt, 1U);
+      }
+    }
+    std::size_t expected = 0;
+    for (const auto& j : sim->jobs())
+      for (const auto& i : sim->items_of(j.id)) {
+        if (i.status != api::item_status::pending && i.status != api::item_status::in_progress)
+          continue;
+        ++expected;
+        EXPECT_EQ(seen[j.id.to_string() + "/" + i.accounting_entry_id.to_string()], 1)
+            << i.accounting_entry_id.to_string();
+      }
+    EXPECT_EQ(seen.size(), expected);
+  }
+};
+
+TEST(Cli, SigtermStopsGracefullyAndARerunResumes) {
+  slow_run f;
+  ASSERT_TRUE(f.sim);
+  f.sim->set_latency(std::chrono::milliseconds(100));
+  const pid_t pid = start(EI_EXPORT_ITEMS_BIN, f.args(), f.env, f.dir.path());
+  ASSERT_TRUE(f.wait_for_lines(pid, std::chrono::seconds(60)))
+      << slurp(f.dir.path() / "stderr.txt");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  const auto signalled = std::chrono::steady_clock::now();
+  const int code = wait_for(pid, std::chrono::seconds(60));
+  const auto err = slurp(f.dir.path() / "stderr.txt");
+  EXPECT_EQ(code, 3) << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(25));
+  EXPECT_NE(err.find("SIGTERM received"), std::string::npos) << err;
+  auto summary = nlohmann::json::parse(slurp(f.dir.path() / "summary.json"));
+  EXPECT_GE(summary["totals"]["interrupted"].get<int>(), 1) << summary.dump(2);
+  EXPECT_EQ(summary["totals"]["failed"].get<int>(), 0) << summary.dump(2);
+  // Only whole lines, every one of them acknowledged: the drain left nothing in flight.
+  const auto text = slurp(f.out);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  EXPECT_EQ(committed_offset(f.out), text.size());
+  const auto first_lines = parse_output(f.out);
+  for (const auto& l : first_lines)
+    EXPECT_FALSE(l.redelivery);
+
+  f.sim->set_latency(std::chrono::milliseconds(0));
+  auto resumed = run(f.args(false), f.env, f.dir.path());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(committed_offset(f.out), fs::file_size(f.out));
+  // What the first run wrote is still there, unchanged, at the start.
+  EXPECT_EQ(slurp(f.out).substr(0, text.size()), text);
+  f.expect_every_item_exactly_once(false);
+}
+
+TEST(Cli, ASecondSignalStopsAtOnceAndARerunResumes) {
+  slow_run f;
+  ASSERT_TRUE(f.sim);
+  f.sim->set_latency(std::chrono::milliseconds(100));
+  const pid_t pid = start(EI_EXPORT_ITEMS_BIN, f.args(), f.env, f.dir.path());
+  ASSERT_TRUE(f.wait_for_lines(pid, std::chrono::seconds(60)))
+      << slurp(f.dir.path() / "stderr.txt");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  // The second signal once the first was taken (the big job is still listing, slowly).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (slurp(f.dir.path() / "stderr.txt").find("SIGTERM received") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  const auto signalled = std::chrono::steady_clock::now();
+  const int code = wait_for(pid, std::chrono::seconds(30));
+  const auto err = slurp(f.dir.path() / "stderr.txt");
+  EXPECT_EQ(code, 4) << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(3));
+  EXPECT_NE(err.find("stopping at once"), std::string::npos) << err;
+  EXPECT_LE(committed_offset(f.out), fs::file_size(f.out));
+
+  f.sim->set_latency(std::chrono::milliseconds(0));
+  auto resumed = run(f.args(false), f.env, f.dir.path());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto text = slurp(f.out);
+  EXPECT_EQ(text.back(), '\n');
+  EXPECT_EQ(committed_offset(f.out), text.size());
+  f.expect_every_item_exactly_once(true);
 }
 
 }  // namespace

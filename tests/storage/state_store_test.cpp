@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -797,9 +798,11 @@ TEST(state_store, foreign_or_schemaless_stores_are_refused) {
   EXPECT_TRUE(fs::exists(d2.path() / "notes.txt"));
   EXPECT_FALSE(fs::exists(d2.path() / "CURRENT"));
 
-  // What a process killed while creating the store leaves (no CURRENT yet): started again.
+  // What a process killed while creating the store leaves (our marker, no CURRENT yet):
+  // started again.
   temp_dir d4;
-  for (const char* name : {"IDENTITY", "LOCK", "LOG", "MANIFEST-000001"})
+  std::ofstream{d4.path() / std::string{state_marker_name}} << "ours";
+  for (const char* name : {"IDENTITY", "LOCK", "LOG", "MANIFEST-000001", "000003.log"})
     std::ofstream{d4.path() / name} << "partial";
   r = state_store::open(d4.path(), {});
   ASSERT_TRUE(r) << r.err().message;
@@ -807,12 +810,15 @@ TEST(state_store, foreign_or_schemaless_stores_are_refused) {
   r = {make_error(store_errc::io_error, "closed")};
   // ...but not when anything else is in the directory.
   temp_dir d5;
+  std::ofstream{d5.path() / std::string{state_marker_name}} << "ours";
   std::ofstream{d5.path() / "IDENTITY"} << "partial";
   std::ofstream{d5.path() / "mine.txt"} << "user file";
+  const auto before5 = snapshot_files(d5.path());
   r = state_store::open(d5.path(), {});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, store_errc::corrupt);
-  EXPECT_TRUE(fs::exists(d5.path() / "IDENTITY"));
+  EXPECT_NE(r.err().message.find("mine.txt"), std::string::npos) << r.err().message;
+  EXPECT_EQ(snapshot_files(d5.path()), before5);
 
   temp_dir d3;
   store_options no_create;
@@ -820,6 +826,134 @@ TEST(state_store, foreign_or_schemaless_stores_are_refused) {
   r = state_store::open(d3.path() / "missing", no_create);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, store_errc::not_found);
+}
+
+// A directory export-items did not create is never cleaned, even when its files look like
+// what RocksDB leaves behind: only our marker proves a half-created store is ours.
+TEST(state_store, files_it_did_not_write_are_never_deleted) {
+  for (bool create : {false, true}) {
+    temp_dir d;
+    std::ofstream{d.path() / "app.log"} << "application log";
+    std::ofstream{d.path() / "LOG.old"} << "older log";
+    const auto before = snapshot_files(d.path());
+    store_options o;
+    o.create_if_missing = create;
+    auto r = state_store::open(d.path(), o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.err().code, store_errc::corrupt);
+    EXPECT_NE(r.err().message.find(d.path().string()), std::string::npos) << r.err().message;
+    EXPECT_EQ(snapshot_files(d.path()), before);
+  }
+  // RocksDB-looking leftovers without our marker are someone else's too.
+  temp_dir d2;
+  for (const char* name : {"IDENTITY", "LOCK", "LOG", "MANIFEST-000001"})
+    std::ofstream{d2.path() / name} << "partial";
+  const auto before2 = snapshot_files(d2.path());
+  auto r = state_store::open(d2.path(), {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, store_errc::corrupt);
+  EXPECT_EQ(snapshot_files(d2.path()), before2);
+}
+
+TEST(state_store, a_new_store_gets_the_marker_first) {
+  temp_dir d;
+  {
+    auto s = open_ok(d.path());
+    ASSERT_TRUE(s);
+  }
+  EXPECT_TRUE(fs::exists(d.path() / std::string{state_marker_name}));
+  // A directory that does not exist yet is created with it.
+  auto s = open_ok(d.path() / "a" / "b");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(fs::exists(d.path() / "a" / "b" / std::string{state_marker_name}));
+}
+
+/// Names, sizes, modification times and contents of every entry (and of `dir` itself).
+std::map<std::string, std::string> snapshot_entries(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  const auto stamp = [](const fs::path& p) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) return std::string("?");
+    return std::to_string(st.st_size) + "@" + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec);
+  };
+  out["."] = stamp(dir);
+  for (const auto& [name, content] : snapshot_files(dir))
+    out[name] = stamp(dir / name) + ":" + content;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (!out.count(fs::relative(e.path(), dir).string()))
+      out[fs::relative(e.path(), dir).string()] = stamp(e.path());
+  return out;
+}
+
+TEST(state_store, read_only_open_never_changes_the_directory) {
+  store_options ro;
+  ro.read_only = true;
+  {  // no store: not_found, nothing touched
+    temp_dir d;
+    std::ofstream{d.path() / "app.log"} << "application log";
+    std::ofstream{d.path() / "LOG.old"} << "older log";
+    const auto before = snapshot_entries(d.path());
+    auto r = state_store::open(d.path(), ro);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.err().code, store_errc::not_found);
+    EXPECT_NE(r.err().message.find(d.path().string()), std::string::npos) << r.err().message;
+    EXPECT_EQ(snapshot_entries(d.path()), before);
+    auto missing = state_store::open(d.path() / "missing", ro);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.err().code, store_errc::not_found);
+    EXPECT_FALSE(fs::exists(d.path() / "missing"));
+  }
+  temp_dir d;
+  const auto id = make_uuid(7);
+  {
+    auto s = open_ok(d.path());
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->put_job(sample_job(id)));
+    ASSERT_TRUE(s->bind_sink("ndjson:/x", {1, 2}, 0));
+  }
+  const auto before = snapshot_entries(d.path());
+  {
+    auto r = state_store::open(d.path(), ro);
+    ASSERT_TRUE(r) << r.err().message;
+    auto job = (*r)->load_job(id);
+    ASSERT_TRUE(job);
+    ASSERT_TRUE(*job);
+    auto problems = (*r)->verify();
+    ASSERT_TRUE(problems);
+    EXPECT_TRUE(problems->empty()) << problems->front();
+    EXPECT_FALSE((*r)->put_job(sample_job(make_uuid(8))).ok());  // reads only
+    // Readers share the directory; a writer is locked out while they read.
+    auto second = state_store::open(d.path(), ro);
+    EXPECT_TRUE(second) << second.err().message;
+    auto writer = state_store::open(d.path(), {});
+    ASSERT_FALSE(writer);
+    EXPECT_EQ(writer.err().code, store_errc::locked);
+  }
+  EXPECT_EQ(snapshot_entries(d.path()), before);
+}
+
+TEST(state_store, sink_bindings_round_trip_and_verify_clean) {
+  temp_dir d;
+  auto s = open_ok(d.path());
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->commit_acks({}, std::make_pair(std::string("legacy"), std::uint64_t{12})));
+  ASSERT_TRUE(s->bind_sink("ndjson:/out", {64769, 4242}, 0));
+  ASSERT_TRUE(s->commit_acks({}, std::make_pair(std::string("ndjson:/out"), std::uint64_t{99})));
+  EXPECT_FALSE(s->bind_sink("", {1, 1}, 0).ok());
+  auto sinks = s->load_sinks();
+  ASSERT_TRUE(sinks);
+  ASSERT_EQ(sinks->size(), 2U);
+  EXPECT_EQ((*sinks)[0].name, "legacy");
+  EXPECT_EQ((*sinks)[0].offset, 12U);
+  EXPECT_FALSE((*sinks)[0].identity);
+  EXPECT_EQ((*sinks)[1].name, "ndjson:/out");
+  EXPECT_EQ((*sinks)[1].offset, 99U);
+  ASSERT_TRUE((*sinks)[1].identity);
+  EXPECT_EQ(*(*sinks)[1].identity, (file_identity{64769, 4242}));
+  auto problems = s->verify();
+  ASSERT_TRUE(problems);
+  EXPECT_TRUE(problems->empty()) << problems->front();
 }
 
 TEST(state_store, corrupt_records_are_detected) {
