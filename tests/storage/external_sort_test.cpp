@@ -195,8 +195,8 @@ TEST_F(external_sort_test, a_store_without_the_scratch_family_is_opened_and_comp
   store_.reset();
   {
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const char* n :
-         {"default", "meta", "jobs", "pages", "order", "tracking", "attempts", "scratch"})
+    for (const char* n : {"default", "meta", "jobs", "pages", "order", "tracking", "attempts",
+                          "outcomes", "scratch"})
       descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;

@@ -65,6 +65,21 @@ class WriteBackCrash : public ::testing::Test {
     outcomes_ = testing::outcomes_for_output(testing::slurp(dir_.path() / "items.ndjson"));
     ASSERT_GT(outcomes_.size(), 200u);
     testing::write_lines(dir_.path() / "outcomes.ndjson", outcomes_);
+    // How long an uninterrupted `report` takes here: random kills land within it (a fixed
+    // window lets a faster build finish before most of them).
+    auto timed = sim::simulator::start(sim_cfg());
+    ASSERT_TRUE(timed.ok());
+    const auto state = dir_.path() / "timed";
+    fs::copy(dir_.path() / "template", state, fs::copy_options::recursive);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto clean = testing::run_cli(
+        {"report", "--state-dir", state.string(), "--base-url", (*timed)->base_url(), "--outcomes",
+         (dir_.path() / "outcomes.ndjson").string(), "--complete-jobs", "--in-flight", "2"},
+        env(""), dir_.path());
+    ASSERT_EQ(clean.exit_code, 0) << clean.err;
+    clean_ms_ = std::max<std::int64_t>(20, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - t0)
+                                               .count());
   }
 
   std::vector<std::string> env(const std::string& crash) {
@@ -115,7 +130,8 @@ class WriteBackCrash : public ::testing::Test {
   testing::cli_result kill_randomly(const std::vector<std::string>& args, std::mt19937_64& rng) {
     // A child that is SIGKILLed after a random delay: EI_CRASH_AT is not used; the delay
     // lands anywhere in reading, recording, PUTs and events (a run takes ~100-400 ms).
-    const auto delay = std::chrono::milliseconds(20 + rng() % 250);
+    const auto delay = std::chrono::milliseconds(
+        5 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(clean_ms_)));
     std::atomic<bool> done{false};
     testing::cli_result r;
     std::thread t([&] {
@@ -146,7 +162,9 @@ class WriteBackCrash : public ::testing::Test {
       char state = 0;
       pid_t ppid = 0;
       rest >> state >> ppid;
-      if (ppid == ::getpid() && line.find("(export-items)") != std::string::npos)
+      // The kernel keeps 15 characters of the name: "export-items-cr" for the crash-point
+      // build this test runs.
+      if (ppid == ::getpid() && line.find("(export-items") != std::string::npos)
         return static_cast<pid_t>(std::stol(name));
     }
     return -1;
@@ -191,6 +209,7 @@ class WriteBackCrash : public ::testing::Test {
 
   testing::temp_dir dir_{"ei-wb-crash-"};
   std::vector<api::uuid> jobs_;
+  std::int64_t clean_ms_ = 200;  // an uninterrupted report's duration
   std::vector<json> outcomes_;
 };
 
