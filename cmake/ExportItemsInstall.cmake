@@ -34,7 +34,7 @@ target_compile_features(export_items INTERFACE cxx_std_20)
 # missing header fails CI.
 set(_ei_install_headers
   actors/atoms.hpp actors/batch.hpp actors/downstream.hpp actors/fetcher.hpp actors/job.hpp
-  actors/settings.hpp actors/store.hpp
+  actors/report.hpp actors/settings.hpp actors/store.hpp
   api/credentials.hpp api/http_client.hpp api/http_error.hpp api/model.hpp api/query.hpp
   common/result.hpp
   pipeline/config.hpp
