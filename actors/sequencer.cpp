@@ -62,14 +62,14 @@ void pump(sequencer_ptr self);
 
 /// Persists `acked` when nobody else has (downstream that does not commit, or ranges whose
 /// tail was passed over).
-void commit_acked(sequencer_ptr self) {
+/// Sends an ack write (watermarks, maybe with outcomes) to the store actor; once it is durable,
+/// `through` counts as committed.
+template <class Write>
+void commit_ack_write(sequencer_ptr self, Write write, std::uint64_t through) {
   auto& st = self->state;
-  if (st.acked <= st.acked_committed) return maybe_done(self);
-  const auto through = st.acked;
   ++st.ack_commits_in_flight;
-  std::vector<storage::job_progress> progress{{st.job.job_id, std::nullopt, through}};
   self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, ack_atom::value,
-                std::move(progress))
+                std::move(write))
       .then(
           [self, through](const store_reply& r) {
             auto& s = self->state;
@@ -80,6 +80,15 @@ void commit_acked(sequencer_ptr self) {
             pump(self);  // a stopping job ends here once nothing is in flight
           },
           [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+}
+
+/// Persists `acked` when nobody else has (downstream that does not commit, or ranges whose
+/// tail was passed over).
+void commit_acked(sequencer_ptr self) {
+  auto& st = self->state;
+  if (st.acked <= st.acked_committed) return maybe_done(self);
+  commit_ack_write(
+      self, std::vector<storage::job_progress>{{st.job.job_id, std::nullopt, st.acked}}, st.acked);
 }
 
 /// Moves `acked` over every range whose last sent item is acknowledged.
@@ -191,6 +200,17 @@ void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_
     return finish(self, false, "downstream_protocol",
                   "downstream acknowledged sequence " + std::to_string(through) +
                       " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
+  // The order of the sequences this ack covers, read once (not once per outcome).
+  std::uint64_t first = through;
+  for (const auto& o : outcomes.items)
+    if (o.sequence != 0) first = std::min(first, o.sequence);
+  std::vector<storage::order_entry> covered;
+  if (!outcomes.items.empty() && first >= 1) {
+    auto read =
+        s.ctx.store->read_order(s.job.job_id, first, static_cast<std::size_t>(through - first + 1));
+    if (!read) return finish(self, false, "store", read.err().message);
+    covered = std::move(read.value());
+  }
   ack_outcomes write;
   for (const auto& o : outcomes.items) {
     const std::string item = "outcome of item " + o.accounting_entry_id.to_string() + " (seq " +
@@ -202,9 +222,8 @@ void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_
       return finish(self, false, "downstream_protocol",
                     item + "status '" + std::string(api::to_string(o.status)) +
                         "' is not final (successful or failed)");
-    auto at = s.ctx.store->read_order(s.job.job_id, o.sequence, 1);
-    if (!at) return finish(self, false, "store", at.err().message);
-    if (at->empty() || at->front().id != o.accounting_entry_id)
+    const auto index = o.sequence - first;
+    if (index >= covered.size() || covered[index].id != o.accounting_entry_id)
       return finish(self, false, "downstream_protocol", item + "another item has that sequence");
     storage::item_outcome rec;
     rec.item = o.accounting_entry_id;
@@ -214,21 +233,8 @@ void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_
     write.outcomes.push_back({s.job.job_id, std::move(rec)});
   }
   advance(self, through);
-  const auto acked = s.acked;
-  write.progress.push_back({s.job.job_id, std::nullopt, acked});
-  ++s.ack_commits_in_flight;
-  self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, ack_atom::value,
-                std::move(write))
-      .then(
-          [self, acked](const store_reply& r) {
-            auto& st = self->state;
-            --st.ack_commits_in_flight;
-            if (!r.ok) return finish(self, false, "store", r.message);
-            st.acked_committed = std::max(st.acked_committed, acked);
-            maybe_done(self);
-            pump(self);
-          },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+  write.progress.push_back({s.job.job_id, std::nullopt, s.acked});
+  commit_ack_write(self, std::move(write), s.acked);
   pump(self);
 }
 
