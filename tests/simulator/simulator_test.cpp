@@ -397,8 +397,9 @@ TEST(Simulator, PutItemsChangesListingsAndFinalIsTerminal) {
   EXPECT_EQ(counts[c_id], std::make_pair(2u, 0u));
   r = c.get("/sim/export-jobs/" + j.id.to_string() + "/item-updates");
   ASSERT_EQ(r.status, 200u) << r.body;
-  ASSERT_EQ(r.json()["data"].size(), 3u);
-  for (const json& u : r.json()["data"]) {
+  const json updates = r.json();  // a range-for over a temporary's member would dangle
+  ASSERT_EQ(updates["data"].size(), 3u);
+  for (const json& u : updates["data"]) {
     const auto& want = counts[u["accountingEntryId"].get<std::string>()];
     EXPECT_EQ(u["applied"], want.first);
     EXPECT_EQ(u["rejected"], want.second);
