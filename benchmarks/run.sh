@@ -3,7 +3,8 @@
 # and runs the harness (benchmarks/harness.py), which writes benchmarks/results/latest.{json,md}
 # and PNG plots. About 8 minutes of measuring on 2 cores, plus the build.
 #
-#   benchmarks/run.sh [--rounds N] [--only small,big,many,latency,recovery]
+#   benchmarks/run.sh [--rounds N] [--only small,big,many,latency,recovery,writeback,loop]
+#   (with --only, the new figures are merged into the existing results/latest.{json,md})
 #   benchmarks/run.sh --smoke --build-dir DIR --work-dir DIR   (ctest bench_smoke: seconds,
 #                                                               nothing installed or committed)
 set -euo pipefail
