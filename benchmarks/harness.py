@@ -694,9 +694,9 @@ def markdown(results):
              "CPU = user + sys seconds of the contender (median); RSS = peak resident set "
              "(max over rounds); sim CPU = the simulator's CPU seconds during the run.", ""]
     for u in m.get("updates", []):
-        lines[2:2] = [f"Re-measured {u['date']} at `{u['commit']}` with `--only`: "
+        lines[4:4] = [f"Re-measured {u['date']} at `{u['commit']}` with `--only`: "
                       f"{', '.join(u['what'])} (those sections say so); the rest is from the run "
-                      f"above."]
+                      f"above, at `{m['commit']}`."]
     lines += ["## Component ceilings", "", "| component | median | range |", "|---|---|---|"]
     p = results["ceilings"]["parse"]
     for k in ("job_items_simdjson", "job_items_nlohmann", "item_dates_simdjson",
@@ -753,7 +753,8 @@ def markdown_write_back(wb):
              f"Measured {m['date']} at commit `{m['commit']}`. 1-minute load average "
              f"{m['load1_before']} before, {m['load1_after']} after, at most "
              f"{max(loads) if loads else '–'} at the start of a run (per-run loads in "
-             "`latest.json`). Every run has a fresh simulator (same seed: the job and items of "
+             "`latest.json`; the previous run's contender and simulator on 2 cores alone keep "
+             "it near 1.5). Every run has a fresh simulator (same seed: the job and items of "
              "the prepared state) and is checked against it afterwards: every in-scope item "
              "updated exactly once to `successful`, none rejected, nothing else touched, the "
              "job `completed` (a second completion would be a 422, so one event; the binary "
@@ -791,8 +792,9 @@ def markdown_write_back(wb):
                   "--write-back`): parallel offset listing with 16 threads, SQLite per page, "
                   "NDJSON out (fsynced), then the same outcomes recorded in SQLite, PUT in "
                   "batches of 100 with the same number in flight (a thread and session each), "
-                  "each answer recorded, the event. Requests = every HTTP request of the "
-                  "contender (listing + PUTs + event and job reads).", "",
+                  "each answer recorded, the event. Requests = the HTTP requests of the listing "
+                  "(with `run`'s job read) and the PUTs; not counted: `report`'s job re-read "
+                  "and event, the peer's event.", "",
                   "| setting | contender | in flight | rounds | wall s [min–max] | items/s | "
                   "CPU s | peak RSS MiB | requests (PUTs) | peer wall ÷ stage wall | checked |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
