@@ -379,6 +379,229 @@ def recovery_scenario(sizes, rounds, uninterrupted_wall):
         sim.stop()
 
 
+# --- write-back (issue 13): report --complete-jobs alone, and the whole loop ------------------
+
+# The stand-in ERP step of the stage's loop: answers each line of the stage's output with its
+# outcome (successful, exportedAt, externalId JE-<sequence>, externalUrl), the same fields the
+# Python peer's write-back sends; string edits, ~0.2 s CPU per 100 k lines (a sed with a
+# back-referencing regex took 1-2.4 s, more than `run` itself).
+ERP_STANDIN = os.path.join(HERE, "peers", "erp_standin.py")
+PUT_LATENCY = "items_put:latency=50ms@all"
+WB_SETTINGS = [("loopback", None), ("50 ms per PUT", PUT_LATENCY)]
+
+
+def load1():
+    return round(os.getloadavg()[0], 2)
+
+
+def sim_get(sim, path):
+    import base64
+    import urllib.request
+    req = urllib.request.Request(sim.url + path, headers={
+        "Authorization": "Basic " + base64.b64encode((API_KEY + ":").encode()).decode()})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+
+
+def verify_write_back(sim, job, expected):
+    """The simulator's view after a write-back: every in-scope item updated exactly once (to
+    successful, nothing rejected), nothing else touched, and the job completed. The per-job
+    event counters (simulator::write_back) are not served by export-items-sim; a second
+    accepted completion is impossible (completed -> completed is a 422), so `completed` here
+    is one completion event."""
+    updates = sim_get(sim, f"/sim/export-jobs/{job}/item-updates")["data"]
+    once = sum(1 for u in updates
+               if u["applied"] == 1 and u["rejected"] == 0 and u["status"] == "successful")
+    status = sim_get(sim, f"/v3/export-jobs/{job}")["data"]["status"]
+    if len(updates) != expected or once != expected or status != "completed":
+        raise RuntimeError(f"write-back check failed for job {job}: {len(updates)} items "
+                           f"updated ({once} exactly once to successful), {expected} expected; "
+                           f"job {status}")
+    return {"items_updated": len(updates), "updated_once": once, "job_status": status}
+
+
+_wb_prepared = {}
+
+
+def prepare_write_back(n):
+    """One `run` of 1 job x n (entry_id) against a simulator without faults: the state
+    directory every `report` measurement starts from (copied), the outcome file made from its
+    output by ERP_STANDIN, and the number of in-scope items (what must be updated)."""
+    if n in _wb_prepared:
+        return _wb_prepared[n]
+    sim = Simulator(BUILD, jobs=1, items=n)
+    try:
+        base, out = os.path.join(WORK, "wb-base-state"), os.path.join(WORK, "wb-base.ndjson")
+        fresh(base, out)
+        subprocess.run([os.path.join(BUILD, "apps", "export-items"), "run", "--base-url",
+                        sim.url, "--job", sim.jobs[0], "--state-dir", base, "--out", out,
+                        "--ordering", "entry_id", "--quiet",
+                        "--summary", os.path.join(WORK, "wb-base-summary.json")],
+                       env=env_with_key(), check=True, capture_output=True)
+        outcomes = os.path.join(WORK, "wb-outcomes.ndjson")
+        with open(out) as fin, open(outcomes, "w") as f:
+            subprocess.run([PYTHON, ERP_STANDIN], stdin=fin, stdout=f, check=True)
+        expected = count_lines(out)
+        with open(outcomes) as f:
+            answered = sum(1 for line in f if '"status":"successful"' in line)
+        if answered != expected:
+            raise RuntimeError(f"ERP stand-in answered {answered} of {expected} lines")
+        _wb_prepared[n] = {"state": base, "outcomes": outcomes, "expected": expected,
+                           "job": sim.jobs[0]}
+        return _wb_prepared[n]
+    finally:
+        sim.stop()
+
+
+def wb_config(max_connections):
+    path = os.path.join(WORK, f"http-{max_connections}.json")
+    with open(path, "w") as f:
+        json.dump({"http": {"max_connections": max_connections}}, f)
+    return path
+
+
+def report_only(in_flight, config=None):
+    """`export-items report --outcomes FILE --complete-jobs` on a copy of the prepared state."""
+    def run(sim, prep):
+        state, summary = os.path.join(WORK, "wb-state"), os.path.join(WORK, "wb-summary.json")
+        fresh(state, summary)
+        shutil.copytree(prep["state"], state)
+        cmd = [os.path.join(BUILD, "apps", "export-items"), "report", "--base-url", sim.url,
+               "--state-dir", state, "--outcomes", prep["outcomes"], "--complete-jobs",
+               "--in-flight", str(in_flight), "--summary", summary]
+        if config:
+            cmd += ["--config", config]
+        r = timed(cmd, env=env_with_key(), sim=sim)
+        with open(summary) as f:
+            j = json.load(f)["jobs"][0]
+        r.update(reported=j["reported"], puts=j["requests"], completion=j["completion"])
+        return r
+    return run
+
+
+def stage_loop(in_flight, config=None):
+    """The README's loop: run --out - | ERP stand-in | report --outcomes - --complete-jobs."""
+    def run(sim, prep):
+        state = os.path.join(WORK, "loop-state")
+        rs, ws = os.path.join(WORK, "loop-run.json"), os.path.join(WORK, "loop-report.json")
+        fresh(state, rs, ws)
+        ei = os.path.join(BUILD, "apps", "export-items")
+        q = lambda s: "'" + s.replace("'", "'\\''") + "'"  # noqa: E731
+        script = (f"set -o pipefail; {q(ei)} run --base-url {sim.url} --job {sim.jobs[0]} "
+                  f"--state-dir {q(state)} --out - --ordering entry_id --quiet --summary {q(rs)}"
+                  f" | {PYTHON} {q(ERP_STANDIN)} | {q(ei)} report --base-url {sim.url} "
+                  f"--state-dir {q(state)} --outcomes - --complete-jobs --in-flight {in_flight} "
+                  f"--summary {q(ws)}" + (f" --config {q(config)}" if config else ""))
+        r = timed(["bash", "-c", script], env=env_with_key(), sim=sim)
+        with open(rs) as f:
+            run_requests = json.load(f)["totals"]["httpRequests"]
+        with open(ws) as f:
+            j = json.load(f)["jobs"][0]
+        r.update(reported=j["reported"], puts=j["requests"], completion=j["completion"],
+                 requests=run_requests + j["requests"])
+        return r
+    return run
+
+
+def peer_loop(in_flight):
+    """The Python peer doing the same: parallel offset listing (16 threads, as the stage lists),
+    NDJSON out, then its write-back (PUT batches of 100, in_flight threads, the event)."""
+    def run(sim, prep):
+        state, out = os.path.join(WORK, "py-loop.db"), os.path.join(WORK, "py-loop.ndjson")
+        fresh(state, out)
+        cmd = [PYTHON, os.path.join(HERE, "peers", "export_items.py"), "--base-url", sim.url,
+               "--job", sim.jobs[0], "--state", state, "--out", out, "--ordering", "entry_id",
+               "--listing", "parallel", "--concurrency", "16", "--write-back", "--in-flight",
+               str(in_flight)]
+        r = timed(cmd, env=env_with_key(), sim=sim)
+        s = json.loads(r["stdout"])
+        wb = s["writeBack"][0]
+        r.update(reported=wb["updated"], puts=wb["puts"], completion=wb["event"],
+                 requests=s["requests"])
+        return r
+    return run
+
+
+def summarise_wb(name, in_flight, runs):
+    walls = [r["wall_s"] for r in runs]
+    ips = [r["reported"] / r["wall_s"] for r in runs]
+    return {
+        "contender": name, "in_flight": in_flight, "rounds": len(runs),
+        "items": runs[-1]["reported"],
+        "items_per_s": {"median": statistics.median(ips), "min": min(ips), "max": max(ips)},
+        "wall_s": {"median": statistics.median(walls), "min": min(walls), "max": max(walls)},
+        "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "rss_mib": max(r["rss_kb"] for r in runs) / 1024.0,
+        "sim_cpu_s": statistics.median(r["sim_cpu_s"] for r in runs),
+        "puts": runs[-1]["puts"], "requests": runs[-1].get("requests"),
+        "load1": {"median": statistics.median(r["load1"] for r in runs),
+                  "max": max(r["load1"] for r in runs)},
+        "runs": [{k: v for k, v in r.items() if k != "stdout"} for r in runs],
+    }
+
+
+def wb_scenario(key, title, n, contenders, rounds):
+    """contenders: (name, in_flight, fn). For each setting (loopback, 50 ms per PUT), rounds
+    of every contender interleaved, each against a fresh simulator (same seed, so the same
+    job and items as the prepared state) and checked against the simulator afterwards."""
+    prep = prepare_write_back(n)
+    out = []
+    for setting, faults in WB_SETTINGS:
+        log(f"scenario {key} ({setting}): {title}")
+        data = {name: [] for name, _, _ in contenders}
+        for r in range(rounds):
+            for name, in_flight, fn in contenders:
+                sim = Simulator(BUILD, jobs=1, items=n, faults=faults)
+                try:
+                    if sim.jobs[0] != prep["job"]:
+                        raise RuntimeError("the simulator generated another job than prepared")
+                    load = load1()
+                    rec = fn(sim, prep)
+                    rec["load1"] = load
+                    if rec["reported"] != prep["expected"] or rec["completion"] != "completed":
+                        raise RuntimeError(f"{name}: reported {rec['reported']} of "
+                                           f"{prep['expected']}, completion {rec['completion']}")
+                    rec["check"] = verify_write_back(sim, prep["job"], prep["expected"])
+                finally:
+                    sim.stop()
+                data[name].append(rec)
+                log(f"  {key} {setting} round {r + 1} {name}: {rec['wall_s']:.2f} s, "
+                    f"{rec['reported'] / rec['wall_s']:,.0f} items/s, {rec['puts']} PUTs, "
+                    f"cpu {rec['cpu_s']:.2f} s, rss {rec['rss_kb'] / 1024:.0f} MiB, load {load}")
+        out.append({"key": f"{key}-{'latency' if faults else 'loopback'}", "setting": setting,
+                    "faults": faults, "title": title, "items": n,
+                    "in_scope": prep["expected"],
+                    "contenders": [summarise_wb(name, f, data[name])
+                                   for name, f, _ in contenders if data[name]]})
+    return out
+
+
+def write_back_scenarios(sizes, rounds, have_py, which):
+    n = sizes["writeback"]
+    conns16 = wb_config(16)
+    res = {"meta": {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                    "load1_before": load1()}}
+    if "writeback" in which:
+        res["throughput"] = wb_scenario(
+            "writeback", f"report --outcomes FILE --complete-jobs, 1 job x {n:,}", n,
+            [("report (shipped: --in-flight 4)", 4, report_only(4)),
+             ("report --in-flight 16", 16, report_only(16)),
+             ("report --in-flight 16, http.max_connections 16", 16,
+              report_only(16, conns16))], rounds)
+    if "loop" in which:
+        c = [("stage loop (report --in-flight 4)", 4, stage_loop(4))]
+        if have_py:
+            c.append(("python peer (4 PUTs in flight)", 4, peer_loop(4)))
+        c.append(("stage loop (report --in-flight 16, http.max_connections 16)", 16,
+                  stage_loop(16, conns16)))
+        if have_py:
+            c.append(("python peer (16 PUTs in flight)", 16, peer_loop(16)))
+        res["loop"] = wb_scenario(
+            "loop", f"run -> outcomes -> report --complete-jobs, 1 job x {n:,}", n, c, rounds)
+    res["meta"]["load1_after"] = load1()
+    return res
+
+
 # --- report ------------------------------------------------------------------------------------
 
 def find(results, key, contender_prefix):
@@ -470,6 +693,10 @@ def markdown(results):
              "process (start-up and shutdown included); median of the rounds with [min–max]. "
              "CPU = user + sys seconds of the contender (median); RSS = peak resident set "
              "(max over rounds); sim CPU = the simulator's CPU seconds during the run.", ""]
+    for u in m.get("updates", []):
+        lines[4:4] = [f"Re-measured {u['date']} at `{u['commit']}` with `--only`: "
+                      f"{', '.join(u['what'])} (those sections say so); the rest is from the run "
+                      f"above, at `{m['commit']}`."]
     lines += ["## Component ceilings", "", "| component | median | range |", "|---|---|---|"]
     p = results["ceilings"]["parse"]
     for k in ("job_items_simdjson", "job_items_nlohmann", "item_dates_simdjson",
@@ -507,12 +734,87 @@ def markdown(results):
                          f"{r['killed_after_s']:.2f} | {r['restart_wall_s']:.2f} | "
                          f"{r['restart_rss_kb'] / 1024:.1f} | "
                          f"{r['redelivered']} | {r['output_lines']} |")
+    lines += markdown_write_back(results.get("write_back"))
     lines += ["", "## Targets (issue 5)", "", "| target | measured | met |", "|---|---|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |")
     lines += ["", "Plots: `items_per_s.png`, `rss.png`, `latency.png` beside this file; "
               "analysis and what bounds each figure: `../README.md`.", ""]
     return "\n".join(lines)
+
+
+def markdown_write_back(wb):
+    if not wb:
+        return []
+    m = wb["meta"]
+    loads = [c["load1"]["max"] for part in ("throughput", "loop") for s in wb.get(part, [])
+             for c in s["contenders"]]
+    lines = ["", "## Write-back and the whole loop (issue 13)", "",
+             f"Measured {m['date']} at commit `{m['commit']}`. 1-minute load average "
+             f"{m['load1_before']} before, {m['load1_after']} after, at most "
+             f"{max(loads) if loads else '–'} at the start of a run (per-run loads in "
+             "`latest.json`; the previous run's contender and simulator on 2 cores alone keep "
+             "it near 1.5). Every run has a fresh simulator (same seed: the job and items of "
+             "the prepared state) and is checked against it afterwards: every in-scope item "
+             "updated exactly once to `successful`, none rejected, nothing else touched, the "
+             "job `completed` (a second completion would be a 422, so one event; the binary "
+             "does not serve its per-job event counters). 50 ms = "
+             f"`--faults '{PUT_LATENCY}'` (the PUT endpoint only). Medians [min–max] over the "
+             "rounds, contenders interleaved.", ""]
+    thr = wb.get("throughput")
+    if thr:
+        lines += ["### `report --outcomes FILE --complete-jobs` alone", "",
+                  "The state directory of one `run` (1 job, entry_id) copied per measurement; "
+                  "outcomes from its output by the ERP stand-in (`peers/erp_standin.py`). "
+                  "Items/s = items written back / wall time of `report` (reading and recording "
+                  "the outcomes, the PUTs of 100, the job re-read and the event).", "",
+                  "| setting | contender | in flight | rounds | items/s [min–max] | wall s | "
+                  "CPU s | peak RSS MiB | sim CPU s | PUTs | checked |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in thr:
+            for c in s["contenders"]:
+                ips = c["items_per_s"]
+                lines.append(
+                    f"| {s['setting']}, {s['in_scope']:,} of {s['items']:,} items | "
+                    f"{c['contender']} | {c['in_flight']} | {c['rounds']} | "
+                    f"**{fmt_rate(ips['median'])}** [{fmt_rate(ips['min'])}–"
+                    f"{fmt_rate(ips['max'])}] | {c['wall_s']['median']:.2f} | {c['cpu_s']:.2f} | "
+                    f"{c['rss_mib']:.1f} | {c['sim_cpu_s']:.2f} | {c['puts']} | "
+                    f"{c['runs'][-1]['check']['updated_once']:,} once, "
+                    f"{c['runs'][-1]['check']['job_status']} |")
+    loop = wb.get("loop")
+    if loop:
+        lines += ["", "### The whole loop: `run` → outcomes → `report --complete-jobs`", "",
+                  "Stage: `run --out - --ordering entry_id | peers/erp_standin.py | report "
+                  "--outcomes - --complete-jobs` (README, \"Closing the loop\"), one shell "
+                  "pipeline timed end to end (CPU: all three; peak RSS: the largest process). "
+                  "Python peer (`peers/export_items.py --listing parallel --concurrency 16 "
+                  "--write-back`): parallel offset listing with 16 threads, SQLite per page, "
+                  "NDJSON out (fsynced), then the same outcomes recorded in SQLite, PUT in "
+                  "batches of 100 with the same number in flight (a thread and session each), "
+                  "each answer recorded, the event. Requests = the HTTP requests of the listing "
+                  "(with `run`'s job read) and the PUTs; not counted: `report`'s job re-read "
+                  "and event, the peer's event.", "",
+                  "| setting | contender | in flight | rounds | wall s [min–max] | items/s | "
+                  "CPU s | peak RSS MiB | requests (PUTs) | peer wall ÷ stage wall | checked |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in loop:
+            peers = {c["in_flight"]: c for c in s["contenders"]
+                     if c["contender"].startswith("python")}
+            for c in s["contenders"]:
+                w = c["wall_s"]
+                vs = "–"
+                if c["contender"].startswith("stage") and c["in_flight"] in peers:
+                    vs = (f"{peers[c['in_flight']]['wall_s']['median'] / w['median']:.1f}x")
+                lines.append(
+                    f"| {s['setting']}, {s['in_scope']:,} of {s['items']:,} items | "
+                    f"{c['contender']} | {c['in_flight']} | {c['rounds']} | "
+                    f"**{w['median']:.2f}** [{w['min']:.2f}–{w['max']:.2f}] | "
+                    f"{fmt_rate(c['items_per_s']['median'])} | {c['cpu_s']:.2f} | "
+                    f"{c['rss_mib']:.1f} | {c['requests']} ({c['puts']}) | {vs} | "
+                    f"{c['runs'][-1]['check']['updated_once']:,} once, "
+                    f"{c['runs'][-1]['check']['job_status']} |")
+    return lines
 
 
 def plots(results, out_dir):
@@ -586,6 +888,37 @@ def plots(results, out_dir):
 
 # --- main --------------------------------------------------------------------------------------
 
+def merge_results(previous, new):
+    """An --only run on top of the last full one: its scenarios (by key), recovery and
+    write-back sections replace the earlier ones; everything else stays as measured then, and
+    the top meta says which parts are newer."""
+    merged = dict(previous)
+    keys = {s["key"] for s in new["scenarios"]}
+    scen = [next((n for n in new["scenarios"] if n["key"] == s["key"]), s)
+            for s in previous["scenarios"]]
+    scen += [s for s in new["scenarios"] if s["key"] not in {p["key"] for p in scen}]
+    merged["scenarios"] = scen
+    merged["ceilings"] = new["ceilings"]
+    for k in ("recovery", "write_back"):
+        if k in new:
+            merged[k] = new[k]
+    if "write_back" in new and "write_back" in previous:
+        for part in ("throughput", "loop"):
+            if part not in new["write_back"] and part in previous["write_back"]:
+                merged["write_back"][part] = previous["write_back"][part]
+    meta = dict(previous["meta"])
+    upd = list(meta.get("updates", []))
+    upd.append({"date": new["meta"]["date"], "commit": new["meta"]["commit"],
+                "harness_seconds": new["meta"]["harness_seconds"],
+                "fsync_ms_before": new["meta"]["fsync_ms_before"],
+                "fsync_ms_after": new["meta"]["fsync_ms_after"],
+                "what": sorted(keys | ({"recovery"} & new.keys()) |
+                               set(new.get("write_back", {}).keys()) - {"meta"})})
+    meta["updates"] = upd
+    merged["meta"] = meta
+    return merged
+
+
 def main():
     global BUILD, WORK
     ap = argparse.ArgumentParser()
@@ -602,12 +935,13 @@ def main():
     want = lambda k: not only or k in only  # noqa: E731
     if args.smoke:
         sizes = dict(smoke=True, small=2000, big=5000, jobs=20, job_items=200, companies=5,
-                     latency=2000, recovery=20000, storage_pages=100, peer_rounds_big=1)
+                     latency=2000, recovery=20000, storage_pages=100, peer_rounds_big=1,
+                     writeback=2000)
         rounds = 1
     else:
         sizes = dict(smoke=False, small=100_000, big=1_000_000, jobs=1000, job_items=1000,
                      companies=200, latency=100_000, recovery=1_000_000, storage_pages=1000,
-                     peer_rounds_big=1)
+                     peer_rounds_big=1, writeback=100_000)
         rounds = args.rounds
     have_py, have_node = python_available(), node_available()
     if not have_py:
@@ -637,7 +971,17 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop simulators on the way out
     results["meta"]["fsync_ms_before"] = fsync_latency_ms()
     log(f"fsync latency (4 KiB write + fsync, median): {results['meta']['fsync_ms_before']} ms")
-    results["ceilings"] = ceilings(sizes, rounds)
+    # --only with scenarios that leave the earlier results standing (the write-back ones, or
+    # any subset): the new figures are merged into the existing latest.json / latest.md.
+    previous = None
+    prev_path = os.path.join(args.results_dir, "latest.json") if args.results_dir else None
+    if only and not args.smoke and prev_path and os.path.exists(prev_path):
+        with open(prev_path) as f:
+            previous = json.load(f)
+    if previous is None or "ceilings" in only:
+        results["ceilings"] = ceilings(sizes, rounds)
+    else:
+        results["ceilings"] = previous["ceilings"]
 
     def peers(ordering, n=None):
         c = []
@@ -689,9 +1033,16 @@ def main():
     if want("recovery"):
         results["recovery"] = recovery_scenario(sizes, max(1, rounds - 1), big_entry)
 
+    wb_which = [k for k in ("writeback", "loop") if want(k)]
+    if wb_which:
+        results["write_back"] = write_back_scenarios(sizes, rounds, have_py, wb_which)
+        results["write_back"]["meta"]["commit"] = results["meta"]["commit"]
+
     results["meta"]["fsync_ms_after"] = fsync_latency_ms()
+    results["meta"]["harness_seconds"] = took = time.monotonic() - t_start
+    if previous is not None:
+        results = merge_results(previous, results)
     results["targets"] = targets(results)
-    results["meta"]["harness_seconds"] = time.monotonic() - t_start
     out_dir = args.results_dir or os.path.join(WORK, "results")
     os.makedirs(out_dir, exist_ok=True)
     for s in results["scenarios"]:
@@ -703,7 +1054,7 @@ def main():
     with open(os.path.join(out_dir, "latest.md"), "w") as f:
         f.write(markdown(results))
     plots(results, out_dir)
-    log(f"done in {results['meta']['harness_seconds']:.0f} s: {out_dir}/latest.md")
+    log(f"done in {took:.0f} s: {out_dir}/latest.md")
 
 
 if __name__ == "__main__":

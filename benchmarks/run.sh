@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: builds the `bench` preset (Release), installs what the peers and plots need,
 # and runs the harness (benchmarks/harness.py), which writes benchmarks/results/latest.{json,md}
-# and PNG plots. About 8 minutes of measuring on 2 cores, plus the build.
+# and PNG plots. About 14 minutes of measuring on 2 cores (6 of them the write-back scenarios),
+# plus the build.
 #
-#   benchmarks/run.sh [--rounds N] [--only small,big,many,latency,recovery]
+#   benchmarks/run.sh [--rounds N] [--only small,big,many,latency,recovery,writeback,loop]
+#   (with --only, the new figures are merged into the existing results/latest.{json,md})
 #   benchmarks/run.sh --smoke --build-dir DIR --work-dir DIR   (ctest bench_smoke: seconds,
 #                                                               nothing installed or committed)
 set -euo pipefail

@@ -14,6 +14,7 @@ resumes from the stored cursor and the delivered count.
 Usage: export_items.py --base-url URL (--job ID ... | --jobs-file F) --state DB --out FILE
                        [--ordering entry_id|chronological] [--page-size 500]
                        [--listing cursor|parallel] [--concurrency 16]
+                       [--write-back [--in-flight 4]]
 The API key comes from PLEO_API_KEY (Basic auth). Prints a JSON summary on stdout.
 """
 import argparse
@@ -23,7 +24,7 @@ import sqlite3
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import requests
 
@@ -40,6 +41,10 @@ CREATE TABLE IF NOT EXISTS items (
   job_id TEXT NOT NULL, entry_id TEXT NOT NULL, status TEXT NOT NULL, exported_at TEXT,
   external_id TEXT, external_url TEXT, failure_reason TEXT, failure_reason_type TEXT,
   PRIMARY KEY (job_id, entry_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outcomes (
+  job_id TEXT NOT NULL, entry_id TEXT NOT NULL, body TEXT NOT NULL,
+  state TEXT NOT NULL, error TEXT, PRIMARY KEY (job_id, entry_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS completions (job_id TEXT PRIMARY KEY, event TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dates (
   job_id TEXT NOT NULL, entry_id TEXT NOT NULL, date TEXT NOT NULL,
   PRIMARY KEY (job_id, entry_id)) WITHOUT ROWID;
@@ -73,6 +78,20 @@ class Api:
             return r.json()
         r.raise_for_status()
         raise RuntimeError(f"GET {path}: retries exhausted")
+
+    def send(self, method, path, body):
+        """PUT/POST a JSON body (already encoded) with the same retries as get()."""
+        for attempt in range(6):
+            r = self.session().request(method, self.base_url + path, data=body, timeout=60,
+                                       headers={"Content-Type": "application/json"})
+            self.requests += 1
+            if r.status_code == 429 or r.status_code >= 500:
+                time.sleep(min(10.0, 0.1 * 2 ** attempt))
+                continue
+            r.raise_for_status()
+            return r.json() if r.content else None
+        r.raise_for_status()
+        raise RuntimeError(f"{method} {path}: retries exhausted")
 
     def pages(self, path, params, after=None):
         """Cursor paging from `after`: yields (page, next_cursor)."""
@@ -180,6 +199,56 @@ def deliver(db, job, out, ordering):
     return seq
 
 
+def write_back(api, db, job, in_flight):
+    """The ERP stand-in's outcomes for every delivered item, recorded, PUT in batches of 100
+    with `in_flight` requests in flight, then the job's completion event. Returns counts."""
+    done = db.execute("SELECT event FROM completions WHERE job_id=?", (job,)).fetchone()
+    if done:
+        return {"puts": 0, "updated": 0, "errors": 0, "event": done[0] + " (recorded earlier)"}
+    with db:  # recorded before anything is sent (a re-run sends only what is not reported)
+        rows = db.execute("SELECT entry_id FROM items WHERE job_id=? ORDER BY entry_id",
+                          (job,)).fetchall()
+        db.executemany(
+            "INSERT OR IGNORE INTO outcomes VALUES (?,?,?,'recorded',NULL)",
+            ((job, r[0], json.dumps({
+                "accountingEntryId": r[0], "status": "successful",
+                "exportedAt": "2026-11-30T12:00:00Z", "externalId": f"JE-{seq}",
+                "externalUrl": f"https://erp.example/je/{seq}"}, separators=(",", ":")))
+             for seq, r in enumerate(rows, 1)))
+    todo = db.execute("SELECT entry_id, body FROM outcomes WHERE job_id=? AND state='recorded' "
+                      "ORDER BY entry_id", (job,)).fetchall()
+    batches = [todo[i:i + 100] for i in range(0, len(todo), 100)]
+    path = f"/v3/export-jobs/{job}/items"
+    puts = updated = errors = 0
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        futures = {pool.submit(api.send, "PUT", path,
+                               "[" + ",".join(b for _, b in batch) + "]"): batch
+                   for batch in batches}
+        for f in as_completed(futures):
+            answer = f.result()
+            puts += 1
+            ok = [(job, it["accountingEntryId"]) for it in answer["data"]]
+            bad = [(e.get("type"), job, e["accountingEntryId"]) for e in answer["errors"]]
+            updated += len(ok)
+            errors += len(bad)
+            with db:  # one transaction per answer
+                db.executemany("UPDATE outcomes SET state='reported' WHERE job_id=? AND "
+                               "entry_id=?", ok)
+                db.executemany("UPDATE outcomes SET state='rejected', error=? WHERE job_id=? "
+                               "AND entry_id=?", bad)
+    left = db.execute("SELECT count(*) FROM outcomes WHERE job_id=? AND state='recorded'",
+                      (job,)).fetchone()[0]
+    if left:
+        raise RuntimeError(f"job {job}: {left} outcomes neither reported nor rejected")
+    rejected = db.execute("SELECT count(*) FROM outcomes WHERE job_id=? AND state='rejected'",
+                          (job,)).fetchone()[0]
+    event = "completed_with_errors" if rejected else "completed"
+    api.send("POST", "/v3/export-job-events", json.dumps({"jobId": job, "event": event}))
+    with db:
+        db.execute("INSERT INTO completions VALUES (?,?)", (job, event))
+    return {"puts": puts, "updated": updated, "errors": errors, "event": event}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base-url", required=True)
@@ -191,6 +260,9 @@ def main():
     ap.add_argument("--page-size", type=int, default=500)
     ap.add_argument("--listing", choices=("cursor", "parallel"), default="cursor")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--write-back", action="store_true",
+                    help="answer every item (successful), PUT the outcomes, complete the job")
+    ap.add_argument("--in-flight", type=int, default=4, help="PUT requests in flight")
     args = ap.parse_args()
     jobs = list(args.job)
     if args.jobs_file:
@@ -208,6 +280,7 @@ def main():
     db.executescript(SCHEMA)
     db.isolation_level = ""  # `with db:` opens and commits a transaction
     emitted = listed = 0
+    written_back = []
     with open(args.out, "a", encoding="utf-8") as out:
         for job in jobs:
             with db:
@@ -217,9 +290,15 @@ def main():
                 list_dates(api, db, job)
             emitted += deliver(db, job, out, args.ordering)
             listed += db.execute("SELECT listed FROM jobs WHERE job_id=?", (job,)).fetchone()[0]
+    if args.write_back:  # after the output is complete and durable, as `report` runs after `run`
+        for job in jobs:
+            written_back.append(dict(write_back(api, db, job, args.in_flight), jobId=job))
     db.close()
-    print(json.dumps({"jobs": len(jobs), "listed": listed, "emitted": emitted,
-                      "requests": api.requests, "seconds": time.monotonic() - t0}))
+    summary = {"jobs": len(jobs), "listed": listed, "emitted": emitted,
+               "requests": api.requests, "seconds": time.monotonic() - t0}
+    if args.write_back:
+        summary["writeBack"] = written_back
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
