@@ -189,17 +189,25 @@ void pump(sequencer_ptr self) {
           [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
 }
 
+/// False when an ack is to be ignored (this job is done, or it is another job's) or breaks
+/// the protocol (beyond what was handed on: the job fails).
+bool ack_is_valid(sequencer_ptr self, const api::uuid& job_id, std::uint64_t through) {
+  auto& s = self->state;
+  if (s.finished || job_id != s.job.job_id) return false;
+  if (through <= s.dispatched) return true;
+  finish(self, false, "downstream_protocol",
+         "downstream acknowledged sequence " + std::to_string(through) +
+             " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
+  return false;
+}
+
 /// An ack that carries outcomes (downstream.hpp): each outcome is checked against the
 /// order (the item at its sequence, handed on, acked by this ack, final status), then the
 /// outcomes and the ack are recorded in one synced write before the ack counts.
 void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_t through,
                        const outcome_acks& outcomes) {
   auto& s = self->state;
-  if (s.finished || job_id != s.job.job_id) return;
-  if (through > s.dispatched)
-    return finish(self, false, "downstream_protocol",
-                  "downstream acknowledged sequence " + std::to_string(through) +
-                      " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
+  if (!ack_is_valid(self, job_id, through)) return;
   // The order of the sequences this ack covers, read once (not once per outcome).
   std::uint64_t first = through;
   for (const auto& o : outcomes.items)
@@ -274,11 +282,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
       },
       [self](ack_atom, const api::uuid& job_id, std::uint64_t through, bool committed) {
         auto& s = self->state;
-        if (s.finished || job_id != s.job.job_id) return;
-        if (through > s.dispatched)
-          return finish(self, false, "downstream_protocol",
-                        "downstream acknowledged sequence " + std::to_string(through) +
-                            " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
+        if (!ack_is_valid(self, job_id, through)) return;
         if (committed) s.acked_committed = std::max(s.acked_committed, through);
         advance(self, through);
         commit_acked(self);
