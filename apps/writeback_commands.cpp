@@ -1,4 +1,4 @@
-#include "writeback/commands.hpp"
+#include "apps/writeback_commands.hpp"
 
 #include <algorithm>
 #include <chrono>
