@@ -1430,6 +1430,41 @@ std::unique_ptr<ei::sim::simulator> start_sim(ei::sim::sim_config c = {}) {
   return s.ok() ? std::move(s.value()) : nullptr;
 }
 
+TEST(http_client_sim, the_client_discovers_the_rate_limit_of_its_credential) {
+  // The simulator admits 100 requests/s (burst 10) per credential; the client does not know
+  // it. After the first 429s every request of the client slows down (not only the one that
+  // got a 429): the rate it keeps to settles below the limit and 429s stay a small share.
+  // Bounds are loose on purpose (shared CI cores); the benchmark measures the real figures.
+  ei::sim::sim_config c;
+  c.rate_limit = 100;
+  c.rate_burst = 10;
+  auto sim = start_sim(c);
+  ASSERT_TRUE(sim);
+  auto cfg = fast_config(sim->base_url());
+  cfg.max_in_flight = 16;
+  cfg.max_attempts = 10;
+  auto client = make_client(cfg);
+  constexpr int n = 300;
+  std::atomic<int> ok{0}, left{n};
+  std::promise<void> all;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i)
+    client->async_request(get("/v3/export-jobs", {{"limit", "1"}}), [&](http_result<response> r) {
+      if (r.ok()) ++ok;
+      if (--left == 0) all.set_value();
+    });
+  ASSERT_EQ(all.get_future().wait_for(30s), std::future_status::ready);
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(ok.load(), n);
+  auto st = client->stats();
+  EXPECT_GT(st.throttled, 0u);  // the limit was found by hitting it
+  EXPECT_EQ(st.throttled, sim->stats().throttled);
+  EXPECT_GT(st.discovered_rate, 0.0);
+  EXPECT_LE(st.discovered_rate, 100.0 * 1.1);
+  EXPECT_LT(st.throttled, static_cast<std::uint64_t>(n) / 5) << "429s: " << st.throttled;
+  EXPECT_GE(took, (n - 10) / 100.0 * 0.9);  // the limit holds: no faster than it allows
+}
+
 TEST(http_client_sim, basic_and_bearer_accepted_wrong_key_is_401) {
   auto sim = start_sim();
   ASSERT_TRUE(sim);
