@@ -456,6 +456,8 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     bool fresh_only = false;         // after a stale keep-alive: use a new connection
     bool free_pass = false;          // stale retry: no new rate token
     clock_type::time_point sent_at;  // the current attempt's dispatch
+    std::uint64_t auth_version = 0;  // the credentials `msg` carries (0: none yet)
+    bool auth_retried = false;       // a 401 was retried with fresh credentials once
     std::shared_ptr<connection> conn;
     std::optional<net::steady_timer> timer;
     std::uint64_t timer_gen = 0;
@@ -515,6 +517,12 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   std::optional<net::steady_timer> rate_timer;
   bool rate_timer_armed = false;
   std::optional<net::steady_timer> pause_timer;  // the real clock's pause (no cfg.clock)
+  // Credentials that rotate (strand only): the version requests are stamped with, when the
+  // token file was last looked at, and the requests waiting for a reload after a 401.
+  std::uint64_t auth_version = 1;
+  clock_type::time_point last_file_check;
+  bool reloading = false;
+  std::vector<std::pair<op_ptr, http_failure>> auth_waiters;
   std::mt19937_64 rng{std::random_device{}()};
 
   impl(client_config c, credentials cr, base_url url) : cfg(std::move(c)), creds(std::move(cr)) {
@@ -564,7 +572,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     m->set(http::field::host, ep.url.host_header());
     m->set(http::field::user_agent, cfg.user_agent);
     m->set(http::field::accept, "application/json");
-    m->set(http::field::authorization, creds.authorization());
+    // Authorization is set at dispatch, on the strand: the credentials may rotate.
     if (!r.body.empty() || r.method != request::verb::get) {
       m->set(http::field::content_type, "application/json;charset=UTF-8");
       m->body() = r.body;
@@ -816,8 +824,63 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
 
   // --- one attempt -----------------------------------------------------------------------
 
+  void stamp_credentials(const op_ptr& op) {
+    auto now = clock_type::now();
+    if (creds.refreshable() && now - last_file_check >= milliseconds{200}) {
+      last_file_check = now;
+      if (creds.file_changed()) {
+        // A small local file: read on the strand. An unreadable one keeps the old token.
+        if (auto changed = creds.reload(); changed && *changed) ++auth_version;
+      }
+    }
+    if (op->auth_version == auth_version) return;
+    auto m = std::make_shared<http::request<http::string_body>>(*op->msg);
+    m->set(http::field::authorization, creds.authorization());
+    op->msg = std::move(m);
+    op->auth_version = auth_version;
+  }
+
+  /// A 401 on credentials that can rotate: once per request, retry with fresh ones (reloaded
+  /// off the io threads: a token command may take a while).
+  void reauthenticate(const op_ptr& op, http_failure f) {
+    op->auth_retried = true;
+    if (op->auth_version < auth_version) return enqueue(op, true);  // already newer ones
+    auth_waiters.emplace_back(op, std::move(f));
+    if (reloading) return;
+    reloading = true;
+    std::thread([w = weak_from_this(), copy = creds]() mutable {
+      auto r = copy.reload();
+      auto self = w.lock();
+      if (!self) return;
+      net::post(self->strand, [self, r = std::move(r), copy = std::move(copy)]() mutable {
+        self->reloading = false;
+        bool changed = r.ok() && r.value();
+        if (changed) {
+          self->creds = std::move(copy);
+          ++self->auth_version;
+        }
+        auto waiters = std::move(self->auth_waiters);
+        self->auth_waiters.clear();
+        for (auto& [o, failure] : waiters) {
+          if (o->done) continue;
+          if (changed) {
+            self->enqueue(o, true);
+          } else {
+            if (!r.ok()) {
+              std::string why = r.err().message;
+              self->creds.redact(why);
+              failure.message += " (new credentials: " + why + ")";
+            }
+            self->complete(o, std::move(failure));
+          }
+        }
+      });
+    }).detach();
+  }
+
   void dispatch(const op_ptr& op, std::shared_ptr<connection> conn) {
     op->queued = false;
+    stamp_credentials(op);
     ++op->timer_gen;
     op->timer->cancel();
     if (!op->free_pass) {
@@ -886,6 +949,8 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     creds.redact(f.detail);
     if (!f.type.empty()) f.message += " " + f.type;
     if (!f.detail.empty()) f.message += ": " + f.detail;
+    if (out.status == 401 && creds.refreshable() && !op->auth_retried)
+      return reauthenticate(op, std::move(f));
     if (out.status == 408 || out.status == 429 || out.status >= 500) {
       std::optional<milliseconds> hint;
       if (!out.retry_after.empty()) hint = parse_retry_after(out.retry_after, wall_now());

@@ -85,7 +85,12 @@ std::string token_issuer::current(std::chrono::steady_clock::time_point now) {
 }
 
 bool token_issuer::valid(std::string_view token, std::chrono::steady_clock::time_point now) {
-  return token == token_of(index_at(now));
+  auto k = index_at(now);
+  if (token == token_of(k)) return true;
+  // The previous token stays valid for a quarter of a lifetime after its successor is issued,
+  // as a real token lives on a little after its refresh: a client that read the file just
+  // before the rotation is not refused at once.
+  return k > 0 && token == token_of(k - 1) && now < start_ + lifetime_ * k + lifetime_ / 4;
 }
 
 bool token_issuer::write_file(std::string& error) {

@@ -9,10 +9,10 @@
 // the 429's number).
 //
 // Rotating tokens: with a lifetime L, the simulator issues token k at start + k·L; it is valid
-// until start + (k+1)·L. The current token is written to `token_file` (replaced atomically:
-// written beside it, then renamed) when it is issued, so a client reading the file (or a
-// token command that reads it) can follow the rotation; a request with an expired or unknown
-// token gets 401 like any other bad credential.
+// until start + (k+1)·L + L/4 (a quarter lifetime of overlap with its successor). The current token
+// is written to `token_file` (replaced atomically: written beside it, then renamed) when it is
+// issued, so a client reading the file (or a token command that reads it) can follow the rotation;
+// a request with an expired or unknown token gets 401 like any other bad credential.
 #pragma once
 
 #include <chrono>

@@ -62,7 +62,7 @@ struct sim_config {
   std::string api_key;       // Authorization: Basic base64(api_key + ":")
   std::string access_token;  // Authorization: Bearer <access_token>
   // Tokens with a lifetime (simulator/admission.hpp): when > 0, Bearer tokens are issued by
-  // the simulator, token k valid from start + k·lifetime to start + (k+1)·lifetime, and
+  // the simulator, token k valid from start + k·lifetime to start + (k+1.25)·lifetime, and
   // `access_token` is not accepted. The current one is written to `token_file` (when set)
   // as it is issued; token_current() reads it too.
   std::int64_t token_lifetime_ms = 0;

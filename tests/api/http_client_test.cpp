@@ -1465,6 +1465,64 @@ TEST(http_client_sim, the_client_discovers_the_rate_limit_of_its_credential) {
   EXPECT_GE(took, (n - 10) / 100.0 * 0.9);  // the limit holds: no faster than it allows
 }
 
+/// Requests one after another until the simulator has issued `tokens` tokens (bounded);
+/// every one must succeed although the token they started with expired meanwhile.
+void request_across_rotations(http_client& client, ei::sim::simulator& sim, std::uint64_t tokens) {
+  auto until = std::chrono::steady_clock::now() + 10s;
+  int n = 0;
+  while (sim.stats().tokens_issued < tokens && std::chrono::steady_clock::now() < until) {
+    auto r = client.request_sync(get("/v3/export-jobs", {{"limit", "1"}}));
+    ASSERT_TRUE(r.ok()) << "request " << n << ": " << r.err().message;
+    ++n;
+  }
+  EXPECT_GE(sim.stats().tokens_issued, tokens);
+}
+
+TEST(http_client_sim, a_token_file_is_followed_across_rotations) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("ei-http-token-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto file = (dir / "token").string();
+  ei::sim::sim_config c;
+  c.token_lifetime_ms = 200;
+  c.token_file = file;
+  auto sim = start_sim(c);
+  ASSERT_TRUE(sim);
+  {
+    // From the file: re-read when it changes (and after a 401).
+    auto cr = credentials::from_token_file(file);
+    ASSERT_TRUE(cr.ok()) << cr.err().message;
+    EXPECT_EQ(cr->describe().find("simtok-"), std::string::npos);
+    auto client = make_client(fast_config(sim->base_url()), cr.value());
+    request_across_rotations(*client, *sim, 4);
+  }
+  {
+    // From a command, run again after a 401.
+    auto cr = credentials::from_token_command("cat '" + file + "'");
+    ASSERT_TRUE(cr.ok()) << cr.err().message;
+    auto client = make_client(fast_config(sim->base_url()), cr.value());
+    request_across_rotations(*client, *sim, sim->stats().tokens_issued + 3);
+  }
+  {
+    // A command that keeps printing a refused token: the command is run again after the 401,
+    // the token did not change, so the 401 is the answer; the token appears nowhere in it.
+    auto cr = credentials::from_token_command("echo simtok-refused-0123");
+    ASSERT_TRUE(cr.ok());
+    auto client = make_client(fast_config(sim->base_url()), cr.value());
+    auto r = client->request_sync(get("/v3/export-jobs"));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().status, 401u);
+    EXPECT_EQ(r.err().attempts, 1u);
+    for (const auto* t : {&r.err().message, &r.err().type, &r.err().detail})
+      EXPECT_EQ(t->find("simtok-refused"), std::string::npos) << *t;
+  }
+  auto failing = credentials::from_token_command("echo secret-in-stdout; exit 3");
+  ASSERT_FALSE(failing.ok());
+  EXPECT_NE(failing.err().message.find("exit status 3"), std::string::npos);
+  EXPECT_EQ(failing.err().message.find("secret-in-stdout"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(http_client_sim, basic_and_bearer_accepted_wrong_key_is_401) {
   auto sim = start_sim();
   ASSERT_TRUE(sim);

@@ -794,7 +794,8 @@ TEST(sim_admission, rotating_tokens_expire_and_are_written_to_the_file) {
   auto second = issuer.current(t0 + 1000ms);
   EXPECT_NE(first, second);
   EXPECT_TRUE(issuer.valid(first, t0 + 999ms));
-  EXPECT_FALSE(issuer.valid(first, t0 + 1000ms));  // expired
+  EXPECT_TRUE(issuer.valid(first, t0 + 1249ms));   // a quarter lifetime of overlap
+  EXPECT_FALSE(issuer.valid(first, t0 + 1250ms));  // expired
   EXPECT_TRUE(issuer.valid(second, t0 + 1500ms));
   std::string err;
   ASSERT_TRUE(issuer.write_file(err)) << err;
