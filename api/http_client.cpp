@@ -690,11 +690,12 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   void on_throttled(std::optional<milliseconds> hint) {
     stats.throttled.fetch_add(1, std::memory_order_relaxed);
     if (cfg.adaptive_rate) cut_rate();
-    // A Retry-After of one second is the least the header can say ("one token away"): the
-    // rate cut covers it. Anything longer holds every request of the credential.
+    // A Retry-After of one second is the least the header can say ("one token away"), and an
+    // HTTP date, truncated to the second, can make that up to two: the rate cut covers those.
+    // Anything longer holds every request of the credential.
     if (hint) {
       auto wait = std::min(*hint, cfg.retry_after_cap);
-      if (wait > std::chrono::seconds{1}) pause_all(wait);
+      if (wait > std::chrono::seconds{2}) pause_all(wait);
     }
   }
 

@@ -21,7 +21,7 @@
 // only the one that got it. With `adaptive_rate` the client discovers the server's limit: on a
 // 429 its rate drops to what the server admitted over the last seconds (times a margin) and
 // its in-flight window to what that rate needs; both grow again slowly while no 429 comes
-// (AIMD). A Retry-After longer than one second pauses every request until it has passed. A reused
+// (AIMD). A Retry-After longer than two seconds pauses every request until it has passed. A reused
 // keep-alive connection found closed by the server before any response byte ("stale") is retried at
 // once on a fresh connection and not counted as an attempt. Other statuses (400, 401, 403, 404,
 // 409, 413, 422, ...), TLS failures and oversized responses are never retried. Every attempt,

@@ -145,7 +145,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--no-peer", action="store_true")
-    ap.add_argument("--max-jobs-variant", type=int, default=32,
+    ap.add_argument("--max-jobs-variant", type=int, default=0,
                     help="also run the stage with this --max-jobs (0: no)")
     a = ap.parse_args()
     work = a.work_dir or os.path.join(a.build_dir, "ratelimit-work")
