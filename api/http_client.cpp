@@ -453,8 +453,11 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     milliseconds waited{0};
     bool done = false;
     bool queued = false;
-    bool fresh_only = false;  // after a stale keep-alive: use a new connection
-    bool free_pass = false;   // stale retry: no new rate token
+    bool fresh_only = false;         // after a stale keep-alive: use a new connection
+    bool free_pass = false;          // stale retry: no new rate token
+    clock_type::time_point sent_at;  // the current attempt's dispatch
+    std::uint64_t auth_version = 0;  // the credentials `msg` carries (0: none yet)
+    bool auth_retried = false;       // a 401 was retried with fresh credentials once
     std::shared_ptr<connection> conn;
     std::optional<net::steady_timer> timer;
     std::uint64_t timer_gen = 0;
@@ -469,7 +472,8 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   struct counters {
     std::atomic<std::uint64_t> requests{0}, succeeded{0}, failed{0}, attempts{0}, retries{0},
         stale_retries{0}, retry_wait_ms{0}, bytes_received{0}, connections_opened{0},
-        peak_in_flight{0};
+        peak_in_flight{0}, throttled{0}, throttle_pauses{0};
+    std::atomic<double> discovered_rate{0};
     std::array<std::atomic<std::uint64_t>, 6> by_class{};
   };
 
@@ -498,8 +502,27 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   std::uint32_t in_flight = 0;
   double tokens = 0;
   clock_type::time_point last_refill;
+  // Throttle (strand only): the rate and in-flight window the client keeps to, what the
+  // server admitted since the last cut, and the pause every request waits out.
+  double rate = 0;  // requests/s; 0 = unlimited
+  std::uint32_t window = 0;
+  double latency_s = 0;                         // moving average of an attempt's time on the wire
+  std::deque<clock_type::time_point> admitted;  // non-429 responses of the last second
+  std::uint64_t admitted_since_cut = 0;
+  bool cut_once = false;
+  clock_type::time_point last_cut, last_growth;
+  bool paused = false;
+  clock_type::time_point pause_until;  // on the wait clock
+  std::uint64_t pause_gen = 0;
   std::optional<net::steady_timer> rate_timer;
   bool rate_timer_armed = false;
+  std::optional<net::steady_timer> pause_timer;  // the real clock's pause (no cfg.clock)
+  // Credentials that rotate (strand only): the version requests are stamped with, when the
+  // token file was last looked at, and the requests waiting for a reload after a 401.
+  std::uint64_t auth_version = 1;
+  clock_type::time_point last_file_check;
+  bool reloading = false;
+  std::vector<std::pair<op_ptr, http_failure>> auth_waiters;
   std::mt19937_64 rng{std::random_device{}()};
 
   impl(client_config c, credentials cr, base_url url) : cfg(std::move(c)), creds(std::move(cr)) {
@@ -510,7 +533,11 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     ep.max_body = cfg.max_response_bytes;
     tokens = cfg.rate_burst;
     last_refill = clock_type::now();
+    rate = cfg.requests_per_second;
+    window = cfg.max_in_flight;
+    last_growth = last_refill;
     rate_timer.emplace(strand);
+    pause_timer.emplace(strand);
   }
 
   bool on_io_thread() const {
@@ -545,7 +572,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     m->set(http::field::host, ep.url.host_header());
     m->set(http::field::user_agent, cfg.user_agent);
     m->set(http::field::accept, "application/json");
-    m->set(http::field::authorization, creds.authorization());
+    // Authorization is set at dispatch, on the strand: the credentials may rotate.
     if (!r.body.empty() || r.method != request::verb::get) {
       m->set(http::field::content_type, "application/json;charset=UTF-8");
       m->body() = r.body;
@@ -594,11 +621,136 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
       queue.push_front(op);
     else
       queue.push_back(op);
-    arm_timer(op, op->deadline, [this](const op_ptr& o) {
-      if (!o->queued) return;
-      fail_deadline(o, "waited for a connection or the rate budget until the deadline");
-    });
+    arm_timer(op, op->deadline, [this](const op_ptr& o) { on_queue_deadline(o); });
     pump();
+  }
+
+  void on_queue_deadline(const op_ptr& o) {
+    if (!o->queued) return;
+    if (paused && !(o->req.not_after && wall_now() >= *o->req.not_after)) {
+      // Held by a server-requested pause, not by us: the deadline starts again after it.
+      o->deadline = clock_type::now() + cfg.request_timeout;
+      arm_timer(o, o->deadline, [this](const op_ptr& x) { on_queue_deadline(x); });
+      return;
+    }
+    fail_deadline(o, "waited for a connection or the rate budget until the deadline");
+  }
+
+  // --- time ----------------------------------------------------------------------------------
+
+  std::chrono::system_clock::time_point wall_now() const {
+    return cfg.clock ? cfg.clock->wall_now() : std::chrono::system_clock::now();
+  }
+  clock_type::time_point wait_now() const {
+    return cfg.clock ? cfg.clock->now() : clock_type::now();
+  }
+
+  /// Runs `fn(op)` on the strand after `wait` on the wait clock, unless the op completed or
+  /// was re-armed meanwhile.
+  template <class F>
+  void after(const op_ptr& op, milliseconds wait, F fn) {
+    if (!cfg.clock) return arm_timer(op, clock_type::now() + wait, std::move(fn));
+    auto gen = ++op->timer_gen;
+    op->timer->cancel();
+    cfg.clock->after(wait, [w = weak_from_this(), op, gen, fn]() mutable {
+      auto self = w.lock();
+      if (!self) return;
+      net::post(self->strand, [self, op, gen, fn = std::move(fn)]() mutable {
+        if (op->done || gen != op->timer_gen) return;
+        fn(op);
+      });
+    });
+  }
+
+  // --- throttle: the server's limit, discovered ------------------------------------------------
+
+  static constexpr double min_rate = 0.1;            // requests/s
+  static constexpr double cut_margin = 0.95;         // keep below what the server admitted
+  static constexpr double growth_per_second = 1.02;  // probe upwards while no 429 comes
+  static constexpr std::uint64_t cut_evidence = 20;  // admitted responses between two cuts
+
+  void note_response(const operation& op, unsigned status) {
+    auto now = clock_type::now();
+    double took = std::chrono::duration<double>(now - op.sent_at).count();
+    latency_s = latency_s == 0 ? took : 0.9 * latency_s + 0.1 * took;
+    if (status == 429) return;
+    admitted.push_back(now);
+    while (!admitted.empty() && now - admitted.front() > std::chrono::seconds{1})
+      admitted.pop_front();
+    ++admitted_since_cut;
+    if (!cfg.adaptive_rate || !cut_once || queue.empty()) return;
+    if (now - last_growth < std::chrono::seconds{1}) return;
+    last_growth = now;
+    rate *= growth_per_second;
+    if (cfg.requests_per_second > 0) rate = std::min(rate, cfg.requests_per_second);
+    window = std::min(cfg.max_in_flight, window + 1);
+    stats.discovered_rate.store(rate, std::memory_order_relaxed);
+  }
+
+  void on_throttled(std::optional<milliseconds> hint) {
+    stats.throttled.fetch_add(1, std::memory_order_relaxed);
+    if (cfg.adaptive_rate) cut_rate();
+    // A Retry-After of one second is the least the header can say ("one token away"), and an
+    // HTTP date, truncated to the second, can make that up to two: the rate cut covers those.
+    // Anything longer holds every request of the credential.
+    if (hint) {
+      auto wait = std::min(*hint, cfg.retry_after_cap);
+      if (wait > std::chrono::seconds{2}) pause_all(wait);
+    }
+  }
+
+  void cut_rate() {
+    auto now = clock_type::now();
+    double since = std::chrono::duration<double>(now - last_cut).count();
+    // Wait for evidence of the last cut: responses to requests sent before it come back as
+    // 429 too and say nothing new.
+    if (cut_once && admitted_since_cut < cut_evidence && since < 1.0) return;
+    double estimate;
+    if (cut_once) {
+      // Since the last cut the server's bucket was empty: what it admitted is its rate.
+      estimate = static_cast<double>(admitted_since_cut) / std::max(since, 1e-3);
+    } else {
+      // First 429: what was admitted over the last second (may include the server's burst;
+      // the next cut corrects it), at least half of that second's answers.
+      estimate = static_cast<double>(admitted.size());
+    }
+    // Nothing admitted lately and no rate yet: no evidence of a rate; the Retry-After wait
+    // (and the pause when it is long) is all we know.
+    if (rate <= 0 && estimate <= 0) return;
+    double base = rate > 0 ? (estimate > 0 ? std::min(rate, estimate) : rate) : estimate;
+    rate = std::max(min_rate, base * cut_margin);
+    if (cfg.requests_per_second > 0) rate = std::min(rate, cfg.requests_per_second);
+    tokens = std::min(tokens, 0.0);
+    double need = std::ceil(rate * latency_s * 2) + 1;
+    window =
+        static_cast<std::uint32_t>(std::clamp(need, 1.0, static_cast<double>(cfg.max_in_flight)));
+    cut_once = true;
+    last_cut = last_growth = now;
+    admitted_since_cut = 0;
+    stats.discovered_rate.store(rate, std::memory_order_relaxed);
+  }
+
+  void pause_all(milliseconds wait) {
+    auto until = wait_now() + wait;
+    if (paused && until <= pause_until) return;
+    paused = true;
+    pause_until = until;
+    auto gen = ++pause_gen;
+    stats.throttle_pauses.fetch_add(1, std::memory_order_relaxed);
+    auto wake = [w = weak_from_this(), gen] {
+      auto self = w.lock();
+      if (!self) return;
+      net::post(self->strand, [self, gen] {
+        if (gen != self->pause_gen || self->stopping) return;
+        self->paused = false;
+        self->pump();
+      });
+    };
+    if (cfg.clock) return cfg.clock->after(wait, std::move(wake));
+    pause_timer->expires_after(wait);
+    pause_timer->async_wait([wake](beast::error_code ec) {
+      if (!ec) wake();
+    });
   }
 
   template <class F>
@@ -612,11 +764,11 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   }
 
   void refill() {
-    if (cfg.requests_per_second <= 0) return;
+    if (rate <= 0) return;
     auto now = clock_type::now();
     std::chrono::duration<double> dt = now - last_refill;
     last_refill = now;
-    tokens = std::min<double>(cfg.rate_burst, tokens + dt.count() * cfg.requests_per_second);
+    tokens = std::min<double>(cfg.rate_burst, tokens + dt.count() * rate);
   }
 
   std::shared_ptr<connection> take_connection(bool fresh_only) {
@@ -648,8 +800,9 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
         queue.pop_front();
         continue;
       }
-      if (in_flight >= cfg.max_in_flight) return;
-      bool limited = cfg.requests_per_second > 0 && !op->free_pass;
+      if (paused) return;  // a long Retry-After holds every request; its timer pumps again
+      if (in_flight >= std::min(cfg.max_in_flight, window)) return;
+      bool limited = rate > 0 && !op->free_pass;
       if (limited && tokens < 1.0) return arm_rate_timer();
       auto conn = take_connection(op->fresh_only);
       if (!conn) return;
@@ -662,7 +815,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   void arm_rate_timer() {
     if (rate_timer_armed) return;
     rate_timer_armed = true;
-    auto wait = std::chrono::duration<double>((1.0 - tokens) / cfg.requests_per_second);
+    auto wait = std::chrono::duration<double>((1.0 - tokens) / rate);
     rate_timer->expires_after(std::chrono::ceil<std::chrono::microseconds>(wait));
     rate_timer->async_wait([this](beast::error_code) {
       rate_timer_armed = false;
@@ -672,8 +825,63 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
 
   // --- one attempt -----------------------------------------------------------------------
 
+  void stamp_credentials(const op_ptr& op) {
+    auto now = clock_type::now();
+    if (creds.refreshable() && now - last_file_check >= milliseconds{200}) {
+      last_file_check = now;
+      if (creds.file_changed()) {
+        // A small local file: read on the strand. An unreadable one keeps the old token.
+        if (auto changed = creds.reload(); changed && *changed) ++auth_version;
+      }
+    }
+    if (op->auth_version == auth_version) return;
+    auto m = std::make_shared<http::request<http::string_body>>(*op->msg);
+    m->set(http::field::authorization, creds.authorization());
+    op->msg = std::move(m);
+    op->auth_version = auth_version;
+  }
+
+  /// A 401 on credentials that can rotate: once per request, retry with fresh ones (reloaded
+  /// off the io threads: a token command may take a while).
+  void reauthenticate(const op_ptr& op, http_failure f) {
+    op->auth_retried = true;
+    if (op->auth_version < auth_version) return enqueue(op, true);  // already newer ones
+    auth_waiters.emplace_back(op, std::move(f));
+    if (reloading) return;
+    reloading = true;
+    std::thread([w = weak_from_this(), copy = creds]() mutable {
+      auto r = copy.reload();
+      auto self = w.lock();
+      if (!self) return;
+      net::post(self->strand, [self, r = std::move(r), copy = std::move(copy)]() mutable {
+        self->reloading = false;
+        bool changed = r.ok() && r.value();
+        if (changed) {
+          self->creds = std::move(copy);
+          ++self->auth_version;
+        }
+        auto waiters = std::move(self->auth_waiters);
+        self->auth_waiters.clear();
+        for (auto& [o, failure] : waiters) {
+          if (o->done) continue;
+          if (changed) {
+            self->enqueue(o, true);
+          } else {
+            if (!r.ok()) {
+              std::string why = r.err().message;
+              self->creds.redact(why);
+              failure.message += " (new credentials: " + why + ")";
+            }
+            self->complete(o, std::move(failure));
+          }
+        }
+      });
+    }).detach();
+  }
+
   void dispatch(const op_ptr& op, std::shared_ptr<connection> conn) {
     op->queued = false;
+    stamp_credentials(op);
     ++op->timer_gen;
     op->timer->cancel();
     if (!op->free_pass) {
@@ -685,6 +893,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     op->fresh_only = false;
     bool reused = conn->connected_once();
     op->conn = conn;
+    op->sent_at = clock_type::now();
     ++in_flight;
     if (in_flight > stats.peak_in_flight.load(std::memory_order_relaxed))
       stats.peak_in_flight.store(in_flight, std::memory_order_relaxed);
@@ -709,6 +918,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   void on_exchange(const op_ptr& op, bool reused, exchange_outcome out) {
     auto conn = std::exchange(op->conn, nullptr);
     --in_flight;
+    if (!out.ec) note_response(*op, out.status);
     stats.bytes_received.fetch_add(out.bytes, std::memory_order_relaxed);
     if (!reused && conn->connected_once())
       stats.connections_opened.fetch_add(1, std::memory_order_relaxed);
@@ -740,10 +950,12 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     creds.redact(f.detail);
     if (!f.type.empty()) f.message += " " + f.type;
     if (!f.detail.empty()) f.message += ": " + f.detail;
-    if (out.status == 429 || out.status >= 500) {
+    if (out.status == 401 && creds.refreshable() && !op->auth_retried)
+      return reauthenticate(op, std::move(f));
+    if (out.status == 408 || out.status == 429 || out.status >= 500) {
       std::optional<milliseconds> hint;
-      if (!out.retry_after.empty())
-        hint = parse_retry_after(out.retry_after, std::chrono::system_clock::now());
+      if (!out.retry_after.empty()) hint = parse_retry_after(out.retry_after, wall_now());
+      if (out.status == 429) on_throttled(hint);
       return retry_later(op, std::move(f), hint);
     }
     complete(op, std::move(f));
@@ -811,8 +1023,21 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
                       (op->attempts == 1 ? "" : "s") + ")";
       return complete(op, std::move(last));
     }
-    milliseconds wait = hint ? std::min(*hint, cfg.retry_after_cap)
-                             : full_jitter(op->attempts, cfg.backoff_base, cfg.backoff_cap, rng);
+    if (hint) {
+      // Honoured as given (up to the cap). The server asked for the wait, so it does not count
+      // against request_timeout: the deadline moves by it. A second long wait is no timeout.
+      milliseconds wait = std::min(*hint, cfg.retry_after_cap);
+      if (op->req.not_after && wall_now() + wait > *op->req.not_after) {
+        last.cause = last.code;
+        last.code = http_errc::retries_exhausted;
+        last.message += " (Retry-After of " + std::to_string(wait.count()) +
+                        " ms reaches past the request's deadline)";
+        return complete(op, std::move(last));
+      }
+      op->deadline += wait;
+      return wait_then_retry(op, wait);
+    }
+    milliseconds wait = full_jitter(op->attempts, cfg.backoff_base, cfg.backoff_cap, rng);
     if (clock_type::now() + wait >= op->deadline) {
       last.cause = last.code;
       last.code = http_errc::timeout;
@@ -820,10 +1045,14 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
                       " ms would pass the request deadline)";
       return complete(op, std::move(last));
     }
+    wait_then_retry(op, wait);
+  }
+
+  void wait_then_retry(const op_ptr& op, milliseconds wait) {
     op->waited += wait;
     stats.retry_wait_ms.fetch_add(static_cast<std::uint64_t>(wait.count()),
                                   std::memory_order_relaxed);
-    arm_timer(op, clock_type::now() + wait, [this](const op_ptr& o) { enqueue(o, false); });
+    after(op, wait, [this](const op_ptr& o) { enqueue(o, false); });
   }
 
   // --- shutdown --------------------------------------------------------------------------
@@ -841,6 +1070,8 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     open -= static_cast<std::uint32_t>(idle.size());
     idle.clear();
     rate_timer->cancel();
+    pause_timer->cancel();
+    ++pause_gen;
   }
 };
 
@@ -873,6 +1104,10 @@ result<std::unique_ptr<http_client>, http_errc> http_client::create(client_confi
     return bad("requests_per_second must be a finite number >= 0");
   for (char c : config.user_agent)
     if (static_cast<unsigned char>(c) < 0x20) return bad("user_agent contains a control character");
+  if (!url->tls && !config.allow_insecure_http && !url->host_is_loopback())
+    return bad("base URL " + config.base_url +
+               " is plain http:// to a host other than loopback: the credentials would travel "
+               "in clear text; use https:// (or allow it explicitly with --allow-insecure-http)");
 
   auto p = std::make_shared<impl>(std::move(config), std::move(creds), std::move(url.value()));
   if (p->ep.url.tls) {
@@ -942,6 +1177,9 @@ client_stats http_client::stats() const {
   out.bytes_received = ld(s.bytes_received);
   out.connections_opened = ld(s.connections_opened);
   out.peak_in_flight = ld(s.peak_in_flight);
+  out.throttled = ld(s.throttled);
+  out.throttle_pauses = ld(s.throttle_pauses);
+  out.discovered_rate = s.discovered_rate.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < out.responses_by_class.size(); ++i)
     out.responses_by_class[i] = ld(s.by_class[i]);
   return out;

@@ -10,14 +10,22 @@
 // asynchronously. HTTPS verifies the peer chain (system CA store or `ca_file`) and the host
 // name (SNI is sent for DNS names).
 //
-// Retries: 429, 5xx, timeouts, connections closed or reset before a complete response and
-// truncated bodies are retried up to `max_attempts` attempts with capped exponential backoff
-// and full jitter, or after `Retry-After` (delta-seconds or IMF-fixdate, clamped to
-// `retry_after_cap`). A reused keep-alive connection found closed by the server before any
-// response byte ("stale") is retried at once on a fresh connection and not counted as an
-// attempt. Other statuses (400, 401, 403, 404, 409, 413, 422, ...), TLS failures and
-// oversized responses are never retried. Every attempt, including queueing and backoff, is
-// bounded by `request_timeout`.
+// Retries: 408, 429, 5xx, timeouts, connections closed or reset before a complete response
+// and truncated bodies are retried up to `max_attempts` attempts with capped exponential
+// backoff and full jitter, or after `Retry-After` (delta-seconds or an HTTP-date in any of
+// RFC 9110's three forms, clamped to `retry_after_cap`). A Retry-After wait does not count
+// against `request_timeout` (the server asked for it; the deadline moves by the wait); it is
+// bounded by the request's `not_after` instead.
+//
+// Throttling: one client is one credential, and a 429 slows every request of the client, not
+// only the one that got it. With `adaptive_rate` the client discovers the server's limit: on a
+// 429 its rate drops to what the server admitted over the last seconds (times a margin) and
+// its in-flight window to what that rate needs; both grow again slowly while no 429 comes
+// (AIMD). A Retry-After longer than two seconds pauses every request until it has passed. A reused
+// keep-alive connection found closed by the server before any response byte ("stale") is retried at
+// once on a fresh connection and not counted as an attempt. Other statuses (400, 401, 403, 404,
+// 409, 413, 422, ...), TLS failures and oversized responses are never retried. Every attempt,
+// including queueing and backoff, is bounded by `request_timeout`.
 //
 // Requests are re-sent as they are: a POST whose response was lost may be applied twice by
 // the server (contract §9: read the job back on a 422 after a retried event).
@@ -37,6 +45,7 @@
 #include "api/credentials.hpp"
 #include "api/http_error.hpp"
 #include "api/query.hpp"
+#include "api/retry.hpp"
 #include "common/result.hpp"
 
 namespace ei::api {
@@ -49,6 +58,10 @@ struct request {
   std::string path;
   query_params query;
   std::string body;  // sent as application/json;charset=UTF-8 when not empty
+  /// The latest time a retry may be waited for (e.g. the job's deadline); a Retry-After
+  /// reaching past it ends the request at once (`retries_exhausted`, cause `http_status`).
+  /// Compared with the client's wall clock.
+  std::optional<std::chrono::system_clock::time_point> not_after;
 
   /// "GET /v3/export-jobs?limit=10" (without the base URL's prefix); for messages, holds no
   /// secret. Long targets are shortened.
@@ -82,11 +95,19 @@ struct client_config {
   std::uint32_t max_attempts = 6;                          // >= 1; 1 disables retries
   std::chrono::milliseconds backoff_base{100};
   std::chrono::milliseconds backoff_cap{10000};
-  std::chrono::milliseconds retry_after_cap{60000};
-  std::uint32_t max_connections = 4;  // per client (one host)
-  std::uint32_t max_in_flight = 64;   // attempts on the wire at once
-  double requests_per_second = 0;     // token bucket over attempts; 0 = unlimited
-  std::uint32_t rate_burst = 1;       // bucket size
+  std::chrono::milliseconds retry_after_cap{600000};  // longest Retry-After honoured (10 min)
+  std::uint32_t max_connections = 4;                  // per client (one host)
+  std::uint32_t max_in_flight = 64;                   // attempts on the wire at once
+  double requests_per_second = 0;                     // token bucket over attempts; 0 = unlimited
+  std::uint32_t rate_burst = 1;                       // bucket size
+  /// Discover the server's rate limit from its 429s (AIMD over rate and in-flight window);
+  /// the discovered rate never exceeds `requests_per_second` when that is set.
+  bool adaptive_rate = true;
+  /// Plain http:// to a host other than loopback (127.0.0.0/8, ::1, localhost) is refused
+  /// unless this is set: the credentials would travel in clear text.
+  bool allow_insecure_http = false;
+  /// Waits (backoff, Retry-After, throttle pauses) run on this clock; null = the real clocks.
+  std::shared_ptr<wait_clock> clock;
   std::uint32_t io_threads = 1;
   std::string user_agent = "export-items/0.1";
 };
@@ -103,6 +124,9 @@ struct client_stats {
   std::uint64_t bytes_received = 0;      // response bytes read (header + body)
   std::uint64_t connections_opened = 0;  // TCP (+TLS) connections established
   std::uint64_t peak_in_flight = 0;      // most attempts on the wire at once
+  std::uint64_t throttled = 0;           // 429 responses
+  std::uint64_t throttle_pauses = 0;     // Retry-After waits that paused every request
+  double discovered_rate = 0;            // requests/s the client now keeps to; 0 = none yet
   std::array<std::uint64_t, 6> responses_by_class{};  // [1]..[5]: 1xx..5xx responses
 };
 

@@ -1,5 +1,6 @@
 #include "api/query.hpp"
 
+#include <cctype>
 #include <charconv>
 
 #include <boost/asio/ip/address.hpp>
@@ -72,6 +73,16 @@ bool base_url::host_is_ip() const {
   boost::system::error_code ec;
   boost::asio::ip::make_address(host, ec);
   return !ec;
+}
+
+bool base_url::host_is_loopback() const {
+  std::string lower = host;
+  for (auto& c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost") return true;
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(host, ec);
+  return !ec && addr.is_loopback();
 }
 
 result<base_url, http_errc> parse_base_url(std::string_view url) {

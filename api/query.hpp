@@ -35,6 +35,8 @@ struct base_url {
   std::string host_header() const;
   /// True when host is an IPv4 or IPv6 literal (no SNI is sent for those).
   bool host_is_ip() const;
+  /// True for "localhost" (any case) and loopback literals (127.0.0.0/8, ::1).
+  bool host_is_loopback() const;
 };
 
 /// Accepts scheme http or https (case-insensitive), a host (name, IPv4, [IPv6]), an optional

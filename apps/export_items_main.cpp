@@ -116,8 +116,9 @@ struct run_args {
   bool dispatch_unreconciled = false;
   bool recover_lost_state = false;
   bool quiet = false;
-  std::shared_ptr<ei::writeback::command_set>
-      loop;  // --complete-jobs (apps/writeback_commands.hpp)
+  std::string token_command;                         // --token-command: prints a bearer token
+  bool allow_insecure_http = false;                  // --allow-insecure-http
+  std::shared_ptr<ei::writeback::command_set> loop;  // --complete-jobs (apps/writeback_commands.hpp)
 };
 
 int run_command(const run_args& a) {
@@ -147,6 +148,7 @@ int run_command(const run_args& a) {
   }
   if (a.page_size != 0) cfg.settings.page_size = a.page_size;
   if (a.max_jobs != 0) cfg.settings.max_jobs = a.max_jobs;
+  if (a.allow_insecure_http) cfg.http.allow_insecure_http = true;
   if (a.dispatch_unreconciled) cfg.settings.dispatch_unreconciled = true;
   if (a.recover_lost_state) cfg.settings.recover_lost_state = true;
 
@@ -180,7 +182,7 @@ int run_command(const run_args& a) {
     return usage_error("no jobs: give --job ID, --jobs-file FILE or --discover");
 
   if (cfg.base_url != "embedded") {
-    auto creds = ei::api::credentials::from_env();
+    auto creds = ei::api::credentials::from_env(a.token_command);
     if (!creds) return usage_error(creds.err().message);
     opts.credentials = std::move(creds.value());
   }
@@ -407,6 +409,10 @@ int main(int argc, char** argv) {
                   "parallel (default: offset pages in flight, verified against total, "
                   "falling back to cursor) or cursor (endCursor page by page)");
   run->add_option("--max-jobs", ra.max_jobs, "Jobs run at once");
+  run->add_option("--token-command", ra.token_command,
+                  "Command printing a bearer token; run at start and after a 401");
+  run->add_flag("--allow-insecure-http", ra.allow_insecure_http,
+                "Allow plain http:// to a host other than loopback (credentials in clear text)");
   run->add_option("--summary", ra.summary_file, "Write the JSON summary here (default stderr)");
   run->add_flag("--quiet", ra.quiet, "No progress output");
   run->add_option("--reconcile-out", ra.reconcile_out,

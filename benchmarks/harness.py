@@ -1055,6 +1055,11 @@ def main():
         json.dump(results, f, indent=1)
     with open(os.path.join(out_dir, "latest.md"), "w") as f:
         f.write(markdown(results))
+        # The rate-limit section is written by ratelimit.py; keep it.
+        rl = os.path.join(out_dir, "ratelimit.md")
+        if os.path.exists(rl):
+            with open(rl) as r:
+                f.write("\n" + r.read())
     plots(results, out_dir)
     log(f"done in {took:.0f} s: {out_dir}/latest.md")
 

@@ -23,6 +23,15 @@ T number(const json& v, const std::string& key, T lo, T hi) {
   return static_cast<T>(x);
 }
 
+double real(const json& v, const std::string& key, double lo, double hi) {
+  if (!v.is_number()) throw config_error{"'" + key + "' must be a number"};
+  const auto x = v.get<double>();
+  if (!(x >= lo && x <= hi))
+    throw config_error{"'" + key + "' must be in [" + std::to_string(lo) + ", " +
+                       std::to_string(hi) + "]"};
+  return x;
+}
+
 std::string text(const json& v, const std::string& key) {
   if (!v.is_string()) throw config_error{"'" + key + "' must be a string"};
   return v.get<std::string>();
@@ -82,6 +91,14 @@ result<sim_config, sim_errc> parse_config_json(std::string_view doc, sim_config 
         c.api_key = text(v, key);
       else if (key == "access_token")
         c.access_token = text(v, key);
+      else if (key == "token_lifetime_ms")
+        c.token_lifetime_ms = number<std::int64_t>(v, key, 0, INT32_MAX);
+      else if (key == "token_file")
+        c.token_file = text(v, key);
+      else if (key == "rate_limit")
+        c.rate_limit = real(v, key, 0, 1e6);
+      else if (key == "rate_burst")
+        c.rate_burst = real(v, key, 0, 1e6);
       else if (key == "companies")
         c.companies = number<std::uint32_t>(v, key, 1, 100000);
       else if (key == "jobs")

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1, order_seed = 0, items = 0;
   std::uint32_t jobs = 0, companies = 0, threads = 1, default_limit = 0;
   std::int32_t expires_in = 0;
+  double rate_limit = 0, rate_burst = 0;
+  std::int64_t token_lifetime_ms = 0;
+  std::string token_file;
   bool print_jobs = false, all_in_progress = false;
   auto* o_host = app.add_option("--host", host, "address to bind (default 127.0.0.1)");
   auto* o_port = app.add_option("--port", port, "TCP port, 0 lets the OS pick (default 0)");
@@ -50,6 +53,14 @@ int main(int argc, char** argv) {
                                  "page size when a request has no limit (default 100)");
   auto* o_exp = app.add_option("--expires-in", expires_in,
                                "job expiresIn seconds; 0 disables expiry (default 3600)");
+  auto* o_rate = app.add_option("--rate-limit", rate_limit,
+                                "requests per second per credential, 429 beyond (default off)");
+  auto* o_burst = app.add_option("--rate-burst", rate_burst,
+                                 "rate limit bucket size (default: one second's worth)");
+  auto* o_tlife = app.add_option("--token-lifetime-ms", token_lifetime_ms,
+                                 "issue rotating Bearer tokens with this lifetime (default off)");
+  auto* o_tfile = app.add_option("--token-file", token_file,
+                                 "write each issued token to this file (atomically replaced)");
   auto* o_aip = app.add_flag("--all-in-progress", all_in_progress,
                              "generate every job in status in_progress");
   app.add_option("--config", config_file,
@@ -89,6 +100,10 @@ int main(int argc, char** argv) {
   if (*o_limit) cfg.default_limit = default_limit;
   if (*o_exp) cfg.expires_in_seconds = expires_in;
   if (*o_aip) cfg.all_in_progress = all_in_progress;
+  if (*o_rate) cfg.rate_limit = rate_limit;
+  if (*o_burst) cfg.rate_burst = rate_burst;
+  if (*o_tlife) cfg.token_lifetime_ms = token_lifetime_ms;
+  if (*o_tfile) cfg.token_file = token_file;
 
   if (print_jobs) {
     auto js = ei::sim::preview_jobs(cfg);
@@ -117,6 +132,8 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&set, &sig);
   (*sim)->stop();
-  std::cerr << "export-items-sim: stopped by signal " << sig << "\n";
+  auto st = (*sim)->stats();
+  std::cerr << "export-items-sim: stopped by signal " << sig << "; requests " << st.requests
+            << ", throttled (429) " << st.throttled << ", unauthorized " << st.unauthorized << "\n";
   return 0;
 }

@@ -17,6 +17,7 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include "simulator/admission.hpp"
 #include "simulator/cursor.hpp"
 #include "simulator/faults.hpp"
 #include "simulator/world.hpp"
@@ -197,6 +198,12 @@ struct simulator::impl {
   std::uint64_t cursor_key = 0;
   std::string basic_credentials;  // "base64(key:)" or empty
   std::string bearer_token;
+  std::unique_ptr<admission> limiter;         // rate limit per credential
+  std::unique_ptr<token_issuer> tokens;       // rotating tokens, when they have a lifetime
+  std::optional<net::steady_timer> rotation;  // writes each new token to the file
+  bool authenticated(std::string_view authorization);
+  bool admit(const http::request<http::string_body>& req, std::string_view endpoint, reply& r);
+  void rotate_tokens();
 
   std::mutex fault_mutex;
   fault_plan faults;
@@ -833,6 +840,53 @@ void simulator::impl::item_updates_debug(reply& r, const api::uuid& id) {
   set_body(r, 200, std::move(out));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Admission, before routing (simulator/admission.hpp): who may call, and how often.
+
+bool simulator::impl::authenticated(std::string_view auth) {
+  if (basic_credentials.empty() && bearer_token.empty() && !tokens) return true;  // auth off
+  const std::size_t sp = auth.find(' ');
+  const std::string_view scheme = auth.substr(0, sp);
+  std::string_view cred = sp == std::string_view::npos ? "" : auth.substr(sp + 1);
+  while (!cred.empty() && cred.front() == ' ')
+    cred.remove_prefix(1);
+  if (!basic_credentials.empty() && iequals(scheme, "basic") && cred == basic_credentials)
+    return true;
+  if (!iequals(scheme, "bearer")) return false;
+  if (tokens) return tokens->valid(cred, std::chrono::steady_clock::now());
+  return !bearer_token.empty() && cred == bearer_token;
+}
+
+bool simulator::impl::admit(const http::request<http::string_body>& req, std::string_view endpoint,
+                            reply& r) {
+  const std::string_view auth = sv(req[http::field::authorization]);
+  if (!authenticated(auth)) {
+    ++n_unauthorized;
+    r.res.set(http::field::www_authenticate, "Basic realm=\"pleo\", Bearer");
+    set_error(r, {401, "UNAUTHORIZED", "missing or invalid credentials"});
+    return false;
+  }
+  if (endpoint == "debug" || !limiter->limiting()) return true;  // the debug view is never limited
+  auto v = limiter->admit(auth, std::chrono::steady_clock::now(), std::chrono::system_clock::now());
+  if (v.admitted) return true;
+  r.res.set(http::field::retry_after, v.retry_after);
+  set_error(r, {429, "TOO_MANY_REQUESTS", "rate limit exceeded; retry after " + v.retry_after});
+  return false;
+}
+
+void simulator::impl::rotate_tokens() {
+  std::string err;
+  if (!tokens->write_file(err)) std::fprintf(stderr, "export-items-sim: %s\n", err.c_str());
+  rotation->expires_at(tokens->next_rotation(std::chrono::steady_clock::now()));
+  rotation->async_wait([this](beast::error_code ec) {
+    if (!ec && !stopped) rotate_tokens();
+  });
+}
+
+std::string simulator::token_current() const {
+  return impl_->tokens ? impl_->tokens->current(std::chrono::steady_clock::now()) : std::string{};
+}
+
 reply simulator::impl::handle(const http::request<http::string_body>& req) {
   reply r;
   r.res.version(11);
@@ -915,24 +969,8 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
     return std::move(r);
   };
 
-  // Authenticate.
-  if (!basic_credentials.empty() || !bearer_token.empty()) {
-    const std::string_view auth = sv(req[http::field::authorization]);
-    const std::size_t sp = auth.find(' ');
-    const std::string_view scheme = auth.substr(0, sp);
-    std::string_view cred = sp == std::string_view::npos ? "" : auth.substr(sp + 1);
-    while (!cred.empty() && cred.front() == ' ')
-      cred.remove_prefix(1);
-    const bool ok =
-        (!basic_credentials.empty() && iequals(scheme, "basic") && cred == basic_credentials) ||
-        (!bearer_token.empty() && iequals(scheme, "bearer") && cred == bearer_token);
-    if (!ok) {
-      ++n_unauthorized;
-      r.res.set(http::field::www_authenticate, "Basic realm=\"pleo\", Bearer");
-      set_error(r, {401, "UNAUTHORIZED", "missing or invalid credentials"});
-      return finish();
-    }
-  }
+  // Admission (simulator/admission.hpp): credentials, then the rate limit.
+  if (!admit(req, rec.endpoint, r)) return finish();
 
   if (rec.endpoint == "other") {
     set_error(r, {404, "NOT_FOUND", "no such endpoint: " + std::string(path)});
@@ -1240,6 +1278,16 @@ result<std::unique_ptr<simulator>, sim_errc> simulator::start(sim_config config)
   p->cursor_key = hash2(config.seed, 0xC5);
   if (!config.api_key.empty()) p->basic_credentials = base64(config.api_key + ":");
   p->bearer_token = config.access_token;
+  p->limiter = std::make_unique<admission>(
+      config.rate_limit, config.rate_burst > 0 ? config.rate_burst : config.rate_limit,
+      config.seed);
+  if (config.token_lifetime_ms > 0) {
+    p->tokens = std::make_unique<token_issuer>(std::chrono::milliseconds{config.token_lifetime_ms},
+                                               config.token_file, config.seed,
+                                               std::chrono::steady_clock::now());
+    std::string err;
+    if (!p->tokens->write_file(err)) return fail(sim_errc::invalid_config, err);
+  }
   p->faults = fault_plan(std::move(*plan), config.seed);
 
   if (!config.tls_cert_file.empty()) {
@@ -1268,6 +1316,10 @@ result<std::unique_ptr<simulator>, sim_errc> simulator::start(sim_config config)
                                            std::to_string(config.port) + ": " + ec.message());
   p->port = p->acceptor.local_endpoint().port();
   p->do_accept();
+  if (p->tokens) {
+    p->rotation.emplace(p->ioc);
+    p->rotate_tokens();
+  }
   for (std::uint32_t i = 0; i < config.threads; ++i)
     p->threads.emplace_back([raw = p.get()] { raw->ioc.run(); });
   return std::unique_ptr<simulator>(new simulator(std::move(p)));
@@ -1428,6 +1480,8 @@ counters simulator::stats() const {
   c.faults_injected = impl_->n_faults;
   c.unauthorized = impl_->n_unauthorized;
   c.items_served = impl_->n_items;
+  c.throttled = impl_->limiter ? impl_->limiter->throttled() : 0;
+  c.tokens_issued = impl_->tokens ? impl_->tokens->issued() : 0;
   return c;
 }
 

@@ -61,6 +61,17 @@ struct sim_config {
   // When both are empty, authentication is off and every request is accepted.
   std::string api_key;       // Authorization: Basic base64(api_key + ":")
   std::string access_token;  // Authorization: Bearer <access_token>
+  // Tokens with a lifetime (simulator/admission.hpp): when > 0, Bearer tokens are issued by
+  // the simulator, token k valid from start + k·lifetime to start + (k+1.25)·lifetime, and
+  // `access_token` is not accepted. The current one is written to `token_file` (when set)
+  // as it is issued; token_current() reads it too.
+  std::int64_t token_lifetime_ms = 0;
+  std::string token_file;
+
+  // Rate limit per credential (a token bucket; simulator/admission.hpp): 0 = off. Beyond it,
+  // 429 TOO_MANY_REQUESTS with a Retry-After in delta-seconds or as an HTTP date.
+  double rate_limit = 0;  // requests per second
+  double rate_burst = 0;  // bucket size; 0 = one second's worth (at least 1)
 
   // Generated data: `companies` companies, `jobs` jobs spread over them round-robin, each
   // with `items_per_job` items; job statuses cycle so that every ExportJobStatus appears
@@ -131,7 +142,9 @@ struct counters {
   std::uint64_t requests = 0;
   std::uint64_t faults_injected = 0;
   std::uint64_t unauthorized = 0;
-  std::uint64_t items_served = 0;  // control-layer items in 2xx pages
+  std::uint64_t items_served = 0;   // control-layer items in 2xx pages
+  std::uint64_t throttled = 0;      // 429s of the rate limit (not of throttle faults)
+  std::uint64_t tokens_issued = 0;  // rotating tokens written to token_file so far
 };
 
 /// What the write-back of one job did to the simulator (simulator::write_back): counted when a
@@ -185,6 +198,9 @@ class simulator {
   std::vector<item_update_count> item_updates(const api::uuid& job_id) const;
   /// The write-back counters of a job (empty when nothing was written back to it).
   write_back_counts write_back(const api::uuid& job_id) const;
+
+  /// The Bearer token valid now, when tokens rotate (sim_config::token_lifetime_ms).
+  std::string token_current() const;
 
   std::vector<request_record> request_log() const;
   void clear_request_log();

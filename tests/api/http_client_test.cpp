@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -115,7 +116,7 @@ TEST(base_url, rejects_bad_urls_with_clear_messages) {
   EXPECT_NE(r.err().message.find("user info"), std::string::npos) << r.err().message;
 }
 
-TEST(retry_after, delta_seconds_and_imf_fixdate) {
+TEST(retry_after, delta_seconds_and_all_three_http_date_forms) {
   using namespace std::chrono;
   auto now = sys_days{year{2026} / 11 / 28} + hours{12};
   EXPECT_EQ(parse_retry_after("0", now), milliseconds{0});
@@ -126,11 +127,29 @@ TEST(retry_after, delta_seconds_and_imf_fixdate) {
   EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), milliseconds{0});
   // Huge values saturate instead of overflowing; the client clamps them.
   EXPECT_GT(parse_retry_after("99999999999999999999", now).value(), milliseconds{86400000});
+  // RFC 9110 §5.6.7: the obsolete RFC 850 and asctime forms are accepted too.
+  EXPECT_EQ(parse_retry_after("Saturday, 28-Nov-26 12:01:30 GMT", now), milliseconds{90000});
+  EXPECT_EQ(parse_retry_after("Sat Nov 28 12:01:30 2026", now), milliseconds{90000});
+  EXPECT_EQ(parse_retry_after("Sun Nov  6 08:49:37 1994", now), milliseconds{0});
   for (const char* bad :
-       {"", "-1", "1.5", "soon", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
-        "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 31 Feb 1994 08:49:37 GMT",
-        "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT"})
+       {"", "-1", "1.5", "soon", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 31 Feb 1994 08:49:37 GMT",
+        "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 UTC", "Sun, 06-Nov-94 08:49:37 GMT",
+        "Sunday, 6-Nov-94 08:49:37 GMT", "Sun Nov 6 08:49:37 1994", "Sun Nov  6 08:49:37 94",
+        "Sun Nov 31 08:49:37 1994"})
     EXPECT_FALSE(parse_retry_after(bad, now).has_value()) << bad;
+}
+
+TEST(http_date, three_forms_are_the_same_instant_and_two_digit_years_look_back) {
+  using namespace std::chrono;
+  auto now = sys_days{year{2026} / 11 / 28};
+  auto expect = sys_days{year{1994} / 11 / 6} + hours{8} + minutes{49} + seconds{37};
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", now), expect);
+  EXPECT_EQ(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", now), expect);
+  EXPECT_EQ(parse_http_date("Sun Nov  6 08:49:37 1994", now), expect);
+  // "76" is 2076 (50 years ahead at most), "77" is 1977.
+  EXPECT_EQ(parse_http_date("Friday, 01-Jan-76 00:00:00 GMT", now), sys_days{year{2076} / 1 / 1});
+  EXPECT_EQ(parse_http_date("Saturday, 01-Jan-77 00:00:00 GMT", now), sys_days{year{1977} / 1 / 1});
 }
 
 TEST(backoff, ceiling_doubles_and_caps) {
@@ -598,6 +617,167 @@ TEST(http_client, retry_after_is_clamped_and_http_date_is_read) {
   EXPECT_EQ(r->waited, 30ms);
 }
 
+/// A wait clock the test moves by hand: waits of minutes take no time.
+class manual_clock : public wait_clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override {
+    std::lock_guard<std::mutex> lock(m_);
+    return wall0_ + elapsed_;
+  }
+  std::chrono::steady_clock::time_point now() const override {
+    std::lock_guard<std::mutex> lock(m_);
+    return steady0_ + elapsed_;
+  }
+  void after(milliseconds delay, std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(m_);
+    pending_.push_back({elapsed_ + delay, std::move(fn)});
+    ++registered_;
+    cv_.notify_all();
+  }
+  milliseconds elapsed() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return elapsed_;
+  }
+  /// Waits (bounded) until `n` waits were registered since the clock was made.
+  bool await_registered(std::size_t n) {
+    std::unique_lock<std::mutex> lock(m_);
+    return cv_.wait_for(lock, 10s, [&] { return registered_ >= n; });
+  }
+  void advance(milliseconds d) {
+    std::vector<std::function<void()>> due;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      elapsed_ += d;
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->first <= elapsed_) {
+          due.push_back(std::move(it->second));
+          it = pending_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& f : due)
+      f();
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::condition_variable cv_;
+  // A whole second, so an HTTP date 90 s ahead is exactly 90 s ahead.
+  std::chrono::system_clock::time_point wall0_ =
+      std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + std::chrono::hours{12};
+  std::chrono::steady_clock::time_point steady0_ = std::chrono::steady_clock::now();
+  milliseconds elapsed_{0};
+  std::vector<std::pair<milliseconds, std::function<void()>>> pending_;
+  std::size_t registered_ = 0;
+};
+
+std::string imf_fixdate(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+TEST(http_client, retry_after_of_90_s_as_an_http_date_is_honoured_on_an_injected_clock) {
+  // Request A gets 429 with "Retry-After: <HTTP date 90 s ahead>", then 429 with
+  // "Retry-After: 90", then 200. The request deadline is 1 s: neither long wait may end it
+  // as a timeout. B, sent while A's first wait runs, is held by the same pause (a 429 slows
+  // every request of the credential). Nothing waits for real: the test moves the clock.
+  auto clock = std::make_shared<manual_clock>();
+  std::mutex m;
+  std::vector<std::pair<std::string, milliseconds>> arrivals;  // path, clock time
+  std::atomic<int> a_count{0};
+  script_server srv([&](tcp::socket& s, int) {
+    beast::flat_buffer buf;
+    while (auto req = read_request(s, buf)) {
+      std::string path(req->target());
+      {
+        std::lock_guard<std::mutex> lock(m);
+        arrivals.emplace_back(path, clock->elapsed());
+      }
+      if (path == "/a" && ++a_count == 1)
+        respond(s, 429, R"({"type":"TOO_MANY_REQUESTS"})", true,
+                {{"Retry-After", imf_fixdate(clock->wall_now() + 90s)}});
+      else if (path == "/a" && a_count == 2)
+        respond(s, 429, R"({"type":"TOO_MANY_REQUESTS"})", true, {{"Retry-After", "90"}});
+      else
+        respond(s, 200, "{}");
+    }
+  });
+  auto cfg = fast_config(srv.url());
+  cfg.clock = clock;
+  cfg.request_timeout = 1s;
+  cfg.retry_after_cap = 10min;
+  cfg.backoff_cap = 5ms;
+  auto client = make_client(cfg);
+  std::promise<http_result<response>> a_done, b_done;
+  client->async_request(get("/a"),
+                        [&](http_result<response> r) { a_done.set_value(std::move(r)); });
+  ASSERT_TRUE(clock->await_registered(2));  // A's own wait and the pause of every request
+  client->async_request(get("/b"),
+                        [&](http_result<response> r) { b_done.set_value(std::move(r)); });
+  clock->advance(89s);
+  EXPECT_EQ(a_count.load(), 1);  // not a second early
+  clock->advance(1s);
+  ASSERT_TRUE(clock->await_registered(4));  // the second 429: "Retry-After: 90"
+  clock->advance(90s);
+  auto a = a_done.get_future().get();
+  auto b = b_done.get_future().get();
+  ASSERT_TRUE(a.ok()) << a.err().message;
+  ASSERT_TRUE(b.ok()) << b.err().message;
+  EXPECT_EQ(a->attempts, 3u);
+  EXPECT_EQ(a->waited, 180s);
+  std::lock_guard<std::mutex> lock(m);
+  ASSERT_EQ(arrivals.size(), 4u);
+  std::vector<milliseconds> a_times;
+  for (auto& [path, at] : arrivals)
+    if (path == "/a")
+      a_times.push_back(at);
+    else
+      EXPECT_GE(at, 90s) << "B went out during the pause";
+  EXPECT_EQ(a_times, (std::vector<milliseconds>{0s, 90s, 180s}));
+  EXPECT_EQ(client->stats().throttled, 2u);
+  EXPECT_EQ(client->stats().throttle_pauses, 2u);
+}
+
+TEST(http_client, request_timeout_408_is_retried) {
+  std::atomic<int> requests{0};
+  script_server srv([&](tcp::socket& s, int) {
+    beast::flat_buffer buf;
+    while (read_request(s, buf)) {
+      if (++requests == 1)
+        respond(s, 408, R"({"type":"REQUEST_TIMEOUT"})", false);
+      else
+        respond(s, 200, "{}");
+    }
+  });
+  auto client = make_client(fast_config(srv.url()));
+  auto r = client->request_sync(get("/x"));
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->attempts, 2u);
+}
+
+TEST(http_client, plain_http_is_refused_for_hosts_other_than_loopback) {
+  for (const char* url :
+       {"http://external.pleo.io", "http://10.0.0.1:8080", "http://[2001:db8::1]"}) {
+    auto c = http_client::create(fast_config(url), test_key());
+    ASSERT_FALSE(c.ok()) << url;
+    EXPECT_EQ(c.err().code, http_errc::invalid_config);
+    EXPECT_NE(c.err().message.find("--allow-insecure-http"), std::string::npos) << c.err().message;
+    EXPECT_EQ(c.err().message.find(secret_key), std::string::npos);
+    auto allowed = fast_config(url);
+    allowed.allow_insecure_http = true;
+    EXPECT_TRUE(http_client::create(allowed, test_key()).ok()) << url;
+  }
+  for (const char* url :
+       {"http://localhost:1", "http://127.0.0.2:1", "http://[::1]:1", "https://external.pleo.io"})
+    EXPECT_TRUE(http_client::create(fast_config(url), test_key()).ok()) << url;
+}
+
 TEST(http_client, too_many_requests_without_retry_after_backs_off_with_jitter) {
   std::atomic<int> requests{0};
   script_server srv([&](tcp::socket& s, int) {
@@ -979,7 +1159,8 @@ TEST(http_client, rate_budget_spaces_attempts) {
 }
 
 TEST(http_client, waits_that_would_pass_the_deadline_end_the_request_early) {
-  // A Retry-After beyond the request deadline: give up now instead of sleeping into it.
+  // A Retry-After beyond the request's deadline (the job's): give up now instead of sleeping
+  // into it; the failure is transient (a later run may try again).
   script_server srv([](tcp::socket& s, int) {
     beast::flat_buffer buf;
     while (read_request(s, buf))
@@ -989,9 +1170,14 @@ TEST(http_client, waits_that_would_pass_the_deadline_end_the_request_early) {
   cfg.request_timeout = 1s;
   cfg.retry_after_cap = 60s;
   auto client = make_client(cfg);
-  auto r = client->request_sync(get("/x"));
+  auto req = get("/x");
+  req.not_after = std::chrono::system_clock::now() + 1s;
+  auto r = client->request_sync(req);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.err().code, http_errc::timeout);
+  EXPECT_EQ(r.err().code, http_errc::retries_exhausted);
+  EXPECT_TRUE(r.err().transient());
+  EXPECT_NE(r.err().message.find("reaches past the request's deadline"), std::string::npos)
+      << r.err().message;
   EXPECT_EQ(r.err().cause, http_errc::http_status);
   EXPECT_EQ(r.err().status, 503u);
   EXPECT_EQ(r.err().attempts, 1u);
@@ -1242,6 +1428,99 @@ std::unique_ptr<ei::sim::simulator> start_sim(ei::sim::sim_config c = {}) {
   auto s = ei::sim::simulator::start(std::move(c));
   EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.err().message);
   return s.ok() ? std::move(s.value()) : nullptr;
+}
+
+TEST(http_client_sim, the_client_discovers_the_rate_limit_of_its_credential) {
+  // The simulator admits 100 requests/s (burst 10) per credential; the client does not know
+  // it. After the first 429s every request of the client slows down (not only the one that
+  // got a 429): the rate it keeps to settles below the limit and 429s stay a small share.
+  // Bounds are loose on purpose (shared CI cores); the benchmark measures the real figures.
+  ei::sim::sim_config c;
+  c.rate_limit = 100;
+  c.rate_burst = 10;
+  auto sim = start_sim(c);
+  ASSERT_TRUE(sim);
+  auto cfg = fast_config(sim->base_url());
+  cfg.max_in_flight = 16;
+  cfg.max_attempts = 10;
+  auto client = make_client(cfg);
+  constexpr int n = 300;
+  std::atomic<int> ok{0}, left{n};
+  std::promise<void> all;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i)
+    client->async_request(get("/v3/export-jobs", {{"limit", "1"}}), [&](http_result<response> r) {
+      if (r.ok()) ++ok;
+      if (--left == 0) all.set_value();
+    });
+  ASSERT_EQ(all.get_future().wait_for(30s), std::future_status::ready);
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(ok.load(), n);
+  auto st = client->stats();
+  EXPECT_GT(st.throttled, 0u);  // the limit was found by hitting it
+  EXPECT_EQ(st.throttled, sim->stats().throttled);
+  EXPECT_GT(st.discovered_rate, 0.0);
+  EXPECT_LE(st.discovered_rate, 100.0 * 1.1);
+  EXPECT_LT(st.throttled, static_cast<std::uint64_t>(n) / 5) << "429s: " << st.throttled;
+  EXPECT_GE(took, (n - 10) / 100.0 * 0.9);  // the limit holds: no faster than it allows
+}
+
+/// Requests one after another until the simulator has issued `tokens` tokens (bounded);
+/// every one must succeed although the token they started with expired meanwhile.
+void request_across_rotations(http_client& client, ei::sim::simulator& sim, std::uint64_t tokens) {
+  auto until = std::chrono::steady_clock::now() + 10s;
+  int n = 0;
+  while (sim.stats().tokens_issued < tokens && std::chrono::steady_clock::now() < until) {
+    auto r = client.request_sync(get("/v3/export-jobs", {{"limit", "1"}}));
+    ASSERT_TRUE(r.ok()) << "request " << n << ": " << r.err().message;
+    ++n;
+  }
+  EXPECT_GE(sim.stats().tokens_issued, tokens);
+}
+
+TEST(http_client_sim, a_token_file_is_followed_across_rotations) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("ei-http-token-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto file = (dir / "token").string();
+  ei::sim::sim_config c;
+  c.token_lifetime_ms = 200;
+  c.token_file = file;
+  auto sim = start_sim(c);
+  ASSERT_TRUE(sim);
+  {
+    // From the file: re-read when it changes (and after a 401).
+    auto cr = credentials::from_token_file(file);
+    ASSERT_TRUE(cr.ok()) << cr.err().message;
+    EXPECT_EQ(cr->describe().find("simtok-"), std::string::npos);
+    auto client = make_client(fast_config(sim->base_url()), cr.value());
+    request_across_rotations(*client, *sim, 4);
+  }
+  {
+    // From a command, run again after a 401.
+    auto cr = credentials::from_token_command("cat '" + file + "'");
+    ASSERT_TRUE(cr.ok()) << cr.err().message;
+    auto client = make_client(fast_config(sim->base_url()), cr.value());
+    request_across_rotations(*client, *sim, sim->stats().tokens_issued + 3);
+  }
+  {
+    // A command that keeps printing a refused token: the command is run again after the 401,
+    // the token did not change, so the 401 is the answer; the token appears nowhere in it.
+    auto cr = credentials::from_token_command("echo simtok-refused-0123");
+    ASSERT_TRUE(cr.ok());
+    auto client = make_client(fast_config(sim->base_url()), cr.value());
+    auto r = client->request_sync(get("/v3/export-jobs"));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().status, 401u);
+    EXPECT_EQ(r.err().attempts, 1u);
+    for (const auto* t : {&r.err().message, &r.err().type, &r.err().detail})
+      EXPECT_EQ(t->find("simtok-refused"), std::string::npos) << *t;
+  }
+  auto failing = credentials::from_token_command("echo secret-in-stdout; exit 3");
+  ASSERT_FALSE(failing.ok());
+  EXPECT_NE(failing.err().message.find("exit status 3"), std::string::npos);
+  EXPECT_EQ(failing.err().message.find("secret-in-stdout"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(http_client_sim, basic_and_bearer_accepted_wrong_key_is_401) {

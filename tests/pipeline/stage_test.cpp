@@ -693,5 +693,41 @@ TEST(Stage, CreditWindowBoundsWhatAStalledDownstreamReceives) {
   EXPECT_EQ(received->load(), 300U);
 }
 
+// A run that outlives several tokens: the simulator issues Bearer tokens of 250 ms and rotates
+// them into a file; the stage reads PLEO_ACCESS_TOKEN_FILE's file again when it changes and
+// after a 401 (retried once with the new token). The listing is stretched (cursor paging,
+// 25 ms per page) over more than a second. The output is exact and no token appears in the
+// summary.
+TEST(Stage, ATokenThatExpiresMidRunIsRotatedFromItsFile) {
+  temp_dir dir;
+  auto token_file = (dir.path() / "token").string();
+  auto c = one_job(41, 4000, "items:latency=25ms@all");
+  c.token_lifetime_ms = 250;
+  c.token_file = token_file;
+  auto s = sim::simulator::start(c);
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  auto& sim = *s.value();
+  auto cfg = config_for(sim);
+  cfg.settings.listing = actors::listing_mode::cursor;
+  cfg.settings.ordering = storage::ordering_mode::entry_id;
+  auto jobs = in_progress_jobs(sim);
+  auto opts = options_for(dir, jobs);
+  auto creds = api::credentials::from_token_file(token_file);
+  ASSERT_TRUE(creds.ok()) << creds.err().message;
+  opts.credentials = std::move(creds.value());
+  auto report = pipeline::run_stage(cfg, opts);
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  const auto* o = outcome_of(report.value(), jobs[0]);
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(o->result, actors::job_result::complete) << o->reason_code << ": " << o->reason;
+  std::vector<std::string> got;
+  for (auto& l : read_lines(opts.out))
+    got.push_back(l.id);
+  EXPECT_EQ(got, expected_order(sim, jobs[0], storage::ordering_mode::entry_id));
+  EXPECT_GE(sim.stats().tokens_issued, 4u);  // the run outlived several tokens
+  auto summary = pipeline::summary_json(report.value());
+  EXPECT_EQ(summary.find("simtok-"), std::string::npos) << summary;
+}
+
 }  // namespace
 }  // namespace ei

@@ -1,11 +1,16 @@
 // Behaviour of the in-process simulator over real loopback HTTP.
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "simulator/admission.hpp"
 #include "simulator/simulator.hpp"
 #include "tests/simulator/test_client.hpp"
 
@@ -746,3 +751,67 @@ TEST(Simulator, OpenWhenNoCredentialsConfigured) {
 
 }  // namespace
 }  // namespace ei::sim
+
+// --- admission: the rate limit per credential and rotating tokens ---------------------------
+
+namespace {
+
+TEST(sim_admission, token_bucket_per_credential_with_both_retry_after_forms) {
+  using namespace std::chrono;
+  ei::sim::admission a(2.0, 3.0, 7);  // 2/s, burst 3
+  auto t0 = steady_clock::now();
+  auto wall = sys_days{year{2026} / 11 / 28} + hours{12};
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(a.admit("Bearer A", t0, wall).admitted) << i;  // the burst
+  auto refused = a.admit("Bearer A", t0, wall);
+  EXPECT_FALSE(refused.admitted);
+  EXPECT_TRUE(a.admit("Bearer B", t0, wall).admitted);          // another credential, own bucket
+  EXPECT_TRUE(a.admit("Bearer A", t0 + 500ms, wall).admitted);  // one token per 0.5 s
+  EXPECT_FALSE(a.admit("Bearer A", t0 + 500ms, wall).admitted);
+  // Over many refusals both forms appear (which one is a function of the seed): delta-seconds
+  // of the whole seconds to the next token, or that moment as an IMF-fixdate.
+  bool seconds_form = false, date_form = false;
+  for (int i = 0; i < 64; ++i) {
+    auto v = a.admit("Bearer A", t0 + 500ms, wall);
+    ASSERT_FALSE(v.admitted);
+    if (v.retry_after == "1")
+      seconds_form = true;
+    else if (v.retry_after == "Sat, 28 Nov 2026 12:00:01 GMT")
+      date_form = true;
+    else
+      ADD_FAILURE() << v.retry_after;
+  }
+  EXPECT_TRUE(seconds_form);
+  EXPECT_TRUE(date_form);
+  EXPECT_EQ(a.throttled(), 66u);
+  ei::sim::admission same_seed(2.0, 3.0, 7);
+  for (int i = 0; i < 3; ++i)
+    same_seed.admit("Bearer A", t0, wall);
+  EXPECT_EQ(same_seed.admit("Bearer A", t0, wall).retry_after, refused.retry_after);
+}
+
+TEST(sim_admission, rotating_tokens_expire_and_are_written_to_the_file) {
+  using namespace std::chrono;
+  auto dir =
+      std::filesystem::temp_directory_path() / ("ei-sim-token-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto file = (dir / "token").string();
+  auto t0 = steady_clock::now();
+  ei::sim::token_issuer issuer(1000ms, file, 3, t0);
+  auto first = issuer.current(t0);
+  auto second = issuer.current(t0 + 1000ms);
+  EXPECT_NE(first, second);
+  EXPECT_TRUE(issuer.valid(first, t0 + 999ms));
+  EXPECT_TRUE(issuer.valid(first, t0 + 1249ms));   // a quarter lifetime of overlap
+  EXPECT_FALSE(issuer.valid(first, t0 + 1250ms));  // expired
+  EXPECT_TRUE(issuer.valid(second, t0 + 1500ms));
+  std::string err;
+  ASSERT_TRUE(issuer.write_file(err)) << err;
+  std::ifstream in(file);
+  std::string written;
+  std::getline(in, written);
+  EXPECT_EQ(written, issuer.current(steady_clock::now()));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
