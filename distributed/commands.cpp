@@ -1,10 +1,14 @@
 #include "distributed/commands.hpp"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
+#include <streambuf>
 
 #include <nlohmann/json.hpp>
 
@@ -172,6 +176,43 @@ int run_submit(const command_set& c) {
   return 0;
 }
 
+/// stderr, one write(2) per line: a worker killed mid-line leaves no torn line, and lines of
+/// one process never interleave (tests read these logs).
+class line_buf : public std::streambuf {
+ protected:
+  int overflow(int ch) override {
+    if (ch == traits_type::eof()) return 0;
+    std::lock_guard<std::recursive_mutex> lk(mu_);
+    line_.push_back(static_cast<char>(ch));
+    if (ch == '\n') flush_line();
+    return ch;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    std::lock_guard<std::recursive_mutex> lk(mu_);
+    for (std::streamsize i = 0; i < n; ++i)
+      overflow(static_cast<unsigned char>(s[i]));
+    return n;
+  }
+  int sync() override {
+    std::lock_guard<std::recursive_mutex> lk(mu_);
+    flush_line();
+    return 0;
+  }
+
+ private:
+  void flush_line() {
+    std::size_t off = 0;
+    while (off < line_.size()) {
+      const auto w = ::write(2, line_.data() + off, line_.size() - off);
+      if (w <= 0) break;
+      off += static_cast<std::size_t>(w);
+    }
+    line_.clear();
+  }
+  std::recursive_mutex mu_;  // the downstream actor's thread logs too (rarely)
+  std::string line_;
+};
+
 int run_worker_command(const command_set& c) {
   auto o = c.wo;
   o.etcd = to_options(c.etcd);
@@ -180,7 +221,11 @@ int run_worker_command(const command_set& c) {
   if (o.max_jobs == 0 || o.max_attempts == 0) return usage("--max-jobs and --max-attempts: > 0");
   auto creds = api::credentials::from_env();
   if (!creds) return usage(creds.err().message);
-  return run_worker(o, creds.value(), std::cerr);
+  line_buf buf;
+  std::ostream log(&buf);
+  const int code = run_worker(o, creds.value(), log);
+  log.flush();
+  return code;
 }
 
 int run_batch_status(const command_set& c) {

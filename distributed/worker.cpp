@@ -543,6 +543,7 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
         }
       } else {
         reason_code = "internal";
+        std::lock_guard<std::mutex> lk(w.sh->mu);
         reason = w.sh->run_errors[id];
         final_result = false;
       }
