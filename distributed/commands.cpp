@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <streambuf>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -182,35 +183,42 @@ class line_buf : public std::streambuf {
  protected:
   int overflow(int ch) override {
     if (ch == traits_type::eof()) return 0;
-    std::lock_guard<std::recursive_mutex> lk(mu_);
-    line_.push_back(static_cast<char>(ch));
-    if (ch == '\n') flush_line();
+    std::lock_guard<std::mutex> lk(mu_);
+    put(static_cast<char>(ch));
     return ch;
   }
   std::streamsize xsputn(const char* s, std::streamsize n) override {
-    std::lock_guard<std::recursive_mutex> lk(mu_);
+    std::lock_guard<std::mutex> lk(mu_);
     for (std::streamsize i = 0; i < n; ++i)
-      overflow(static_cast<unsigned char>(s[i]));
+      put(s[i]);
     return n;
   }
   int sync() override {
-    std::lock_guard<std::recursive_mutex> lk(mu_);
-    flush_line();
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& [id, line] : lines_)
+      flush_line(line);
     return 0;
   }
 
  private:
-  void flush_line() {
+  // One pending line per thread: the worker's threads (control loop, keep-alive, downstream)
+  // log whole lines that never mix.
+  void put(char c) {
+    auto& line = lines_[std::this_thread::get_id()];
+    line.push_back(c);
+    if (c == '\n') flush_line(line);
+  }
+  static void flush_line(std::string& line) {
     std::size_t off = 0;
-    while (off < line_.size()) {
-      const auto w = ::write(2, line_.data() + off, line_.size() - off);
+    while (off < line.size()) {
+      const auto w = ::write(2, line.data() + off, line.size() - off);
       if (w <= 0) break;
       off += static_cast<std::size_t>(w);
     }
-    line_.clear();
+    line.clear();
   }
-  std::recursive_mutex mu_;  // the downstream actor's thread logs too (rarely)
-  std::string line_;
+  std::mutex mu_;
+  std::map<std::thread::id, std::string> lines_;
 };
 
 int run_worker_command(const command_set& c) {
@@ -218,6 +226,9 @@ int run_worker_command(const command_set& c) {
   o.etcd = to_options(c.etcd);
   o.prefix = c.etcd.prefix;
   if (o.lease_ttl_s < 2) return usage("--lease-ttl: at least 2 seconds (etcd's minimum)");
+  // A member that hangs must cost a fraction of the lease, so the next one is tried in time.
+  o.etcd.timeout = std::min<std::chrono::milliseconds>(
+      std::chrono::milliseconds(2000), std::chrono::milliseconds(o.lease_ttl_s * 250));
   if (o.max_jobs == 0 || o.max_attempts == 0) return usage("--max-jobs and --max-attempts: > 0");
   auto creds = api::credentials::from_env();
   if (!creds) return usage(creds.err().message);

@@ -59,7 +59,15 @@ std::string check_url_scheme(std::string_view url, std::string_view what) {
          "' is plain http to a host other than loopback; use https://";
 }
 
+namespace {
+std::string range_end_of(std::string prefix);
+}
+
 namespace txn {
+nlohmann::json get_prefix(const std::string& prefix) {
+  return {{"request_range",
+           {{"key", base64_encode(prefix)}, {"range_end", base64_encode(range_end_of(prefix))}}}};
+}
 nlohmann::json create_revision_is(const std::string& key, std::int64_t rev) {
   return {{"key", base64_encode(key)},
           {"target", "CREATE"},

@@ -72,6 +72,8 @@ nlohmann::json version_is(const std::string& key, std::int64_t version);
 nlohmann::json put(const std::string& key, const std::string& value, std::int64_t lease = 0);
 nlohmann::json del(const std::string& key);
 nlohmann::json get(const std::string& key);
+/// Every key starting with `prefix`.
+nlohmann::json get_prefix(const std::string& prefix);
 }  // namespace txn
 
 class etcd_client {

@@ -175,21 +175,51 @@ struct worker {
     return json{{"worker", name}, {"lease", std::to_string(lease)}, {"attempt", attempt}}.dump();
   }
 
-  /// Grants (or renews) the lease; the deadline counts from before the request was sent.
+  std::atomic<bool> lease_lost{false};
+  std::atomic<bool> stop_keepalive{false};
+  std::mutex ka_mu;
+  std::condition_variable ka_cv;
+
+  /// Renews the lease; the new deadline counts from before the request was sent. False when
+  /// the lease is lost: etcd says it is gone, or the old deadline passed before the renewal
+  /// came back (the worker already acted as if it were lost: it stays lost).
   bool keepalive() {
     const auto t0 = clock::now();
     auto r = etcd->keepalive(lease);
     if (!r) {
-      log << "worker " << name << ": keep-alive failed: " << r.err() << "\n";
-      return true;  // try again; the deadline decides
+      log << ("worker " + name + ": keep-alive failed: " + r.err() + "\n");
+      return clock::now().time_since_epoch().count() < sh->lease_deadline_ns.load();
     }
     if (r.value() <= 0) {
-      log << "worker " << name << ": etcd says the lease is gone\n";
+      log << ("worker " + name + ": etcd says the lease is gone\n");
+      return false;
+    }
+    if (clock::now().time_since_epoch().count() >= sh->lease_deadline_ns.load()) {
+      log << ("worker " + name + ": the keep-alive came back after the deadline\n");
       return false;
     }
     const auto deadline = t0 + std::chrono::seconds(r.value());
     sh->lease_deadline_ns = deadline.time_since_epoch().count();
     return true;
+  }
+
+  /// The keep-alive thread: every ttl/3 (every 100 ms after a failure), independent of the
+  /// control loop's etcd calls.
+  void keepalive_loop() {
+    while (!stop_keepalive.load()) {
+      const auto t0 = clock::now();
+      const auto before = sh->lease_deadline_ns.load();
+      if (!keepalive()) {
+        lease_lost = true;
+        sh->cv.notify_all();
+        return;
+      }
+      const auto pause = sh->lease_deadline_ns.load() != before
+                             ? std::chrono::milliseconds(o.lease_ttl_s * 1000 / 3)
+                             : std::chrono::milliseconds(100);
+      std::unique_lock<std::mutex> lk(ka_mu);
+      ka_cv.wait_until(lk, t0 + pause, [&] { return stop_keepalive.load(); });
+    }
   }
 
   /// The lease may have expired: hand nothing on, send nothing, try to record what was handed
@@ -273,14 +303,21 @@ struct worker {
     std::map<std::string, std::int64_t> attempts;  // job -> version
   };
 
+  /// The batch as etcd has it now: one read-only txn (one round trip, one revision).
   std::optional<view> scan() {
     view v;
-    auto jobs = etcd->range(k.jobs(), true);
-    if (!jobs) {
-      log << "worker " << name << ": " << jobs.err() << "\n";
+    auto r = etcd->run_txn(json::array(),
+                           json::array({txn::get_prefix(k.jobs()), txn::get_prefix(k.dones()),
+                                        txn::get_prefix(k.claims()), txn::get_prefix(k.locks()),
+                                        txn::get_prefix(k.attempts())}),
+                           json::array());
+    if (!r || r.value().ranges.size() != 5) {
+      log << "worker " << name
+          << ": reading the batch: " << (r ? std::string("short answer") : r.err()) << "\n";
       return std::nullopt;
     }
-    for (const auto& kv : jobs.value()) {
+    const auto& got = r.value().ranges;
+    for (const auto& kv : got[0]) {
       auto j = json::parse(kv.value, nullptr, false);
       if (j.is_discarded() || !j.is_object() || !j.contains("companyId")) {
         log << "worker " << name << ": " << kv.key << ": not a job record, ignored\n";
@@ -290,15 +327,10 @@ struct worker {
     }
     const std::pair<std::string, std::set<std::string>*> sets[] = {
         {k.dones(), &v.done}, {k.claims(), &v.claimed}, {k.locks(), &v.locked}};
-    for (const auto& [p, out] : sets) {
-      auto r = etcd->range(p, true);
-      if (!r) return std::nullopt;
-      for (const auto& kv : r.value())
-        out->insert(kv.key.substr(p.size()));
-    }
-    auto a = etcd->range(k.attempts(), true);
-    if (!a) return std::nullopt;
-    for (const auto& kv : a.value())
+    for (std::size_t i = 0; i < 3; ++i)
+      for (const auto& kv : got[i + 1])
+        sets[i].second->insert(kv.key.substr(sets[i].first.size()));
+    for (const auto& kv : got[4])
       v.attempts[kv.key.substr(k.attempts().size())] = kv.version;
     return v;
   }
@@ -361,6 +393,15 @@ struct worker {
       slot->recorded = slot->acked.size();
     }
     ++claims;
+    // A pause between the txn and here (the claim applied, then SIGSTOP) must not start a run
+    // on a lease that may be gone.
+    if (lease_lost.load() || !sh->lease_valid()) {
+      {
+        std::lock_guard<std::mutex> lk(sh->mu);
+        sh->jobs[slot->job] = slot;
+      }
+      fenced("the lease may have expired while claiming job " + job);
+    }
     log << "worker " << name << ": claimed job " << job << " (company " << company << ") attempt "
         << attempt << " rev " << rev << "; resuming after "
         << (slot->watermark ? slot->watermark->to_string() : std::string("the start")) << " with "
@@ -459,6 +500,10 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
   }
   w.lease = granted.value();
   w.sh->log = &log;
+  w.sh->lease_deadline_ns = (clock::now() + std::chrono::seconds(o.lease_ttl_s) -
+                             std::chrono::milliseconds(o.etcd.timeout))
+                                .time_since_epoch()
+                                .count();
   if (!w.keepalive()) return 2;
   w.sh->out_fd = open_output(o.out, log);
   if (w.sh->out_fd < 0) return 2;
@@ -485,15 +530,11 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
   }
 
   std::map<api::uuid, std::shared_ptr<job_slot>> running;
-  auto next_keepalive = clock::now() + std::chrono::seconds(o.lease_ttl_s) / 3;
+  std::thread keepalive_thread([&w] { w.keepalive_loop(); });
   auto next_scan = clock::now();
   int code = 0;
   for (;;) {
-    const auto now = clock::now();
-    if (now >= next_keepalive) {
-      if (!w.keepalive()) w.fenced("the lease expired");
-      next_keepalive = clock::now() + std::chrono::milliseconds(o.lease_ttl_s * 1000 / 3);
-    }
+    if (w.lease_lost.load()) w.fenced("the lease is lost");
     if (!w.sh->lease_valid()) w.fenced("the lease may have expired (no keep-alive in time)");
 
     // Progress: grouped, fenced by the claim.
@@ -518,6 +559,9 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
       auto it = running.find(id);
       if (it == running.end()) continue;
       auto s = it->second;
+      // A run that ended because the lease was gone (its requests refused by the admit gate)
+      // is not this worker's to record or release any more.
+      if (w.lease_lost.load() || !w.sh->lease_valid()) w.fenced("the lease may have expired");
       for (int tries = 0;; ++tries) {
         const int r = w.write_progress(*s, false);
         if (r == 1) break;
@@ -556,6 +600,8 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
         json rec = {{"result", result},     {"worker", w.name},         {"attempt", s->attempt},
                     {"inScope", in_scope},  {"emitted", emitted},       {"handedOn", s->handed},
                     {"acked", s->recorded}, {"reasonCode", reason_code}};
+        log << "worker " << w.name << ": job " << s->job_text << " run ended (" << result
+            << "), recording" << mono() << "\n";
         int r = -1;
         while ((r = w.record_done(*s, rec)) < 0) {
           if (!w.sh->lease_valid()) w.fenced("the lease may have expired");
@@ -643,6 +689,12 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
       << " released=" << w.released << " progressWrites=" << w.progress_writes
       << " etcdRequests=" << w.etcd->requests() << " etcdLatencyMs=" << w.etcd->latency_us() / 1000
       << " failovers=" << w.etcd->failovers() << "\n";
+  {
+    std::lock_guard<std::mutex> lk(w.ka_mu);
+    w.stop_keepalive = true;
+  }
+  w.ka_cv.notify_all();
+  keepalive_thread.join();
   (void)w.etcd->revoke(w.lease);
   stage.value()->shutdown();
   caf::anon_send_exit(ds, caf::exit_reason::user_shutdown);
