@@ -28,7 +28,7 @@
 #include "distributed/commands.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/stage.hpp"
-#include "writeback/commands.hpp"
+#include "apps/writeback_commands.hpp"
 
 namespace {
 
@@ -112,7 +112,7 @@ struct run_args {
   bool dispatch_unreconciled = false;
   bool recover_lost_state = false;
   bool quiet = false;
-  std::shared_ptr<ei::writeback::command_set> loop;  // --complete-jobs (writeback/commands.hpp)
+  std::shared_ptr<ei::writeback::command_set> loop;  // --complete-jobs (apps/writeback_commands.hpp)
 };
 
 int run_command(const run_args& a) {
@@ -426,7 +426,7 @@ int main(int argc, char** argv) {
   inspect->add_option("--show", inspect_show, "Order entries to show (default 10)");
 
   auto distributed = ei::distributed::add_commands(app);
-  // Write-back to Pleo: `report`, `complete`, `run --complete-jobs` (writeback/commands.hpp).
+  // Write-back to Pleo: `report`, `complete`, `run --complete-jobs` (apps/writeback_commands.hpp).
   auto loop = ei::writeback::add_commands(app, *run);
   ra.loop = loop;
 
