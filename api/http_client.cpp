@@ -572,7 +572,8 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     m->set(http::field::host, ep.url.host_header());
     m->set(http::field::user_agent, cfg.user_agent);
     m->set(http::field::accept, "application/json");
-    // Authorization is set at dispatch, on the strand: the credentials may rotate.
+    // Authorization is set at dispatch, on the strand: the credentials may rotate
+    // (stamp_credentials; never for peers that are not Pleo, cfg.send_authorization).
     if (!r.body.empty() || r.method != request::verb::get) {
       m->set(http::field::content_type, "application/json;charset=UTF-8");
       m->body() = r.body;
@@ -826,6 +827,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   // --- one attempt -----------------------------------------------------------------------
 
   void stamp_credentials(const op_ptr& op) {
+    if (!cfg.send_authorization) return;
     auto now = clock_type::now();
     if (creds.refreshable() && now - last_file_check >= milliseconds{200}) {
       last_file_check = now;
@@ -884,6 +886,11 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     stamp_credentials(op);
     ++op->timer_gen;
     op->timer->cancel();
+    if (cfg.admit && !cfg.admit()) {
+      const bool connected = conn->connected_once();
+      release(std::move(conn), connected);
+      return complete(op, make_failure(*op, http_errc::cancelled, "refused by the admit gate"));
+    }
     if (!op->free_pass) {
       ++op->attempts;
       stats.attempts.fetch_add(1, std::memory_order_relaxed);
@@ -1123,6 +1130,14 @@ result<std::unique_ptr<http_client>, http_errc> http_client::create(client_confi
     } else {
       ctx.set_default_verify_paths(ec);
       if (ec) return bad("cannot load the system CA store: " + ec.message());
+    }
+    if (p->cfg.cert_file.has_value() != p->cfg.key_file.has_value())
+      return bad("cert_file and key_file go together (a client certificate needs its key)");
+    if (p->cfg.cert_file) {
+      ctx.use_certificate_chain_file(*p->cfg.cert_file, ec);
+      if (ec) return bad("cannot load cert_file '" + *p->cfg.cert_file + "': " + ec.message());
+      ctx.use_private_key_file(*p->cfg.key_file, ssl::context::pem, ec);
+      if (ec) return bad("cannot load key_file '" + *p->cfg.key_file + "': " + ec.message());
     }
   }
   p->start_threads();

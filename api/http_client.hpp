@@ -81,8 +81,18 @@ struct response {
 using response_handler = std::function<void(http_result<response>)>;
 
 struct client_config {
-  std::string base_url;                             // e.g. "https://external.pleo.io"
-  std::optional<std::string> ca_file;               // PEM bundle; the system CA store when absent
+  std::string base_url;                // e.g. "https://external.pleo.io"
+  std::optional<std::string> ca_file;  // PEM bundle; the system CA store when absent
+  /// TLS client certificate (PEM chain) and its private key, sent when the server asks (both
+  /// or neither; etcd with --client-cert-auth). Unreadable files are invalid_config.
+  std::optional<std::string> cert_file;
+  std::optional<std::string> key_file;
+  /// false: no Authorization header (for peers that are not Pleo's API, e.g. etcd).
+  bool send_authorization = true;
+  /// When set, asked right before each attempt is put on the wire; false fails the request
+  /// with `cancelled` (not retried). A distributed worker refuses API requests once its etcd
+  /// lease may have expired (distributed/worker.hpp). Called on an io thread: must not block.
+  std::function<bool()> admit;
   std::chrono::milliseconds connect_timeout{5000};  // resolve + TCP connect, and TLS handshake
   /// Write; header read; body: the response fails with a timeout once no body byte arrived
   /// for io_timeout, and never later than the request deadline. Measured from the last read

@@ -4,7 +4,7 @@
 //   export-items status --state-dir DIR [--job ID] [--json]            (read-only)
 //   export-items state verify  --state-dir DIR                         (read-only)
 //   export-items state inspect --state-dir DIR --job ID [--show N]     (read-only)
-//   export-items coordinator ... / worker ...                          (distributed/)
+//   export-items submit ... / worker ... / batch status ...  (distributed/, through etcd)
 // Exit codes: 0 every job complete; 1 one or more jobs failed; 2 usage or configuration error
 // (nothing was changed); 3 interrupted by SIGTERM/SIGINT (summary written, a re-run resumes);
 // 4 stopped at once by a second signal (no summary, a re-run resumes).

@@ -4,7 +4,7 @@
 # and PNG plots. About 14 minutes of measuring on 2 cores (6 of them the write-back scenarios),
 # plus the build.
 #
-#   benchmarks/run.sh [--rounds N] [--only small,big,many,latency,recovery,writeback,loop,ratelimit]
+#   benchmarks/run.sh [--rounds N] [--only small,big,many,latency,recovery,writeback,loop,ratelimit,distributed]
 #   (with --only, the new figures are merged into the existing results/latest.{json,md})
 #   benchmarks/run.sh --smoke --build-dir DIR --work-dir DIR   (ctest bench_smoke: seconds,
 #                                                               nothing installed or committed)
@@ -72,7 +72,7 @@ hpass=()
 for ((i = 0; i < ${#pass[@]}; i++)); do
   if [ "${pass[$i]}" = "--only" ]; then
     only="${pass[$((i + 1))]}"
-    rest="$(echo ",$only," | sed 's/,ratelimit,/,/g; s/^,//; s/,$//')"
+    rest="$(echo ",$only," | sed 's/,ratelimit,/,/g; s/,distributed,/,/g; s/^,//; s/,$//')"
     [ -n "$rest" ] && hpass+=(--only "$rest")
     i=$((i + 1))
   else
@@ -86,5 +86,11 @@ fi
 if [ -z "$only" ] || [[ ",$only," == *",ratelimit,"* ]]; then
   /usr/bin/python3 "$here/ratelimit.py" --build-dir "$build_dir" \
     --work-dir "$work_dir/ratelimit" --results-dir "$here/results"
+fi
+# The distributed batch through etcd (docs/distributed.md): 1,000 x 1,000 with 1, 2 and 4
+# workers, etcd overhead per job. About 4 minutes; EI_BENCH_DISTRIBUTED=0 or an --only without
+# `distributed` skips it.
+if [ "${EI_BENCH_DISTRIBUTED:-1}" != 0 ] && { [ -z "$only" ] || [[ ",$only," == *",distributed,"* ]]; }; then
+  /usr/bin/python3 "$here/distributed.py" --build-dir "$build_dir" --results-dir "$here/results"
 fi
 echo "bench: measured in $(( $(date +%s) - start )) s; results in benchmarks/results/latest.md" >&2

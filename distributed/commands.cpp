@@ -1,30 +1,79 @@
 #include "distributed/commands.hpp"
 
-#include <fstream>
-#include <iostream>
+#include <unistd.h>
 
-#include "distributed/coordinator.hpp"
-#include "distributed/protocol.hpp"
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <streambuf>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "api/codec.hpp"
+#include "api/export_requests.hpp"
+#include "api/http_client.hpp"
+#include "distributed/keys.hpp"
 #include "distributed/worker.hpp"
 
 namespace ei::distributed {
 
+struct etcd_args {
+  std::vector<std::string> endpoints;
+  std::string ca, cert, key;
+  std::string prefix = "/export-items/";
+};
+
 struct command_set {
-  CLI::App* coordinator = nullptr;
+  CLI::App* submit = nullptr;
   CLI::App* worker = nullptr;
-  std::string listen = "127.0.0.1:0";
+  CLI::App* batch = nullptr;
+  CLI::App* batch_status = nullptr;
+  etcd_args etcd;
+  // submit
   std::vector<std::string> jobs;
   std::string jobs_file;
+  bool discover = false;
   std::string company_id;
-  coordinator_options co;
+  std::string base_url;
+  // worker
   worker_options wo;
+  // batch status
+  bool json_out = false;
 };
 
 namespace {
 
+using json = nlohmann::json;
+
 int usage(const std::string& message) {
   std::cerr << "export-items: " << message << "\n";
   return 2;
+}
+
+void add_etcd_options(CLI::App* app, etcd_args& a) {
+  app->add_option("--etcd", a.endpoints,
+                  "etcd client URLs of the cluster's members (https://HOST:PORT ...; plain "
+                  "http only on loopback); the next one is tried when one fails")
+      ->required()
+      ->expected(1, -1);
+  app->add_option("--etcd-ca", a.ca, "PEM CA of the etcd cluster (default: system store)");
+  app->add_option("--etcd-cert", a.cert, "PEM client certificate for etcd");
+  app->add_option("--etcd-key", a.key, "PEM private key of --etcd-cert");
+  app->add_option("--prefix", a.prefix, "Every key of the batch sits under this prefix")
+      ->capture_default_str();
+}
+
+etcd_options to_options(const etcd_args& a) {
+  etcd_options o;
+  o.endpoints = a.endpoints;
+  if (!a.ca.empty()) o.ca_file = a.ca;
+  if (!a.cert.empty()) o.cert_file = a.cert;
+  if (!a.key.empty()) o.key_file = a.key;
+  return o;
 }
 
 bool add_job(const std::string& text, std::vector<api::uuid>& out, std::string& problem,
@@ -38,105 +87,283 @@ bool add_job(const std::string& text, std::vector<api::uuid>& out, std::string& 
   return true;
 }
 
-int run_coordinator_command(const command_set& c) {
-  auto o = c.co;
-  if (!split_host_port(c.listen, o.listen_host, o.listen_port))
-    return usage("--listen: expected HOST:PORT, got '" + c.listen + "'");
-  std::string problem;
-  for (const auto& j : c.jobs)
-    if (!add_job(j, o.jobs, problem, "--job")) return usage(problem);
-  if (!c.jobs_file.empty()) {
-    std::ifstream in(c.jobs_file);
-    if (!in) return usage("--jobs-file: cannot read '" + c.jobs_file + "'");
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-      auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos || line[first] == '#') continue;
-      auto last = line.find_last_not_of(" \t\r");
-      if (!add_job(line.substr(first, last - first + 1), o.jobs, problem,
-                   c.jobs_file + ":" + std::to_string(n)))
-        return usage(problem);
-    }
+/// The same rules as `export-items run --jobs-file`: one id per line, blank lines and lines
+/// starting with '#' skipped, surrounding blanks ignored; errors name file and line.
+bool read_jobs_file(const std::string& path, std::vector<api::uuid>& out, std::string& problem) {
+  std::ifstream in(path);
+  if (!in) {
+    problem = "--jobs-file: cannot read '" + path + "'";
+    return false;
   }
-  if (!c.company_id.empty()) {
-    auto id = api::uuid::parse(c.company_id);
-    if (!id) return usage("--company-id: '" + c.company_id + "' is not a UUID");
-    o.company_id = *id;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    auto last = line.find_last_not_of(" \t\r");
+    if (!add_job(line.substr(first, last - first + 1), out, problem,
+                 path + ":" + std::to_string(n)))
+      return false;
   }
-  if (o.jobs.empty() && !o.discover)
-    return usage("no jobs: give --job ID, --jobs-file FILE or --discover");
-  if (o.ordering != "chronological" && o.ordering != "entry_id")
-    return usage("--ordering: expected chronological or entry_id, got '" + o.ordering + "'");
-  if (o.heartbeat_ms == 0 || o.worker_timeout_ms <= o.heartbeat_ms)
-    return usage("--worker-timeout-ms must be larger than --heartbeat-ms (and both > 0)");
-  if (o.max_jobs_per_worker == 0 || o.expected_workers == 0 || o.max_attempts == 0)
-    return usage("--max-jobs-per-worker, --expected-workers and --max-attempts must be > 0");
-  auto creds = api::credentials::from_env();
-  if (!creds) return usage(creds.err().message);
-  return run_coordinator(o, creds.value(), std::cout, std::cerr);
+  return true;
 }
 
-int run_worker_command(const command_set& c) {
+int run_submit(const command_set& c) {
+  const auto prefix = keys::normalize(c.etcd.prefix);
+  if (prefix.empty()) return usage("--prefix: '" + c.etcd.prefix + "' must start with '/'");
+  if (auto why = check_url_scheme(c.base_url, "--base-url"); !why.empty()) return usage(why);
+  std::vector<api::uuid> ids;
+  std::string problem;
+  for (const auto& j : c.jobs)
+    if (!add_job(j, ids, problem, "--job")) return usage(problem);
+  if (!c.jobs_file.empty() && !read_jobs_file(c.jobs_file, ids, problem)) return usage(problem);
+  std::optional<api::uuid> company;
+  if (!c.company_id.empty()) {
+    company = api::uuid::parse(c.company_id);
+    if (!company) return usage("--company-id: '" + c.company_id + "' is not a UUID");
+  }
+  if (ids.empty() && !c.discover)
+    return usage("no jobs: give --job ID, --jobs-file FILE or --discover");
   auto creds = api::credentials::from_env();
   if (!creds) return usage(creds.err().message);
-  return run_worker(c.wo, creds.value(), std::cerr);
+  api::client_config hc;
+  hc.base_url = c.base_url;
+  auto client = api::http_client::create(hc, creds.value());
+  if (!client) return usage("--base-url: " + client.err().message);
+  // job -> company, from the API (the worker's lock key is the company's).
+  std::map<std::string, std::string> batch;
+  for (const auto& id : ids) {
+    auto req = api::requests::get_job(id);
+    const auto where = req.describe();
+    auto r = client.value()->request_sync(std::move(req));
+    if (!r) return usage(where + ": " + r.err().message);
+    auto job = api::decode_job(r.value().body, where);
+    if (!job) return usage(job.err().message);
+    batch[id.to_string()] = job.value().company_id.to_string();
+  }
+  if (c.discover) {
+    std::string after;
+    for (int pages = 0; pages < 100000; ++pages) {
+      auto req = api::requests::list_jobs({"in_progress"}, company, 100, after);
+      const auto where = req.describe();
+      auto r = client.value()->request_sync(std::move(req));
+      if (!r) return usage(where + ": " + r.err().message);
+      auto page = api::decode_job_list(r.value().body, where);
+      if (!page) return usage(page.err().message);
+      for (const auto& j : page.value().data)
+        batch[j.id.to_string()] = j.company_id.to_string();
+      if (!page.value().pagination.has_next_page || !page.value().pagination.end_cursor ||
+          page.value().data.empty())
+        break;
+      after = *page.value().pagination.end_cursor;
+    }
+  }
+  client.value()->stop();
+  auto etcd = etcd_client::connect(to_options(c.etcd));
+  if (!etcd) return usage(etcd.err());
+  keys k{prefix};
+  std::size_t added = 0, present = 0;
+  for (const auto& [job, comp] : batch) {
+    json rec = {{"jobId", job}, {"companyId", comp}};
+    auto r = etcd.value()->run_txn(json::array({txn::create_revision_is(k.job(job), 0)}),
+                                   json::array({txn::put(k.job(job), rec.dump())}), json::array());
+    if (!r) {
+      std::cerr << "export-items submit: " << r.err() << "\n";
+      return 1;
+    }
+    (r.value().succeeded ? added : present) += 1;
+  }
+  std::cout << "submitted " << added << " jobs under " << prefix << " (" << present
+            << " were there already)\n";
+  return 0;
+}
+
+/// stderr, one write(2) per line: a worker killed mid-line leaves no torn line, and lines of
+/// one process never interleave (tests read these logs).
+class line_buf : public std::streambuf {
+ protected:
+  int overflow(int ch) override {
+    if (ch == traits_type::eof()) return 0;
+    std::lock_guard<std::mutex> lk(mu_);
+    put(static_cast<char>(ch));
+    return ch;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (std::streamsize i = 0; i < n; ++i)
+      put(s[i]);
+    return n;
+  }
+  int sync() override {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& [id, line] : lines_)
+      flush_line(line);
+    return 0;
+  }
+
+ private:
+  // One pending line per thread: the worker's threads (control loop, keep-alive, downstream)
+  // log whole lines that never mix.
+  void put(char c) {
+    auto& line = lines_[std::this_thread::get_id()];
+    line.push_back(c);
+    if (c == '\n') flush_line(line);
+  }
+  static void flush_line(std::string& line) {
+    std::size_t off = 0;
+    while (off < line.size()) {
+      const auto w = ::write(2, line.data() + off, line.size() - off);
+      if (w <= 0) break;
+      off += static_cast<std::size_t>(w);
+    }
+    line.clear();
+  }
+  std::mutex mu_;
+  std::map<std::thread::id, std::string> lines_;
+};
+
+int run_worker_command(const command_set& c) {
+  auto o = c.wo;
+  o.etcd = to_options(c.etcd);
+  o.prefix = c.etcd.prefix;
+  if (o.lease_ttl_s < 2) return usage("--lease-ttl: at least 2 seconds (etcd's minimum)");
+  // A member that hangs must cost a fraction of the lease, so the next one is tried in time.
+  o.etcd.timeout = std::min<std::chrono::milliseconds>(
+      std::chrono::milliseconds(2000), std::chrono::milliseconds(o.lease_ttl_s * 250));
+  if (o.max_jobs == 0 || o.max_attempts == 0) return usage("--max-jobs and --max-attempts: > 0");
+  auto creds = api::credentials::from_env();
+  if (!creds) return usage(creds.err().message);
+  line_buf buf;
+  std::ostream log(&buf);
+  const int code = run_worker(o, creds.value(), log);
+  log.flush();
+  return code;
+}
+
+int run_batch_status(const command_set& c) {
+  const auto prefix = keys::normalize(c.etcd.prefix);
+  if (prefix.empty()) return usage("--prefix: '" + c.etcd.prefix + "' must start with '/'");
+  auto etcd = etcd_client::connect(to_options(c.etcd));
+  if (!etcd) return usage(etcd.err());
+  keys k{prefix};
+  auto& e = *etcd.value();
+  auto jobs = e.range(k.jobs(), true);
+  auto done = e.range(k.dones(), true);
+  auto claims = e.range(k.claims(), true);
+  auto progress = e.range(k.progresses(), true);
+  for (const auto* r : {&jobs, &done, &claims, &progress})
+    if (!*r) {
+      std::cerr << "export-items batch status: " << r->err() << "\n";
+      return 1;
+    }
+  auto by_job = [](const std::vector<key_value>& kvs, std::size_t cut) {
+    std::map<std::string, json> m;
+    for (const auto& kv : kvs) {
+      auto j = json::parse(kv.value, nullptr, false);
+      m[kv.key.substr(cut)] = j.is_discarded() ? json(kv.value) : j;
+    }
+    return m;
+  };
+  auto J = by_job(jobs.value(), k.jobs().size());
+  auto D = by_job(done.value(), k.dones().size());
+  auto C = by_job(claims.value(), k.claims().size());
+  auto P = by_job(progress.value(), k.progresses().size());
+  json out = {{"prefix", prefix}, {"jobs", json::array()}};
+  std::map<std::string, std::size_t> by_state;
+  std::map<std::string, std::size_t> by_worker;
+  for (const auto& [id, rec] : J) {
+    json row = {{"jobId", id}, {"companyId", rec.value("companyId", "")}};
+    std::string state = "pending";
+    if (auto d = D.find(id); d != D.end()) {
+      state = d->second.value("result", "done");
+      row["worker"] = d->second.value("worker", "");
+      row["attempt"] = d->second.value("attempt", 0);
+    } else if (auto cl = C.find(id); cl != C.end()) {
+      state = "running";
+      row["worker"] = cl->second.value("worker", "");
+      row["attempt"] = cl->second.value("attempt", 0);
+      ++by_worker[cl->second.value("worker", "")];
+    }
+    if (auto p = P.find(id); p != P.end()) {
+      row["acked"] = p->second.value("acked", 0);
+      if (p->second.contains("watermark")) row["watermark"] = p->second["watermark"];
+    }
+    row["state"] = state;
+    ++by_state[state];
+    out["jobs"].push_back(row);
+  }
+  out["byState"] = by_state;
+  out["runningByWorker"] = by_worker;
+  if (c.json_out) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "batch " << prefix << ": " << J.size() << " jobs";
+  for (const auto& [s, n] : by_state)
+    std::cout << ", " << n << " " << s;
+  std::cout << "\n";
+  for (const auto& [w, n] : by_worker)
+    std::cout << "  worker " << w << ": " << n << " running\n";
+  for (const auto& row : out["jobs"]) {
+    std::cout << "  " << row["jobId"].get<std::string>() << "  " << std::left << std::setw(9)
+              << row["state"].get<std::string>();
+    if (row.contains("worker")) std::cout << " worker " << row["worker"].get<std::string>();
+    if (row.contains("attempt")) std::cout << " attempt " << row["attempt"];
+    if (row.contains("acked")) std::cout << " acked " << row["acked"];
+    std::cout << "\n";
+  }
+  return 0;
 }
 
 }  // namespace
 
 std::shared_ptr<command_set> add_commands(CLI::App& app) {
   auto c = std::make_shared<command_set>();
-  auto* co = app.add_subcommand("coordinator",
-                                "Hold a batch and its ledger; workers connect and run the jobs");
-  c->coordinator = co;
-  co->add_option("--listen", c->listen,
-                 "HOST:PORT to listen on; port 0 lets the OS pick "
-                 "(printed as 'listening on HOST:PORT')")
+  auto* s = app.add_subcommand("submit", "Write a batch's jobs as keys into etcd");
+  c->submit = s;
+  add_etcd_options(s, c->etcd);
+  s->add_option("--job", c->jobs, "Export job id (repeatable)");
+  s->add_option("--jobs-file", c->jobs_file, "File with one job id per line");
+  s->add_flag("--discover", c->discover, "Every in_progress job the API lists");
+  s->add_option("--company-id", c->company_id, "With --discover: only this company");
+  s->add_option("--base-url", c->base_url, "API base URL (to look up each job's company)")
       ->required();
-  co->add_option("--job", c->jobs, "Export job id (repeatable)");
-  co->add_option("--jobs-file", c->jobs_file, "File with one job id per line");
-  co->add_flag("--discover", c->co.discover, "Run every in_progress job the API lists");
-  co->add_option("--company-id", c->company_id, "With --discover: only this company");
-  co->add_option("--base-url", c->co.base_url, "API base URL (also given to the workers)")
-      ->required();
-  co->add_option("--ledger-dir", c->co.ledger_dir, "The coordinator's ledger (RocksDB)")
-      ->required();
-  co->add_option("--out", c->co.out, "NDJSON output file")->required();
-  co->add_option("--summary", c->co.summary_file, "Also write the JSON summary here");
-  co->add_option("--expected-workers", c->co.expected_workers,
-                 "Start assigning once this many workers registered (default 1)");
-  co->add_option("--max-jobs-per-worker", c->co.max_jobs_per_worker,
-                 "Jobs one worker runs at once (default 2)");
-  co->add_option("--heartbeat-ms", c->co.heartbeat_ms, "Worker heartbeat period (default 200)");
-  co->add_option("--worker-timeout-ms", c->co.worker_timeout_ms,
-                 "A worker silent this long is declared dead (default 3000)");
-  co->add_option("--request-timeout-ms", c->co.request_timeout_ms,
-                 "Deadline of every remote request (default 10000)");
-  co->add_option("--no-worker-timeout-ms", c->co.no_worker_timeout_ms,
-                 "Fail pending jobs after this long without any live worker (default 60000)");
-  co->add_option("--max-attempts", c->co.max_attempts,
-                 "Assignments per job before it fails (default 3)");
-  co->add_option("--ordering", c->co.ordering, "chronological (default) or entry_id");
-  co->add_option("--page-size", c->co.page_size, "Items per page (default 500)");
-  co->add_option("--batch-size", c->co.batch_size, "Items per batch to the coordinator");
-  co->add_option("--credit-window", c->co.credit_window, "Unacknowledged items per job");
 
-  auto* wo = app.add_subcommand("worker", "Run the jobs a coordinator assigns");
-  c->worker = wo;
-  wo->add_option("--coordinator", c->wo.coordinator, "HOST:PORT of the coordinator")->required();
-  wo->add_option("--state-dir", c->wo.state_dir, "This worker's state directory (RocksDB)")
+  auto* w = app.add_subcommand(
+      "worker", "Claim and run the jobs of a batch in etcd (any number of identical workers)");
+  c->worker = w;
+  add_etcd_options(w, c->etcd);
+  w->add_option("--state-dir", c->wo.state_dir, "This worker's state directory (RocksDB)")
       ->required();
-  wo->add_option("--base-url", c->wo.base_url, "API base URL (default: the coordinator's)");
-  wo->add_option("--connect-timeout-ms", c->wo.connect_timeout_ms,
-                 "Keep trying to reach the coordinator this long (default 15000)");
-  wo->add_option("--coordinator-timeout-ms", c->wo.coordinator_timeout_ms,
-                 "Give up after heartbeats went unanswered this long (default 30000)");
+  w->add_option("--out", c->wo.out, "This worker's NDJSON output (appended, locked)")->required();
+  w->add_option("--base-url", c->wo.base_url,
+                "API base URL (credentials from PLEO_API_KEY / PLEO_ACCESS_TOKEN)")
+      ->required();
+  w->add_option("--name", c->wo.name, "Worker name in etcd and logs (default host:pid)");
+  w->add_option("--lease-ttl", c->wo.lease_ttl_s, "etcd lease TTL in seconds")
+      ->capture_default_str();
+  w->add_option("--max-jobs", c->wo.max_jobs, "Jobs this worker runs at once")
+      ->capture_default_str();
+  w->add_option("--max-attempts", c->wo.max_attempts,
+                "Claims of one job before it is recorded failed")
+      ->capture_default_str();
+  w->add_option("--page-size", c->wo.page_size, "Items per page")->capture_default_str();
+  w->add_option("--flush-items", c->wo.flush_items, "Progress write once this many acks wait")
+      ->capture_default_str();
+
+  auto* b = app.add_subcommand("batch", "Operate on a batch in etcd");
+  c->batch = b;
+  auto* bs = b->add_subcommand("status", "Jobs by state and worker (read-only)");
+  c->batch_status = bs;
+  add_etcd_options(bs, c->etcd);
+  bs->add_flag("--json", c->json_out, "JSON output");
   return c;
 }
 
 std::optional<int> dispatch(const command_set& c) {
-  if (c.coordinator->parsed()) return run_coordinator_command(c);
+  if (c.submit->parsed()) return run_submit(c);
   if (c.worker->parsed()) return run_worker_command(c);
+  if (c.batch_status->parsed()) return run_batch_status(c);
+  if (c.batch->parsed()) return usage("batch: expected a subcommand (status)");
   return std::nullopt;
 }
 

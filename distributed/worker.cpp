@@ -1,400 +1,705 @@
-// The worker actor is at once the stage's downstream (it receives the stage's item batches)
-// and the coordinator's peer. Per job it forwards one batch at a time, so a retry after a
-// timed-out request can never overtake a later batch; the coordinator skips sequences its
-// ledger already holds, which makes the retry harmless.
+// Two threads of control: the control loop (this function's thread: lease, claims, progress
+// writes, completion; blocking etcd calls) and the downstream actor (detached: it appends
+// item lines to --out, fsyncs, acknowledges the stage and queues the acknowledged ids for the
+// control loop). They share `shared_state` under its mutex. Job runs are requested from the
+// stage by one small actor each, which posts the report back to the control loop.
 #include "distributed/worker.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
-#include <future>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <random>
+#include <set>
 #include <thread>
+#include <unordered_set>
 
 #include <caf/all.hpp>
-#include <caf/io/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include "actors/sink.hpp"
-#include "distributed/protocol.hpp"
+#include "distributed/keys.hpp"
 #include "export_items/stage.hpp"
 
 namespace ei::distributed {
 namespace {
 
 using clock = std::chrono::steady_clock;
-using go_atom = caf::atom_constant<caf::atom("dgo")>;
+using json = nlohmann::json;
 
-struct worker_ctx {
-  caf::actor coordinator;
-  std::uint64_t id = 0;
-  worker_settings settings;
-  std::uint32_t connect_timeout_ms = 15000;
-  std::uint32_t coordinator_timeout_ms = 30000;
-  export_items::stage* stage = nullptr;  // set by the main thread before go_atom
-  std::promise<std::optional<worker_settings>> registered;
-  std::promise<int> done;
+/// The monotonic clock in ns, for log lines that tests line up with other processes' events.
+std::string mono() {
+  return " mono=" + std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       clock::now().time_since_epoch())
+                                       .count());
+}
+
+/// One claimed job, as both threads see it.
+struct job_slot {
+  api::uuid job;
+  std::string job_text;
+  std::string company;
+  std::int64_t claim_rev = 0;  // create_revision of our claim key: the fencing token
+  std::int64_t attempt = 1;
+  bool takeover = false;  // an earlier claim existed: everything handed on is flagged
+  std::unordered_set<api::uuid, api::uuid_hash> acked;  // recorded by earlier claims
+  std::optional<api::uuid> watermark;                   // highest recorded order key
+  std::uint64_t recorded = 0;                           // acked ids recorded in etcd, all claims
+  std::uint64_t groups = 0;                             // progress writes of this claim
+  // Filled by the downstream actor, drained by the control loop.
+  std::vector<api::uuid> pending;
+  std::uint64_t handed = 0;
+  std::uint64_t skipped = 0;
+  bool dropped = false;  // stop handing on (fenced, or the output failed)
+  clock::time_point oldest_pending{};
+};
+
+struct shared_state {
+  std::mutex mu;
+  std::map<api::uuid, std::shared_ptr<job_slot>> jobs;
+  std::atomic<std::int64_t> lease_deadline_ns{0};  // steady clock
+  std::atomic<bool> fenced{false};
+  int out_fd = -1;
   std::ostream* log = nullptr;
-};
+  // Finished runs, posted by the run actors.
+  std::condition_variable cv;
+  std::deque<std::pair<api::uuid, std::optional<export_items::job_outcome>>> finished;
+  std::map<api::uuid, std::string> run_errors;
 
-struct pending_batch {
-  wire_batch batch;
-  export_items::ack_receiver_actor receiver;
-  std::uint64_t last = 0;  // last sequence of the stage's batch (dropped ones included)
-};
-
-struct job_run {
-  api::uuid uid;
-  std::uint64_t epoch = 0;
-  std::uint64_t resume_from = 0;
-  bool fenced = false;  // the coordinator refused it: hand nothing on, acknowledge nothing
-  bool in_flight = false;
-  std::uint32_t tries = 0;
-  std::uint64_t dropped = 0;
-  std::deque<pending_batch> queue;
-};
-
-struct worker_state {
-  std::shared_ptr<worker_ctx> ctx;
-  std::map<std::string, job_run> runs;
-  std::vector<assignment> waiting;  // assignments that came before the stage was ready
-  bool ready = false;
-  bool registered = false;  // the registration promise was fulfilled
-  bool finished = false;
-  clock::time_point last_beat_ok = clock::now();
-  static inline const char* name = "ei.worker";
-};
-
-using worker_ptr = caf::stateful_actor<worker_state>*;
-
-std::ostream& log(worker_ptr self) {
-  return *self->state.ctx->log << "worker " << self->state.ctx->id << ": ";
-}
-
-std::chrono::milliseconds request_timeout(worker_ptr self) {
-  return std::chrono::milliseconds(self->state.ctx->settings.request_timeout_ms);
-}
-
-void finish(worker_ptr self, int code) {
-  auto& st = self->state;
-  if (st.finished) return;
-  st.finished = true;
-  st.ctx->done.set_value(code);
-  self->quit();
-}
-
-void send_outcome(worker_ptr self, wire_outcome o, std::uint32_t tries) {
-  self->request(self->state.ctx->coordinator, request_timeout(self), outcome_atom::value, o)
-      .then(
-          [self, job = o.job_id, epoch = o.epoch](outcome_atom, bool accepted) {
-            if (!accepted)
-              log(self) << "outcome of job " << job << " epoch " << epoch
-                        << " refused: the assignment was fenced\n";
-          },
-          [self, o, tries](caf::error& err) {
-            if (tries < 3) return send_outcome(self, o, tries + 1);
-            log(self) << "outcome of job " << o.job_id
-                      << " not acknowledged: " << caf::to_string(err) << "\n";
-          });
-}
-
-void report(worker_ptr self, const std::string& job, std::uint64_t epoch,
-            const export_items::job_outcome* outcome, const std::string& error) {
-  auto& st = self->state;
-  wire_outcome o;
-  o.job_id = job;
-  o.epoch = epoch;
-  o.worker_id = st.ctx->id;
-  auto it = st.runs.find(job);
-  if (it != st.runs.end() && it->second.epoch == epoch) {
-    o.dropped = it->second.dropped;
-    st.runs.erase(it);
+  bool lease_valid() const {
+    if (fenced.load()) return false;
+    return clock::now().time_since_epoch().count() < lease_deadline_ns.load();
   }
-  if (outcome != nullptr) {
-    o.result = std::string(ei::actors::to_string(outcome->result));
-    o.reason_code = outcome->reason_code;
-    o.reason = outcome->reason;
-    o.in_scope = outcome->stats.in_scope;
-    o.emitted = outcome->stats.emitted;
-    o.duration_seconds = outcome->stats.duration_seconds;
-  } else {
-    o.result = "failed";
-    o.reason_code = "internal";
-    o.reason = error;
-  }
-  log(self) << "job " << job << " epoch " << epoch << ": " << o.result
-            << (o.reason_code.empty() ? "" : " (" + o.reason_code + ")") << "\n";
-  send_outcome(self, std::move(o), 0);
-}
+};
 
-void start_job(worker_ptr self, const assignment& a) {
-  auto& st = self->state;
-  auto uid = api::uuid::parse(a.job_id);
-  if (!uid) return report(self, a.job_id, a.epoch, nullptr, "not a job id");
-  job_run run;
-  run.uid = *uid;
-  run.epoch = a.epoch;
-  run.resume_from = a.resume_from;
-  st.runs[a.job_id] = std::move(run);
-  log(self) << "running job " << a.job_id << " epoch " << a.epoch << " after sequence "
-            << a.resume_from << "\n";
-  // Local request: the stage's own deadlines bound every phase; this one only bounds a
-  // stage that stopped answering altogether.
-  self->request(st.ctx->stage->batch_runner(), std::chrono::milliseconds(24 * 3600 * 1000),
-                export_items::run_atom::value,
-                export_items::batch_request{{*uid}, false, {}, std::nullopt})
-      .then(
-          [self, job = a.job_id, epoch = a.epoch](export_items::batch_report& r) {
-            if (r.jobs.empty()) return report(self, job, epoch, nullptr, "empty batch report");
-            report(self, job, epoch, &r.jobs.front(), {});
-          },
-          [self, job = a.job_id, epoch = a.epoch](caf::error& err) {
-            report(self, job, epoch, nullptr, "batch runner: " + caf::to_string(err));
-          });
-}
-
-void pump(worker_ptr self, const std::string& job) {
-  auto& st = self->state;
-  auto it = st.runs.find(job);
-  if (it == st.runs.end()) return;
-  auto& run = it->second;
-  while (!run.fenced && !run.in_flight && !run.queue.empty() &&
-         run.queue.front().batch.items.empty()) {
-    // Everything in it was at or below resume_from: acknowledged here, never sent.
-    self->send(run.queue.front().receiver, export_items::ack_atom::value, run.uid,
-               run.queue.front().last, false);
-    run.queue.pop_front();
-  }
-  if (run.fenced || run.in_flight || run.queue.empty()) return;
-  run.in_flight = true;
-  const auto epoch = run.epoch;
-  self->request(st.ctx->coordinator, request_timeout(self), batch_atom::value,
-                run.queue.front().batch)
-      .then(
-          [self, job, epoch](batch_atom, const std::string&, std::uint64_t, std::uint64_t through,
-                             bool fenced) {
-            auto& s = self->state;
-            auto i = s.runs.find(job);
-            if (i == s.runs.end() || i->second.epoch != epoch) return;
-            auto& r = i->second;
-            r.in_flight = false;
-            r.tries = 0;
-            if (fenced) {
-              r.fenced = true;
-              r.queue.clear();
-              log(self) << "job " << job << " epoch " << epoch
-                        << " fenced by the coordinator: handing nothing on\n";
-              return;
-            }
-            auto p = std::move(r.queue.front());
-            r.queue.pop_front();
-            self->send(p.receiver, export_items::ack_atom::value, r.uid, std::min(through, p.last),
-                       false);
-            pump(self, job);
-          },
-          [self, job, epoch](caf::error& err) {
-            auto& s = self->state;
-            auto i = s.runs.find(job);
-            if (i == s.runs.end() || i->second.epoch != epoch) return;
-            auto& r = i->second;
-            r.in_flight = false;
-            if (++r.tries <= 3) {
-              log(self) << "batch for job " << job << " not acknowledged (" << caf::to_string(err)
-                        << "), sending it again\n";
-              return pump(self, job);
-            }
-            // Stop handing on: the stage's downstream deadline fails the job, and its
-            // outcome tells the coordinator.
-            r.fenced = true;
-            r.queue.clear();
-            log(self) << "batch for job " << job << " not acknowledged after 4 attempts\n";
-          });
-}
-
-caf::behavior worker_actor(worker_ptr self, std::shared_ptr<worker_ctx> ctx) {
-  self->state.ctx = ctx;
-  self->set_default_handler(caf::drop);
-  self->monitor(ctx->coordinator);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    if (dm.source != self->state.ctx->coordinator.address()) return;
-    log(self) << "lost the coordinator (" << caf::to_string(dm.reason) << ")\n";
-    if (!self->state.registered) {
-      self->state.registered = true;
-      self->state.ctx->registered.set_value(std::nullopt);
+bool write_all(int fd, const std::string& buf) {
+  std::size_t off = 0;
+  while (off < buf.size()) {
+    const auto n = ::write(fd, buf.data() + off, buf.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
     }
-    finish(self, 4);
-  });
-  worker_hello hello;
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) == 0) hello.name = host;
-  hello.pid = static_cast<std::int32_t>(::getpid());
-  self->request(ctx->coordinator, std::chrono::milliseconds(ctx->connect_timeout_ms),
-                hello_atom::value, hello)
-      .then(
-          [self](hello_atom, std::uint64_t id, const worker_settings& ws) {
-            self->state.ctx->id = id;
-            self->state.ctx->settings = ws;
-            if (self->state.registered) return;
-            self->state.registered = true;
-            self->state.ctx->registered.set_value(ws);
-          },
-          [self](caf::error& err) {
-            *self->state.ctx->log << "worker: registration failed: " << caf::to_string(err) << "\n";
-            if (!self->state.registered) {
-              self->state.registered = true;
-              self->state.ctx->registered.set_value(std::nullopt);
-            }
-            finish(self, 4);
-          });
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+struct downstream_state {
+  std::shared_ptr<shared_state> sh;
+  static inline const char* name = "ei.etcd_downstream";
+};
+
+export_items::downstream_actor::behavior_type downstream(
+    export_items::downstream_actor::stateful_pointer<downstream_state> self,
+    std::shared_ptr<shared_state> shared) {
+  self->state.sh = std::move(shared);
   return {
-      [self](go_atom) {
-        auto& st = self->state;
-        st.ready = true;
-        st.last_beat_ok = clock::now();
-        for (const auto& a : st.waiting)
-          start_job(self, a);
-        st.waiting.clear();
-        self->send(self, beat_atom::value);
-      },
-      [self](assign_atom, const assignment& a) -> caf::result<assign_atom, std::string, bool> {
-        auto& st = self->state;
-        if (st.finished) return {assign_atom::value, a.job_id, false};
-        auto it = st.runs.find(a.job_id);
-        if (it != st.runs.end()) return {assign_atom::value, a.job_id, false};
-        if (st.ready)
-          start_job(self, a);
-        else
-          st.waiting.push_back(a);
-        return {assign_atom::value, a.job_id, true};
-      },
-      [self](beat_atom) {
-        auto& st = self->state;
-        if (st.finished) return;
-        self->request(st.ctx->coordinator, request_timeout(self), beat_atom::value, st.ctx->id)
-            .then(
-                [self](beat_atom, bool known) {
-                  if (!known) {
-                    log(self) << "the coordinator declared this worker dead: fenced, stopping\n";
-                    return finish(self, 3);
-                  }
-                  self->state.last_beat_ok = clock::now();
-                },
-                [self](caf::error& err) {
-                  auto& s = self->state;
-                  if (clock::now() - s.last_beat_ok >
-                      std::chrono::milliseconds(s.ctx->coordinator_timeout_ms)) {
-                    log(self) << "heartbeats unanswered (" << caf::to_string(err)
-                              << "): giving up\n";
-                    finish(self, 4);
-                  }
-                });
-        self->delayed_send(self, std::chrono::milliseconds(st.ctx->settings.heartbeat_ms),
-                           beat_atom::value);
-      },
-      [self](drain_atom) {
-        log(self) << "the coordinator finished\n";
-        finish(self, 0);
-      },
-      [self](export_items::items_atom, const export_items::item_batch& batch,
-             const export_items::ack_receiver_actor& receiver) {
-        auto& st = self->state;
+      [self](export_items::items_atom, export_items::item_batch& batch,
+             export_items::ack_receiver_actor& receiver) {
+        auto& sh = *self->state.sh;
         if (batch.items.empty()) return;
-        const auto job = batch.job_id.to_string();
-        auto it = st.runs.find(job);
-        if (it == st.runs.end() || it->second.fenced) return;  // never acknowledged
-        auto& run = it->second;
-        pending_batch p;
-        p.batch.job_id = job;
-        p.batch.epoch = run.epoch;
-        p.batch.worker_id = st.ctx->id;
-        p.receiver = receiver;
-        p.last = batch.items.back().sequence;
-        p.batch.items.reserve(batch.items.size());
-        for (const auto& item : batch.items) {
-          if (item.sequence <= run.resume_from) {
-            ++run.dropped;  // acknowledged through an earlier assignment
-            continue;
+        std::shared_ptr<job_slot> slot;
+        std::string buf;
+        std::vector<api::uuid> ids;
+        {
+          std::lock_guard<std::mutex> lk(sh.mu);
+          auto it = sh.jobs.find(batch.job_id);
+          if (it == sh.jobs.end() || it->second->dropped) return;  // never acknowledged
+          slot = it->second;
+          if (!sh.lease_valid()) {
+            slot->dropped = true;  // the claim may be gone: hand nothing on
+            return;
           }
-          wire_item w;
-          w.sequence = item.sequence;
-          ei::actors::append_ndjson_line(w.line, item);
-          p.batch.items.push_back(std::move(w));
+          for (auto& item : batch.items) {
+            if (slot->acked.count(item.accounting_entry_id) != 0) {
+              ++slot->skipped;  // recorded by an earlier claim: acknowledged, not handed on
+              continue;
+            }
+            if (slot->takeover) {
+              item.redelivery = true;
+              item.attempt =
+                  std::max<std::uint32_t>(item.attempt, static_cast<std::uint32_t>(slot->attempt));
+            }
+            ei::actors::append_ndjson_line(buf, item);
+            buf += '\n';
+            ids.push_back(item.accounting_entry_id);
+          }
         }
-        run.queue.push_back(std::move(p));
-        pump(self, job);
+        if (!buf.empty()) {
+          if (!write_all(sh.out_fd, buf) || ::fdatasync(sh.out_fd) != 0) {
+            const int e = errno;
+            std::lock_guard<std::mutex> lk(sh.mu);
+            slot->dropped = true;
+            *sh.log << "worker: writing the output failed (" << std::strerror(e) << "): job "
+                    << slot->job_text << " stops handing on\n";
+            return;
+          }
+        }
+        {
+          std::lock_guard<std::mutex> lk(sh.mu);
+          if (slot->pending.empty()) slot->oldest_pending = clock::now();
+          slot->pending.insert(slot->pending.end(), ids.begin(), ids.end());
+          slot->handed += ids.size();
+        }
+        self->send(receiver, export_items::ack_atom::value, batch.job_id,
+                   batch.items.back().sequence, false);
       },
   };
 }
 
+struct worker {
+  worker(const worker_options& opts, std::ostream& out) : o(opts), log(out) {}
+  const worker_options& o;
+  std::ostream& log;
+  keys k;
+  std::unique_ptr<etcd_client> etcd;
+  std::shared_ptr<shared_state> sh = std::make_shared<shared_state>();
+  std::int64_t lease = 0;
+  std::string name;
+  std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t claims = 0, completed = 0, released = 0, progress_writes = 0;
+
+  std::string claim_value(std::int64_t attempt) const {
+    return json{{"worker", name}, {"lease", std::to_string(lease)}, {"attempt", attempt}}.dump();
+  }
+
+  std::atomic<bool> lease_lost{false};
+  std::atomic<bool> stop_keepalive{false};
+  std::mutex ka_mu;
+  std::condition_variable ka_cv;
+
+  /// Renews the lease; the new deadline counts from before the request was sent. False when
+  /// the lease is lost: etcd says it is gone, or the old deadline passed before the renewal
+  /// came back (the worker already acted as if it were lost: it stays lost).
+  bool keepalive() {
+    const auto t0 = clock::now();
+    auto r = etcd->keepalive(lease);
+    if (!r) {
+      log << ("worker " + name + ": keep-alive failed: " + r.err() + "\n");
+      return clock::now().time_since_epoch().count() < sh->lease_deadline_ns.load();
+    }
+    if (r.value() <= 0) {
+      log << ("worker " + name + ": etcd says the lease is gone\n");
+      return false;
+    }
+    if (clock::now().time_since_epoch().count() >= sh->lease_deadline_ns.load()) {
+      log << ("worker " + name + ": the keep-alive came back after the deadline\n");
+      return false;
+    }
+    const auto deadline = t0 + std::chrono::seconds(r.value());
+    sh->lease_deadline_ns = deadline.time_since_epoch().count();
+    return true;
+  }
+
+  /// The keep-alive thread: every ttl/3 (every 100 ms after a failure), independent of the
+  /// control loop's etcd calls.
+  void keepalive_loop() {
+    while (!stop_keepalive.load()) {
+      const auto t0 = clock::now();
+      const auto before = sh->lease_deadline_ns.load();
+      if (!keepalive()) {
+        lease_lost = true;
+        sh->cv.notify_all();
+        return;
+      }
+      const auto pause = sh->lease_deadline_ns.load() != before
+                             ? std::chrono::milliseconds(o.lease_ttl_s * 1000 / 3)
+                             : std::chrono::milliseconds(100);
+      std::unique_lock<std::mutex> lk(ka_mu);
+      ka_cv.wait_until(lk, t0 + pause, [&] { return stop_keepalive.load(); });
+    }
+  }
+
+  /// The lease may have expired: hand nothing on, send nothing, try to record what was handed
+  /// on (a fenced write: refused when the claim is gone), and exit 3.
+  [[noreturn]] void fenced(const std::string& why) {
+    sh->fenced = true;
+    std::vector<std::shared_ptr<job_slot>> slots;
+    {
+      std::lock_guard<std::mutex> lk(sh->mu);
+      for (auto& [id, s] : sh->jobs) {
+        s->dropped = true;
+        slots.push_back(s);
+      }
+    }
+    log << "worker " << name << ": " << why << ": fenced, handing nothing on\n";
+    for (auto& s : slots) {
+      auto r = write_progress(*s, true);
+      if (r == 0)
+        log << "worker " << name << ": job " << s->job_text
+            << ": etcd refused the progress write (the claim is gone)\n";
+      else if (r > 0)
+        log << "worker " << name << ": job " << s->job_text
+            << ": the claim was still ours; the last progress is recorded\n";
+    }
+    log << "worker " << name << ": exiting (3): claims=" << claims << " completed=" << completed
+        << "\n";
+    log.flush();
+    std::_Exit(3);
+  }
+
+  /// One fenced progress write for `s`: 1 written (or nothing to write), 0 refused (the
+  /// claim is gone), -1 etcd unreachable.
+  int write_progress(job_slot& s, bool force) {
+    std::vector<api::uuid> ids;
+    {
+      std::lock_guard<std::mutex> lk(sh->mu);
+      if (s.pending.empty() && !force) return 1;
+      ids.swap(s.pending);
+    }
+    auto wm = s.watermark;
+    std::string blob;
+    blob.reserve(ids.size() * 16);
+    for (const auto& id : ids) {
+      if (!wm || *wm < id) wm = id;
+      blob.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+    }
+    const auto total = s.recorded + ids.size();
+    json compare = json::array({txn::create_revision_is(k.claim(s.job_text), s.claim_rev)});
+    json success = json::array();
+    if (!ids.empty() || s.groups == 0) {
+      json p = {{"acked", total}, {"attempt", s.attempt}, {"worker", name}};
+      if (wm) p["watermark"] = wm->to_string();
+      success.push_back(txn::put(k.progress(s.job_text), p.dump()));
+    }
+    if (!ids.empty()) {
+      char tail[40];
+      std::snprintf(tail, sizeof tail, "%06lld-%08llu", static_cast<long long>(s.attempt),
+                    static_cast<unsigned long long>(s.groups));
+      success.push_back(txn::put(k.acked(s.job_text) + tail, blob));
+    }
+    auto r = etcd->run_txn(compare, success, json::array());
+    if (!r) {
+      // Unknown whether it applied: keep the ids for the next write (same key, same content
+      // plus more is fine: the set is a union).
+      std::lock_guard<std::mutex> lk(sh->mu);
+      s.pending.insert(s.pending.begin(), ids.begin(), ids.end());
+      log << "worker " << name << ": progress of job " << s.job_text << ": " << r.err() << "\n";
+      return -1;
+    }
+    ++progress_writes;
+    if (!r.value().succeeded) return 0;
+    s.watermark = wm;
+    s.recorded = total;
+    if (!ids.empty()) ++s.groups;
+    return 1;
+  }
+
+  struct view {
+    std::map<std::string, std::string> jobs;  // job -> company
+    std::set<std::string> done, claimed, locked;
+    std::map<std::string, std::int64_t> attempts;  // job -> version
+  };
+
+  /// The batch as etcd has it now: one read-only txn (one round trip, one revision).
+  std::optional<view> scan() {
+    view v;
+    auto r = etcd->run_txn(json::array(),
+                           json::array({txn::get_prefix(k.jobs()), txn::get_prefix(k.dones()),
+                                        txn::get_prefix(k.claims()), txn::get_prefix(k.locks()),
+                                        txn::get_prefix(k.attempts())}),
+                           json::array());
+    if (!r || r.value().ranges.size() != 5) {
+      log << "worker " << name
+          << ": reading the batch: " << (r ? std::string("short answer") : r.err()) << "\n";
+      return std::nullopt;
+    }
+    const auto& got = r.value().ranges;
+    for (const auto& kv : got[0]) {
+      auto j = json::parse(kv.value, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("companyId")) {
+        log << "worker " << name << ": " << kv.key << ": not a job record, ignored\n";
+        continue;
+      }
+      v.jobs[kv.key.substr(k.jobs().size())] = j.value("companyId", "");
+    }
+    const std::pair<std::string, std::set<std::string>*> sets[] = {
+        {k.dones(), &v.done}, {k.claims(), &v.claimed}, {k.locks(), &v.locked}};
+    for (std::size_t i = 0; i < 3; ++i)
+      for (const auto& kv : got[i + 1])
+        sets[i].second->insert(kv.key.substr(sets[i].first.size()));
+    for (const auto& kv : got[4])
+      v.attempts[kv.key.substr(k.attempts().size())] = kv.version;
+    return v;
+  }
+
+  /// One claim txn. nullopt: not claimed.
+  std::shared_ptr<job_slot> claim(const std::string& job, const std::string& company,
+                                  std::int64_t attempts_version) {
+    const auto attempt = attempts_version + 1;
+    json compare = json::array({txn::create_revision_is(k.claim(job), 0),
+                                txn::create_revision_is(k.lock(company), 0),
+                                txn::create_revision_is(k.done(job), 0),
+                                txn::version_is(k.attempt(job), attempts_version)});
+    json success = json::array({txn::put(k.claim(job), claim_value(attempt), lease),
+                                txn::put(k.lock(company), job, lease),
+                                txn::put(k.attempt(job), name), txn::get(k.progress(job))});
+    json failure = json::array({txn::get(k.claim(job))});
+    auto r = etcd->run_txn(compare, success, failure);
+    if (!r) {
+      log << "worker " << name << ": claim of job " << job << ": " << r.err() << "\n";
+      return nullptr;
+    }
+    std::int64_t rev = 0;
+    if (r.value().succeeded) {
+      rev = r.value().revision;
+    } else {
+      // A txn re-sent to another member after a lost answer: the claim may be ours already.
+      const auto& got = r.value().ranges;
+      if (got.empty() || got.front().empty()) return nullptr;
+      const auto& kv = got.front().front();
+      if (kv.lease != lease || kv.value != claim_value(attempt)) return nullptr;
+      rev = kv.create_revision;
+    }
+    auto slot = std::make_shared<job_slot>();
+    slot->job = *api::uuid::parse(job);
+    slot->job_text = job;
+    slot->company = company;
+    slot->claim_rev = rev;
+    slot->attempt = attempt;
+    slot->takeover = attempt > 1;
+    if (slot->takeover) {
+      auto p = etcd->range(k.progress(job));
+      auto acked = etcd->range(k.acked(job), true);
+      if (!p || !acked) {
+        log << "worker " << name << ": job " << job << ": cannot read its progress; releasing\n";
+        release(*slot);
+        return nullptr;
+      }
+      if (!p.value().empty()) {
+        auto pj = json::parse(p.value().front().value, nullptr, false);
+        if (pj.is_object() && pj.contains("watermark"))
+          slot->watermark = api::uuid::parse(pj.value("watermark", ""));
+      }
+      for (const auto& kv : acked.value()) {
+        for (std::size_t off = 0; off + 16 <= kv.value.size(); off += 16) {
+          api::uuid id;
+          std::memcpy(id.bytes.data(), kv.value.data() + off, 16);
+          slot->acked.insert(id);
+        }
+      }
+      slot->recorded = slot->acked.size();
+    }
+    ++claims;
+    // A pause between the txn and here (the claim applied, then SIGSTOP) must not start a run
+    // on a lease that may be gone.
+    if (lease_lost.load() || !sh->lease_valid()) {
+      {
+        std::lock_guard<std::mutex> lk(sh->mu);
+        sh->jobs[slot->job] = slot;
+      }
+      fenced("the lease may have expired while claiming job " + job);
+    }
+    log << "worker " << name << ": claimed job " << job << " (company " << company << ") attempt "
+        << attempt << " rev " << rev << "; resuming after "
+        << (slot->watermark ? slot->watermark->to_string() : std::string("the start")) << " with "
+        << slot->acked.size() << " acked ids" << mono() << "\n";
+    return slot;
+  }
+
+  void release(job_slot& s) {
+    json compare = json::array({txn::create_revision_is(k.claim(s.job_text), s.claim_rev)});
+    json success = json::array({txn::del(k.claim(s.job_text)), txn::del(k.lock(s.company))});
+    auto r = etcd->run_txn(compare, success, json::array());
+    if (r && !r.value().succeeded) fenced("releasing job " + s.job_text + " was refused");
+    ++released;
+  }
+
+  /// The done key, exactly once: 1 recorded by us, 0 refused (fenced), -1 unreachable.
+  int record_done(job_slot& s, const json& outcome) {
+    json compare = json::array({txn::create_revision_is(k.claim(s.job_text), s.claim_rev),
+                                txn::create_revision_is(k.done(s.job_text), 0)});
+    json success = json::array({txn::put(k.done(s.job_text), outcome.dump()),
+                                txn::del(k.claim(s.job_text)), txn::del(k.lock(s.company))});
+    json failure = json::array({txn::get(k.done(s.job_text))});
+    auto r = etcd->run_txn(compare, success, failure);
+    if (!r) return -1;
+    if (r.value().succeeded) return 1;
+    // Re-sent after a lost answer: ours if the done key says so.
+    const auto& got = r.value().ranges;
+    if (!got.empty() && !got.front().empty() && got.front().front().value == outcome.dump())
+      return 1;
+    return 0;
+  }
+};
+
+std::string default_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "worker");
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+/// Opens --out for appending under an exclusive lock and cuts a partial last line (written
+/// when a worker died mid-write: never acknowledged, so it comes again).
+int open_output(const std::string& path, std::ostream& log) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    log << "worker: --out " << path << ": " << std::strerror(errno) << "\n";
+    return -1;
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    log << "worker: --out " << path << ": another process writes it (locked)\n";
+    ::close(fd);
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    off_t end = st.st_size;
+    char c = 0;
+    while (end > 0 && ::pread(fd, &c, 1, end - 1) == 1 && c != '\n')
+      --end;
+    if (end != st.st_size) {
+      if (::ftruncate(fd, end) != 0) {
+        log << "worker: --out " << path << ": cannot cut a partial line\n";
+        ::close(fd);
+        return -1;
+      }
+      log << "worker: --out " << path << ": cut a partial last line (" << (st.st_size - end)
+          << " bytes)\n";
+    }
+  }
+  return fd;
+}
+
 }  // namespace
 
-int run_worker(const worker_options& options, const api::credentials& creds, std::ostream& log) {
-  std::string host;
-  std::uint16_t port = 0;
-  if (!split_host_port(options.coordinator, host, port)) {
-    log << "worker: --coordinator: expected HOST:PORT, got '" << options.coordinator << "'\n";
+int run_worker(const worker_options& o, const api::credentials& creds, std::ostream& log) {
+  worker w{o, log};
+  w.k.prefix = keys::normalize(o.prefix);
+  if (w.k.prefix.empty()) {
+    log << "worker: --prefix: '" << o.prefix << "' must start with '/'\n";
     return 2;
   }
-  auto ctx = std::make_shared<worker_ctx>();
-  ctx->log = &log;
-  ctx->connect_timeout_ms = options.connect_timeout_ms;
-  ctx->coordinator_timeout_ms = options.coordinator_timeout_ms;
+  if (auto why = check_url_scheme(o.base_url, "--base-url"); !why.empty()) {
+    log << "worker: " << why << "\n";
+    return 2;
+  }
+  w.name = o.name.empty() ? default_name() : o.name;
+  auto connected = etcd_client::connect(o.etcd);
+  if (!connected) {
+    log << "worker: " << connected.err() << "\n";
+    return 2;
+  }
+  w.etcd = std::move(connected.value());
+  auto granted = w.etcd->grant(o.lease_ttl_s);
+  if (!granted) {
+    log << "worker: cannot get a lease: " << granted.err() << "\n";
+    return 2;
+  }
+  w.lease = granted.value();
+  w.sh->log = &log;
+  w.sh->lease_deadline_ns = (clock::now() + std::chrono::seconds(o.lease_ttl_s) -
+                             std::chrono::milliseconds(o.etcd.timeout))
+                                .time_since_epoch()
+                                .count();
+  if (!w.keepalive()) return 2;
+  w.sh->out_fd = open_output(o.out, log);
+  if (w.sh->out_fd < 0) return 2;
+  log << "worker " << w.name << ": lease " << w.lease << " (ttl " << o.lease_ttl_s << " s), prefix "
+      << w.k.prefix << "\n";
+
   caf::actor_system_config cfg;
-  // BASP heartbeats at the default application rate; the worker's own deadline on its
-  // heartbeat replies decides when the coordinator is gone.
-  configure_system(cfg, 200, 0, 2);
+  cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};
-  const auto deadline = clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
-  caf::expected<caf::actor> coordinator = caf::error{};
-  for (;;) {
-    coordinator = sys.middleman().remote_actor(host, port);
-    if (coordinator || clock::now() > deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (!coordinator) {
-    log << "worker: cannot reach the coordinator at " << options.coordinator << ": "
-        << sys.render(coordinator.error()) << "\n";
-    return 2;
-  }
-  ctx->coordinator = *coordinator;
-  auto registered = ctx->registered.get_future();
-  auto done = ctx->done.get_future();
-  auto self = sys.spawn(worker_actor, ctx);
-  auto settings = registered.get();
-  if (!settings) {
-    caf::anon_send_exit(self, caf::exit_reason::user_shutdown);
-    return 4;
-  }
   export_items::stage_config config;
-  config.base_url = options.base_url.empty() ? settings->base_url : options.base_url;
-  if (settings->ordering == "entry_id")
-    config.settings.ordering = ei::storage::ordering_mode::entry_id;
-  else
-    config.settings.ordering = ei::storage::ordering_mode::chronological;
-  if (settings->page_size != 0) config.settings.page_size = settings->page_size;
-  if (settings->batch_size != 0) config.settings.batch_size = settings->batch_size;
-  if (settings->credit_window != 0) config.settings.credit_window = settings->credit_window;
+  config.base_url = o.base_url;
+  config.settings.ordering = ei::storage::ordering_mode::entry_id;
+  config.settings.page_size = o.page_size;
+  config.settings.max_jobs = std::max<std::uint32_t>(o.max_jobs, 1);
   config.settings.request_timeout = std::chrono::seconds(60);
-  auto stage = export_items::stage::start(sys, config, creds, options.state_dir,
-                                          caf::actor_cast<export_items::downstream_actor>(self));
+  // No API request once the lease may have expired: another worker may hold the company.
+  config.http.admit = [sh = w.sh] { return sh->lease_valid(); };
+  auto ds = sys.spawn<caf::detached>(downstream, w.sh);
+  auto stage = export_items::stage::start(sys, config, creds, o.state_dir, ds);
   if (!stage) {
     log << "worker: " << stage.err().message << "\n";
-    caf::anon_send_exit(self, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ds, caf::exit_reason::user_shutdown);
     return 2;
   }
-  ctx->stage = stage.value().get();
-  caf::anon_send(self, go_atom::value);
-  const int code = done.get();
+
+  std::map<api::uuid, std::shared_ptr<job_slot>> running;
+  std::thread keepalive_thread([&w] { w.keepalive_loop(); });
+  auto next_scan = clock::now();
+  int code = 0;
+  for (;;) {
+    if (w.lease_lost.load()) w.fenced("the lease is lost");
+    if (!w.sh->lease_valid()) w.fenced("the lease may have expired (no keep-alive in time)");
+
+    // Progress: grouped, fenced by the claim.
+    for (auto& [id, s] : running) {
+      bool due = false;
+      {
+        std::lock_guard<std::mutex> lk(w.sh->mu);
+        due = !s->pending.empty() && (s->pending.size() >= o.flush_items ||
+                                      clock::now() - s->oldest_pending >= o.flush_interval);
+      }
+      if (due && w.write_progress(*s, false) == 0)
+        w.fenced("etcd refused the progress write of job " + s->job_text);
+    }
+
+    // Finished runs.
+    std::deque<std::pair<api::uuid, std::optional<export_items::job_outcome>>> done;
+    {
+      std::lock_guard<std::mutex> lk(w.sh->mu);
+      done.swap(w.sh->finished);
+    }
+    for (auto& [id, outcome] : done) {
+      auto it = running.find(id);
+      if (it == running.end()) continue;
+      auto s = it->second;
+      // A run that ended because the lease was gone (its requests refused by the admit gate)
+      // is not this worker's to record or release any more.
+      if (w.lease_lost.load() || !w.sh->lease_valid()) w.fenced("the lease may have expired");
+      for (int tries = 0;; ++tries) {
+        const int r = w.write_progress(*s, false);
+        if (r == 1) break;
+        if (r == 0) w.fenced("etcd refused the progress write of job " + s->job_text);
+        if (!w.sh->lease_valid()) w.fenced("the lease may have expired");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // etcd unreachable
+      }
+      std::string result = "failed", reason_code, reason;
+      std::uint64_t in_scope = 0, emitted = 0;
+      bool final_result = true;
+      if (outcome) {
+        in_scope = outcome->stats.in_scope;
+        emitted = outcome->stats.emitted;
+        reason_code = outcome->reason_code;
+        reason = outcome->reason;
+        if (outcome->result != export_items::job_result::failed) {
+          result = "complete";
+        } else {
+          const auto kind = export_items::failure_of(*outcome);
+          final_result = kind == export_items::failure_kind::job_not_in_progress ||
+                         kind == export_items::failure_kind::unknown_job ||
+                         kind == export_items::failure_kind::unauthorized;
+        }
+      } else {
+        reason_code = "internal";
+        std::lock_guard<std::mutex> lk(w.sh->mu);
+        reason = w.sh->run_errors[id];
+        final_result = false;
+      }
+      if (!final_result && s->attempt < static_cast<std::int64_t>(o.max_attempts)) {
+        log << "worker " << w.name << ": job " << s->job_text << " failed (" << reason_code << ": "
+            << reason << "); released for another attempt" << mono() << "\n";
+        w.release(*s);
+      } else {
+        if (!final_result) reason_code = "attempts_exhausted: " + reason_code;
+        json rec = {{"result", result},     {"worker", w.name},         {"attempt", s->attempt},
+                    {"inScope", in_scope},  {"emitted", emitted},       {"handedOn", s->handed},
+                    {"acked", s->recorded}, {"reasonCode", reason_code}};
+        log << "worker " << w.name << ": job " << s->job_text << " run ended (" << result
+            << "), recording" << mono() << "\n";
+        int r = -1;
+        while ((r = w.record_done(*s, rec)) < 0) {
+          if (!w.sh->lease_valid()) w.fenced("the lease may have expired");
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (r == 0) w.fenced("etcd refused the completion of job " + s->job_text);
+        ++w.completed;
+        log << "worker " << w.name << ": job " << s->job_text << " " << result
+            << " recorded (attempt " << s->attempt << ", handed on " << s->handed
+            << ", skipped as acked before " << s->skipped << ")" << mono() << "\n";
+      }
+      {
+        std::lock_guard<std::mutex> lk(w.sh->mu);
+        w.sh->jobs.erase(id);
+      }
+      running.erase(it);
+      next_scan = clock::now();
+    }
+
+    // Claims.
+    if (running.size() < o.max_jobs && clock::now() >= next_scan) {
+      auto v = w.scan();
+      next_scan = clock::now() + std::chrono::milliseconds(200);
+      if (v) {
+        std::vector<std::pair<std::string, std::string>> candidates;
+        bool all_done = true;
+        for (const auto& [job, company] : v->jobs) {
+          if (v->done.count(job) != 0) continue;
+          all_done = false;
+          if (v->claimed.count(job) != 0 || v->locked.count(company) != 0) continue;
+          if (running.count(*api::uuid::parse(job)) != 0) continue;
+          candidates.emplace_back(job, company);
+        }
+        if (all_done && running.empty()) {
+          log << "worker " << w.name << ": every job of the batch is done (" << v->jobs.size()
+              << " jobs)\n";
+          break;
+        }
+        std::shuffle(candidates.begin(), candidates.end(), w.rng);
+        std::set<std::string> companies_taken;
+        for (const auto& [job, company] : candidates) {
+          if (running.size() >= o.max_jobs) break;
+          if (companies_taken.count(company) != 0) continue;
+          if (!api::uuid::parse(job)) continue;
+          auto a = v->attempts.find(job);
+          auto slot = w.claim(job, company, a == v->attempts.end() ? 0 : a->second);
+          if (!slot) continue;
+          companies_taken.insert(company);
+          {
+            std::lock_guard<std::mutex> lk(w.sh->mu);
+            w.sh->jobs[slot->job] = slot;
+          }
+          running[slot->job] = slot;
+          auto runner = stage.value()->batch_runner();
+          sys.spawn([runner, id = slot->job, sh = w.sh](caf::event_based_actor* self) {
+            self->request(runner, caf::infinite, export_items::run_atom::value,
+                          export_items::batch_request{{id}, false, {}, std::nullopt})
+                .then(
+                    [id, sh](export_items::batch_report& r) {
+                      std::lock_guard<std::mutex> lk(sh->mu);
+                      if (r.jobs.empty()) {
+                        sh->run_errors[id] = "empty batch report";
+                        sh->finished.emplace_back(id, std::nullopt);
+                      } else {
+                        sh->finished.emplace_back(id, r.jobs.front());
+                      }
+                      sh->cv.notify_all();
+                    },
+                    [id, sh](caf::error& err) {
+                      std::lock_guard<std::mutex> lk(sh->mu);
+                      sh->run_errors[id] = "batch runner: " + caf::to_string(err);
+                      sh->finished.emplace_back(id, std::nullopt);
+                      sh->cv.notify_all();
+                    });
+          });
+        }
+      }
+    }
+
+    std::unique_lock<std::mutex> lk(w.sh->mu);
+    w.sh->cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return !w.sh->finished.empty(); });
+  }
+
+  log << "worker " << w.name << ": claims=" << w.claims << " completed=" << w.completed
+      << " released=" << w.released << " progressWrites=" << w.progress_writes
+      << " etcdRequests=" << w.etcd->requests() << " etcdLatencyMs=" << w.etcd->latency_us() / 1000
+      << " failovers=" << w.etcd->failovers() << "\n";
+  {
+    std::lock_guard<std::mutex> lk(w.ka_mu);
+    w.stop_keepalive = true;
+  }
+  w.ka_cv.notify_all();
+  keepalive_thread.join();
+  (void)w.etcd->revoke(w.lease);
   stage.value()->shutdown();
-  caf::anon_send_exit(self, caf::exit_reason::user_shutdown);
-  // Job actors of a fenced or abandoned job live until their own deadlines (the actor system
-  // waits for them), and CAF 0.17's middleman teardown can hang while the peer disconnects.
-  // Everything this worker made safe is already in its synced state store, so the teardown
-  // is bounded instead of waited for.
+  caf::anon_send_exit(ds, caf::exit_reason::user_shutdown);
   log.flush();
+  // Bounded teardown: everything made safe is in etcd, the output and the state store.
   std::thread([code] {
     std::this_thread::sleep_for(std::chrono::seconds(2));
     std::_Exit(code);

@@ -1,32 +1,46 @@
-// A worker of a distributed batch: connects to the coordinator (remote_actor), registers,
-// runs the jobs it is assigned with the embedding API (export_items::stage in this process's
-// actor system), forwards every item batch to the coordinator tagged with (job, epoch) and
-// relays the coordinator's acknowledgements back to the stage; heartbeats every
-// worker_settings::heartbeat_ms. See protocol.hpp.
+// A worker of a batch coordinated through etcd (docs/distributed.md). Any number of identical
+// workers run against one prefix; there is no coordinator.
 //
-// Resume: an assignment carries resume_from (the ledger's acked_through); sequences <=
-// resume_from are passed over here and acknowledged locally (never sent), which is correct
-// because every worker computes the same deterministic order with the same settings.
+// The worker holds one etcd lease (kept alive every ttl/3). It claims a job with one txn that
+// creates the job's claim key and its company's lock key under that lease (compare
+// create_revision == 0 on both, and no done key), runs it through the embedding API
+// (export_items::stage, ordering entry_id) with itself as the downstream: item lines are
+// appended to --out and fsynced, then acknowledged to the stage; the acknowledged ids and the
+// watermark (the highest acknowledged order key) go to etcd in grouped txns fenced by the
+// claim key's create_revision. Completion is one txn creating the done key.
 //
-// run_worker blocks until the worker stops and returns its exit code: 0 the coordinator
-// finished (drain), 2 usage / cannot connect / state directory, 3 fenced (the coordinator
-// declared this worker dead: a zombie that came back), 4 lost the coordinator.
+// Lease: the worker counts its lease as valid until (send time of the last successful
+// keep-alive + the TTL it returned). Past that it hands nothing on, sends no API request
+// (client_config::admit), makes one last fenced write of what it had handed on (etcd refuses
+// it when the claim is gone) and exits 3.
+//
+// run_worker blocks and returns the exit code: 0 every job of the batch is done, 2 usage /
+// etcd unreachable at start / state directory / output, 3 the lease was lost (fenced).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <iosfwd>
 #include <string>
 
 #include "api/credentials.hpp"
+#include "distributed/etcd.hpp"
 
 namespace ei::distributed {
 
 struct worker_options {
-  std::string coordinator;  // HOST:PORT
+  etcd_options etcd;
+  std::string prefix = "/export-items/";
   std::string state_dir;
-  std::string base_url;                          // overrides the coordinator's
-  std::uint32_t connect_timeout_ms = 15000;      // keep trying to reach the coordinator this long
-  std::uint32_t coordinator_timeout_ms = 30000;  // heartbeats unanswered this long: give up
+  std::string out;
+  std::string base_url;  // the API: only from this worker's command line
+  std::string name;      // default host:pid
+  std::int64_t lease_ttl_s = 10;
+  std::uint32_t max_jobs = 2;
+  std::uint32_t max_attempts = 5;  // claims of one job before it is recorded failed
+  std::uint32_t page_size = 500;
+  std::chrono::milliseconds flush_interval{100};  // progress write at most this late ...
+  std::size_t flush_items = 2048;                 // ... or once this many acks wait
 };
 
 int run_worker(const worker_options& options, const api::credentials& creds, std::ostream& log);

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libbenchmark-dev  # GoogleTest; Google Benchmark (benchmarks/parse_bench.cpp)
   python3 procps
   time python3-requests  # benchmarks: /usr/bin/time and the Python peer (bench_smoke)
+  etcd-server etcd-client  # distributed workers coordinate through etcd (tests/distributed)
 )
 
 missing=()
@@ -30,4 +31,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian package starts a default etcd member on 127.0.0.1:2379 where systemd runs; the
+# tests start their own clusters on free ports, so one installed only now is stopped again.
+if printf '%s\n' "${missing[@]}" | grep -qx etcd-server && command -v systemctl >/dev/null &&
+   systemctl is-active --quiet etcd 2>/dev/null; then
+  $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
 echo "install-deps: done" >&2

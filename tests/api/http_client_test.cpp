@@ -434,6 +434,42 @@ TEST(http_client, create_validates_config) {
   EXPECT_NE(no_ca.err().message.find("/nonexistent/ca.pem"), std::string::npos);
 }
 
+// The gate distributed workers close once their etcd lease may have expired: a refused
+// attempt never reaches the server and fails as `cancelled`, without retries; peers that are
+// not Pleo's API (etcd) get no Authorization header.
+TEST(http_client, admit_gate_refuses_before_the_wire_and_authorization_can_be_left_out) {
+  std::mutex m;
+  std::vector<server_request> seen;
+  script_server srv([&](tcp::socket& s, int) {
+    beast::flat_buffer buf;
+    while (auto req = read_request(s, buf)) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        seen.push_back(*req);
+      }
+      respond(s, 200, R"({"ok":true})");
+    }
+  });
+  std::atomic<bool> open{true};
+  auto c = fast_config(srv.url());
+  c.admit = [&open] { return open.load(); };
+  c.send_authorization = false;
+  auto client = make_client(c);
+  ASSERT_TRUE(client->request_sync(get("/a")).ok());
+  open = false;
+  auto refused = client->request_sync(get("/b"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.err().code, http_errc::cancelled);
+  EXPECT_NE(refused.err().message.find("admit"), std::string::npos) << refused.err().message;
+  open = true;
+  ASSERT_TRUE(client->request_sync(get("/c")).ok());
+  std::lock_guard<std::mutex> lock(m);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].target(), "/a");
+  EXPECT_EQ(seen[1].target(), "/c");
+  EXPECT_EQ(seen[0].count(bhttp::field::authorization), 0u);
+}
+
 TEST(http_client, keep_alive_reuses_one_connection_and_sends_headers) {
   std::mutex m;
   std::vector<server_request> seen;
