@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1, order_seed = 0, items = 0;
   std::uint32_t jobs = 0, companies = 0, threads = 1, default_limit = 0;
   std::int32_t expires_in = 0;
-  bool print_jobs = false, all_in_progress = false;
+  bool print_jobs = false, all_in_progress = false, loose = false;
   auto* o_host = app.add_option("--host", host, "address to bind (default 127.0.0.1)");
   auto* o_port = app.add_option("--port", port, "TCP port, 0 lets the OS pick (default 0)");
   auto* o_key = app.add_option("--api-key", api_key,
@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
                                "job expiresIn seconds; 0 disables expiry (default 3600)");
   auto* o_aip = app.add_flag("--all-in-progress", all_in_progress,
                              "generate every job in status in_progress");
+  auto* o_loose = app.add_flag("--loose", loose,
+                               "loose mode: fields the stage does not read are sometimes "
+                               "missing, null or of another type; null statuses; dates with "
+                               "offsets, without a zone, or date-only (deterministic from --seed)");
   app.add_option("--config", config_file,
                  "JSON config file with the same settings (keys as in simulator/README.md); "
                  "command-line options override it");
@@ -89,6 +93,7 @@ int main(int argc, char** argv) {
   if (*o_limit) cfg.default_limit = default_limit;
   if (*o_exp) cfg.expires_in_seconds = expires_in;
   if (*o_aip) cfg.all_in_progress = all_in_progress;
+  if (*o_loose) cfg.loose = loose;
 
   if (print_jobs) {
     auto js = ei::sim::preview_jobs(cfg);
