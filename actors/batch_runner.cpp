@@ -193,17 +193,15 @@ void discover_page(runner_ptr self) {
               // as pages that bring nothing new: a few in a row end discovery too.
               s.discover_stale_pages = fresh ? 0 : s.discover_stale_pages + 1;
               if (*pg.end_cursor == s.discover_cursor ||
-                  !s.discover_cursors.insert(*pg.end_cursor).second ||
-                  s.discover_stale_pages > 3) {
+                  !s.discover_cursors.insert(*pg.end_cursor).second || s.discover_stale_pages > 3) {
                 // The jobs found so far run; the rest of the list cannot be reached.
-                failed_before_start(
-                    self, api::uuid{}, "discovery_failed",
-                    s.discover_stale_pages > 3
-                        ? "listing in_progress jobs: the pages cycle (" +
-                              std::to_string(s.discover_stale_pages) +
-                              " pages in a row listed no job not seen before)"
-                        : "listing in_progress jobs: the cursors cycle (" + *pg.end_cursor +
-                              " came back)");
+                failed_before_start(self, api::uuid{}, "discovery_failed",
+                                    s.discover_stale_pages > 3
+                                        ? "listing in_progress jobs: the pages cycle (" +
+                                              std::to_string(s.discover_stale_pages) +
+                                              " pages in a row listed no job not seen before)"
+                                        : "listing in_progress jobs: the cursors cycle (" +
+                                              *pg.end_cursor + " came back)");
                 s.listing_done = true;
                 return schedule(self);
               }

@@ -37,9 +37,9 @@ job_check check_job(const job_reply& reply) {
     case api::job_status::failed:
       if (job.failure_reason_type && *job.failure_reason_type == "job_expired")
         return {"job_expired", "the job expired in Pleo (failed: job_expired)"};
-      return {"job_finished_elsewhere",
-              "the job was failed elsewhere (" + job.failure_reason_type.value_or("no reason type") +
-                  ")"};
+      return {"job_finished_elsewhere", "the job was failed elsewhere (" +
+                                            job.failure_reason_type.value_or("no reason type") +
+                                            ")"};
     case api::job_status::completed:
     case api::job_status::completed_with_errors:
       return {"job_finished_elsewhere", "the job was finished elsewhere (" + job.status_text + ")"};
@@ -64,7 +64,7 @@ struct supervisor_state {
   clock_type::time_point started;
   caf::actor_addr child;
   std::uint32_t listing_restarts = 0;
-  std::uint64_t job_checks = 0;  // reads of the job at phase boundaries
+  std::uint64_t job_checks = 0;        // reads of the job at phase boundaries
   clock_type::time_point job_read_at;  // when the job was last read (verified, or checked)
   bool reported = false;
   static inline const char* name = "job_supervisor";
@@ -140,9 +140,9 @@ void stop_changed(supervisor_ptr self, std::string code, std::string why) {
   if (st.job.order_size > 0) {
     if (auto wm = st.ctx.store->load_watermarks(st.job.job_id)) {
       st.stats.acked = wm->acked_through;
-      where += ": items were handed on through sequence " +
-               std::to_string(wm->dispatched_through) + " and acknowledged through " +
-               std::to_string(wm->acked_through) + " of " + std::to_string(st.job.order_size);
+      where += ": items were handed on through sequence " + std::to_string(wm->dispatched_through) +
+               " and acknowledged through " + std::to_string(wm->acked_through) + " of " +
+               std::to_string(st.job.order_size);
     }
   } else {
     where += ": no item was handed on";
@@ -163,8 +163,7 @@ void at_boundary(supervisor_ptr self, Next next, bool always = false) {
     return next();
   ++st.job_checks;
   st.job_read_at = clock_type::now();
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, get_job_atom::value,
-                st.job.job_id)
+  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, get_job_atom::value, st.job.job_id)
       .then(
           [self, next](job_reply& r) mutable {
             auto& s = self->state;
@@ -450,8 +449,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         if (s.job.phase == storage::job_phase::reconciling) {
           at_boundary(self, [self] {
             auto& state = self->state;
-            start_child(self,
-                        detail::spawn_reconciler(self->system(), state.ctx, state.job, self));
+            start_child(self, detail::spawn_reconciler(self->system(), state.ctx, state.job, self));
           });
           return;
         }

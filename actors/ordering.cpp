@@ -53,8 +53,7 @@ constexpr std::uint64_t undated_key = ~std::uint64_t{0};
 /// The orderer's own interface: its phase interface plus the delayed retry of one data-layer
 /// page (`cursor_retry` for the cursor walk's next page, else the offset page's number), tagged
 /// with the walk it belongs to.
-using orderer_actor =
-    phase_actor::extend<caf::reacts_to<retry_atom, std::uint32_t, std::uint32_t>>;
+using orderer_actor = phase_actor::extend<caf::reacts_to<retry_atom, std::uint32_t, std::uint32_t>>;
 constexpr std::uint32_t cursor_retry = ~std::uint32_t{0};
 
 struct orderer_state {

@@ -112,8 +112,8 @@ void loosen_export_item(json& item, std::uint64_t seed) {
   if (!item.is_object()) return;
   const std::uint64_t key = text_key(item.value("accountingEntryId", std::string{}));
   std::uint64_t field = 21;
-  for (const char* name : {"_links", "accountingEntryLines", "additionalInformation", "amount",
-                           "companyId", "type"})
+  for (const char* name :
+       {"_links", "accountingEntryLines", "additionalInformation", "amount", "companyId", "type"})
     loosen_field(item, name, seed, key, field++);
   auto date = item.find("date");
   if (date == item.end() || !date->is_string()) return;

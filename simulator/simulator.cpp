@@ -324,9 +324,8 @@ std::optional<api_error> simulator::impl::parse_list(const query_map& q, list_pa
   if (offset) out.q.offset = static_cast<std::uint64_t>(*offset);
   if (cfg.refuse_limit_above > 0 && out.limit_given &&
       *out.limit_given > static_cast<std::int64_t>(cfg.refuse_limit_above))
-    return bad("query parameter 'limit' must be at most " +
-               std::to_string(cfg.refuse_limit_above) + ", got " +
-               std::to_string(*out.limit_given));
+    return bad("query parameter 'limit' must be at most " + std::to_string(cfg.refuse_limit_above) +
+               ", got " + std::to_string(*out.limit_given));
   std::uint64_t limit =
       out.limit_given ? static_cast<std::uint64_t>(*out.limit_given) : cfg.default_limit;
   out.q.limit = std::min<std::uint64_t>(limit, cfg.max_limit);
