@@ -224,6 +224,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
         {"faults", text(e.faults)},
         {"default_limit", integer(e.default_limit, 1, 100000)},
         {"threads", integer(e.threads, 1, 64)},
+        {"loose", boolean(e.loose)},
     };
     if (auto st = apply_object(*embedded_obj, keys, origin + ".embedded"); !st.ok()) return st;
   }

@@ -257,8 +257,8 @@ TEST(Edges, DiscoveryDetectsACycleUnderFreshCursorTexts) {
   // no cursor text repeats, but the pages bring no job not listed before.
   sim::sim_config c;
   c.seed = 78;
-  c.jobs = 250;
-  c.companies = 250;
+  c.jobs = 210;  // three pages of the job list (100 a page)
+  c.companies = 210;
   c.items_per_job = 2;
   c.all_in_progress = true;
   c.faults = "jobs:cycle_fresh@from=3";
@@ -281,7 +281,7 @@ TEST(Edges, DiscoveryDetectsACycleUnderFreshCursorTexts) {
     }
   }
   EXPECT_TRUE(cycle_reported);
-  EXPECT_EQ(ran, 250U);
+  EXPECT_EQ(ran, 210U);
   EXPECT_LT(requests_to(*s, "jobs").size(), 12U) << "discovery ended soon after the cycle";
 }
 
@@ -391,7 +391,7 @@ TEST(Edges, LooseModeGivesExactlyTheOutputOfStrictModeInBothOrderings) {
       c.seed = 40;
       c.jobs = 2;
       c.companies = 2;
-      c.items_per_job = 1200;
+      c.items_per_job = 700;
       c.all_in_progress = true;
       c.loose = loose;
       auto s = start_sim(c);
