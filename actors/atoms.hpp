@@ -28,5 +28,9 @@ using attach_atom = caf::atom_constant<caf::atom("attach")>;
 /// The store actor to itself: fsync the writes made so far, then deliver their replies.
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
+/// A phase actor to itself: fetch a page again after a backoff (the page, not the listing).
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// The sequencer to itself: read the job again (it may have expired or finished elsewhere).
+using check_atom = caf::atom_constant<caf::atom("jobcheck")>;
 
 }  // namespace ei::actors

@@ -32,6 +32,8 @@ struct runner_state {
   bool listing_done = false;
   std::string discover_cursor;
   std::set<std::string> discover_cursors;  // every cursor discovery followed: a repeat is a cycle
+  std::set<api::uuid> discover_listed;     // every job discovery listed, whatever its status
+  std::uint32_t discover_stale_pages = 0;  // pages in a row that brought no job not seen before
   batch_request request;
   bool stopping = false;  // a graceful stop was requested: no new job starts
   clock_type::time_point stop_deadline;
@@ -176,7 +178,9 @@ void discover_page(runner_ptr self) {
               s.listing_done = true;
               return schedule(self);
             }
+            bool fresh = false;  // a job this discovery has not listed before
             for (auto& job : reply.page.data) {
+              fresh = s.discover_listed.insert(job.id).second || fresh;
               if (job.status != api::job_status::in_progress) continue;
               if (!s.seen_jobs.insert(job.id).second) continue;
               ++s.expected;
@@ -185,12 +189,19 @@ void discover_page(runner_ptr self) {
             }
             const auto& pg = reply.page.pagination;
             if (!s.stopping && pg.has_next_page && pg.end_cursor) {
+              // A cycle under cursor texts that change (the same jobs again and again) shows
+              // as pages that bring nothing new: a few in a row end discovery too.
+              s.discover_stale_pages = fresh ? 0 : s.discover_stale_pages + 1;
               if (*pg.end_cursor == s.discover_cursor ||
-                  !s.discover_cursors.insert(*pg.end_cursor).second) {
+                  !s.discover_cursors.insert(*pg.end_cursor).second || s.discover_stale_pages > 3) {
                 // The jobs found so far run; the rest of the list cannot be reached.
                 failed_before_start(self, api::uuid{}, "discovery_failed",
-                                    "listing in_progress jobs: the cursors cycle (" +
-                                        *pg.end_cursor + " came back)");
+                                    s.discover_stale_pages > 3
+                                        ? "listing in_progress jobs: the pages cycle (" +
+                                              std::to_string(s.discover_stale_pages) +
+                                              " pages in a row listed no job not seen before)"
+                                        : "listing in_progress jobs: the cursors cycle (" +
+                                              *pg.end_cursor + " came back)");
                 s.listing_done = true;
                 return schedule(self);
               }

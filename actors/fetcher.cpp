@@ -64,6 +64,13 @@ fetch_failure from_http(const api::http_failure& f, bool had_cursor) {
       type.find("CURSOR") != std::string::npos || type.find("PAGINATION") != std::string::npos;
   out.cursor_rejected =
       had_cursor && f.code == api::http_errc::http_status && f.status == 400 && about_cursor;
+  // A 400 whose error names the page size (its type or its message): `limit` was refused.
+  std::string detail = f.detail;
+  for (auto& c : detail)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  out.limit_rejected =
+      !out.cursor_rejected && f.code == api::http_errc::http_status && f.status == 400 &&
+      (type.find("LIMIT") != std::string::npos || detail.find("LIMIT") != std::string::npos);
   return out;
 }
 
@@ -229,6 +236,7 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
 
 std::string failure_code(const fetch_failure& f) {
   if (f.cursor_rejected) return "cursor_rejected";
+  if (f.limit_rejected) return "limit_rejected";
   if (f.http_status != 0) return "http_" + std::to_string(f.http_status);
   return f.kind;
 }

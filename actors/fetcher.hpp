@@ -23,16 +23,19 @@ namespace ei::actors {
 /// Why a fetch failed. `kind`: "http_status" (a non-retryable status; see http_status/type),
 /// "retries_exhausted", "timeout", "transport", "decode" (the body broke the contract),
 /// "cancelled". `cursor_rejected` is set for a 400 on a request that carried a cursor: the
-/// cursor expired or was refused, and the listing must restart.
+/// cursor expired or was refused, and the listing must restart. `limit_rejected` is set for a
+/// 400 whose error names the `limit` (the page size was refused: ask for smaller pages).
 struct fetch_failure {
   std::string kind;
   unsigned http_status = 0;
   std::string type;
   std::string message;
   bool cursor_rejected = false;
+  bool limit_rejected = false;
 };
 
-/// The job failure code for a fetch failure: "cursor_rejected", "http_<status>", or the kind.
+/// The job failure code for a fetch failure: "cursor_rejected", "limit_rejected",
+/// "http_<status>", or the kind.
 std::string failure_code(const fetch_failure& f);
 
 struct job_reply {

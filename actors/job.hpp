@@ -13,6 +13,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -103,6 +104,9 @@ struct job_context {
   std::optional<std::uint64_t> expected_items;
   /// Where reported items go before the job is recorded complete (null: nowhere).
   report_writer_actor report_writer;
+  /// Set per job by its supervisor: how often the sequencer reads the job again while it
+  /// dispatches (settings.job_check_interval, or expiresIn/4 when that is sooner).
+  std::chrono::milliseconds job_check_every{0};
 };
 
 /// What the listing phase hands back to the supervisor.
@@ -115,6 +119,7 @@ struct listing_result {
   std::uint64_t retries = 0;
   std::int64_t total_reported = -1;
   api::contract_deviations deviations;
+  std::uint32_t page_size = 0;  // the `limit` the listing ended with (halved when refused)
 };
 
 /// What the ordering phase hands back.

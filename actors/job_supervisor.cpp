@@ -22,6 +22,34 @@ std::string_view to_string(job_result r) noexcept {
   return "failed";
 }
 
+namespace detail {
+
+job_check check_job(const job_reply& reply) {
+  if (!reply.ok) {
+    if (reply.failure.http_status == 404)
+      return {"http_404", "the job is gone (404 " + reply.failure.type + ")"};
+    return {};  // not the job's doing; the next check tells
+  }
+  const auto& job = reply.job;
+  switch (job.status) {
+    case api::job_status::in_progress:
+      return {};
+    case api::job_status::failed:
+      if (job.failure_reason_type && *job.failure_reason_type == "job_expired")
+        return {"job_expired", "the job expired in Pleo (failed: job_expired)"};
+      return {"job_finished_elsewhere", "the job was failed elsewhere (" +
+                                            job.failure_reason_type.value_or("no reason type") +
+                                            ")"};
+    case api::job_status::completed:
+    case api::job_status::completed_with_errors:
+      return {"job_finished_elsewhere", "the job was finished elsewhere (" + job.status_text + ")"};
+    default:
+      return {"job_not_in_progress", "the job's status is now '" + job.status_text + "'"};
+  }
+}
+
+}  // namespace detail
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -36,6 +64,8 @@ struct supervisor_state {
   clock_type::time_point started;
   caf::actor_addr child;
   std::uint32_t listing_restarts = 0;
+  std::uint64_t job_checks = 0;        // reads of the job at phase boundaries
+  clock_type::time_point job_read_at;  // when the job was last read (verified, or checked)
   bool reported = false;
   static inline const char* name = "job_supervisor";
 };
@@ -100,6 +130,68 @@ void fail(supervisor_ptr self, std::string code, std::string reason) {
             [write_report](caf::error&) mutable { write_report(); });
 }
 
+/// The job changed in Pleo while it ran (expired, finished elsewhere): stop with its typed
+/// reason. Nothing is lost: what was handed on and not acknowledged stays so in the store (a
+/// re-run redelivers it, flagged, if the job is in progress again); the reason says how far
+/// dispatching got.
+void stop_changed(supervisor_ptr self, std::string code, std::string why) {
+  auto& st = self->state;
+  std::string where = "while " + std::string(storage::to_string(st.job.phase));
+  if (st.job.order_size > 0) {
+    if (auto wm = st.ctx.store->load_watermarks(st.job.job_id)) {
+      st.stats.acked = wm->acked_through;
+      where += ": items were handed on through sequence " + std::to_string(wm->dispatched_through) +
+               " and acknowledged through " + std::to_string(wm->acked_through) + " of " +
+               std::to_string(st.job.order_size);
+    }
+  } else {
+    where += ": no item was handed on";
+  }
+  fail(self, std::move(code),
+       std::move(why) + " " + where +
+           "; unacknowledged items stay in the state store, and a re-run resumes the job if it "
+           "is in progress again");
+}
+
+/// Reads the job again at a phase boundary; `next` runs when it is still in progress (or the
+/// read failed for a reason that is not the job's), else the job stops with the typed reason.
+/// A read younger than settings.job_check_fresh_for is not repeated, unless `always`.
+template <class Next>
+void at_boundary(supervisor_ptr self, Next next, bool always = false) {
+  auto& st = self->state;
+  if (!always && clock_type::now() - st.job_read_at < st.ctx.settings.job_check_fresh_for)
+    return next();
+  ++st.job_checks;
+  st.job_read_at = clock_type::now();
+  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, get_job_atom::value, st.job.job_id)
+      .then(
+          [self, next](job_reply& r) mutable {
+            auto& s = self->state;
+            ++s.stats.requests;
+            if (r.attempts > 1) s.stats.retries += r.attempts - 1;
+            auto change = detail::check_job(r);
+            if (!change.code.empty())
+              return stop_changed(self, std::move(change.code), std::move(change.message));
+            if (r.ok) s.stats.deviations.merge(r.job.deviations);
+            next();
+          },
+          [self, next](caf::error&) mutable { next(); });
+}
+
+/// A phase failed with an answer that a job which changed in Pleo also gets (the data layer's
+/// 422 once a job is no longer in progress, a 404): the job is read again, and a job that
+/// expired or finished elsewhere stops with that reason rather than the symptom.
+void fail_phase(supervisor_ptr self, std::string code, std::string reason) {
+  if (code != "http_422" && code != "http_404" && code != "http_409")
+    return fail(self, std::move(code), std::move(reason));
+  at_boundary(
+      self,
+      [self, code = std::move(code), reason = std::move(reason)]() mutable {
+        fail(self, std::move(code), std::move(reason));
+      },
+      true);
+}
+
 template <class Spawned>
 void start_child(supervisor_ptr self, Spawned child) {
   self->monitor(child);
@@ -108,14 +200,21 @@ void start_child(supervisor_ptr self, Spawned child) {
 }
 
 void start_dispatch(supervisor_ptr self) {
-  auto& st = self->state;
-  start_child(self, detail::spawn_sequencer(self->system(), st.ctx, st.job, self));
+  at_boundary(self, [self] {
+    auto& st = self->state;
+    start_child(self, detail::spawn_sequencer(self->system(), st.ctx, st.job, self));
+  });
 }
 
-void start_ordering(supervisor_ptr self) {
-  auto& st = self->state;
-  st.job.phase = storage::job_phase::ordering;
-  start_child(self, detail::spawn_orderer(self->system(), st.ctx, st.job, self));
+/// Orders the listed items (after a listing: the job is read again first).
+void start_ordering(supervisor_ptr self, bool check = true) {
+  auto go = [self] {
+    auto& st = self->state;
+    st.job.phase = storage::job_phase::ordering;
+    start_child(self, detail::spawn_orderer(self->system(), st.ctx, st.job, self));
+  };
+  if (!check) return go();
+  at_boundary(self, go);
 }
 
 /// Persists the record, then lists (the first listing, or the re-listing of a resumed job,
@@ -168,7 +267,7 @@ void resume(supervisor_ptr self) {
       new_epoch(self);
     return start_listing(self);
   }
-  start_ordering(self);
+  start_ordering(self, false);  // verified just now
 }
 
 /// Fills the delivery counters (over every run) from the job's order in the store; with
@@ -261,6 +360,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
       [self](run_atom) {
         auto& s = self->state;
         s.started = clock_type::now();
+        s.job_read_at = s.started;  // verified just before it was handed to this supervisor
         s.stats.deviations.merge(s.remote.deviations);
         auto loaded = s.ctx.store->load_job(s.remote.id);
         if (!loaded) return report(self, job_result::failed, "store", loaded.err().message);
@@ -288,6 +388,14 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.job.failure_message.clear();
         if (s.remote.number_of_items >= 0)
           s.ctx.expected_items = static_cast<std::uint64_t>(s.remote.number_of_items);
+        // While dispatching, the job is read again at least every expiresIn/4 (expiresIn is
+        // not relied on: a missing one leaves the configured interval).
+        s.ctx.job_check_every = s.ctx.settings.job_check_interval;
+        if (s.remote.expires_in > 0)
+          s.ctx.job_check_every =
+              std::min(s.ctx.job_check_every,
+                       std::chrono::milliseconds(std::int64_t{s.remote.expires_in} * 1000 / 4));
+        s.ctx.job_check_every = std::max(s.ctx.job_check_every, std::chrono::milliseconds(10));
         if (s.remote.status != api::job_status::in_progress) {
           // Killed between the last acknowledgement and recording `complete`, then the job was
           // completed in Pleo: every item of the order was acknowledged, so the job is done.
@@ -316,6 +424,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.total_reported = r.total_reported;
         s.stats.deviations.merge(r.deviations);
         s.job = std::move(r.job);
+        if (r.page_size > 0) s.ctx.settings.page_size = r.page_size;  // a refused limit halved
         if (!r.ok) {
           if (r.code == "parallel_listing_mismatch") {
             // The offset listing did not add up: list again the contract's way.
@@ -323,21 +432,25 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
             new_epoch(self);
             return start_listing(self);
           }
+          // A page that does not decode was already asked again alone (the paginator's
+          // page_attempts): that is not cured by listing everything again, nor is a page that
+          // keeps lacking its endCursor. What restarts the listing is what needs a new one.
           const bool restartable = r.code == "cursor_rejected" || r.code == "cursor_cycle" ||
-                                   r.code == "empty_pages" || r.code == "missing_end_cursor" ||
-                                   r.code == "decode" || r.code == "short_listing";
+                                   r.code == "empty_pages" || r.code == "short_listing";
           if (restartable && s.listing_restarts < max_listing_restarts) {
-            // An expired or refused cursor, a cycle, empty pages, a page that does not parse
-            // or a listing that ended short: list again from the start in a new epoch
-            // (bounded; usually transient).
+            // An expired or refused cursor, a cycle, empty pages or a listing that ended
+            // short: list again from the start in a new epoch (bounded; usually transient).
             ++s.listing_restarts;
             new_epoch(self);
             return start_listing(self);
           }
-          return fail(self, r.code, r.message);
+          return fail_phase(self, r.code, r.message);
         }
         if (s.job.phase == storage::job_phase::reconciling) {
-          start_child(self, detail::spawn_reconciler(self->system(), s.ctx, s.job, self));
+          at_boundary(self, [self] {
+            auto& state = self->state;
+            start_child(self, detail::spawn_reconciler(self->system(), state.ctx, state.job, self));
+          });
           return;
         }
         start_ordering(self);
@@ -377,7 +490,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         if (!r.ok && r.code == "short_listing" && relist(self)) return;
         for (auto& e : r.reported)
           s.to_report.push_back(std::move(e));
-        if (!r.ok) return fail(self, r.code, r.message);
+        if (!r.ok) return fail_phase(self, r.code, r.message);
         start_dispatch(self);
       },
       [self](done_atom, dispatch_result& r) {
@@ -386,6 +499,8 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.emitted += r.emitted;
         s.stats.redelivered += r.redelivered;
         s.stats.skipped_out_of_scope += r.skipped;
+        if (r.code == "job_expired" || r.code == "job_finished_elsewhere")
+          return stop_changed(self, r.code, r.message);
         if (!r.ok) return fail(self, r.code, r.message);
         crash_point("before_complete");
         complete(self, {});

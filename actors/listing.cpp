@@ -1,7 +1,14 @@
 // The listing phase: the paginator walks the cursor chain through a fetcher, guarding
 // against the pagination hazards of docs/design.md, and the filter scopes and commits each page
 // (page + cursor + counters in one store write). Fetching page k+1 overlaps committing page k.
+//
+// A page that fails on its own (it does not decode: HTML, a non-JSON 200, JSON cut short; or
+// it claims a next page without an endCursor) is fetched again alone after a backoff, in the
+// same epoch, up to `page_attempts` times; a `limit` the server refuses is halved and the page
+// asked again. Only what needs it restarts the listing (supervisor): an expired or refused
+// cursor, a cycle, a listing that does not add up.
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <set>
@@ -81,11 +88,19 @@ filter_actor::behavior_type filter_behavior(filter_actor::stateful_pointer<filte
   };
 }
 
+/// The paginator's own interface: its phase interface plus the delayed retry of one page
+/// (`cursor_retry` for the cursor chain's next page, else the offset page's number).
+using paginator_actor = phase_actor::extend<caf::reacts_to<retry_atom, std::uint32_t>>;
+constexpr std::uint32_t cursor_retry = ~std::uint32_t{0};
+
 struct paginator_state {
   job_context ctx;
   storage::job_record job;
   job_supervisor_actor supervisor;
   filter_actor filter;
+  std::uint32_t page_size = 500;  // `limit`: settings.page_size, halved while it is refused
+  std::uint32_t cursor_page_failures = 0;  // failed attempts at the cursor chain's next page
+  std::map<std::uint32_t, std::uint32_t> offset_page_failures;  // per offset page
   std::string cursor;
   std::uint32_t page_no = 0;
   std::set<std::string> seen_cursors;
@@ -112,7 +127,7 @@ struct paginator_state {
   static inline const char* name = "paginator";
 };
 
-using paginator_ptr = phase_actor::stateful_pointer<paginator_state>;
+using paginator_ptr = paginator_actor::stateful_pointer<paginator_state>;
 
 void finish(paginator_ptr self, listing_result result) {
   auto& st = self->state;
@@ -122,6 +137,7 @@ void finish(paginator_ptr self, listing_result result) {
   result.retries = st.result.retries;
   result.total_reported = st.result.total_reported;
   result.deviations = std::move(st.result.deviations);
+  result.page_size = st.page_size;
   self->send(st.supervisor, done_atom::value, std::move(result));
   self->send_exit(st.filter, caf::exit_reason::user_shutdown);
   self->quit();
@@ -177,6 +193,35 @@ std::optional<std::uint64_t> expected_items(const paginator_state& st) {
 }
 
 void fetch_next(paginator_ptr self);
+
+/// A fault of one page that asking for the same page again may cure: a body that does not
+/// decode (HTML or another non-JSON 200, JSON cut short, a required field broken).
+bool page_fault(const fetch_failure& f) {
+  return f.kind == "decode";
+}
+
+/// Schedules the page again after a backoff (doubled per failed attempt, capped at 5 s); false
+/// when its attempts are used up. `failures` counts this page's failed attempts so far.
+bool retry_page(paginator_ptr self, std::uint32_t which, std::uint32_t& failures) {
+  auto& st = self->state;
+  ++failures;
+  if (failures >= std::max<std::uint32_t>(1, st.ctx.settings.page_attempts)) return false;
+  ++st.result.retries;  // counted with the HTTP retries
+  const auto shift = std::min<std::uint32_t>(failures - 1, 16);
+  const auto delay = std::min<std::chrono::milliseconds>(
+      std::chrono::milliseconds(5000), st.ctx.settings.page_retry_backoff * (1U << shift));
+  self->delayed_send(self, delay, retry_atom::value, which);
+  return true;
+}
+
+/// A refused `limit`: ask for pages half as large (a page size of 1 refused is a failure).
+bool halve_limit(paginator_ptr self, const fetch_failure& f) {
+  auto& st = self->state;
+  if (!f.limit_rejected || st.page_size <= 1) return false;
+  st.page_size /= 2;
+  ++st.result.retries;  // counted with the HTTP retries
+  return true;
+}
 
 /// Counts the page's deviations; false (and the listing failed) when an item names another
 /// job than the one listed: the API broke the contract in a way nothing downstream may see.
@@ -304,6 +349,17 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
   --st.fetches_in_flight;
   ++st.result.requests;
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
+  // Page 0 sets the page size of every other page: a refused limit is halved there.
+  if (!reply.ok && page_no == 0 && halve_limit(self, reply.failure)) {
+    ++st.fetches_in_flight;
+    self->send(self, retry_atom::value, page_no);
+    return;
+  }
+  if (!reply.ok && page_fault(reply.failure) &&
+      retry_page(self, page_no, st.offset_page_failures[page_no])) {
+    ++st.fetches_in_flight;  // its slot stays taken until it is fetched again
+    return;
+  }
   if (!reply.ok) {
     std::string msg =
         "listing offset page " + std::to_string(page_no) + ": " + reply.failure.message;
@@ -327,20 +383,25 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
                "); listing again with cursors");
       return;
     }
-    st.page_count = offset_page_count(*reply.page.pagination.total, st.ctx.settings.page_size);
+    st.page_count = offset_page_count(*reply.page.pagination.total, st.page_size);
   }
   st.arrived.emplace(page_no, std::move(reply.page));
   drain_parallel(self);
   pump_parallel(self);
 }
 
-void fetch_offset(paginator_ptr self, std::uint32_t page_no) {
+/// Requests offset page `page_no`; its slot in `fetches_in_flight` is already counted.
+void request_offset(paginator_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
-  ++st.fetches_in_flight;
-  const auto req = offset_page(st.job.job_id, st.ctx.settings.page_size, page_no);
+  const auto req = offset_page(st.job.job_id, st.page_size, page_no);
   self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
       .then([self, page_no](items_reply& reply) { on_offset_page(self, page_no, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
+}
+
+void fetch_offset(paginator_ptr self, std::uint32_t page_no) {
+  ++self->state.fetches_in_flight;
+  request_offset(self, page_no);
 }
 
 // --- listing_mode::cursor ---------------------------------------------------------------
@@ -350,6 +411,10 @@ void on_page(paginator_ptr self, items_reply& reply) {
   if (st.finished || st.failing) return;
   ++st.result.requests;
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
+  if (!reply.ok && halve_limit(self, reply.failure)) return fetch_next(self);
+  if (!reply.ok && page_fault(reply.failure) &&
+      retry_page(self, cursor_retry, st.cursor_page_failures))
+    return;
   if (!reply.ok) {
     const auto& f = reply.failure;
     std::string msg = "listing page " + std::to_string(st.page_no) + ": " + f.message;
@@ -364,6 +429,8 @@ void on_page(paginator_ptr self, items_reply& reply) {
   std::string end = pg.pagination.end_cursor.value_or("");
   if (has_next) {
     if (end.empty()) {
+      // A fault of this page: ask for it again before giving up on the listing.
+      if (retry_page(self, cursor_retry, st.cursor_page_failures)) return;
       fail(self, "missing_end_cursor",
            "page " + std::to_string(st.page_no) + " says hasNextPage but has no endCursor");
       return;
@@ -401,10 +468,10 @@ void on_page(paginator_ptr self, items_reply& reply) {
              ", which already started an earlier page: the cursors cycle under new texts");
     return;
   }
+  st.cursor_page_failures = 0;
   st.listed_items += pg.data.size();
   if (const auto expected = expected_items(st);
-      expected &&
-      st.listed_items > *expected + listing_margin(*expected, st.ctx.settings.page_size)) {
+      expected && st.listed_items > *expected + listing_margin(*expected, st.page_size)) {
     fail(self, "cursor_cycle",
          "the listing passed " + std::to_string(st.listed_items) + " items where the job holds " +
              std::to_string(*expected) + ": it does not end");
@@ -436,20 +503,27 @@ void on_page(paginator_ptr self, items_reply& reply) {
 
 void fetch_next(paginator_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.ctx.settings.page_size, st.cursor, std::nullopt};
+  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt};
   self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
       .then([self](items_reply& reply) { on_page(self, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
 }
 
-phase_actor::behavior_type paginator_behavior(paginator_ptr self, job_context ctx,
-                                              storage::job_record job,
-                                              job_supervisor_actor supervisor) {
+paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_context ctx,
+                                                  storage::job_record job,
+                                                  job_supervisor_actor supervisor) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.job = std::move(job);
   st.supervisor = std::move(supervisor);
+  st.page_size = std::max<std::uint32_t>(1, st.ctx.settings.page_size);
   return {
+      [self](retry_atom, std::uint32_t which) {
+        auto& s = self->state;
+        if (s.finished || s.failing) return;
+        if (which == cursor_retry) return fetch_next(self);
+        request_offset(self, which);
+      },
       [self](run_atom) {
         auto& s = self->state;
         // Resume from the last committed cursor of this listing epoch, if any.
@@ -488,7 +562,8 @@ filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_
 
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
                             job_supervisor_actor supervisor) {
-  return sys.spawn(paginator_behavior, std::move(ctx), std::move(job), std::move(supervisor));
+  return caf::actor_cast<phase_actor>(
+      sys.spawn(paginator_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
 }
 
 }  // namespace ei::actors::detail

@@ -7,9 +7,13 @@
 // the store's scratch space, merged back), and the order is written in chunks as the merge
 // produces it, a few chunks in flight. The order is made official by one synced write, which
 // also drops the runs. The orderer runs detached: it reads and writes the store directly.
+//
+// A data-layer page that does not decode is fetched again alone after a backoff (as the
+// paginator does, up to `page_attempts`); the walk starts over only for what needs it.
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -46,6 +50,12 @@ std::uint64_t biased(std::int64_t ms) {
 }
 constexpr std::uint64_t undated_key = ~std::uint64_t{0};
 
+/// The orderer's own interface: its phase interface plus the delayed retry of one data-layer
+/// page (`cursor_retry` for the cursor walk's next page, else the offset page's number), tagged
+/// with the walk it belongs to.
+using orderer_actor = phase_actor::extend<caf::reacts_to<retry_atom, std::uint32_t, std::uint32_t>>;
+constexpr std::uint32_t cursor_retry = ~std::uint32_t{0};
+
 struct orderer_state {
   job_context ctx;
   storage::job_record job;
@@ -72,6 +82,8 @@ struct orderer_state {
   std::set<std::string> seen_cursors;
   std::uint32_t empty_run = 0;
   std::uint32_t walk_restarts = 0;
+  std::uint32_t cursor_page_failures = 0;                       // the cursor walk's next page
+  std::map<std::uint32_t, std::uint32_t> offset_page_failures;  // per offset page
   // Writing the order.
   std::uint32_t next_chunk = 0;
   std::uint32_t chunks_in_flight = 0;
@@ -82,7 +94,23 @@ struct orderer_state {
   static inline const char* name = "orderer";
 };
 
-using orderer_ptr = phase_actor::stateful_pointer<orderer_state>;
+using orderer_ptr = orderer_actor::stateful_pointer<orderer_state>;
+
+/// Schedules a data-layer page again after a backoff when its failure is one of that page
+/// (it did not decode) and it has attempts left; false otherwise.
+bool retry_date_page(orderer_ptr self, const fetch_failure& f, std::uint32_t which,
+                     std::uint32_t& failures) {
+  auto& st = self->state;
+  if (f.kind != "decode") return false;
+  ++failures;
+  if (failures >= std::max<std::uint32_t>(1, st.ctx.settings.page_attempts)) return false;
+  ++st.result.retries;  // counted with the HTTP retries
+  const auto shift = std::min<std::uint32_t>(failures - 1, 16);
+  const auto delay = std::min<std::chrono::milliseconds>(
+      std::chrono::milliseconds(5000), st.ctx.settings.page_retry_backoff * (1U << shift));
+  self->delayed_send(self, delay, retry_atom::value, st.walk_epoch, which);
+  return true;
+}
 
 void finish(orderer_ptr self, bool ok, std::string code, std::string message) {
   finish_phase(self, ok, std::move(code), std::move(message),
@@ -297,6 +325,7 @@ void dates_by_cursor(orderer_ptr self) {
   st.cursor.clear();
   st.seen_cursors.clear();
   st.empty_run = 0;
+  st.cursor_page_failures = 0;
   fetch_dates(self);
 }
 
@@ -352,6 +381,11 @@ void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
   if (st.finished || !st.dates_by_offset) return;
   ++st.result.requests;
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
+  if (!reply.ok &&
+      retry_date_page(self, reply.failure, page_no, st.offset_page_failures[page_no])) {
+    ++st.date_fetches_in_flight;  // its slot stays taken until it is fetched again
+    return;
+  }
   // Any doubt about the offset walk (a failed page, no `total`, a count that does not add
   // up) is settled by the contract's cursor walk, which reports failures as they are.
   if (!reply.ok) return dates_by_cursor(self);
@@ -373,9 +407,9 @@ void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
   pump_date_pages(self);
 }
 
-void fetch_date_page(orderer_ptr self, std::uint32_t page_no) {
+/// Requests data-layer offset page `page_no`; its slot is already counted.
+void request_date_page(orderer_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
-  ++st.date_fetches_in_flight;
   const auto req = offset_page(st.job.job_id, st.ctx.settings.page_size, page_no);
   self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_dates_atom::value, req)
       .then(
@@ -393,6 +427,11 @@ void fetch_date_page(orderer_ptr self, std::uint32_t page_no) {
 
 /// The data-layer walk: offset pages in flight with listing_mode::parallel (the first tells
 /// `total`), else the cursor chain.
+void fetch_date_page(orderer_ptr self, std::uint32_t page_no) {
+  ++self->state.date_fetches_in_flight;
+  request_date_page(self, page_no);
+}
+
 void start_date_walk(orderer_ptr self) {
   auto& st = self->state;
   if (st.ctx.settings.listing != listing_mode::parallel) return fetch_dates(self);
@@ -418,6 +457,9 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
   if (st.finished || st.dates_by_offset) return;
   ++st.result.requests;
   if (reply.attempts > 1) st.result.retries += reply.attempts - 1;
+  if (!reply.ok &&
+      retry_date_page(self, reply.failure, cursor_retry, self->state.cursor_page_failures))
+    return;
   if (!reply.ok) {
     const auto& f = reply.failure;
     std::string code = failure_code(f);
@@ -426,6 +468,7 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
     return walk_failed(self, std::move(code), std::move(msg),
                        f.cursor_rejected || f.kind == "decode");
   }
+  st.cursor_page_failures = 0;
   st.result.deviations.merge(reply.page.deviations);
   add_dates(self, reply.page.data, st.date_arrival);
   if (st.finished) return;
@@ -461,14 +504,23 @@ void fetch_dates(orderer_ptr self) {
             });
 }
 
-phase_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
-                                            storage::job_record job,
-                                            job_supervisor_actor supervisor) {
+orderer_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
+                                              storage::job_record job,
+                                              job_supervisor_actor supervisor) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.job = std::move(job);
   st.supervisor = std::move(supervisor);
   return {
+      [self](retry_atom, std::uint32_t walk, std::uint32_t which) {
+        auto& s = self->state;
+        if (s.finished || walk != s.walk_epoch) {
+          if (which != cursor_retry && walk != s.walk_epoch) --s.date_fetches_in_flight;
+          return;
+        }
+        if (which == cursor_retry) return fetch_dates(self);
+        request_date_page(self, which);
+      },
       [self](run_atom) {
         auto& s = self->state;
         s.job.phase = storage::job_phase::ordering;
@@ -492,8 +544,8 @@ phase_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                           job_supervisor_actor supervisor) {
   // Detached: merging sorted runs reads and writes the store synchronously.
-  return sys.spawn<caf::detached>(orderer_behavior, std::move(ctx), std::move(job),
-                                  std::move(supervisor));
+  return caf::actor_cast<phase_actor>(sys.spawn<caf::detached>(
+      orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
 }
 
 }  // namespace ei::actors::detail

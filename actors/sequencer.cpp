@@ -6,6 +6,10 @@
 // Order entries that reconciliation took out of scope (their stored remote status is final)
 // keep their sequence number but are passed over: a batch covers a range of sequences, and an
 // ack of the last item sent for a range acknowledges the whole range.
+//
+// The job is read again every ctx.job_check_every (through the fetcher, like every request):
+// a job that expired or was finished elsewhere stops dispatching at once with its typed
+// reason; what was handed on and not acknowledged stays so in the store.
 #include <algorithm>
 #include <deque>
 #include <unordered_map>
@@ -278,7 +282,29 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
           finish(self, false, "downstream_down", "downstream stopped: " + to_string(dm.reason));
         });
         self->delayed_send(self, s.ctx.settings.request_timeout, tick_atom::value);
+        if (s.ctx.job_check_every.count() > 0)
+          self->delayed_send(self, s.ctx.job_check_every, check_atom::value);
         pump(self);
+      },
+      [self](check_atom) {
+        auto& s = self->state;
+        if (s.finished) return;
+        auto again = [self] {
+          auto& state = self->state;
+          if (!state.finished)
+            self->delayed_send(self, state.ctx.job_check_every, check_atom::value);
+        };
+        self->request(s.ctx.fetcher, s.ctx.settings.request_timeout, get_job_atom::value,
+                      s.job.job_id)
+            .then(
+                [self, again](const job_reply& r) {
+                  if (self->state.finished) return;
+                  auto change = check_job(r);
+                  if (!change.code.empty())
+                    return finish(self, false, std::move(change.code), std::move(change.message));
+                  again();
+                },
+                [again](caf::error&) { again(); });
       },
       [self](ack_atom, const api::uuid& job_id, std::uint64_t through, bool committed) {
         auto& s = self->state;

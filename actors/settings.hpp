@@ -25,6 +25,19 @@ struct stage_settings {
   listing_mode listing = listing_mode::parallel;
   std::uint32_t parallel_requests = 16;  // offset pages in flight with listing_mode::parallel
   std::uint32_t max_empty_pages = 3;     // consecutive empty pages claiming more
+  /// A page that fails to decode (HTML, a non-JSON 200, JSON cut short) or claims a next page
+  /// without an endCursor is fetched again alone, in the same listing epoch, up to this many
+  /// attempts in all; waits `page_retry_backoff`, doubled per attempt (capped at 5 s).
+  std::uint32_t page_attempts = 4;
+  std::chrono::milliseconds page_retry_backoff{200};
+  /// While dispatching, the job is read again (GET /v3/export-jobs/{id}) at least this often,
+  /// and at least every expiresIn/4; it is read at every phase boundary too. A job that expired
+  /// or finished elsewhere stops with `job_expired` / `job_finished_elsewhere`.
+  std::chrono::milliseconds job_check_interval{60000};
+  /// A read of the job younger than this is not repeated at a phase boundary: the phases of a
+  /// small job pass within milliseconds, and an extra request per boundary would cost a batch
+  /// of many small jobs a large share of its requests. 0: read at every boundary.
+  std::chrono::milliseconds job_check_fresh_for{1000};
   std::uint32_t sort_run_items = 65536;  // items the orderer sorts in memory per sorted run
   bool dispatch_unreconciled = false;    // dispatch in_progress items with no record
   bool recover_lost_state = false;       // jobs without a local record may have lost their state

@@ -383,14 +383,23 @@ class dom_reader {
            opt_list("sortingKeys", out.sorting_keys) && opt_list("sortingOrder", out.sorting_order);
   }
 
+  /// endCursor is relied on only when there is a next page: a fault in it fails a page that
+  /// has one and is a deviation on a page that has none.
+  bool end_cursor(const json& v, const path& p, page_info& out) {
+    const json* m = member(v, "endCursor");
+    if (m == nullptr) return true;
+    if (out.has_next_page) return opt_string(*m, p.field("endCursor"), out.end_cursor);
+    return tolerant(p.field("endCursor"), [&] {
+      if (opt_string(*m, p.field("endCursor"), out.end_cursor)) return true;
+      out.end_cursor.reset();
+      return false;
+    });
+  }
+
   bool page_info_value(const json& v, const path& p, page_info& out) {
     if (!object(v, p)) return false;
     const json* next = required(v, p, "hasNextPage");
     if (next == nullptr || !boolean(*next, p.field("hasNextPage"), out.has_next_page)) return false;
-    auto opt_str = [&](const char* key, std::optional<std::string>& field) {
-      return optional(v, p, key,
-                      [&](const json& m, const path& mp) { return opt_string(m, mp, field); });
-    };
     return lenient(
                v, p, "currentRequestPagination", true,
                [&](const json& m, const path& mp) {
@@ -401,8 +410,7 @@ class dom_reader {
                v, p, "hasPreviousPage", true,
                [&](const json& m, const path& mp) { return boolean(m, mp, out.has_previous_page); },
                [&] { out.has_previous_page = false; }) &&
-           opt_str("endCursor", out.end_cursor) &&
-           lenient_opt_string(v, p, "startCursor", out.start_cursor) &&
+           end_cursor(v, p, out) && lenient_opt_string(v, p, "startCursor", out.start_cursor) &&
            lenient(
                v, p, "total", false,
                [&](const json& m, const path& mp) {

@@ -407,6 +407,8 @@ class reader {
     enum : seen_mask { k_current = 1, k_next = 2, k_previous = 4 };
     seen_mask seen = 0;
     out = {};  // of duplicate keys the last counts, as in the reference decoders
+    // endCursor is relied on only when there is a next page, which may come after it.
+    std::optional<error<codec_errc>> end_fault;
     const bool ok = fields(v, p, [&](std::string_view key, od::value& fv) {
       const path fp = p.field(key);
       if (key == "currentRequestPagination") {
@@ -429,7 +431,15 @@ class reader {
           return false;
         });
       }
-      if (key == "endCursor") return opt_string(fv, fp, out.end_cursor);
+      if (key == "endCursor") {
+        end_fault.reset();
+        if (opt_string(fv, fp, out.end_cursor)) return true;
+        if (err_->code == codec_errc::malformed_json) return false;
+        end_fault = std::move(*err_);
+        err_.reset();
+        out.end_cursor.reset();
+        return true;
+      }
       if (key == "startCursor") return lenient_opt_string(fv, fp, out.start_cursor);
       // Relied on only by offset listing, which checks it is there and adds up.
       if (key == "total")
@@ -438,6 +448,10 @@ class reader {
       return true;
     });
     if (!ok || !require(seen, k_next, p, "hasNextPage")) return false;
+    if (end_fault) {
+      if (out.has_next_page) return fail(std::move(*end_fault));
+      detail::deviate(*dev_, p.field("endCursor"), *end_fault, where_);
+    }
     if ((seen & k_current) == 0) deviate(p.field("currentRequestPagination"), "missing");
     if ((seen & k_previous) == 0) deviate(p.field("hasPreviousPage"), "missing");
     return true;

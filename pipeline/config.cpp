@@ -118,6 +118,10 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
       {"credit_window", integer(s.credit_window, 1, 1 << 24)},
       {"batch_size", integer(s.batch_size, 1, 1 << 20)},
       {"max_empty_pages", integer(s.max_empty_pages, 0, 1000)},
+      {"page_attempts", integer(s.page_attempts, 1, 100)},
+      {"page_retry_backoff_ms", millis(s.page_retry_backoff, 0, 600000)},
+      {"job_check_interval_ms", millis(s.job_check_interval, 10, 86400000)},
+      {"job_check_fresh_for_ms", millis(s.job_check_fresh_for, 0, 86400000)},
       {"sort_run_items", integer(s.sort_run_items, 64, 1 << 24)},
       {"request_timeout_ms", millis(s.request_timeout, 100, 86400000)},
       {"stop_timeout_ms", millis(s.stop_timeout, 0, 86400000)},
@@ -222,6 +226,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
         {"faults", text(e.faults)},
         {"default_limit", integer(e.default_limit, 1, 100000)},
         {"threads", integer(e.threads, 1, 64)},
+        {"loose", boolean(e.loose)},
     };
     if (auto st = apply_object(*embedded_obj, keys, origin + ".embedded"); !st.ok()) return st;
   }

@@ -115,6 +115,10 @@ result<sim_config, sim_errc> parse_config_json(std::string_view doc, sim_config 
         c.max_limit = number<std::uint32_t>(v, key, 1, 1000000);
       else if (key == "expires_in_seconds")
         c.expires_in_seconds = number<std::int32_t>(v, key, 0, INT32_MAX);
+      else if (key == "refuse_limit_above")
+        c.refuse_limit_above = number<std::uint32_t>(v, key, 0, 1000000);
+      else if (key == "loose")
+        c.loose = boolean(v, key);
       else if (key == "threads")
         c.threads = number<std::uint32_t>(v, key, 1, 64);
       else if (key == "tls_cert_file")
@@ -178,6 +182,8 @@ std::string fault_help() {
            | truncate          process, send headers (full Content-Length) and half the body,
                                then close
            | malformed         process, answer 200 with a body that is not valid JSON
+           | html              process, answer 200 with an HTML page (Content-Type text/html),
+                               as a proxy or gateway in front of the API may
            | cycle             lists: endCursor points back to the cursor that led to the
                                previous page (A->B->A); on page 2 to its own cursor
            | empty_page        lists: "data":[] with hasNextPage=true, endCursor = own cursor
@@ -193,6 +199,8 @@ std::string fault_help() {
            | expired_cursor    lists with after/before: 400 {"type":"CURSOR_EXPIRED"}
            | expire_job        the request's job expires first (failed/job_expired, open
                                items abandoned), then the request is handled
+           | complete_job      the request's job is completed elsewhere (if in_progress),
+                               then the request is handled
   trigger := all | once | rate=P | nth=N[,M...] | every=N | from=N      (default all)
              counted per clause over requests to its endpoint, 1-based; rate draws from a
              generator seeded by --seed, so runs repeat. `once` fires on the first request

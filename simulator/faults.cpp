@@ -67,6 +67,8 @@ std::string_view to_string(fault_kind k) noexcept {
       return "truncate";
     case fault_kind::malformed:
       return "malformed";
+    case fault_kind::html:
+      return "html";
     case fault_kind::cycle:
       return "cycle";
     case fault_kind::empty_page:
@@ -83,6 +85,8 @@ std::string_view to_string(fault_kind k) noexcept {
       return "expired_cursor";
     case fault_kind::expire_job:
       return "expire_job";
+    case fault_kind::complete_job:
+      return "complete_job";
   }
   return "?";
 }
@@ -146,7 +150,8 @@ result<std::vector<fault_clause>, sim_errc> parse_faults(std::string_view spec) 
           fault_kind::reset,      fault_kind::reset_mid_body, fault_kind::truncate,
           fault_kind::malformed,  fault_kind::cycle,          fault_kind::empty_page,
           fault_kind::duplicate,  fault_kind::flip_status,    fault_kind::expired_cursor,
-          fault_kind::expire_job, fault_kind::end_early,      fault_kind::cycle_fresh};
+          fault_kind::expire_job, fault_kind::end_early,      fault_kind::cycle_fresh,
+          fault_kind::html,       fault_kind::complete_job};
       bool found = false;
       for (fault_kind k : kPlain) {
         if (to_string(k) == name) {
@@ -219,7 +224,8 @@ std::vector<const fault_clause*> fault_plan::decide(const context& ctx) {
     bool applicable = true;
     if (is_list_only(c.kind)) applicable = ctx.is_list;
     if (c.kind == fault_kind::expired_cursor) applicable = ctx.is_list && ctx.has_cursor;
-    if (c.kind == fault_kind::expire_job) applicable = ctx.names_job;
+    if (c.kind == fault_kind::expire_job || c.kind == fault_kind::complete_job)
+      applicable = ctx.names_job;
     if (!applicable) continue;
     bool fire = false;
     switch (c.trigger) {

@@ -22,6 +22,7 @@ enum class fault_kind : std::uint8_t {
   reset_mid_body,  // process, send headers and half the body, then reset
   truncate,        // process, send headers (full Content-Length) and half the body, close
   malformed,       // process, send a body that is not valid JSON (status 200)
+  html,            // process, send an HTML page (status 200, Content-Type text/html)
   cycle,           // lists: endCursor points back to the cursor of the previous page
   empty_page,      // lists: data [] with hasNextPage=true and endCursor = the request's cursor
   duplicate,  // lists: endCursor one item early (next page repeats an item); offset pages start one
@@ -31,6 +32,7 @@ enum class fault_kind : std::uint8_t {
   cycle_fresh,     // lists: as cycle, but the cursor's text is new each time
   expired_cursor,  // lists with after/before: 400 CURSOR_EXPIRED
   expire_job,      // the request's job expires before the request is handled
+  complete_job,    // the request's job is completed elsewhere before the request is handled
 };
 std::string_view to_string(fault_kind k) noexcept;
 

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   double rate_limit = 0, rate_burst = 0;
   std::int64_t token_lifetime_ms = 0;
   std::string token_file;
-  bool print_jobs = false, all_in_progress = false;
+  bool print_jobs = false, all_in_progress = false, loose = false;
   auto* o_host = app.add_option("--host", host, "address to bind (default 127.0.0.1)");
   auto* o_port = app.add_option("--port", port, "TCP port, 0 lets the OS pick (default 0)");
   auto* o_key = app.add_option("--api-key", api_key,
@@ -63,6 +63,10 @@ int main(int argc, char** argv) {
                                  "write each issued token to this file (atomically replaced)");
   auto* o_aip = app.add_flag("--all-in-progress", all_in_progress,
                              "generate every job in status in_progress");
+  auto* o_loose = app.add_flag("--loose", loose,
+                               "loose mode: fields the stage does not read are sometimes "
+                               "missing, null or of another type; null statuses; dates with "
+                               "offsets, without a zone, or date-only (deterministic from --seed)");
   app.add_option("--config", config_file,
                  "JSON config file with the same settings (keys as in simulator/README.md); "
                  "command-line options override it");
@@ -104,6 +108,7 @@ int main(int argc, char** argv) {
   if (*o_burst) cfg.rate_burst = rate_burst;
   if (*o_tlife) cfg.token_lifetime_ms = token_lifetime_ms;
   if (*o_tfile) cfg.token_file = token_file;
+  if (*o_loose) cfg.loose = loose;
 
   if (print_jobs) {
     auto js = ei::sim::preview_jobs(cfg);

@@ -20,6 +20,7 @@
 #include "simulator/admission.hpp"
 #include "simulator/cursor.hpp"
 #include "simulator/faults.hpp"
+#include "simulator/loose.hpp"
 #include "simulator/world.hpp"
 
 namespace ei::sim {
@@ -244,6 +245,7 @@ struct simulator::impl {
                        const reply& r);
 
   void expire_due();
+  void complete_elsewhere(const std::optional<api::uuid>& job_id);
   std::optional<api_error> parse_list(const query_map& q, list_params& out) const;
   std::optional<api_error> decode(const list_params& p, std::uint32_t tag, page_query& q) const;
   void append_pagination(std::string& out, const query_map& q, const list_params& p,
@@ -271,6 +273,18 @@ bool json_content_type(const http::request<http::string_body>& req) {
 }
 
 }  // namespace
+
+// Faults that change the world: the request's job is completed by someone else (as the ERP
+// step or a person in Pleo's web app would) before the request is handled.
+void simulator::impl::complete_elsewhere(const std::optional<api::uuid>& job_id) {
+  if (!job_id) return;
+  std::unique_lock lock(data->mutex);
+  job_state* j = data->find(*job_id);
+  if (j == nullptr || j->info.status != api::job_status::in_progress) return;
+  j->info.status = api::job_status::completed;
+  j->completed_ms = now_ms();
+  j->last_updated_ms = *j->completed_ms;
+}
 
 void simulator::impl::expire_due() {
   const std::int64_t now = now_ms();
@@ -315,6 +329,10 @@ std::optional<api_error> simulator::impl::parse_list(const query_map& q, list_pa
     return api_error{400, "INVALID_PAGINATION",
                      "'after', 'before' and 'offset' cannot be combined"};
   if (offset) out.q.offset = static_cast<std::uint64_t>(*offset);
+  if (cfg.refuse_limit_above > 0 && out.limit_given &&
+      *out.limit_given > static_cast<std::int64_t>(cfg.refuse_limit_above))
+    return bad("query parameter 'limit' must be at most " + std::to_string(cfg.refuse_limit_above) +
+               ", got " + std::to_string(*out.limit_given));
   std::uint64_t limit =
       out.limit_given ? static_cast<std::uint64_t>(*out.limit_given) : cfg.default_limit;
   out.q.limit = std::min<std::uint64_t>(limit, cfg.max_limit);
@@ -1027,6 +1045,7 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
         r.how = delivery::truncate;
         break;
       case fault_kind::malformed:
+      case fault_kind::html:
         break;
       case fault_kind::cycle:
         pf.cycle = true;
@@ -1052,6 +1071,9 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
           std::unique_lock lock(data->mutex);
           if (job_state* j = data->find(*job_id)) data->expire(*j, now_ms());
         }
+        break;
+      case fault_kind::complete_job:
+        complete_elsewhere(job_id);
         break;
     }
   }
@@ -1086,10 +1108,19 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
   else if (rec.endpoint == "debug")
     item_updates_debug(r, *job_id);
 
+  if (cfg.loose && r.res.result_int() == 200)
+    loosen_body(r.res.body(), rec.endpoint, cfg.seed, rec.target);
   for (const fault_clause* c : fired) {
     if (c->kind == fault_kind::malformed) {
       std::string& b = r.res.body();
       b = b.substr(0, b.size() / 2) + "{\"malformed";
+    }
+    if (c->kind == fault_kind::html) {
+      r.res.set(http::field::content_type, "text/html; charset=utf-8");
+      r.res.result(http::status::ok);
+      r.res.body() =
+          "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad "
+          "Gateway</h1><p>The upstream server did not answer in time.</p></body></html>";
     }
   }
   return finish();

@@ -86,6 +86,15 @@ struct sim_config {
   std::uint32_t default_limit = 100;  // page size when the request has no `limit`
   std::uint32_t max_limit = 10000;    // larger `limit` values are clamped to this
   std::int32_t expires_in_seconds = 3600;
+  /// A `limit` above this is refused: 400 INVALID_PARAMETER naming 'limit' (0: never; larger
+  /// values are clamped to max_limit instead). For clients that must halve a refused limit.
+  std::uint32_t refuse_limit_above = 0;
+  /// Loose mode: answers stray from the contract where the stage must tolerate it, the same
+  /// way for the same seed. Fields the spec calls required but the stage does not read are
+  /// sometimes missing, null or of another type; pending items' status is sometimes null;
+  /// data-layer dates come with offsets, without a zone, or as a date alone (always the same
+  /// instant, so the stage's output must not change). Details: simulator/loose.hpp.
+  bool loose = false;
 
   std::uint32_t threads = 1;  // io threads serving connections
 

@@ -28,7 +28,7 @@ using sequencer_actor =
     caf::typed_actor<caf::reacts_to<run_atom>,
                      caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool>,
                      caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool, outcome_acks>,
-                     caf::reacts_to<tick_atom>>;
+                     caf::reacts_to<tick_atom>, caf::reacts_to<check_atom>>;
 
 filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_record job);
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
@@ -82,6 +82,17 @@ result<delivery_tally, storage::store_errc> tally_delivery(
 /// at least the items the job has (ctx.expected_items); else why not. A short listing is
 /// never ordered or reconciled: items missing from it would be lost or taken for absent.
 std::string short_listing(const job_context& ctx, const storage::job_record& job);
+
+/// What a fresh read of the job (GET /v3/export-jobs/{id}) says about going on with it. Empty
+/// `code`: go on (it is in_progress, or the read failed for a reason that is not the job's:
+/// the next check tells). Else why to stop: `job_expired` (failed with job_expired),
+/// `job_finished_elsewhere` (completed, completed_with_errors or failed by someone else),
+/// `job_not_in_progress` (back to pending, or a status we do not know), `http_404` (gone).
+struct job_check {
+  std::string code;
+  std::string message;
+};
+job_check check_job(const job_reply& reply);
 
 /// The scope rule of docs/design.md for a first listing: pending and in_progress are in scope.
 bool in_scope(api::item_status s) noexcept;

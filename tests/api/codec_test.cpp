@@ -346,8 +346,8 @@ TEST(JobItems, EveryRequiredFieldAndEveryTypeIsChecked) {
     expect_error(job_items(doc.dump()), codec_errc::missing_field,
                  {message_path(pointer) + ": required field is missing"});
   }
-  for (const auto& pointer : {"/data/1/accountingEntryId", "/data/1/status",
-                              "/pagination/hasNextPage", "/pagination/endCursor", "/data/3"}) {
+  for (const auto& pointer :
+       {"/data/1/accountingEntryId", "/data/1/status", "/pagination/hasNextPage", "/data/3"}) {
     SCOPED_TRACE(pointer);
     json doc = base;
     const json::json_pointer ptr(pointer);
@@ -380,6 +380,7 @@ TEST(JobItems, EveryRequiredFieldAndEveryTypeIsChecked) {
            lenient{"/data/1/failureReason", "data[].failureReason"},
            lenient{"/data/1/failureReasonType", "data[].failureReasonType"},
            lenient{"/pagination/startCursor", "pagination.startCursor"},
+           lenient{"/pagination/endCursor", "pagination.endCursor"},  // no next page here
            lenient{"/pagination/total", "pagination.total"},
            lenient{"/pagination/hasPreviousPage", "pagination.hasPreviousPage"},
            lenient{"/pagination/currentRequestPagination", "pagination.currentRequestPagination"},
@@ -405,6 +406,27 @@ TEST(JobItems, EveryRequiredFieldAndEveryTypeIsChecked) {
     auto r = job_items(doc.dump());
     expect_deviation(r, l.counted_at, "expected ");
     EXPECT_EQ(r->data.size(), base["data"].size());
+  }
+}
+
+// endCursor is relied on only when there is a next page: on such a page a wrong type fails it,
+// on the last page it is a deviation (whichever comes first in the document).
+TEST(JobItems, EndCursorIsStrictOnlyWithANextPage) {
+  json doc = json::parse(load("items_last_page.json"));
+  doc["pagination"]["endCursor"] = 42;
+  const std::string sorted = doc.dump();  // keys sorted: endCursor before hasNextPage
+  std::string moved = sorted;             // and the other way round
+  moved.erase(moved.find("\"endCursor\":42,"), 15);
+  moved.insert(moved.find("\"total\""), "\"endCursor\":42,");
+  ASSERT_LT(moved.find("hasNextPage"), moved.find("endCursor"));
+  for (std::string body : {sorted, moved}) {
+    SCOPED_TRACE(body.substr(body.find("\"pagination\"")));
+    auto last = job_items(body);
+    expect_deviation(last, "pagination.endCursor", "expected a string or null, got number");
+    EXPECT_FALSE(last->pagination.end_cursor);
+    body.replace(body.find("\"hasNextPage\":false"), 19, "\"hasNextPage\":true");
+    expect_error(job_items(body), codec_errc::wrong_type,
+                 {"pagination.endCursor: expected a string or null, got number"});
   }
 }
 

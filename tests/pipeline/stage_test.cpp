@@ -329,7 +329,7 @@ INSTANTIATE_TEST_SUITE_P(
                       hazard_case{"items:expired_cursor@all", false, "cursor_rejected"},
                       hazard_case{"export_items:expired_cursor@nth=2", true, ""},
                       hazard_case{"items:status=503@all", false, "http_503"},
-                      hazard_case{"items:expire_job@nth=3", false, "http_422"}));
+                      hazard_case{"items:expire_job@nth=3", false, "job_expired"}));
 
 // Discovery pages through the in_progress jobs: a cursor that leads back to an earlier page
 // (A -> B -> A, not only a page pointing at itself) ends discovery with a clear failure; the

@@ -148,9 +148,10 @@ TEST(SimulatorCli, HelpDocumentsOptionsAndFaultGrammar) {
   const std::string out = read_out(c.out, false);
   EXPECT_EQ(wait_exit(c.pid), 0);
   close(c.out);
-  for (const char* s : {"--port", "--api-key", "--seed", "--jobs", "--items", "--companies",
-                        "--faults", "--config", "--access-token", "--threads", "--tls-cert",
-                        "--tls-key", "--print-jobs", "reset_mid_body", "expired_cursor", "@rate"})
+  for (const char* s :
+       {"--port", "--api-key", "--seed", "--jobs", "--items", "--companies", "--faults", "--config",
+        "--access-token", "--threads", "--tls-cert", "--tls-key", "--print-jobs", "--loose",
+        "reset_mid_body", "expired_cursor", "html", "complete_job", "@rate"})
     EXPECT_NE(out.find(s), std::string::npos) << s;
 }
 

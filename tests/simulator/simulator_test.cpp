@@ -684,6 +684,92 @@ TEST_F(Faults, ExpireJobAbandonsOpenItems) {
   EXPECT_EQ(pend["pagination"]["total"], 0);
 }
 
+TEST_F(Faults, CompleteJobHtmlAndRefusedLimit) {
+  test_client c(sim_->port(), basic(kKey));
+  ASSERT_TRUE(sim_->set_faults("job:complete_job@nth=2; items:html@nth=1").ok());
+  const std::string job_path = "/v3/export-jobs/" + job_.id.to_string();
+  EXPECT_EQ(c.get(job_path).json()["data"]["status"], "in_progress");
+  EXPECT_EQ(c.get(job_path).json()["data"]["status"], "completed");
+  http_reply html = c.get(items());
+  EXPECT_EQ(html.status, 200u);
+  EXPECT_EQ(html.headers["Content-Type"].rfind("text/html", 0), 0u) << html.headers["Content-Type"];
+  EXPECT_EQ(html.body.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_EQ(c.get(items()).status, 200u);
+
+  sim_config cfg = small_config();
+  cfg.refuse_limit_above = 40;
+  auto refusing = start(cfg);
+  test_client r(refusing->port(), basic(kKey));
+  http_reply refused = r.get(items_path(job_) + "?limit=41");
+  EXPECT_EQ(refused.status, 400u);
+  EXPECT_EQ(refused.json()["type"], "INVALID_PARAMETER");
+  EXPECT_NE(refused.json()["message"].get<std::string>().find("'limit'"), std::string::npos);
+  EXPECT_EQ(r.get(items_path(job_) + "?limit=40").status, 200u);
+}
+
+TEST(Simulator, LooseModeStraysOnlyWhereTheStageTolerates) {
+  // Same seed, strict and loose: the loose answers are deterministic, keep every field the
+  // stage reads (ids, statuses but null for pending, dates as the same instant, hasNextPage,
+  // endCursor, total) and make some required fields missing, null or of another type.
+  sim_config cfg = small_config();
+  auto strict = start(cfg);
+  cfg.loose = true;
+  auto loose = start(cfg);
+  test_client sc(strict->port(), basic(kKey)), lc(loose->port(), basic(kKey));
+  const job_info j = job_with(*strict, api::job_status::in_progress);
+  std::map<std::string, int> deviating;  // field -> answers where it strays
+  auto strays = [&](const json& obj, const json& ref, const char* f) {
+    if (!obj.contains(f) || obj[f].type() != ref[f].type()) ++deviating[f];
+  };
+  for (const std::string& target :
+       {items_path(j) + "?limit=237", "/v3/export-items?job_id=" + j.id.to_string() + "&limit=237",
+        std::string("/v3/export-jobs?limit=5")}) {
+    const json a = sc.get(target).json(), b = lc.get(target).json();
+    EXPECT_EQ(b.dump(), lc.get(target).json().dump()) << "loose answers are deterministic";
+    ASSERT_EQ(a["data"].size(), b["data"].size());
+    for (const char* f : {"hasNextPage", "endCursor", "total"})
+      EXPECT_EQ(a["pagination"][f], b["pagination"][f]) << f;
+    strays(b["pagination"], a["pagination"], "hasPreviousPage");
+    strays(b["pagination"], a["pagination"], "currentRequestPagination");
+    for (std::size_t i = 0; i < a["data"].size(); ++i) {
+      const json& x = a["data"][i];
+      const json& y = b["data"][i];
+      if (x.contains("accountingEntryId")) {
+        EXPECT_EQ(x["accountingEntryId"], y["accountingEntryId"]);
+      } else {
+        EXPECT_EQ(x["id"], y["id"]);
+        EXPECT_EQ(x["status"], y["status"]);
+        EXPECT_EQ(x["numberOfItems"], y["numberOfItems"]);
+        for (const char* f : {"expiresIn", "isInteractive", "vendorBasedBookkeeping"})
+          strays(y, x, f);
+      }
+      if (x.contains("exportJobId")) {
+        if (y["status"].is_null()) {
+          EXPECT_EQ(x["status"], "pending");
+          ++deviating["status"];
+        } else {
+          EXPECT_EQ(x["status"], y["status"]);
+        }
+        strays(y, x, "exportJobId");
+      }
+      if (x.contains("date")) {
+        const std::string d = y["date"];
+        const auto lenient = api::parse_date_lenient(d);
+        EXPECT_EQ(lenient.epoch_ms, api::parse_timestamp_ms(x["date"].get<std::string>())) << d;
+        if (lenient.form == api::date_form::date_only) ++deviating["date only"];
+        if (lenient.form == api::date_form::zoneless) ++deviating["date without zone"];
+        if (d.size() == 25 && d[19] != 'Z') ++deviating["date with offset"];
+        for (const char* f : {"_links", "accountingEntryLines", "additionalInformation", "amount",
+                              "companyId", "type"})
+          strays(y, x, f);
+      }
+    }
+  }
+  for (const char* f : {"hasPreviousPage", "status", "exportJobId", "amount", "_links",
+                        "date with offset", "date only", "date without zone"})
+    EXPECT_GT(deviating[f], 0) << f;
+}
+
 TEST(Simulator, JobsExpireAfterExpiresIn) {
   sim_config cfg = small_config();
   cfg.expires_in_seconds = 1;
@@ -726,6 +812,11 @@ TEST(Simulator, ConfigJsonIsValidatedWithKeyNames) {
   EXPECT_EQ(ok->seed, 7u);
   EXPECT_EQ(ok->items_per_job, 10u);
   EXPECT_EQ(ok->extra_jobs.size(), 1u);
+  EXPECT_FALSE(ok->loose);
+  auto loose = parse_config_json(R"({"loose":true,"refuse_limit_above":40})");
+  ASSERT_TRUE(loose.ok()) << loose.err().message;
+  EXPECT_TRUE(loose->loose);
+  EXPECT_EQ(loose->refuse_limit_above, 40u);
   auto bad = parse_config_json(R"({"sead":7})");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.err().message.find("sead"), std::string::npos);
