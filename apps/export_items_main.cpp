@@ -185,6 +185,7 @@ int run_command(const run_args& a) {
   }
   if (a.loop) ei::writeback::attach_to_run(*a.loop, opts);
   opts.stop = std::make_shared<std::atomic<bool>>(false);
+  opts.keep_outcomes = false;  // the summary is spooled: memory flat in the number of jobs
   watch_stop_signals(opts.stop);
   auto report = ei::pipeline::run_stage(cfg, opts);
   if (!report) {
@@ -192,14 +193,18 @@ int run_command(const run_args& a) {
     const auto code = report.err().code;
     return code == ei::pipeline::run_errc::interrupted ? exit_jobs_failed : exit_usage;
   }
-  const auto summary = ei::pipeline::summary_json(report.value());
+  // Streamed from the spool the jobs' entries were written to as they finished.
   if (!a.summary_file.empty()) {
     std::ofstream out(a.summary_file, std::ios::trunc);
-    out << summary << "\n";
+    ei::pipeline::write_summary(out, report.value());
+    out << "\n";
     if (!out) std::cerr << "export-items: cannot write summary to '" << a.summary_file << "'\n";
   } else {
-    std::cerr << summary << "\n";
+    ei::pipeline::write_summary(std::cerr, report.value());
+    std::cerr << "\n";
   }
+  if (report->summary && !report->summary->ok())
+    std::cerr << "export-items: the summary is incomplete: writing its temporary file failed\n";
   if (!a.quiet && opts.out != "-")
     std::cerr << "export-items: items written to " << opts.out << "\n";
   if (report->interrupted()) {
