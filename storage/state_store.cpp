@@ -633,8 +633,18 @@ store_result<std::optional<job_record>> state_store::load_job(const api::uuid& j
 
 store_result<std::vector<job_record>> state_store::load_jobs() {
   std::vector<job_record> out;
-  std::unique_ptr<rocksdb::Iterator> it{
-      impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->handle(cf_jobs))};
+  auto st = for_each_job([&](job_record&& rec) {
+    out.push_back(std::move(rec));
+    return true;
+  });
+  if (!st) return std::move(st).err();
+  return out;
+}
+
+store_status state_store::for_each_job(const std::function<bool(job_record&&)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a one-pass scan
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->handle(cf_jobs))};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto k = it->key().ToStringView();
     if (k.size() != job_key_size)
@@ -648,10 +658,10 @@ store_result<std::vector<job_record>> state_store::load_jobs() {
     if (auto why = decode_job(it->value().ToStringView(), rec); !why.empty())
       return impl_->corrupt(cf_jobs, &id, "job record: " + why);
     rec.job_id = id;
-    out.push_back(std::move(rec));
+    if (!fn(std::move(rec))) return ok_v;
   }
   if (!it->status().ok()) return impl_->fail(it->status(), "cannot list jobs");
-  return out;
+  return ok_v;
 }
 
 store_status state_store::put_job(const job_record& job, write_sync mode) {
