@@ -722,10 +722,18 @@ def scale_scenarios(sizes, have_py):
             raise RuntimeError(f"heavy-tailed: {r['jobs_complete']} of {n} jobs complete")
         batch["contenders"].append(r)
         if have_py:
-            p = batch_record("python peer", n, items, peer_batch(sim, jobs_file))
-            if p["emitted"] != r["emitted"]:
-                raise RuntimeError(f"heavy-tailed: stage wrote {r['emitted']} lines, the peer "
-                                   f"{p['emitted']}")
+            k = min(n, sizes["heavy_peer_slice"])
+            if k == n:
+                p = batch_record("python peer", n, items, peer_batch(sim, jobs_file))
+                if p["emitted"] != r["emitted"]:
+                    raise RuntimeError(f"heavy-tailed: stage wrote {r['emitted']} lines, the "
+                                       f"peer {p['emitted']}")
+            else:  # the peer runs jobs one after another: a slice of the same batch
+                slice_file = os.path.join(WORK, "jobs-heavy-slice.txt")
+                with open(slice_file, "w") as f:
+                    f.write("\n".join(sim.jobs[:k]) + "\n")
+                p = batch_record(f"python peer (first {k:,} jobs of the batch)", k,
+                                 sum(job_sizes[:k]), peer_batch(sim, slice_file))
             batch["contenders"].append(p)
         res["batches"].append(batch)
     finally:
@@ -1121,6 +1129,9 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="")
+    ap.add_argument("--peer-slice", type=int, default=0,
+                    help="scale: the Python peer runs this many jobs of each batch (0: as "
+                         "sized: 10,000 of the 100,000 batch, all of the heavy-tailed one)")
     args = ap.parse_args()
     BUILD, WORK = os.path.abspath(args.build_dir), os.path.abspath(args.work_dir)
     os.makedirs(WORK, exist_ok=True)
@@ -1139,6 +1150,9 @@ def main():
                      scale_points=[1000, 10_000, 100_000], scale_peer_slice=10_000,
                      heavy_jobs=10_000, heavy_big=3, heavy_big_items=100_000)
         rounds = args.rounds
+    sizes.setdefault("heavy_peer_slice", sizes["heavy_jobs"])
+    if args.peer_slice:
+        sizes["scale_peer_slice"] = sizes["heavy_peer_slice"] = args.peer_slice
     have_py, have_node = python_available(), node_available()
     if not have_py:
         log("python3-requests missing: the Python peer is skipped")
