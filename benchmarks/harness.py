@@ -1140,8 +1140,8 @@ def main():
     if args.smoke:
         sizes = dict(smoke=True, small=2000, big=5000, jobs=20, job_items=200, companies=5,
                      latency=2000, recovery=20000, storage_pages=100, peer_rounds_big=1,
-                     writeback=2000, scale_points=[100, 1000], scale_peer_slice=100,
-                     heavy_jobs=200, heavy_big=1, heavy_big_items=2000)
+                     writeback=2000, scale_points=[50, 200], scale_peer_slice=20,
+                     heavy_jobs=60, heavy_big=1, heavy_big_items=1000)
         rounds = 1
     else:
         sizes = dict(smoke=False, small=100_000, big=1_000_000, jobs=1000, job_items=1000,
