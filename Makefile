@@ -1,6 +1,6 @@
 # The two commands the README promises: `make demo` and `make test`. Each installs what it
 # needs (scripts/install-deps.sh), configures and builds from scratch if necessary.
-.PHONY: deps build build-asan demo test test-release test-asan fuzz-smoke embed-example bench format tidy clean
+.PHONY: deps build build-asan demo test check test-release test-asan fuzz-smoke embed-example bench format format-check tidy clean
 
 JOBS ?= 2
 export CCACHE_DIR ?= $(CURDIR)/.cache/ccache
@@ -21,6 +21,11 @@ demo: build
 
 test: test-release test-asan fuzz-smoke embed-example
 
+# The quick loop while working (under 2 minutes once built): formatting, then the release
+# build and its in-process unit tests (ctest label `unit`; no crash, distributed or CLI tests).
+check: format-check build
+	ctest --preset check
+
 test-release: build
 	ctest --preset release
 
@@ -40,6 +45,9 @@ bench: deps
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+format-check:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
 
 clean:
 	rm -rf build

@@ -37,6 +37,9 @@ enum class codec_errc : std::uint8_t {
 
 std::string_view to_string(codec_errc code) noexcept;
 
+/// The version of the simdjson library the page parser was built with (`--version`).
+std::string parser_version();
+
 template <class T>
 using decode_result = result<T, codec_errc>;
 

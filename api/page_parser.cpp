@@ -565,4 +565,10 @@ std::size_t page_parser::scratch_capacity() const noexcept {
   return impl_ ? impl_->capacity : 0;
 }
 
+std::string parser_version() {
+  return "simdjson " + std::to_string(simdjson::SIMDJSON_VERSION_MAJOR) + "." +
+         std::to_string(simdjson::SIMDJSON_VERSION_MINOR) + "." +
+         std::to_string(simdjson::SIMDJSON_VERSION_REVISION);
+}
+
 }  // namespace ei::api

@@ -22,13 +22,17 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <boost/version.hpp>
+#include <caf/config.hpp>
 #include <nlohmann/json.hpp>
 
+#include "api/codec.hpp"
 #include "api/credentials.hpp"
+#include "apps/writeback_commands.hpp"
 #include "distributed/commands.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/stage.hpp"
-#include "writeback/commands.hpp"
+#include "storage/state_store.hpp"
 
 namespace {
 
@@ -112,7 +116,8 @@ struct run_args {
   bool dispatch_unreconciled = false;
   bool recover_lost_state = false;
   bool quiet = false;
-  std::shared_ptr<ei::writeback::command_set> loop;  // --complete-jobs (writeback/commands.hpp)
+  std::shared_ptr<ei::writeback::command_set>
+      loop;  // --complete-jobs (apps/writeback_commands.hpp)
 };
 
 int run_command(const run_args& a) {
@@ -388,6 +393,15 @@ int state_inspect_command(const std::string& state_dir, const std::string& job_t
   return exit_ok;
 }
 
+/// `export-items --version`: ours and the versions of the libraries that decide behaviour.
+std::string version_text() {
+  return "export-items " EI_VERSION "\n" + std::string("CAF ") +
+         std::to_string(CAF_VERSION / 10000) + "." + std::to_string(CAF_VERSION / 100 % 100) + "." +
+         std::to_string(CAF_VERSION % 100) + "\n" + ei::storage::engine_version() + "\n" +
+         ei::api::parser_version() + "\nBoost " + std::to_string(BOOST_VERSION / 100000) + "." +
+         std::to_string(BOOST_VERSION / 100 % 1000) + "." + std::to_string(BOOST_VERSION % 100);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -396,6 +410,7 @@ int main(int argc, char** argv) {
   // 1 M-item job within a few MiB of a 100 k one at no measurable cost in speed.
   mallopt(M_ARENA_MAX, 2);
   CLI::App app{"export-items: retrieve, scope, order and hand on Pleo Export API v3 job items"};
+  app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
   app.footer(exit_codes_help);
 
@@ -463,7 +478,7 @@ int main(int argc, char** argv) {
   inspect->add_option("--show", inspect_show, "Order entries to show (default 10)");
 
   auto distributed = ei::distributed::add_commands(app);
-  // Write-back to Pleo: `report`, `complete`, `run --complete-jobs` (writeback/commands.hpp).
+  // Write-back to Pleo: `report`, `complete`, `run --complete-jobs` (apps/writeback_commands.hpp).
   auto loop = ei::writeback::add_commands(app, *run);
   ra.loop = loop;
 

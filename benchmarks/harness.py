@@ -408,19 +408,21 @@ def sim_get(sim, path):
 
 def verify_write_back(sim, job, expected):
     """The simulator's view after a write-back: every in-scope item updated exactly once (to
-    successful, nothing rejected), nothing else touched, and the job completed. The per-job
-    event counters (simulator::write_back) are not served by export-items-sim; a second
-    accepted completion is impossible (completed -> completed is a 422), so `completed` here
-    is one completion event."""
-    updates = sim_get(sim, f"/sim/export-jobs/{job}/item-updates")["data"]
+    successful, nothing rejected), nothing else touched, and the job completed by exactly one
+    accepted event (the simulator's per-job event counters)."""
+    counters = sim_get(sim, f"/sim/export-jobs/{job}/item-updates")
+    updates = counters["data"]
     once = sum(1 for u in updates
                if u["applied"] == 1 and u["rejected"] == 0 and u["status"] == "successful")
     status = sim_get(sim, f"/v3/export-jobs/{job}")["data"]["status"]
-    if len(updates) != expected or once != expected or status != "completed":
+    events = counters.get("events", {})
+    if (len(updates) != expected or once != expected or status != "completed"
+            or events != {"completed": 1}):
         raise RuntimeError(f"write-back check failed for job {job}: {len(updates)} items "
                            f"updated ({once} exactly once to successful), {expected} expected; "
-                           f"job {status}")
-    return {"items_updated": len(updates), "updated_once": once, "job_status": status}
+                           f"job {status}; events {events}")
+    return {"items_updated": len(updates), "updated_once": once, "job_status": status,
+            "completion_events": events.get("completed", 0)}
 
 
 _wb_prepared = {}

@@ -20,7 +20,7 @@ include(CMakePackageConfigHelpers)
 # dependencies): a new one must be added here, or install(EXPORT) stops the configure step
 # naming the target that is "not in any export set".
 set(_ei_install_libs ei_common ei_api ei_http ei_export_api ei_beast ei_storage ei_simulator
-                     ei_actors ei_pipeline)
+                     ei_actors ei_writeback ei_pipeline)
 
 # What embedders link: every library and both include roots, C++20.
 add_library(export_items INTERFACE)
@@ -39,7 +39,8 @@ set(_ei_install_headers
   common/result.hpp
   pipeline/config.hpp
   simulator/simulator.hpp
-  storage/state_store.hpp)
+  storage/state_store.hpp
+  writeback/writeback.hpp)
 
 set(_ei_include_dir ${CMAKE_INSTALL_INCLUDEDIR}/export_items)
 install(FILES ${PROJECT_SOURCE_DIR}/include/export_items/stage.hpp

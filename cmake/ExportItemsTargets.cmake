@@ -57,6 +57,12 @@ function(ei_test name)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main
                         ei_warnings ei_sanitizers)
   add_test(NAME ${name} COMMAND ${name})
-  set(labels unit ${ARG_LABELS})
-  set_tests_properties(${name} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+  # `unit`: in-process tests that start no other program and kill nothing (ctest -L unit,
+  # `make check`); crash, distributed and embed tests keep only their own labels.
+  set(labels ${ARG_LABELS})
+  if(NOT ("crash" IN_LIST labels OR "distributed" IN_LIST labels OR "embed" IN_LIST labels
+          OR "apps" IN_LIST labels))
+    list(APPEND labels unit)
+  endif()
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${labels}")
 endfunction()

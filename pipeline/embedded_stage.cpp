@@ -126,6 +126,17 @@ ei::result<batch_report, stage_errc> stage::run(const batch_request& batch) {
   return std::move(*got);
 }
 
+ei::result<write_back_report, stage_errc> stage::write_back(const write_back_options& options) {
+  if (impl_->stopped) return ei::make_error(stage_errc::stopped, "the stage was shut down");
+  auto done = ei::writeback::write_back(*impl_->resources.http, *impl_->resources.store, options);
+  if (!done)
+    return ei::make_error(done.err().code == ei::writeback::wb_errc::store
+                              ? stage_errc::state_dir
+                              : stage_errc::invalid_config,
+                          done.err().message);
+  return std::move(done.value());
+}
+
 void stage::shutdown() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;

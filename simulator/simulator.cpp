@@ -810,7 +810,27 @@ void simulator::impl::item_updates_debug(reply& r, const api::uuid& id) {
     append_int(out, c.rejected);
     out += '}';
   }
-  out += "]}";
+  out += "]";
+  lock.unlock();  // the write-back counters have their own mutex; never hold both
+  // Job events accepted (202) by kind, and those refused: what a crash harness outside the
+  // process checks "exactly one completion event" against.
+  const write_back_counts counts = [&] {
+    std::lock_guard wb_lock(wb_mutex);
+    auto it = wb.find(id);
+    return it == wb.end() ? write_back_counts{} : it->second;
+  }();
+  out += ",\"events\":{";
+  bool first = true;
+  for (const auto& [event, n] : counts.events) {
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, event);
+    out += ':';
+    append_int(out, n);
+  }
+  out += "},\"eventsRejected\":";
+  append_int(out, counts.events_rejected);
+  out += '}';
   set_body(r, 200, std::move(out));
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "api/model.hpp"
+#include "common/json_text.hpp"
 #include "common/result.hpp"
 #include "simulator/hash.hpp"
 #include "simulator/simulator.hpp"
@@ -167,8 +168,7 @@ page_slice select_page(std::uint64_t n, const page_query& q, const Match* match)
   return s;
 }
 
-/// Appends `text` as a JSON string literal (quoted, escaped).
-void append_json_string(std::string& out, std::string_view text);
+using ::ei::append_json_string;  // common/json_text.hpp
 void append_uuid(std::string& out, const api::uuid& id);
 void append_int(std::string& out, std::int64_t v);
 

@@ -14,6 +14,7 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/version.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -1154,6 +1155,10 @@ store_status state_store::erase_job(const api::uuid& job, write_sync mode) {
   for (auto c : {cf_jobs, cf_pages, cf_order, cf_tracking, cf_attempts, cf_scratch, cf_outcomes})
     b.DeleteRange(impl_->handle(c), lower, upper);
   return impl_->write(b, true, "cannot erase job " + job.to_string(), mode);
+}
+
+std::string engine_version() {
+  return "RocksDB " + rocksdb::GetRocksVersionAsString(true);
 }
 
 }  // namespace ei::storage

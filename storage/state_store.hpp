@@ -44,6 +44,9 @@ enum class store_errc : std::uint8_t {
 
 std::string_view to_string(store_errc code) noexcept;
 
+/// The version of the RocksDB library linked in (for `export-items --version`).
+std::string engine_version();
+
 template <class T>
 using store_result = result<T, store_errc>;
 using store_status = status<store_errc>;

@@ -7,11 +7,13 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <simdjson.h>
 #include <nlohmann/json.hpp>
 
 #include "api/codec.hpp"
 #include "api/export_requests.hpp"
 #include "common/crash_point.hpp"
+#include "common/json_text.hpp"
 #include "writeback/writeback.hpp"
 
 namespace ei::writeback {
@@ -74,19 +76,33 @@ std::string failure_code(const api::http_failure& f) {
 }
 
 std::string put_body(const std::vector<storage::item_outcome>& batch) {
-  nlohmann::json arr = nlohmann::json::array();
+  std::string out;
+  out.reserve(batch.size() * 200);
+  out.push_back('[');
+  auto field = [&out](std::string_view key, std::string_view value) {
+    out.push_back(',');
+    append_json_string(out, key);
+    out.push_back(':');
+    append_json_string(out, value);
+  };
   for (const auto& o : batch) {
-    nlohmann::json e{{"accountingEntryId", o.item.to_string()},
-                     {"status", std::string(api::to_string(o.status))}};
+    if (out.size() > 1) out.push_back(',');
+    out.append("{\"accountingEntryId\":\"");
+    const std::size_t at = out.size();
+    out.resize(at + 36);
+    o.item.format_to(out.data() + at);
+    out.push_back('"');
+    field("status", api::to_string(o.status));
     const auto& f = o.fields;
-    if (f.exported_at) e["exportedAt"] = *f.exported_at;
-    if (f.external_id) e["externalId"] = *f.external_id;
-    if (f.external_url) e["externalUrl"] = *f.external_url;
-    if (f.failure_reason) e["failureReason"] = *f.failure_reason;
-    if (f.failure_reason_type) e["failureReasonType"] = *f.failure_reason_type;
-    arr.push_back(std::move(e));
+    if (f.exported_at) field("exportedAt", *f.exported_at);
+    if (f.external_id) field("externalId", *f.external_id);
+    if (f.external_url) field("externalUrl", *f.external_url);
+    if (f.failure_reason) field("failureReason", *f.failure_reason);
+    if (f.failure_reason_type) field("failureReasonType", *f.failure_reason_type);
+    out.push_back('}');
   }
-  return arr.dump();
+  out.push_back(']');
+  return out;
 }
 
 /// The 200 body of a PUT: ids in `data`, and `errors[]` entries by id. Validated: both arrays
@@ -97,38 +113,47 @@ struct put_answer {
 };
 
 std::optional<put_answer> parse_put_answer(std::string_view body, std::string& why) {
-  nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
+  // One parser per thread (write_back runs on its caller's thread); the body is copied once
+  // into a padded buffer, as simdjson requires.
+  thread_local simdjson::dom::parser parser;
+  thread_local std::string padded;
+  padded.assign(body);
+  padded.append(simdjson::SIMDJSON_PADDING, '\0');
+  simdjson::dom::object doc;
+  if (parser.parse(padded.data(), body.size(), false).get(doc) != simdjson::SUCCESS) {
     why = "the 200 body is not a JSON object";
     return std::nullopt;
   }
-  auto data = doc.find("data");
-  auto errors = doc.find("errors");
-  if (data == doc.end() || !data->is_array() || errors == doc.end() || !errors->is_array()) {
+  simdjson::dom::array data, errors;
+  if (doc["data"].get(data) != simdjson::SUCCESS ||
+      doc["errors"].get(errors) != simdjson::SUCCESS) {
     why = "the 200 body lacks the 'data' and 'errors' arrays";
     return std::nullopt;
   }
   put_answer a;
-  for (std::size_t i = 0; i < data->size(); ++i) {
-    const auto& e = (*data)[i];
-    auto id = e.is_object() && e.contains("accountingEntryId") && e["accountingEntryId"].is_string()
-                  ? api::uuid::parse(e["accountingEntryId"].get<std::string>())
-                  : std::nullopt;
+  std::size_t i = 0;
+  for (auto e : data) {
+    std::string_view text;
+    std::optional<api::uuid> id;
+    if (e["accountingEntryId"].get(text) == simdjson::SUCCESS) id = api::uuid::parse(text);
     if (!id) {
       why = "data[" + std::to_string(i) + "].accountingEntryId is not a UUID string";
       return std::nullopt;
     }
     a.updated.push_back(*id);
+    ++i;
   }
-  for (std::size_t i = 0; i < errors->size(); ++i) {
-    const auto& e = (*errors)[i];
-    if (!e.is_object()) {
+  i = 0;
+  for (auto e : errors) {
+    simdjson::dom::object entry;
+    if (e.get(entry) != simdjson::SUCCESS) {
       why = "errors[" + std::to_string(i) + "] is not an object";
       return std::nullopt;
     }
+    ++i;
     auto str = [&](const char* k) {
-      auto it = e.find(k);
-      return it != e.end() && it->is_string() ? it->get<std::string>() : std::string{};
+      std::string_view v;
+      return entry[k].get(v) == simdjson::SUCCESS ? std::string(v) : std::string{};
     };
     auto id = api::uuid::parse(str("accountingEntryId"));
     if (!id) continue;  // names no item of ours: the item stays unanswered (retried)

@@ -3,7 +3,7 @@
 #include <map>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "common/crash_point.hpp"
 #include "writeback/writeback.hpp"
@@ -28,58 +28,121 @@ error<wb_errc> bad(std::string message) {
   return make_error(wb_errc::invalid_input, std::move(message));
 }
 
-std::string json_type(const nlohmann::json& v) {
-  return v.type_name();
+std::string_view json_type(simdjson::dom::element_type t) {
+  using et = simdjson::dom::element_type;
+  switch (t) {
+    case et::ARRAY:
+      return "array";
+    case et::OBJECT:
+      return "object";
+    case et::INT64:
+    case et::UINT64:
+    case et::DOUBLE:
+      return "number";
+    case et::STRING:
+      return "string";
+    case et::BOOL:
+      return "boolean";
+    case et::NULL_VALUE:
+      return "null";
+  }
+  return "value";
+}
+
+std::string clip(std::string_view s, std::size_t n) {
+  return std::string(s.substr(0, n));
+}
+
+/// One parser and one padded line buffer per thread: outcome lines come by the hundred
+/// thousand, and the DOM parser (full validation, unlike on-demand) reuses its memory.
+struct line_parser {
+  simdjson::dom::parser parser;
+  std::string padded;
+};
+
+line_parser& local_parser() {
+  thread_local line_parser p;
+  return p;
 }
 
 }  // namespace
 
 result<outcome_input, wb_errc> parse_outcome_line(std::string_view line) {
-  nlohmann::json doc = nlohmann::json::parse(line, nullptr, false);
-  if (doc.is_discarded()) return bad("not JSON");
-  if (!doc.is_object()) return bad("expected a JSON object, got " + json_type(doc));
+  auto& lp = local_parser();
+  lp.padded.assign(line);
+  lp.padded.append(simdjson::SIMDJSON_PADDING, '\0');
+  simdjson::dom::element doc;
+  if (lp.parser.parse(lp.padded.data(), line.size(), false).get(doc) != simdjson::SUCCESS)
+    return bad("not JSON");
+  simdjson::dom::object obj;
+  if (doc.get_object().get(obj) != simdjson::SUCCESS)
+    return bad("expected a JSON object, got " + std::string(json_type(doc.type())));
+
+  // Every field once, the last of a repeated key standing (as a DOM reader would keep it).
+  std::optional<simdjson::dom::element> job_id, entry_id, status;
   outcome_input in;
-  auto uuid_field = [&](const char* key, api::uuid& out) -> std::optional<error<wb_errc>> {
-    auto it = doc.find(key);
-    if (it == doc.end() || it->is_null())
-      return bad(std::string("field '") + key + "' is required");
-    if (!it->is_string())
-      return bad(std::string("field '") + key + "': expected a UUID string, got " + json_type(*it));
-    auto id = api::uuid::parse(it->get<std::string>());
-    if (!id)
-      return bad(std::string("field '") + key + "': '" + it->get<std::string>().substr(0, 60) +
-                 "' is not a UUID");
+  auto& f = in.outcome.fields;
+  std::optional<simdjson::dom::element> exported_at, external_id, external_url, failure_reason,
+      failure_reason_type;
+  for (auto field : obj) {
+    const auto key = field.key;
+    if (key == "jobId")
+      job_id = field.value;
+    else if (key == "accountingEntryId")
+      entry_id = field.value;
+    else if (key == "status")
+      status = field.value;
+    else if (key == "exportedAt")
+      exported_at = field.value;
+    else if (key == "externalId")
+      external_id = field.value;
+    else if (key == "externalUrl")
+      external_url = field.value;
+    else if (key == "failureReason")
+      failure_reason = field.value;
+    else if (key == "failureReasonType")
+      failure_reason_type = field.value;
+  }
+  auto uuid_field = [&](const char* key, const std::optional<simdjson::dom::element>& v,
+                        api::uuid& out) -> std::optional<error<wb_errc>> {
+    if (!v || v->is_null()) return bad(std::string("field '") + key + "' is required");
+    std::string_view text;
+    if (v->get_string().get(text) != simdjson::SUCCESS)
+      return bad(std::string("field '") + key + "': expected a UUID string, got " +
+                 std::string(json_type(v->type())));
+    auto id = api::uuid::parse(text);
+    if (!id) return bad(std::string("field '") + key + "': '" + clip(text, 60) + "' is not a UUID");
     out = *id;
     return std::nullopt;
   };
-  if (auto e = uuid_field("jobId", in.job_id)) return *e;
-  if (auto e = uuid_field("accountingEntryId", in.outcome.item)) return *e;
-  auto st = doc.find("status");
-  if (st == doc.end() || st->is_null()) return bad("field 'status' is required");
-  if (!st->is_string()) return bad("field 'status': expected a string, got " + json_type(*st));
-  const auto text = st->get<std::string>();
+  if (auto e = uuid_field("jobId", job_id, in.job_id)) return *e;
+  if (auto e = uuid_field("accountingEntryId", entry_id, in.outcome.item)) return *e;
+  if (!status || status->is_null()) return bad("field 'status' is required");
+  std::string_view text;
+  if (status->get_string().get(text) != simdjson::SUCCESS)
+    return bad("field 'status': expected a string, got " + std::string(json_type(status->type())));
   in.outcome.status = api::parse_item_status(text);
   if (in.outcome.status != api::item_status::successful &&
       in.outcome.status != api::item_status::failed)
-    return bad("field 'status': '" + text.substr(0, 40) +
+    return bad("field 'status': '" + clip(text, 40) +
                "' is not a final status (expected successful or failed)");
-  auto opt = [&](const char* key,
+  auto opt = [&](const char* key, const std::optional<simdjson::dom::element>& v,
                  std::optional<std::string>& out) -> std::optional<error<wb_errc>> {
-    auto it = doc.find(key);
-    if (it == doc.end() || it->is_null()) return std::nullopt;
-    if (!it->is_string())
-      return bad(std::string("field '") + key + "': expected a string, got " + json_type(*it));
-    out = it->get<std::string>();
+    if (!v || v->is_null()) return std::nullopt;
+    std::string_view value;
+    if (v->get_string().get(value) != simdjson::SUCCESS)
+      return bad(std::string("field '") + key + "': expected a string, got " +
+                 std::string(json_type(v->type())));
+    out = std::string(value);
     return std::nullopt;
   };
-  auto& f = in.outcome.fields;
-  for (auto [key, field] :
-       {std::pair{"exportedAt", &f.exported_at}, std::pair{"externalId", &f.external_id},
-        std::pair{"externalUrl", &f.external_url}, std::pair{"failureReason", &f.failure_reason},
-        std::pair{"failureReasonType", &f.failure_reason_type}})
-    if (auto e = opt(key, *field)) return *e;
+  if (auto e = opt("exportedAt", exported_at, f.exported_at)) return *e;
+  if (auto e = opt("externalId", external_id, f.external_id)) return *e;
+  if (auto e = opt("externalUrl", external_url, f.external_url)) return *e;
+  if (auto e = opt("failureReason", failure_reason, f.failure_reason)) return *e;
+  if (auto e = opt("failureReasonType", failure_reason_type, f.failure_reason_type)) return *e;
   if (f.exported_at && !api::parse_timestamp_ms(*f.exported_at))
-    return bad("field 'exportedAt': '" + f.exported_at->substr(0, 40) + "' is not a date-time");
+    return bad("field 'exportedAt': '" + clip(*f.exported_at, 40) + "' is not a date-time");
   // Tracking fields belong to one kind of outcome: keep only those (the stage's own output
   // lines carry every field, mostly null).
   if (in.outcome.status == api::item_status::successful) {

@@ -14,6 +14,12 @@
 // acknowledged that way is never handed on again, across crashes and restarts of the host;
 // items handed on but not acknowledged come again (flagged `redelivery`) after a restart.
 //
+// Write-back (docs/write-back.md): a downstream that acks with outcomes
+// (`(ack_atom, job_id, acked_through, false, outcome_acks)`, actors/downstream.hpp) has them
+// recorded with the ack; `stage->write_back({.jobs = {job_id}, .complete = true})` then sends them
+// to Pleo and completes the jobs that are ready, exactly once across crashes; with
+// `fail_reason_type` set it sends `failed` instead.
+//
 // Thread safety: start() and shutdown() from one host thread, not from inside an actor of
 // the stage. batch_runner() may be called from anywhere; each call gives a fresh runner for
 // one batch.
@@ -31,6 +37,7 @@
 #include "api/credentials.hpp"
 #include "common/result.hpp"
 #include "pipeline/config.hpp"
+#include "writeback/writeback.hpp"
 
 namespace export_items {
 
@@ -42,15 +49,19 @@ using ei::actors::batch_runner_actor;
 using ei::actors::delivery_item;
 using ei::actors::downstream_actor;
 using ei::actors::item_batch;
+using ei::actors::item_outcome_ack;
 using ei::actors::items_atom;
 using ei::actors::job_outcome;
 using ei::actors::job_result;
+using ei::actors::outcome_acks;
 using ei::actors::outcome_atom;
 using ei::actors::outcome_receiver_actor;
 using ei::actors::run_atom;
 using ei::api::credentials;
 using ei::api::uuid;
 using stage_config = ei::pipeline::stage_config;
+using write_back_options = ei::writeback::options;
+using write_back_report = ei::writeback::report;
 
 /// Why a job failed, as a type (job_outcome::reason_code carries the detailed code).
 enum class failure_kind : std::uint8_t {
@@ -91,6 +102,14 @@ class stage {
   /// Blocking convenience: runs one batch and waits for its report. Never call it from an
   /// actor of `host`.
   ei::result<batch_report, stage_errc> run(const batch_request& batch);
+
+  /// Writes back the outcomes recorded for `options.jobs` (every job with outcomes when empty)
+  /// and, with `options.complete`, sends the job event for each job that is ready
+  /// (`completed`, `completed_with_errors`, or `failed` with `options.fail_reason_type`).
+  /// Job-level problems (HTTP, 422, not ready) are in the report per job; the error is for
+  /// unusable options or an unreadable store. Blocking: call it from a host thread, never
+  /// from an actor of `host`; typically once a batch has reported.
+  ei::result<write_back_report, stage_errc> write_back(const write_back_options& options);
 
   /// Stops the stage's actors and closes the HTTP client and the state store. Call it after
   /// the batches have reported: acknowledgements that arrive later are not recorded (the

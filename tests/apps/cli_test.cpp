@@ -229,6 +229,14 @@ TEST(Cli, UsageAndConfigurationErrorsExitTwoWithAClearMessage) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+TEST(Cli, VersionNamesOursAndTheLibrariesThatDecideBehaviour) {
+  temp_dir dir;
+  auto r = run({"--version"}, {}, dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* want : {"export-items 0.", "CAF 0.17.", "RocksDB 7.", "simdjson 3.", "Boost 1."})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " in " << r.out;
+}
+
 TEST(Cli, WrongCredentialsFailTheJobWithoutEchoingTheSecret) {
   auto s = start_sim(1, true);
   ASSERT_TRUE(s);

@@ -2,6 +2,7 @@
 // downstream actor acknowledging by sequence, per-job outcomes streamed to a listener, typed
 // failures, and a clean shutdown after which the same state directory resumes.
 // docs/embedding.md quotes this file.
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -57,6 +58,36 @@ xi::outcome_receiver_actor::behavior_type host_listener(
       [seen, mutex](xi::outcome_atom, const xi::job_outcome& outcome) {
         std::lock_guard<std::mutex> lock(*mutex);
         seen->push_back(outcome);
+      },
+  };
+}
+
+/// A host whose downstream acknowledges with outcomes (docs/write-back.md): items whose
+/// sequence is a multiple of `fail_every` failed in the ERP, the others were booked.
+xi::downstream_actor::behavior_type outcome_downstream(std::shared_ptr<ledger> book,
+                                                       std::uint64_t fail_every) {
+  return {
+      [book, fail_every](xi::items_atom, const xi::item_batch& batch,
+                         const xi::ack_receiver_actor& stage) {
+        xi::outcome_acks outcomes;
+        {
+          std::lock_guard<std::mutex> lock(book->mutex);
+          for (const auto& item : batch.items) {
+            book->sequences[item.job_id.to_string()].push_back(item.sequence);
+            xi::item_outcome_ack ack{
+                item.accounting_entry_id, item.sequence, ei::api::item_status::successful, {}};
+            if (fail_every != 0 && item.sequence % fail_every == 0) {
+              ack.status = ei::api::item_status::failed;
+              ack.fields.failure_reason_type = "OTHER";
+              ack.fields.failure_reason = "rejected by the ERP";
+            } else {
+              ack.fields.external_id = "ERP-" + std::to_string(item.sequence);
+            }
+            outcomes.items.push_back(std::move(ack));
+          }
+        }
+        caf::anon_send(stage, xi::ack_atom::value, batch.job_id, batch.items.back().sequence, false,
+                       std::move(outcomes));
       },
   };
 }
@@ -185,3 +216,93 @@ TEST(Embed, StartRefusesWhatItCannotUse) {
 }
 
 }  // namespace
+
+TEST(Embed, OutcomesAckedByTheHostAreWrittenBackAndTheJobsCompletedOnce) {
+  ei::sim::sim_config sc;
+  sc.api_key = kKey;
+  sc.seed = 78;
+  sc.jobs = 3;
+  sc.companies = 3;
+  sc.items_per_job = 250;
+  sc.all_in_progress = true;
+  auto sim = ei::sim::simulator::start(sc);
+  ASSERT_TRUE(sim.ok());
+  std::vector<xi::uuid> jobs;
+  for (auto& j : sim.value()->jobs())
+    jobs.push_back(j.id);
+  ASSERT_EQ(jobs.size(), 3U);
+  temp_dir state;
+
+  caf::actor_system_config host_cfg;
+  host_cfg.set("scheduler.max-threads", std::size_t{2});
+  caf::actor_system host{host_cfg};
+  auto book = std::make_shared<ledger>();
+  // Job 0 and 2: every 7th item failed in the ERP; job 1 is failed as a whole below.
+  auto downstream = host.spawn(outcome_downstream, book, std::uint64_t{7});
+  xi::stage_config config;
+  config.base_url = sim.value()->base_url();
+  auto creds = xi::credentials::from_api_key(kKey);
+  ASSERT_TRUE(creds.ok());
+  auto stage = xi::stage::start(host, config, creds.value(), state.str(), downstream);
+  ASSERT_TRUE(stage.ok()) << stage.err().message;
+  auto batch = stage.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  ASSERT_TRUE(batch.ok());
+  for (const auto& o : batch->jobs)
+    ASSERT_EQ(o.result, xi::job_result::complete) << o.reason;
+
+  // Completing: the two jobs whose outcomes were all acked; failing: job 1, with a reason.
+  xi::write_back_options complete;
+  complete.jobs = {jobs[0], jobs[2]};
+  complete.complete = true;
+  auto done = stage.value()->write_back(complete);
+  ASSERT_TRUE(done.ok()) << done.err().message;
+  ASSERT_EQ(done->jobs.size(), 2U);
+  // What the host was handed (the items in scope), and which of those it failed.
+  auto handed = [&](const xi::uuid& job) {
+    std::lock_guard<std::mutex> lock(book->mutex);
+    return book->sequences[job.to_string()];
+  };
+  for (const auto& j : done->jobs) {
+    const auto seqs = handed(j.job_id);
+    ASSERT_GT(seqs.size(), 7U);
+    EXPECT_TRUE(j.ok()) << j.stop_code << ": " << j.stop_message;
+    EXPECT_EQ(j.completion, "completed_with_errors");
+    EXPECT_EQ(j.reported, seqs.size());
+    EXPECT_EQ(j.failed, static_cast<std::uint64_t>(std::count_if(
+                            seqs.begin(), seqs.end(), [](auto s) { return s % 7 == 0; })));
+  }
+  xi::write_back_options fail;
+  fail.jobs = {jobs[1]};
+  fail.fail_reason_type = "OTHER";
+  fail.fail_reason = "the host gave up on this company";
+  auto failed = stage.value()->write_back(fail);
+  ASSERT_TRUE(failed.ok()) << failed.err().message;
+  ASSERT_EQ(failed->jobs.size(), 1U);
+  EXPECT_EQ(failed->jobs[0].completion, "failed") << failed->jobs[0].stop_message;
+  // Failing without naming a job is refused: nothing is sent.
+  xi::write_back_options unnamed;
+  unnamed.fail_reason_type = "OTHER";
+  EXPECT_FALSE(stage.value()->write_back(unnamed).ok());
+
+  // Pleo got each item's outcome once and one event per job, of the right kind; asking again
+  // sends nothing.
+  auto again = stage.value()->write_back(complete);
+  ASSERT_TRUE(again.ok());
+  for (const auto& j : again->jobs) {
+    EXPECT_EQ(j.completion, "already_recorded");
+    EXPECT_EQ(j.updates_sent, 0U);
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const auto counts = sim.value()->write_back(jobs[i]);
+    EXPECT_EQ(counts.events.size(), 1U);
+    EXPECT_EQ(counts.events.begin()->second, 1U);
+    EXPECT_EQ(counts.events.begin()->first, i == 1 ? "failed" : "completed_with_errors");
+    if (i != 1) {
+      EXPECT_EQ(counts.item_updates.size(), handed(jobs[i]).size());
+      for (const auto& [id, n] : counts.item_updates)
+        EXPECT_EQ(n, 1U);
+    }
+  }
+  stage.value()->shutdown();
+  caf::anon_send_exit(downstream, caf::exit_reason::user_shutdown);
+}

@@ -247,6 +247,14 @@ TEST(Simulator, EventsFollowTheLifecycle) {
   };
   EXPECT_EQ(event("completed", pending.id).status, 422u);
   EXPECT_EQ(event("started", pending.id, "application/json;charset=UTF-8").status, 202u);
+  // The debug endpoint counts the events of a job by kind, and the refused ones, for
+  // harnesses outside the process.
+  {
+    const json counts =
+        c.get("/sim/export-jobs/" + pending.id.to_string() + "/item-updates").json();
+    EXPECT_EQ(counts["events"], (json{{"started", 1}})) << counts;
+    EXPECT_EQ(counts["eventsRejected"], 1) << counts;
+  }
   EXPECT_EQ(c.get("/v3/export-jobs/" + pending.id.to_string()).json()["data"]["status"],
             "in_progress");
   http_reply again = event("started", pending.id);

@@ -1,7 +1,11 @@
-#include "writeback/commands.hpp"
+#include "apps/writeback_commands.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -112,37 +116,76 @@ bool parse_jobs(const std::vector<std::string>& in, std::vector<api::uuid>& out,
   return true;
 }
 
-int report_command(const command_set& c) {
-  // The input first: with `run --out - | erp | export-items report --outcomes -`, `run` holds
-  // the state directory until it exits, so the store is opened once the input has ended.
-  std::vector<std::string> lines;
-  {
-    std::ifstream file;
-    std::istream* in = &std::cin;
-    if (c.outcomes != "-") {
-      file.open(c.outcomes);
-      if (!file) return usage("--outcomes: cannot read '" + c.outcomes + "'");
-      in = &file;
-    }
-    for (std::string line; std::getline(*in, line);)
-      lines.push_back(std::move(line));
+/// Outcome lines, one at a time, from a file or from standard input. Standard input is first
+/// spooled to an unnamed temporary file ($TMPDIR), so memory stays flat whatever its size:
+/// with `run --out - | erp | export-items report --outcomes -`, `run` holds the state
+/// directory until it exits, so the store can be opened only once the input has ended.
+class outcome_source {
+ public:
+  ~outcome_source() {
+    std::free(buffer_);
+    if (file_ != nullptr) std::fclose(file_);
   }
+  /// Empty on success, else what went wrong.
+  std::string open(const std::string& path) {
+    if (path != "-") {
+      file_ = std::fopen(path.c_str(), "rb");
+      return file_ != nullptr ? std::string{}
+                              : "--outcomes: cannot read '" + path + "': " + std::strerror(errno);
+    }
+    file_ = std::tmpfile();
+    if (file_ == nullptr)
+      return std::string("--outcomes -: cannot create a temporary file to spool standard input: ") +
+             std::strerror(errno);
+    std::vector<char> chunk(1 << 16);
+    for (;;) {
+      const std::size_t n = std::fread(chunk.data(), 1, chunk.size(), stdin);
+      if (n > 0 && std::fwrite(chunk.data(), 1, n, file_) != n)
+        return std::string("--outcomes -: cannot spool standard input: ") + std::strerror(errno);
+      if (n < chunk.size()) break;
+    }
+    if (std::ferror(stdin)) return "--outcomes -: reading standard input failed";
+    if (std::fflush(file_) != 0 || std::fseek(file_, 0, SEEK_SET) != 0)
+      return std::string("--outcomes -: cannot read back the spooled input: ") +
+             std::strerror(errno);
+    return {};
+  }
+  /// The next line without its newline, or nullopt at the end.
+  std::optional<std::string_view> next() {
+    const ssize_t n = ::getline(&buffer_, &capacity_, file_);
+    if (n < 0) return std::nullopt;
+    std::size_t len = static_cast<std::size_t>(n);
+    if (len > 0 && buffer_[len - 1] == '\n') --len;
+    return std::string_view(buffer_, len);
+  }
+  bool failed() const { return std::ferror(file_) != 0; }
+
+ private:
+  std::FILE* file_ = nullptr;
+  char* buffer_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
+int report_command(const command_set& c) {
+  outcome_source source;
+  if (auto problem = source.open(c.outcomes); !problem.empty()) return usage(problem);
   auto client = make_client(c);
   if (!client) return usage(client.err().message);
   auto store = open_store(c.state_dir, c.lock_wait_seconds);
   if (!store) return usage(store.err().message);
   outcome_recorder recorder(**store);
   std::uint64_t read = 0, recorded = 0, duplicate = 0, refused = 0;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    const auto& line = lines[i];
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  const std::string input_name = c.outcomes == "-" ? std::string("stdin") : c.outcomes;
+  std::uint64_t line_number = 0;
+  while (auto line = source.next()) {
+    ++line_number;
+    if (line->find_first_not_of(" \t\r") == std::string_view::npos) continue;
     ++read;
-    const std::string where = (c.outcomes == "-" ? std::string("stdin") : c.outcomes) + ":" +
-                              std::to_string(i + 1) + ": ";
-    auto parsed = parse_outcome_line(line);
+    auto where = [&] { return input_name + ":" + std::to_string(line_number) + ": "; };
+    auto parsed = parse_outcome_line(*line);
     if (!parsed) {
       ++refused;
-      std::cerr << "export-items: " << where << parsed.err().message << "; line refused\n";
+      std::cerr << "export-items: " << where() << parsed.err().message << "; line refused\n";
       continue;
     }
     std::string why;
@@ -155,12 +198,18 @@ int report_command(const command_set& c) {
         break;
       case verdict::refused:
         ++refused;
-        std::cerr << "export-items: " << where << why << "; line refused\n";
+        std::cerr << "export-items: " << where() << why << "; line refused\n";
         break;
     }
     if ((recorded % 4096) == 0 && recorded > 0) {
       if (auto st = recorder.flush(); !st) return usage(st.err().message);
     }
+  }
+  if (source.failed()) {
+    // What was read is recorded below and sent; the rest of the input never arrived.
+    std::cerr << "export-items: " << input_name << ": reading failed after line " << line_number
+              << "\n";
+    ++refused;
   }
   if (auto st = recorder.flush(); !st) {
     std::cerr << "export-items: " << st.err().message << "\n";
