@@ -13,23 +13,47 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+/// Oldest first: createdAt (RFC 3339 in UTC, so text order is time order), then id.
+struct age_key {
+  std::string created_at;
+  api::uuid id;
+  friend bool operator<(const age_key& a, const age_key& b) {
+    return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+  }
+};
+
+/// The verified jobs of one company that wait for their turn, oldest first.
+struct company_queue {
+  std::map<age_key, api::export_job> waiting;
+  bool running = false;  // one job of this company runs now
+};
+
 struct runner_state {
   job_context base;
   std::vector<fetcher_actor> fetchers;
   std::shared_ptr<batch_progress> progress;
   std::size_t next_fetcher = 0;
-  std::vector<api::export_job> verified;  // waiting to be scheduled, oldest first
-  std::set<api::uuid> running_companies;
+  // Explicit ids, deduplicated in their given order; verified `next_id` on, a window at a time.
+  std::vector<api::uuid> ids;
+  std::size_t next_id = 0;
+  // Waiting jobs by company; `ready` holds the oldest waiting job of every company that has no
+  // job running: the next job to start is ready.begin(), the oldest among the free companies.
+  std::map<api::uuid, company_queue> companies;
+  std::set<std::pair<age_key, api::uuid>> ready;  // (age of the company's oldest job, company)
+  std::size_t waiting = 0;                        // jobs in `companies`, running ones not included
   std::map<caf::actor_addr, api::export_job> active;            // supervisors that owe an outcome
   std::map<caf::actor_addr, job_supervisor_actor> supervisors;  // of the active ones
-  std::set<api::uuid> seen_jobs;
-  std::size_t expected = 0;
+  std::map<caf::actor_addr, std::uint64_t> weights;             // of the active ones
+  std::uint64_t running_weight = 0;
+  std::set<api::uuid> discovered;  // jobs discovery has listed: a job listed twice runs once
   std::size_t verifying = 0;
   std::size_t running = 0;
   batch_report report;
   clock_type::time_point started;
   caf::typed_response_promise<batch_report> promise;
-  bool listing_done = false;
+  bool listing_done = false;   // every job of the batch is known (discovery ended)
+  bool discovering = false;    // a discovery page is being read
+  bool discover_more = false;  // discovery has a next page to read
   std::string discover_cursor;
   std::set<std::string> discover_cursors;  // every cursor discovery followed: a repeat is a cycle
   std::set<api::uuid> discover_listed;     // every job discovery listed, whatever its status
@@ -50,9 +74,18 @@ fetcher_actor& pick_fetcher(runner_ptr self) {
   return st.fetchers[st.next_fetcher++ % st.fetchers.size()];
 }
 
+/// The items a job can have in flight: what `max_window_items` counts.
+std::uint64_t weight_of(const runner_state& st, const api::export_job& job) {
+  const std::uint64_t window = std::max<std::uint32_t>(1, st.base.settings.credit_window);
+  if (job.number_of_items < 0) return window;  // not known: as much as a window
+  return std::clamp<std::uint64_t>(static_cast<std::uint64_t>(job.number_of_items), 1, window);
+}
+
 void maybe_finish(runner_ptr self) {
   auto& st = self->state;
-  if (!st.listing_done || st.verifying > 0 || st.running > 0 || !st.verified.empty()) return;
+  if (!st.listing_done || st.next_id < st.ids.size() || st.verifying > 0 || st.running > 0 ||
+      st.waiting > 0)
+    return;
   st.report.duration_seconds =
       std::chrono::duration<double>(clock_type::now() - st.started).count();
   st.promise.deliver(std::move(st.report));
@@ -61,8 +94,23 @@ void maybe_finish(runner_ptr self) {
 
 void record(runner_ptr self, job_outcome out) {
   auto& st = self->state;
+  auto& rep = st.report;
+  ++rep.total;
+  switch (out.result) {
+    case job_result::complete:
+      ++rep.complete;
+      break;
+    case job_result::already_complete:
+      ++rep.already_complete;
+      break;
+    case job_result::failed:
+      ++rep.failed;
+      if (out.reason_code == interrupted_code) ++rep.interrupted;
+      break;
+  }
+  if (out.result != job_result::failed && !out.job_id.is_nil()) rep.finished.push_back(out.job_id);
   if (st.request.listener) self->send(*st.request.listener, outcome_atom::value, out);
-  st.report.jobs.push_back(std::move(out));
+  if (st.request.collect_outcomes) rep.jobs.push_back(std::move(out));
   if (st.progress) ++st.progress->jobs_done;
 }
 
@@ -76,54 +124,127 @@ void failed_before_start(runner_ptr self, const api::uuid& job, std::string code
   record(self, std::move(out));
 }
 
-void interrupted_before_start(runner_ptr self, const api::export_job& job) {
+void interrupted_before_start(runner_ptr self, const api::uuid& job, const api::uuid& company) {
   job_outcome out;
-  out.job_id = job.id;
-  out.company_id = job.company_id;
+  out.job_id = job;
+  out.company_id = company;
   out.result = job_result::failed;
   out.reason_code = std::string(interrupted_code);
   out.reason = "not started: the run was interrupted; a re-run starts it";
   record(self, std::move(out));
 }
 
+/// Makes the company's oldest waiting job ready, when the company has no job running.
+void refresh_ready(runner_state& st, const api::uuid& company) {
+  auto it = st.companies.find(company);
+  if (it == st.companies.end()) return;
+  auto& q = it->second;
+  if (q.running) return;
+  if (q.waiting.empty()) {
+    st.companies.erase(it);
+    return;
+  }
+  st.ready.emplace(q.waiting.begin()->first, company);
+}
+
+/// A job's company is free again: its next job (if any) becomes ready.
+void company_done(runner_state& st, const api::uuid& company) {
+  auto it = st.companies.find(company);
+  if (it == st.companies.end()) return;
+  it->second.running = false;
+  refresh_ready(st, company);
+}
+
+void verify(runner_ptr self, const api::uuid& job_id);
+void discover_page(runner_ptr self);
+
+/// Verifies (or discovers) more jobs while fewer than `lookahead_jobs` wait or are verified.
+void fill(runner_ptr self) {
+  auto& st = self->state;
+  if (st.stopping) return;
+  const std::size_t max_jobs = std::max<std::uint32_t>(1, st.base.settings.max_jobs);
+  // GETs in flight at once: enough to keep every slot fed, not the whole batch at once.
+  const std::size_t max_verifying = std::max<std::size_t>(16, max_jobs);
+  while (st.next_id < st.ids.size() && st.verifying < max_verifying &&
+         st.waiting + st.verifying < lookahead_jobs)
+    verify(self, st.ids[st.next_id++]);
+  if (st.discover_more && !st.discovering && st.waiting + 100 <= lookahead_jobs)
+    discover_page(self);
+}
+
+void start_job(runner_ptr self, api::export_job job, std::uint64_t weight) {
+  auto& st = self->state;
+  job_context ctx = st.base;
+  ctx.fetcher = pick_fetcher(self);
+  ctx.progress = st.progress;
+  ++st.running;
+  st.running_weight += weight;
+  if (st.progress) st.progress->jobs_running = st.running;
+  auto sup =
+      spawn_job_supervisor(self->system(), ctx, job, caf::actor_cast<outcome_receiver_actor>(self));
+  self->monitor(sup);
+  st.weights.emplace(sup.address(), weight);
+  st.active.emplace(sup.address(), std::move(job));
+  st.supervisors.emplace(sup.address(), sup);
+  self->send(sup, run_atom::value);
+}
+
+/// A job that ended (outcome or down): frees its slot, weight and company.
+void job_ended(runner_state& st, const caf::actor_addr& addr, const api::uuid& company) {
+  st.supervisors.erase(addr);
+  if (auto w = st.weights.find(addr); w != st.weights.end()) {
+    st.running_weight -= w->second;
+    st.weights.erase(w);
+  }
+  company_done(st, company);
+  --st.running;
+  if (st.progress) st.progress->jobs_running = st.running;
+}
+
 void schedule(runner_ptr self) {
   auto& st = self->state;
   if (st.stopping) {
-    for (const auto& job : st.verified)
-      interrupted_before_start(self, job);
-    st.verified.clear();
+    for (auto& [company, q] : st.companies)
+      for (auto& [key, job] : q.waiting)
+        interrupted_before_start(self, job.id, company);
+    st.companies.clear();
+    st.ready.clear();
+    st.waiting = 0;
+    for (; st.next_id < st.ids.size(); ++st.next_id)
+      interrupted_before_start(self, st.ids[st.next_id], api::uuid{});
+    st.discover_more = false;  // the rest of the list is not read (a re-run discovers it)
+    if (!st.discovering) st.listing_done = true;
     return maybe_finish(self);
   }
   const std::size_t max_jobs = std::max<std::uint32_t>(1, st.base.settings.max_jobs);
-  for (auto it = st.verified.begin(); it != st.verified.end() && st.running < max_jobs;) {
-    if (st.running_companies.count(it->company_id) != 0) {
-      ++it;  // one running export per company: wait for the other job of this company
-      continue;
-    }
-    job_context ctx = st.base;
-    ctx.fetcher = pick_fetcher(self);
-    ctx.progress = st.progress;
-    st.running_companies.insert(it->company_id);
-    ++st.running;
-    if (st.progress) st.progress->jobs_running = st.running;
-    auto sup = spawn_job_supervisor(self->system(), ctx, *it,
-                                    caf::actor_cast<outcome_receiver_actor>(self));
-    self->monitor(sup);
-    st.active.emplace(sup.address(), *it);
-    st.supervisors.emplace(sup.address(), sup);
-    self->send(sup, run_atom::value);
-    it = st.verified.erase(it);
+  while (st.running < max_jobs && !st.ready.empty()) {
+    // Oldest first among the companies that are free; when it does not fit the window budget,
+    // nothing younger overtakes it (a large job is not starved by a stream of small ones).
+    const auto company = st.ready.begin()->second;
+    auto& q = st.companies.at(company);
+    auto head = q.waiting.begin();
+    const auto weight = weight_of(st, head->second);
+    if (st.running > 0 && st.running_weight + weight > st.base.settings.max_window_items) break;
+    st.ready.erase(st.ready.begin());
+    api::export_job job = std::move(head->second);
+    q.waiting.erase(head);
+    q.running = true;
+    --st.waiting;
+    start_job(self, std::move(job), weight);
   }
+  fill(self);
   maybe_finish(self);
 }
 
 void enqueue_verified(runner_ptr self, api::export_job job) {
   auto& st = self->state;
-  // Oldest first (createdAt is RFC 3339 in UTC, so text order is time order; ties by id).
-  auto pos = std::find_if(st.verified.begin(), st.verified.end(), [&](const api::export_job& j) {
-    return std::tie(job.created_at, job.id) < std::tie(j.created_at, j.id);
-  });
-  st.verified.insert(pos, std::move(job));
+  const auto company = job.company_id;
+  auto& q = st.companies[company];
+  age_key key{job.created_at, job.id};
+  if (!q.running && !q.waiting.empty()) st.ready.erase({q.waiting.begin()->first, company});
+  q.waiting.emplace(std::move(key), std::move(job));
+  ++st.waiting;
+  refresh_ready(st, company);
 }
 
 std::string describe_failure(const fetch_failure& f) {
@@ -132,11 +253,25 @@ std::string describe_failure(const fetch_failure& f) {
   return msg;
 }
 
+/// The ids in their given order, each once (a job listed twice runs once).
+std::vector<api::uuid> dedupe(const std::vector<api::uuid>& ids) {
+  std::vector<std::size_t> order(ids.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
+  std::vector<bool> keep(ids.size(), true);
+  for (std::size_t i = 1; i < order.size(); ++i)
+    if (ids[order[i]] == ids[order[i - 1]]) keep[order[i]] = false;
+  std::vector<api::uuid> out;
+  out.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (keep[i]) out.push_back(ids[i]);
+  return out;
+}
+
 void verify(runner_ptr self, const api::uuid& job_id) {
   auto& st = self->state;
-  if (!st.seen_jobs.insert(job_id).second) return;  // listed twice: run once
-  ++st.expected;
-  if (st.progress) st.progress->jobs_total = st.expected;
   ++st.verifying;
   self->request(pick_fetcher(self), st.base.settings.request_timeout, get_job_atom::value, job_id)
       .then(
@@ -165,12 +300,15 @@ void verify(runner_ptr self, const api::uuid& job_id) {
 
 void discover_page(runner_ptr self) {
   auto& st = self->state;
+  st.discovering = true;
   jobs_request req{{"in_progress"}, st.request.company_id, 100, st.discover_cursor};
   self->request(pick_fetcher(self), st.base.settings.request_timeout, list_jobs_atom::value, req)
       .then(
           [self](jobs_reply& reply) {
             auto& s = self->state;
             if (!reply.ok) {
+              s.discovering = false;
+              s.discover_more = false;
               // Discovery itself failed: report it as a batch-level failure entry.
               failed_before_start(
                   self, api::uuid{}, "discovery_failed",
@@ -178,13 +316,14 @@ void discover_page(runner_ptr self) {
               s.listing_done = true;
               return schedule(self);
             }
+            s.discovering = false;
+            s.discover_more = false;
             bool fresh = false;  // a job this discovery has not listed before
             for (auto& job : reply.page.data) {
               fresh = s.discover_listed.insert(job.id).second || fresh;
               if (job.status != api::job_status::in_progress) continue;
-              if (!s.seen_jobs.insert(job.id).second) continue;
-              ++s.expected;
-              if (s.progress) s.progress->jobs_total = s.expected;
+              if (!s.discovered.insert(job.id).second) continue;  // listed twice: run once
+              if (s.progress) ++s.progress->jobs_total;
               enqueue_verified(self, std::move(job));
             }
             const auto& pg = reply.page.pagination;
@@ -206,12 +345,15 @@ void discover_page(runner_ptr self) {
                 return schedule(self);
               }
               s.discover_cursor = *pg.end_cursor;
-              return discover_page(self);
+              s.discover_more = true;  // read once fewer than lookahead_jobs wait (fill)
+              return schedule(self);
             }
             s.listing_done = true;
             schedule(self);
           },
           [self](caf::error& err) {
+            self->state.discovering = false;
+            self->state.discover_more = false;
             failed_before_start(self, api::uuid{}, "discovery_failed",
                                 "listing in_progress jobs: " + to_string(err));
             self->state.listing_done = true;
@@ -241,12 +383,10 @@ void on_tick(runner_ptr self) {
                    " ms after the run was interrupted, where it stood; a re-run resumes it";
       if (auto it = st.supervisors.find(addr); it != st.supervisors.end())
         self->send_exit(it->second, caf::exit_reason::user_shutdown);
-      --st.running;
+      job_ended(st, addr, job.company_id);
       record(self, std::move(out));
     }
     st.active.clear();
-    st.supervisors.clear();
-    st.running_companies.clear();
     return schedule(self);
   }
   self->delayed_send(self, stop_poll_interval, tick_atom::value);
@@ -270,9 +410,7 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
     out.reason_code = "internal";
     out.reason = "the job supervisor stopped without an outcome: " + to_string(dm.reason);
     s.active.erase(it);
-    s.supervisors.erase(dm.source);
-    s.running_companies.erase(out.company_id);
-    --s.running;
+    job_ended(s, dm.source, out.company_id);
     record(self, std::move(out));
     schedule(self);
   });
@@ -282,14 +420,15 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
         s.started = clock_type::now();
         s.promise = self->make_response_promise<batch_report>();
         s.request = req;
-        for (const auto& id : req.jobs)
-          verify(self, id);
+        s.request.jobs.clear();
+        s.ids = dedupe(req.jobs);
+        if (s.progress) s.progress->jobs_total = s.ids.size();
         if (req.discover) {
-          discover_page(self);
+          s.discover_more = true;  // the first page
         } else {
           s.listing_done = true;
-          schedule(self);
         }
+        schedule(self);
         if (s.progress && s.progress->stop) on_tick(self);
         return s.promise;
       },
@@ -297,11 +436,11 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
       [self](outcome_atom, job_outcome& out) {
         auto& s = self->state;
         const auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        if (s.active.erase(sender) == 0) return;  // stopped at the deadline: recorded already
-        s.supervisors.erase(sender);
-        s.running_companies.erase(out.company_id);
-        --s.running;
-        if (s.progress) s.progress->jobs_running = s.running;
+        auto it = s.active.find(sender);
+        if (it == s.active.end()) return;  // stopped at the deadline: recorded already
+        const auto company = it->second.company_id;
+        s.active.erase(it);
+        job_ended(s, sender, company);
         record(self, std::move(out));
         schedule(self);
       },

@@ -42,7 +42,13 @@ struct stage_settings {
   bool dispatch_unreconciled = false;    // dispatch in_progress items with no record
   bool recover_lost_state = false;       // jobs without a local record may have lost their state
   std::chrono::milliseconds request_timeout{300000};  // deadline of one request between actors
-  std::uint32_t max_jobs = 4;                         // pipelines at once
+  /// Pipelines at once. Many small jobs want many at once (their round trips and fsyncs
+  /// overlap); a few large ones are held back by `max_window_items` instead.
+  std::uint32_t max_jobs = 64;
+  /// A job weighs min(numberOfItems, credit_window), the items it can have in flight: the jobs
+  /// running at once weigh at most this together (one job always runs, whatever it weighs).
+  /// Large jobs run 4 at a time by default, tiny ones up to `max_jobs`.
+  std::uint32_t max_window_items = 65536;
   /// After a graceful stop was requested (batch_progress::stop): how long jobs that are still
   /// listing, ordering or draining their acknowledgements get before they are stopped where
   /// they stand (everything they committed stays; a re-run resumes them).

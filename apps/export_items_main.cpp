@@ -192,6 +192,7 @@ int run_command(const run_args& a) {
   }
   if (a.loop) ei::writeback::attach_to_run(*a.loop, opts);
   opts.stop = std::make_shared<std::atomic<bool>>(false);
+  opts.keep_outcomes = false;  // the summary is spooled: memory flat in the number of jobs
   watch_stop_signals(opts.stop);
   auto report = ei::pipeline::run_stage(cfg, opts);
   if (!report) {
@@ -199,14 +200,18 @@ int run_command(const run_args& a) {
     const auto code = report.err().code;
     return code == ei::pipeline::run_errc::interrupted ? exit_jobs_failed : exit_usage;
   }
-  const auto summary = ei::pipeline::summary_json(report.value());
+  // Streamed from the spool the jobs' entries were written to as they finished.
   if (!a.summary_file.empty()) {
     std::ofstream out(a.summary_file, std::ios::trunc);
-    out << summary << "\n";
+    ei::pipeline::write_summary(out, report.value());
+    out << "\n";
     if (!out) std::cerr << "export-items: cannot write summary to '" << a.summary_file << "'\n";
   } else {
-    std::cerr << summary << "\n";
+    ei::pipeline::write_summary(std::cerr, report.value());
+    std::cerr << "\n";
   }
+  if (report->summary && !report->summary->ok())
+    std::cerr << "export-items: the summary is incomplete: writing its temporary file failed\n";
   if (!a.quiet && opts.out != "-")
     std::cerr << "export-items: items written to " << opts.out << "\n";
   if (report->interrupted()) {
@@ -225,48 +230,80 @@ ei::storage::store_result<std::unique_ptr<ei::storage::state_store>> open_read_o
   return ei::storage::state_store::open(state_dir, so);
 }
 
+/// One job's status entry (the keys of `status --json`).
+nlohmann::json status_entry(ei::storage::state_store& store, const ei::storage::job_record& r) {
+  auto wm = store.load_watermarks(r.job_id);
+  return nlohmann::json{
+      {"jobId", r.job_id.to_string()},
+      {"companyId", r.company_id.to_string()},
+      {"phase", std::string(ei::storage::to_string(r.phase))},
+      {"ordering", std::string(ei::storage::to_string(r.ordering))},
+      {"runs", r.runs},
+      {"listed", r.counters.listed},
+      {"pages", r.counters.pages},
+      {"inScope", r.counters.in_scope},
+      {"duplicates", r.counters.duplicates},
+      {"orderSize", r.order_size},
+      {"dispatchedThrough", wm ? wm->dispatched_through : 0},
+      {"ackedThrough", wm ? wm->acked_through : 0},
+      {"lastError", r.failure_code.empty()
+                        ? nlohmann::json(nullptr)
+                        : nlohmann::json(r.failure_code + ": " + r.failure_message)}};
+}
+
+void print_status_line(const nlohmann::json& j) {
+  std::cout << j["jobId"].get<std::string>() << "  " << j["phase"].get<std::string>() << "  listed "
+            << j["listed"] << ", in scope " << j["inScope"] << ", acked " << j["ackedThrough"]
+            << "/" << j["orderSize"];
+  if (!j["lastError"].is_null()) std::cout << "  last error: " << j["lastError"].get<std::string>();
+  std::cout << "\n";
+}
+
+/// Streams one job at a time from the store, so 100,000 jobs need no more memory than one;
+/// the JSON is the array one dump(2) of all entries would give.
 int status_command(const std::string& state_dir, const std::string& job, bool as_json) {
   auto store = open_read_only(state_dir);
   if (!store) return usage_error(store.err().message);
-  auto jobs = (*store)->load_jobs();
-  if (!jobs) return usage_error(jobs.err().message);
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& r : jobs.value()) {
-    if (!job.empty() && r.job_id.to_string() != job) continue;
-    auto wm = (*store)->load_watermarks(r.job_id);
-    nlohmann::json j{{"jobId", r.job_id.to_string()},
-                     {"companyId", r.company_id.to_string()},
-                     {"phase", std::string(ei::storage::to_string(r.phase))},
-                     {"ordering", std::string(ei::storage::to_string(r.ordering))},
-                     {"runs", r.runs},
-                     {"listed", r.counters.listed},
-                     {"pages", r.counters.pages},
-                     {"inScope", r.counters.in_scope},
-                     {"duplicates", r.counters.duplicates},
-                     {"orderSize", r.order_size},
-                     {"dispatchedThrough", wm ? wm->dispatched_through : 0},
-                     {"ackedThrough", wm ? wm->acked_through : 0},
-                     {"lastError", r.failure_code.empty() ? nlohmann::json(nullptr)
-                                                          : nlohmann::json(r.failure_code + ": " +
-                                                                           r.failure_message)}};
-    list.push_back(std::move(j));
-  }
-  if (!job.empty() && list.empty()) {
-    std::cerr << "export-items: no job " << job << " in " << state_dir << "\n";
-    return exit_jobs_failed;
-  }
-  if (as_json) {
-    std::cout << list.dump(2) << "\n";
-  } else {
-    for (const auto& j : list) {
-      std::cout << j["jobId"].get<std::string>() << "  " << j["phase"].get<std::string>()
-                << "  listed " << j["listed"] << ", in scope " << j["inScope"] << ", acked "
-                << j["ackedThrough"] << "/" << j["orderSize"];
-      if (!j["lastError"].is_null())
-        std::cout << "  last error: " << j["lastError"].get<std::string>();
-      std::cout << "\n";
+  if (!job.empty()) {
+    auto id = ei::api::uuid::parse(job);
+    std::optional<ei::storage::job_record> rec;
+    if (id) {
+      auto loaded = (*store)->load_job(*id);
+      if (!loaded) return usage_error(loaded.err().message);
+      rec = std::move(loaded.value());
     }
+    if (!rec) {
+      std::cerr << "export-items: no job " << job << " in " << state_dir << "\n";
+      return exit_jobs_failed;
+    }
+    rec->job_id = *id;
+    const auto entry = status_entry(**store, *rec);
+    if (as_json)
+      std::cout << nlohmann::json::array({entry}).dump(2) << "\n";
+    else
+      print_status_line(entry);
+    return exit_ok;
   }
+  std::size_t count = 0;
+  auto walked = (*store)->for_each_job([&](ei::storage::job_record&& r) {
+    const auto entry = status_entry(**store, r);
+    if (!as_json) {
+      print_status_line(entry);
+    } else {
+      std::string text = entry.dump(2);
+      std::string nested;
+      nested.reserve(text.size() + 64);
+      for (char c : text) {
+        nested.push_back(c);
+        if (c == '\n') nested.append("  ");
+      }
+      std::cout << (count == 0 ? "[\n  " : ",\n  ") << nested;
+    }
+    ++count;
+    return true;
+  });
+  if (as_json) std::cout << (count == 0 ? "[]" : "\n]") << "\n";
+  if (!walked) return usage_error(walked.err().message);  // as before: a store it cannot read
   return exit_ok;
 }
 

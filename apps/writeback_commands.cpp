@@ -322,9 +322,7 @@ void attach_to_run(const command_set& c, pipeline::run_options& o) {
     options opts;
     opts.complete = true;
     opts.requests_in_flight = in_flight;
-    for (const auto& j : batch.jobs)
-      if (j.result != actors::job_result::failed && !j.job_id.is_nil())
-        opts.jobs.push_back(j.job_id);
+    opts.jobs = batch.finished;  // the jobs that did not fail (kept without the outcomes)
     if (opts.jobs.empty()) return;
     auto done = write_back(http, store, opts);
     if (!done) {

@@ -51,18 +51,21 @@ def log(msg):
 class Simulator:
     """export-items-sim in its own process; SIGTERM on stop."""
 
-    def __init__(self, build, jobs, items, companies=None, faults=None, seed=7):
+    def __init__(self, build, jobs, items, companies=None, faults=None, seed=7, config=None):
         self.args = [os.path.join(build, "simulator", "export-items-sim"), "--api-key", API_KEY,
                      "--seed", str(seed), "--jobs", str(jobs), "--items", str(items),
                      "--all-in-progress", "--expires-in", "0"]
+        if config:
+            self.args += ["--config", config]
         if companies:
             self.args += ["--companies", str(companies)]
         if faults:
             self.args += ["--faults", faults]
         self.faults = faults
-        self.jobs = [j["id"] for j in json.loads(
+        self.job_list = json.loads(
             subprocess.run(self.args + ["--print-jobs"], check=True, capture_output=True,
-                           text=True).stdout)]
+                           text=True).stdout)
+        self.jobs = [j["id"] for j in self.job_list]
         self.proc = subprocess.Popen(self.args + ["--port", "0"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline().strip()
@@ -604,6 +607,192 @@ def write_back_scenarios(sizes, rounds, have_py, which):
     return res
 
 
+# --- many jobs (issue 14) ---------------------------------------------------------------------
+
+def heavy_tailed_config(n_jobs, companies, big_jobs, big_items, seed=14):
+    """A simulator config of n_jobs jobs whose sizes are heavy-tailed: log-normal around 8
+    items (most under 50, a few hundred at most) plus `big_jobs` jobs of `big_items`."""
+    import random
+    rnd = random.Random(seed)
+    sizes = [max(1, min(5000, int(rnd.lognormvariate(2.08, 1.2)))) for _ in range(n_jobs - big_jobs)]
+    sizes += [big_items] * big_jobs
+    rnd.shuffle(sizes)
+    company = lambda i: "00000000-0000-4000-8000-%012x" % (1 + i % companies)  # noqa: E731
+    cfg = {"jobs": 0, "expires_in_seconds": 0, "all_in_progress": True,
+           "extra_jobs": [{"company_id": company(i), "items": n} for i, n in enumerate(sizes)]}
+    path = os.path.join(WORK, f"heavy-{n_jobs}.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return path, sizes
+
+
+def stage_batch(sim, jobs_file, timeout=1800):
+    """The stage as shipped (defaults: --max-jobs 64, max_window_items) on a jobs file; the
+    summary is read back and checked: every job complete."""
+    state, out = os.path.join(WORK, "stage-state"), os.path.join(WORK, "stage.ndjson")
+    summary = os.path.join(WORK, "summary.json")
+    fresh(state, out)
+    cmd = [os.path.join(BUILD, "apps", "export-items"), "run", "--base-url", sim.url,
+           "--jobs-file", jobs_file, "--state-dir", state, "--out", out, "--ordering",
+           "entry_id", "--quiet", "--summary", summary]
+    r = timed(cmd, env=env_with_key(), sim=sim, timeout=timeout)
+    with open(summary) as f:
+        totals = json.load(f)["totals"]
+    r["jobs_complete"] = totals["complete"]
+    r["jobs_failed"] = totals["failed"]
+    r["emitted"] = count_lines(out)
+    if totals["emitted"] != r["emitted"]:
+        raise RuntimeError(f"stage: summary says {totals['emitted']} items, output has "
+                           f"{r['emitted']}")
+    r.pop("stdout", None)
+    return r
+
+
+def peer_batch(sim, jobs_file, timeout=1800):
+    state, out = os.path.join(WORK, "py.db"), os.path.join(WORK, "py.ndjson")
+    fresh(state, out)
+    cmd = [PYTHON, os.path.join(HERE, "peers", "export_items.py"), "--base-url", sim.url,
+           "--jobs-file", jobs_file, "--state", state, "--out", out, "--ordering", "entry_id",
+           "--listing", "cursor"]
+    r = timed(cmd, env=env_with_key(), sim=sim, timeout=timeout)
+    r["emitted"] = count_lines(out)
+    r.pop("stdout", None)
+    return r
+
+
+def batch_record(name, n_jobs, items, r):
+    r.update({"contender": name, "jobs": n_jobs, "items": items,
+              "jobs_per_s": n_jobs / r["wall_s"], "items_per_s": items / r["wall_s"],
+              "rss_mib": r["rss_kb"] / 1024.0, "load1": load1()})
+    log(f"  {name}: {n_jobs:,} jobs in {r['wall_s']:.1f} s = {r['jobs_per_s']:,.0f} jobs/s, "
+        f"cpu {r['cpu_s']:.1f} s, sim cpu {r['sim_cpu_s']:.1f} s, rss {r['rss_mib']:.0f} MiB, "
+        f"{r['emitted']:,} lines")
+    return r
+
+
+def scale_scenarios(sizes, have_py):
+    """issue 14: many small jobs in one run. RSS against the number of jobs (x 10 items, 10
+    jobs per company), the 100k x 10 batch with the Python peer on a slice of it, and a
+    heavy-tailed batch with the peer on all of it."""
+    res = {"meta": {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                    "load1_before": load1()}, "rss_vs_jobs": [], "batches": []}
+    for n in sizes["scale_points"]:
+        log(f"scenario scale: {n:,} jobs x 10 items, {max(1, n // 10):,} companies")
+        sim = Simulator(BUILD, jobs=n, items=10, companies=max(1, n // 10))
+        try:
+            jobs_file = os.path.join(WORK, f"jobs-scale-{n}.txt")
+            with open(jobs_file, "w") as f:
+                f.write("\n".join(sim.jobs) + "\n")
+            items = sum(j["numberOfItems"] for j in sim.job_list)
+            r = batch_record("stage", n, items, stage_batch(sim, jobs_file))
+            if r["jobs_complete"] != n:
+                raise RuntimeError(f"scale {n}: {r['jobs_complete']} of {n} jobs complete")
+            res["rss_vs_jobs"].append(r)
+            if n == max(sizes["scale_points"]):
+                batch = {"key": f"scale-{n}", "title": f"{n:,} jobs x 10 items, "
+                         f"{max(1, n // 10):,} companies", "contenders": [r]}
+                if have_py:
+                    # The peer runs jobs one after another: a slice of the same batch keeps
+                    # the measurement within minutes; its jobs/s is over that slice.
+                    k = sizes["scale_peer_slice"]
+                    slice_file = os.path.join(WORK, f"jobs-scale-{n}-slice.txt")
+                    with open(slice_file, "w") as f:
+                        f.write("\n".join(sim.jobs[:k]) + "\n")
+                    its = sum(j["numberOfItems"] for j in sim.job_list[:k])
+                    p = batch_record(f"python peer (first {k:,} jobs of the batch)", k, its,
+                                     peer_batch(sim, slice_file))
+                    batch["contenders"].append(p)
+                res["batches"].append(batch)
+        finally:
+            sim.stop()
+    n, big, big_items = sizes["heavy_jobs"], sizes["heavy_big"], sizes["heavy_big_items"]
+    log(f"scenario heavy-tailed: {n:,} jobs, {big} of {big_items:,} items")
+    cfg, job_sizes = heavy_tailed_config(n, max(1, n // 10), big, big_items)
+    sim = Simulator(BUILD, jobs=0, items=0, config=cfg)
+    try:
+        jobs_file = os.path.join(WORK, "jobs-heavy.txt")
+        with open(jobs_file, "w") as f:
+            f.write("\n".join(sim.jobs) + "\n")
+        items = sum(job_sizes)
+        srt = sorted(job_sizes)
+        batch = {"key": "heavy-tailed", "title": f"{n:,} jobs, heavy-tailed sizes (median "
+                 f"{srt[len(srt) // 2]}, 90th pct {srt[len(srt) * 9 // 10]}, "
+                 f"{sum(1 for x in job_sizes if x < 50) / n:.0%} under 50, {big} of "
+                 f"{big_items:,}; {items:,} items)", "contenders": []}
+        r = batch_record("stage", n, items, stage_batch(sim, jobs_file))
+        if r["jobs_complete"] != n:
+            raise RuntimeError(f"heavy-tailed: {r['jobs_complete']} of {n} jobs complete")
+        batch["contenders"].append(r)
+        if have_py:
+            k = min(n, sizes["heavy_peer_slice"])
+            if k == n:
+                p = batch_record("python peer", n, items, peer_batch(sim, jobs_file))
+                if p["emitted"] != r["emitted"]:
+                    raise RuntimeError(f"heavy-tailed: stage wrote {r['emitted']} lines, the "
+                                       f"peer {p['emitted']}")
+            else:  # the peer runs jobs one after another: a slice of the same batch
+                slice_file = os.path.join(WORK, "jobs-heavy-slice.txt")
+                with open(slice_file, "w") as f:
+                    f.write("\n".join(sim.jobs[:k]) + "\n")
+                p = batch_record(f"python peer (first {k:,} jobs of the batch)", k,
+                                 sum(job_sizes[:k]), peer_batch(sim, slice_file))
+            batch["contenders"].append(p)
+        res["batches"].append(batch)
+    finally:
+        sim.stop()
+    res["meta"]["load1_after"] = load1()
+    return res
+
+
+def markdown_scale(sc):
+    if not sc:
+        return []
+    m = sc["meta"]
+    lines = ["", "## Many jobs in one run (issue 14)", "",
+             f"Measured {m['date']} at commit `{m.get('commit', '?')}`, 1-minute load average "
+             f"{m['load1_before']} before and {m['load1_after']} after (other sessions were "
+             "building on the same 2 cores). The stage as shipped (`--max-jobs` 64, "
+             "`max_window_items` 65,536, `state.sync = commits`), `entry_id`, one round each; "
+             "every run's summary checked (every job complete, its item count equal to the "
+             "output's lines). Jobs/s = jobs / wall time of the whole process.", "",
+             "| batch | contender | jobs | wall s | jobs/s | items/s | CPU s | sim CPU s | "
+             "peak RSS MiB | lines |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for b in sc["batches"]:
+        for c in b["contenders"]:
+            lines.append(f"| {b['title']} | {c['contender']} | {c['jobs']:,} | "
+                         f"{c['wall_s']:.1f} | **{c['jobs_per_s']:,.0f}** | "
+                         f"{fmt_rate(c['items_per_s'])} | {c['cpu_s']:.1f} | "
+                         f"{c['sim_cpu_s']:.1f} | {c['rss_mib']:.1f} | {c['emitted']:,} |")
+    lines += ["", "Peak RSS against the number of jobs (10 items each, 10 jobs per company; "
+              "`rss_jobs.png`):", "", "| jobs | wall s | jobs/s | CPU s per 1,000 jobs | "
+              "peak RSS MiB |", "|---|---|---|---|---|"]
+    for r in sc["rss_vs_jobs"]:
+        lines.append(f"| {r['jobs']:,} | {r['wall_s']:.1f} | {r['jobs_per_s']:,.0f} | "
+                     f"{r['cpu_s'] / r['jobs'] * 1000:.2f} | {r['rss_mib']:.1f} |")
+    return lines
+
+
+def plot_scale(sc, out_dir):
+    if not sc or not sc["rss_vs_jobs"] or shutil.which("gnuplot") is None:
+        return
+    dat = os.path.join(WORK, "plot")
+    os.makedirs(dat, exist_ok=True)
+    with open(os.path.join(dat, "rss_jobs.dat"), "w") as f:
+        for r in sc["rss_vs_jobs"]:
+            f.write(f"{r['jobs']} {r['rss_mib']:.1f}\n")
+    script = ["set terminal pngcairo size 900,600 font 'sans,10'",
+              f"set output '{os.path.join(out_dir, 'rss_jobs.png')}'",
+              "set title 'peak RSS vs number of jobs (10 items each, one run)'",
+              "set logscale x", "set grid", "set xlabel 'jobs in the batch'",
+              "set ylabel 'peak RSS, MiB'", "set yrange [0:*]",
+              "set arrow from graph 0, first 64 to graph 1, first 64 nohead dt 2 lc rgb 'red'",
+              f"plot '{dat}/rss_jobs.dat' using 1:2 with linespoints lw 2 title 'stage'",
+              "set output"]
+    with open(os.path.join(dat, "rss_jobs.gp"), "w") as f:
+        f.write("\n".join(script) + "\n")
+    subprocess.run(["gnuplot", os.path.join(dat, "rss_jobs.gp")], check=True)
+
+
 # --- report ------------------------------------------------------------------------------------
 
 def find(results, key, contender_prefix):
@@ -670,6 +859,17 @@ def targets(results):
         t.append({"target": f"RSS at {big:,} no larger than at {results['sizes']['small']:,}",
                   "value": f"{st['rss_mib']:.1f} vs {small['rss_mib']:.1f} MiB",
                   "met": st["rss_mib"] <= small["rss_mib"] * 1.05})
+    sc = results.get("scale")
+    if sc:
+        big = next((b for b in sc["batches"] if b["key"].startswith("scale-")), None)
+        if big:
+            st = big["contenders"][0]
+            t.append({"target": f"{st['jobs']:,} jobs x 10 items: >= 5,000 jobs/s (issue 14)",
+                      "value": f"{st['jobs_per_s']:,.0f} jobs/s", "met": st["jobs_per_s"] >= 5000})
+        for b in sc["batches"]:
+            st = b["contenders"][0]
+            t.append({"target": f"peak RSS <= 64 MiB, {b['key']} (issue 14)",
+                      "value": f"{st['rss_mib']:.1f} MiB", "met": st["rss_mib"] <= 64})
     seq = find(results, "latency", "stage cursor")
     for prefix in ("stage parallel (shipped", "stage parallel (32"):
         par = find(results, "latency", prefix)
@@ -737,6 +937,7 @@ def markdown(results):
                          f"{r['restart_rss_kb'] / 1024:.1f} | "
                          f"{r['redelivered']} | {r['output_lines']} |")
     lines += markdown_write_back(results.get("write_back"))
+    lines += markdown_scale(results.get("scale"))
     lines += ["", "## Targets (issue 5)", "", "| target | measured | met |", "|---|---|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |")
@@ -901,7 +1102,7 @@ def merge_results(previous, new):
     scen += [s for s in new["scenarios"] if s["key"] not in {p["key"] for p in scen}]
     merged["scenarios"] = scen
     merged["ceilings"] = new["ceilings"]
-    for k in ("recovery", "write_back"):
+    for k in ("recovery", "write_back", "scale"):
         if k in new:
             merged[k] = new[k]
     if "write_back" in new and "write_back" in previous:
@@ -930,6 +1131,9 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="")
+    ap.add_argument("--peer-slice", type=int, default=0,
+                    help="scale: the Python peer runs this many jobs of each batch (0: as "
+                         "sized: 10,000 of the 100,000 batch, all of the heavy-tailed one)")
     args = ap.parse_args()
     BUILD, WORK = os.path.abspath(args.build_dir), os.path.abspath(args.work_dir)
     os.makedirs(WORK, exist_ok=True)
@@ -938,13 +1142,19 @@ def main():
     if args.smoke:
         sizes = dict(smoke=True, small=2000, big=5000, jobs=20, job_items=200, companies=5,
                      latency=2000, recovery=20000, storage_pages=100, peer_rounds_big=1,
-                     writeback=2000)
+                     writeback=2000, scale_points=[50, 200], scale_peer_slice=20,
+                     heavy_jobs=60, heavy_big=1, heavy_big_items=1000)
         rounds = 1
     else:
         sizes = dict(smoke=False, small=100_000, big=1_000_000, jobs=1000, job_items=1000,
                      companies=200, latency=100_000, recovery=1_000_000, storage_pages=1000,
-                     peer_rounds_big=1, writeback=100_000)
+                     peer_rounds_big=1, writeback=100_000,
+                     scale_points=[1000, 10_000, 100_000], scale_peer_slice=10_000,
+                     heavy_jobs=10_000, heavy_big=3, heavy_big_items=100_000)
         rounds = args.rounds
+    sizes.setdefault("heavy_peer_slice", sizes["heavy_jobs"])
+    if args.peer_slice:
+        sizes["scale_peer_slice"] = sizes["heavy_peer_slice"] = args.peer_slice
     have_py, have_node = python_available(), node_available()
     if not have_py:
         log("python3-requests missing: the Python peer is skipped")
@@ -1040,6 +1250,10 @@ def main():
         results["write_back"] = write_back_scenarios(sizes, rounds, have_py, wb_which)
         results["write_back"]["meta"]["commit"] = results["meta"]["commit"]
 
+    if want("scale"):
+        results["scale"] = scale_scenarios(sizes, have_py)
+        results["scale"]["meta"]["commit"] = results["meta"]["commit"]
+
     results["meta"]["fsync_ms_after"] = fsync_latency_ms()
     results["meta"]["harness_seconds"] = took = time.monotonic() - t_start
     if previous is not None:
@@ -1061,6 +1275,7 @@ def main():
             with open(rl) as r:
                 f.write("\n" + r.read())
     plots(results, out_dir)
+    plot_scale(results.get("scale"), out_dir)
     log(f"done in {took:.0f} s: {out_dir}/latest.md")
 
 

@@ -115,6 +115,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
       {"parallel_requests", integer(s.parallel_requests, 1, 256)},
       {"page_size", integer(s.page_size, 1, 100000)},
       {"max_jobs", integer(s.max_jobs, 1, 4096)},
+      {"max_window_items", integer(s.max_window_items, 1, 1u << 30)},
       {"credit_window", integer(s.credit_window, 1, 1 << 24)},
       {"batch_size", integer(s.batch_size, 1, 1 << 20)},
       {"max_empty_pages", integer(s.max_empty_pages, 0, 1000)},

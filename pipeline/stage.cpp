@@ -6,10 +6,10 @@
 #include <fstream>
 #include <mutex>
 #include <ostream>
+#include <sstream>
 #include <thread>
 
 #include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 
 #include "actors/sink.hpp"
 #include "actors/store.hpp"
@@ -36,12 +36,14 @@ std::string_view to_string(run_errc c) noexcept {
 }
 
 bool run_report::all_complete() const {
+  if (batch.failed > 0) return false;
   for (const auto& j : batch.jobs)
     if (j.result == actors::job_result::failed) return false;
   return true;
 }
 
 bool run_report::interrupted() const {
+  if (batch.interrupted > 0) return true;
   for (const auto& j : batch.jobs)
     if (j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code)
       return true;
@@ -112,6 +114,27 @@ class progress_printer {
   bool stopped_ = false;
   std::thread thread_;
 };
+
+/// Appends each job's summary entry to the spool as the job ends (detached: file writes), and
+/// hands the outcome on to the caller's own listener, if any.
+actors::outcome_receiver_actor spawn_summary_listener(
+    caf::actor_system& sys, std::shared_ptr<summary_spool> spool,
+    std::optional<actors::outcome_receiver_actor> forward) {
+  using impl =
+      actors::outcome_receiver_actor::extend<caf::replies_to<actors::sync_atom>::with<bool>>;
+  auto behavior = [](impl::pointer self, std::shared_ptr<summary_spool> sp,
+                     std::optional<actors::outcome_receiver_actor> fw) -> impl::behavior_type {
+    return {
+        [self, sp, fw](actors::outcome_atom, actors::job_outcome& out) {
+          sp->add(out);
+          if (fw) self->send(*fw, actors::outcome_atom::value, std::move(out));
+        },
+        [sp](actors::sync_atom) { return sp->ok(); },
+    };
+  };
+  return caf::actor_cast<actors::outcome_receiver_actor>(
+      sys.spawn<caf::detached>(behavior, std::move(spool), std::move(forward)));
+}
 
 /// Where reported items go: `--reconcile-out`, else next to the output (or in the state
 /// directory when the output is stdout).
@@ -215,15 +238,26 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     auto progress = std::make_shared<actors::batch_progress>();
     progress->stop = options.stop;
     auto runner = actors::spawn_batch_runner(sys, base, fetchers, progress);
+    report.summary = std::make_shared<summary_spool>();
+    auto summary_listener = spawn_summary_listener(sys, report.summary, options.batch.listener);
+    actors::batch_request batch = options.batch;
+    batch.listener = summary_listener;
+    batch.collect_outcomes = options.keep_outcomes;
 
     progress_printer printer(options.progress, options.live_progress, options.progress_interval,
                              progress, http.get());
     caf::scoped_actor self{sys};
     std::optional<actors::batch_report> got;
     std::string failure;
-    self->request(runner, caf::infinite, actors::run_atom::value, options.batch)
+    self->request(runner, caf::infinite, actors::run_atom::value, std::move(batch))
         .receive([&](actors::batch_report& r) { got = std::move(r); },
                  [&](caf::error& err) { failure = to_string(err); });
+    // The runner sent every outcome to the listener before it replied: once the listener
+    // answers this, every entry is in the spool.
+    self->request(caf::actor_cast<caf::actor>(summary_listener), caf::infinite,
+                  actors::sync_atom::value)
+        .receive([](bool) {}, [](caf::error&) {});
+    self->send_exit(summary_listener, caf::exit_reason::user_shutdown);
     printer.stop();
     stop_stage_actors(sys, shared);
     self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
@@ -238,97 +272,24 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
   return report;
 }
 
+void write_summary(std::ostream& out, const run_report& report) {
+  summary_header h;
+  h.base_url = report.base_url;
+  h.out = report.out;
+  h.reconcile_out = report.reconcile_out;
+  h.duration_seconds = report.batch.duration_seconds;
+  h.http = report.http;
+  if (report.summary) return report.summary->write(out, h);
+  summary_spool spool;  // a report put together by hand: its collected outcomes
+  for (const auto& j : report.batch.jobs)
+    spool.add(j);
+  spool.write(out, h);
+}
+
 std::string summary_json(const run_report& report) {
-  using nlohmann::json;
-  json jobs = json::array();
-  std::uint64_t complete = 0, failed = 0, already = 0, emitted = 0, interrupted_jobs = 0;
-  api::contract_deviations deviations;
-  for (const auto& j : report.batch.jobs) {
-    json by_status = json::object();
-    for (auto s :
-         {api::item_status::pending, api::item_status::in_progress, api::item_status::successful,
-          api::item_status::failed, api::item_status::abandoned, api::item_status::unknown}) {
-      by_status[std::string(api::to_string(s))] =
-          j.stats.by_remote_status[static_cast<std::size_t>(s)];
-    }
-    json out_of_scope = json::object();
-    for (auto s : {api::item_status::successful, api::item_status::failed,
-                   api::item_status::abandoned, api::item_status::unknown})
-      out_of_scope[std::string(api::to_string(s))] =
-          j.stats.by_remote_status[static_cast<std::size_t>(s)];
-    const bool interrupted =
-        j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code;
-    json entry{
-        {"jobId", j.job_id.is_nil() ? json(nullptr) : json(j.job_id.to_string())},
-        {"companyId", j.company_id.is_nil() ? json(nullptr) : json(j.company_id.to_string())},
-        {"result",
-         interrupted ? std::string("interrupted") : std::string(actors::to_string(j.result))},
-        {"listed", j.stats.listed},
-        {"inScope", j.stats.in_scope},
-        {"outOfScope", out_of_scope},
-        {"byRemoteStatus", by_status},
-        {"duplicates", j.stats.duplicates},
-        {"undated", j.stats.undated},
-        {"needsReconciliation", j.stats.needs_reconciliation},
-        {"skippedOutOfScope", j.stats.skipped_out_of_scope},
-        {"outOfScopeReported", j.stats.out_of_scope_reported},
-        {"acked", j.stats.acked},
-        {"skippedFinalRemotely", j.stats.skipped_final_remotely},
-        {"reported", j.stats.reported},
-        {"absent", j.stats.absent},
-        {"emitted", j.stats.emitted},
-        {"redelivered", j.stats.redelivered},
-        {"pages", j.stats.pages},
-        {"requests", j.stats.requests},
-        {"retries", j.stats.retries},
-        {"totalReported",
-         j.stats.total_reported < 0 ? json(nullptr) : json(j.stats.total_reported)},
-        {"durationSeconds", j.stats.duration_seconds}};
-    json by_path = json::object();
-    for (const auto& d : j.stats.deviations.by_path)
-      by_path[d.path] = d.count;
-    entry["contractDeviations"] = std::move(by_path);
-    deviations.merge(j.stats.deviations);
-    if (j.result == actors::job_result::failed) {
-      entry["reasonCode"] = j.reason_code;
-      entry["reason"] = j.reason;
-    } else if (!j.reason.empty()) {
-      entry["note"] = j.reason;
-    }
-    jobs.push_back(std::move(entry));
-    emitted += j.stats.emitted;
-    if (j.result == actors::job_result::complete) ++complete;
-    if (j.result == actors::job_result::already_complete) ++already;
-    if (interrupted)
-      ++interrupted_jobs;
-    else if (j.result == actors::job_result::failed)
-      ++failed;
-  }
-  json doc{
-      {"baseUrl", report.base_url},
-      {"out", report.out},
-      {"reconcileOut", report.reconcile_out.empty() ? json(nullptr) : json(report.reconcile_out)},
-      {"jobs", jobs},
-      {"totals",
-       {{"jobs", report.batch.jobs.size()},
-        {"complete", complete},
-        {"alreadyComplete", already},
-        {"failed", failed},
-        {"interrupted", interrupted_jobs},
-        {"emitted", emitted},
-        {"durationSeconds", report.batch.duration_seconds},
-        {"httpRequests", report.http.requests},
-        {"httpAttempts", report.http.attempts},
-        {"httpRetries", report.http.retries},
-        {"httpRetryWaitMs", report.http.retry_wait_ms},
-        {"connectionsOpened", report.http.connections_opened},
-        {"contractDeviations", [&] {
-           json all = json::object();
-           for (const auto& d : deviations.by_path)
-             all[d.path] = {{"count", d.count}, {"example", d.example}};
-           return all;
-         }()}}}};
-  return doc.dump(2);
+  std::ostringstream out;
+  write_summary(out, report);
+  return out.str();
 }
 
 }  // namespace ei::pipeline

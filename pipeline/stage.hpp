@@ -17,6 +17,7 @@
 #include "api/credentials.hpp"
 #include "common/result.hpp"
 #include "pipeline/config.hpp"
+#include "pipeline/summary.hpp"
 #include "storage/state_store.hpp"
 
 namespace ei::pipeline {
@@ -57,6 +58,10 @@ struct run_options {
   /// the unfinished jobs' reason code `interrupted` (resumable) within
   /// `stage_settings::stop_timeout`. Null: not stoppable.
   std::shared_ptr<std::atomic<bool>> stop;
+  /// false: `run_report::batch.jobs` stays empty, so a batch of any number of jobs runs in
+  /// bounded memory; the summary is spooled as the jobs finish either way, and the report's
+  /// counters (all_complete, interrupted, batch.finished) are kept. The `run` command sets it.
+  bool keep_outcomes = true;
 };
 
 struct run_report {
@@ -65,6 +70,8 @@ struct run_report {
   std::string base_url;  // what was talked to (never credentials)
   std::string out;
   std::string reconcile_out;  // empty when nothing was reported
+  /// Every job's summary entry, written as the job finished (set by run_stage).
+  std::shared_ptr<summary_spool> summary;
   bool all_complete() const;
   /// A graceful stop ended at least one job before it finished (reason code `interrupted`).
   bool interrupted() const;
@@ -73,7 +80,9 @@ struct run_report {
 result<run_report, run_errc> run_stage(const stage_config& cfg, const run_options& options);
 
 /// The JSON summary of a run (per job: listed, in scope, out of scope by status, emitted,
-/// redelivered, pages, retries, duration, result, reason).
+/// redelivered, pages, retries, duration, result, reason), streamed to `out` from the spool.
+void write_summary(std::ostream& out, const run_report& report);
+/// The same as a string (small batches, tests).
 std::string summary_json(const run_report& report);
 
 }  // namespace ei::pipeline

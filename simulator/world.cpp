@@ -213,6 +213,7 @@ result<std::unique_ptr<world>, sim_errc> world::generate(const sim_config& cfg,
     }
     if (w->find(id) != nullptr)
       return make_error(sim_errc::invalid_config, "duplicate job id " + j.id_text);
+    w->index.emplace(j.info.id, w->jobs.size());
     w->jobs.push_back(std::move(j));
     return std::nullopt;
   };
@@ -245,15 +246,13 @@ result<std::unique_ptr<world>, sim_errc> world::generate(const sim_config& cfg,
 }
 
 job_state* world::find(const api::uuid& id) {
-  for (auto& j : jobs)
-    if (j.info.id == id) return &j;
-  return nullptr;
+  auto it = index.find(id);
+  return it == index.end() ? nullptr : &jobs[it->second];
 }
 
 const job_state* world::find(const api::uuid& id) const {
-  for (const auto& j : jobs)
-    if (j.info.id == id) return &j;
-  return nullptr;
+  auto it = index.find(id);
+  return it == index.end() ? nullptr : &jobs[it->second];
 }
 
 api::uuid world::item_id(const job_state& j, std::uint64_t k) const noexcept {

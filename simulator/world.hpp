@@ -77,6 +77,8 @@ class world {
 
   mutable std::shared_mutex mutex;
   std::vector<job_state> jobs;
+  /// Position in `jobs` by job id: a lookup per request must not scan 100,000 jobs.
+  std::unordered_map<api::uuid, std::size_t, api::uuid_hash> index;
   std::uint64_t seed = 0;
   std::int32_t expires_in = 3600;
 

@@ -57,6 +57,7 @@ store_result<std::optional<std::string>> state_store::get_scratch(const api::uui
 store_status state_store::drop_scratch(const api::uuid& job, std::optional<std::uint8_t> space) {
   auto lower = job_prefix(job);
   if (space) lower.push_back(static_cast<char>(*space));
+  if (!impl_->has_keys(cf_scratch, lower, prefix_end(lower))) return ok_v;
   rocksdb::WriteBatch b;
   b.DeleteRange(impl_->handle(cf_scratch), lower, prefix_end(lower));
   return impl_->write(b, false, "cannot drop sorted runs of job " + job.to_string());

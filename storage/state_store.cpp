@@ -386,6 +386,18 @@ state_store::impl::~impl() {
   if (dir_lock_fd >= 0) ::close(dir_lock_fd);  // releases the flock
 }
 
+bool state_store::impl::has_keys(detail::cf_index c, const std::string& lower,
+                                 const std::string& upper) const {
+  rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(ro, handle(c))};
+  it->Seek(lower);
+  if (it->Valid()) return true;
+  return !it->status().ok();
+}
+
 rocksdb::WriteOptions state_store::impl::write_options(bool commit_point) const {
   rocksdb::WriteOptions wo;
   wo.sync =
@@ -622,8 +634,18 @@ store_result<std::optional<job_record>> state_store::load_job(const api::uuid& j
 
 store_result<std::vector<job_record>> state_store::load_jobs() {
   std::vector<job_record> out;
-  std::unique_ptr<rocksdb::Iterator> it{
-      impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->handle(cf_jobs))};
+  auto st = for_each_job([&](job_record&& rec) {
+    out.push_back(std::move(rec));
+    return true;
+  });
+  if (!st) return std::move(st).err();
+  return out;
+}
+
+store_status state_store::for_each_job(const std::function<bool(job_record&&)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a one-pass scan
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->handle(cf_jobs))};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto k = it->key().ToStringView();
     if (k.size() != job_key_size)
@@ -637,10 +659,10 @@ store_result<std::vector<job_record>> state_store::load_jobs() {
     if (auto why = decode_job(it->value().ToStringView(), rec); !why.empty())
       return impl_->corrupt(cf_jobs, &id, "job record: " + why);
     rec.job_id = id;
-    out.push_back(std::move(rec));
+    if (!fn(std::move(rec))) return ok_v;
   }
   if (!it->status().ok()) return impl_->fail(it->status(), "cannot list jobs");
-  return out;
+  return ok_v;
 }
 
 store_status state_store::put_job(const job_record& job, write_sync mode) {
@@ -766,6 +788,7 @@ store_result<std::vector<page_record>> state_store::load_pages(const api::uuid& 
 
 store_status state_store::drop_pages(const api::uuid& job, std::uint32_t epoch, write_sync mode) {
   const auto lower = page_prefix(job, epoch);
+  if (!impl_->has_keys(cf_pages, lower, prefix_end(lower))) return ok_v;
   rocksdb::WriteBatch b;
   b.DeleteRange(impl_->handle(cf_pages), lower, prefix_end(lower));
   return impl_->write(
@@ -833,9 +856,10 @@ store_status state_store::finish_order(const job_record& updated,
         store_errc::invalid_argument,
         "finish_order: order size " + std::to_string(updated.order_size) + " is too large");
   rocksdb::WriteBatch b;
-  b.DeleteRange(impl_->handle(cf_order),
-                order_key(updated.job_id, static_cast<std::uint32_t>(chunk_count)),
-                prefix_end(job_prefix(updated.job_id)));
+  const auto beyond = order_key(updated.job_id, static_cast<std::uint32_t>(chunk_count));
+  const auto job_end = prefix_end(job_prefix(updated.job_id));
+  if (impl_->has_keys(cf_order, beyond, job_end))
+    b.DeleteRange(impl_->handle(cf_order), beyond, job_end);
   std::string v;
   for (const auto& c : chunks) {
     if (auto bad = check_order_chunk(updated.job_id, c.chunk_no, c.entries); !bad.ok()) return bad;
@@ -847,8 +871,8 @@ store_status state_store::finish_order(const job_record& updated,
     b.Put(impl_->handle(cf_order), order_key(updated.job_id, c.chunk_no), v);
   }
   // The sorted runs that produced the order are spent.
-  b.DeleteRange(impl_->handle(cf_scratch), job_prefix(updated.job_id),
-                prefix_end(job_prefix(updated.job_id)));
+  if (impl_->has_keys(cf_scratch, job_prefix(updated.job_id), job_end))
+    b.DeleteRange(impl_->handle(cf_scratch), job_prefix(updated.job_id), job_end);
   encode_job(updated, v);
   b.Put(impl_->handle(cf_jobs), job_key(updated.job_id, tag_record), v);
   return impl_->write(b, true, "cannot finish the order of job " + updated.job_id.to_string(),

@@ -355,6 +355,9 @@ class state_store {
   store_result<std::optional<job_record>> load_job(const api::uuid& job);
   /// Every job record, in job id order.
   store_result<std::vector<job_record>> load_jobs();
+  /// Every job record, in job id order, one at a time (memory does not grow with the number
+  /// of jobs); `fn` returns false to stop early.
+  store_status for_each_job(const std::function<bool(job_record&&)>& fn);
   /// Writes the job record (phase changes, counters, failure...). Last writer wins.
   /// Durable against power loss when it returns under `commits` and `always`.
   /// Idempotent. Watermarks are not touched.

@@ -38,6 +38,11 @@ struct state_store::impl {
   /// write_sync::deferred.
   store_status write(rocksdb::WriteBatch& batch, bool commit_point, std::string_view what,
                      write_sync mode = write_sync::policy);
+  /// Whether column family `cf` holds any key in [lower, upper) (true when it cannot tell).
+  /// A range delete is written only where there is something to delete: RocksDB 7.8 pays for
+  /// every range tombstone in a memtable on each read of that column family, so one per job
+  /// made a batch of many small jobs slower with every job (issue 14).
+  bool has_keys(detail::cf_index cf, const std::string& lower, const std::string& upper) const;
   /// For watermark commits: writes `batch` while `lock` (on watermark_mutex) is held,
   /// releases it, then fsyncs the WAL unless the policy is `none` or `mode` is deferred.
   store_status write_then_sync(rocksdb::WriteBatch& batch, std::unique_lock<std::mutex>& lock,
