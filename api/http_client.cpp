@@ -473,7 +473,7 @@ class connection : public std::enable_shared_from_this<connection> {
   // strand, bounded by the body limit; identity is nothing to do; anything else (including a
   // list of codings) is refused rather than handed to a JSON parser as garbage.
   void decode(std::string_view coding) {
-    if (coding.empty() || iequals(coding, "identity")) return;
+    if (coding.empty() || iequals(coding, "identity") || out_.body.empty()) return;
     if (!iequals(coding, "gzip") && !iequals(coding, "x-gzip")) {
       out_.decode_error = "unsupported Content-Encoding '" + std::string(coding.substr(0, 40)) +
                           "' (only gzip is decoded)";
