@@ -43,6 +43,7 @@ request export_items(const uuid& job_id, std::uint32_t limit, const std::string&
                      std::optional<std::int64_t> offset) {
   request r;
   r.path = "/v3/export-items";
+  r.accept_gzip = true;  // ~1.3 kB of JSON per item: gzip pays (benchmarks/README.md)
   r.query.emplace_back("job_id", job_id.to_string());
   add_paging(r, limit, after, offset);
   return r;

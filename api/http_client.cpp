@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <deque>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -12,6 +14,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <zlib.h>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -61,6 +64,8 @@ std::string_view to_string(http_errc c) noexcept {
       return "retries_exhausted";
     case http_errc::cancelled:
       return "cancelled";
+    case http_errc::bad_encoding:
+      return "bad_encoding";
   }
   return "unknown";
 }
@@ -93,6 +98,73 @@ std::string request::describe() const {
 namespace {
 
 constexpr std::size_t simdjson_padding = 64;  // SIMDJSON_PADDING, without the header
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+    v.remove_suffix(1);
+  return v;
+}
+
+/// Inflates the gzip stream `in` (one or more members, RFC 1952) into `out`, producing at most
+/// `limit` bytes: memory stays bounded by the limit whatever the ratio (a "gzip bomb" stops at
+/// limit + 1 bytes). Returns the empty string, or why it failed; `too_large` is set when the
+/// limit was the reason.
+std::string gunzip(std::string_view in, std::size_t limit, std::string& out, bool& too_large) {
+  too_large = false;
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) return "zlib could not start inflating";
+  struct end_guard {
+    z_stream* z;
+    ~end_guard() { inflateEnd(z); }
+  } guard{&zs};
+  constexpr std::size_t chunk_max = std::numeric_limits<uInt>::max();
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  std::size_t in_left = in.size();
+  out.clear();
+  out.resize(std::min(limit + 1, std::max<std::size_t>(in.size() * 8, 16384)));
+  std::size_t total = 0;
+  for (;;) {
+    if (total == out.size()) {
+      if (total > limit) break;
+      out.resize(std::min(limit + 1, out.size() * 2));
+    }
+    auto in_chunk = static_cast<uInt>(std::min(in_left, chunk_max));
+    auto out_chunk = static_cast<uInt>(std::min(out.size() - total, chunk_max));
+    zs.avail_in = in_chunk;
+    zs.next_out = reinterpret_cast<Bytef*>(out.data() + total);
+    zs.avail_out = out_chunk;
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    in_left -= in_chunk - zs.avail_in;
+    total += out_chunk - zs.avail_out;
+    if (total > limit) break;
+    if (rc == Z_STREAM_END) {
+      if (in_left == 0) {
+        out.resize(total);
+        out.reserve(total + simdjson_padding);
+        return {};
+      }
+      if (inflateReset(&zs) != Z_OK) return "zlib could not restart inflating";
+      continue;  // another gzip member follows (trailing garbage fails its header check)
+    }
+    if (rc == Z_BUF_ERROR && in_left == 0)
+      return "gzip stream ends early (" + std::to_string(in.size()) + " compressed bytes)";
+    if (rc != Z_OK && rc != Z_BUF_ERROR)
+      return "corrupt gzip stream at compressed byte " + std::to_string(in.size() - in_left) +
+             ": " + (zs.msg ? zs.msg : "zlib error " + std::to_string(rc));
+  }
+  too_large = true;
+  out.clear();
+  return "decoded gzip body exceeds the limit of " + std::to_string(limit) + " bytes";
+}
 constexpr std::uint32_t header_limit = 64 * 1024;
 /// Capacity kept in a connection's read buffer. Beast reads max(512, free capacity) bytes per
 /// read_some (capped at 64 KiB); an empty flat_buffer stays at 512 and a 200 KB page took ~400
@@ -147,6 +219,8 @@ struct exchange_outcome {
   std::string retry_after;
   bool keep_alive = false;
   std::size_t bytes = 0;
+  http_errc decode_code = http_errc::bad_encoding;  // meaningful when decode_error is set
+  std::string decode_error;  // the Content-Encoding could not be decoded: why (body cleared)
 };
 
 struct endpoint_info {
@@ -387,10 +461,35 @@ class connection : public std::enable_shared_from_this<connection> {
     if (auto it = msg.find(http::field::retry_after); it != msg.end())
       out_.retry_after = std::string(it->value());
     out_.body = std::move(msg.body());
+    if (auto it = msg.find(http::field::content_encoding); it != msg.end())
+      decode(trim(std::string_view(it->value().data(), it->value().size())));
     if (out_.body.capacity() < out_.body.size() + simdjson_padding)
       out_.body.reserve(out_.body.size() + simdjson_padding);
     if (!out_.keep_alive) close_now();
     complete();
+  }
+
+  // Content-Encoding (RFC 9110 §8.4): gzip (x-gzip) is inflated here, on the connection's
+  // strand, bounded by the body limit; identity is nothing to do; anything else (including a
+  // list of codings) is refused rather than handed to a JSON parser as garbage.
+  void decode(std::string_view coding) {
+    if (coding.empty() || iequals(coding, "identity") || out_.body.empty()) return;
+    if (!iequals(coding, "gzip") && !iequals(coding, "x-gzip")) {
+      out_.decode_error = "unsupported Content-Encoding '" + std::string(coding.substr(0, 40)) +
+                          "' (only gzip is decoded)";
+      out_.body.clear();
+      return;
+    }
+    std::string plain;
+    bool too_large = false;
+    out_.decode_error = gunzip(out_.body, ep_.max_body, plain, too_large);
+    if (!out_.decode_error.empty()) {
+      out_.decode_code = too_large ? http_errc::response_too_large : http_errc::bad_encoding;
+      if (!too_large) out_.decode_error = "response body: " + out_.decode_error;
+      out_.body.clear();
+      return;
+    }
+    out_.body = std::move(plain);
   }
 
   void fail(beast::error_code ec, phase where) {
@@ -572,6 +671,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     m->set(http::field::host, ep.url.host_header());
     m->set(http::field::user_agent, cfg.user_agent);
     m->set(http::field::accept, "application/json");
+    if (r.accept_gzip && cfg.accept_gzip) m->set(http::field::accept_encoding, "gzip");
     // Authorization is set at dispatch, on the strand: the credentials may rotate
     // (stamp_credentials; never for peers that are not Pleo, cfg.send_authorization).
     if (!r.body.empty() || r.method != request::verb::get) {
@@ -948,6 +1048,9 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     auto cls = std::min<unsigned>(out.status / 100, 5);
     stats.by_class[cls].fetch_add(1, std::memory_order_relaxed);
     if (out.status >= 200 && out.status < 300) {
+      // Not retried: the server sent this body on purpose (a corrupt stream would come again).
+      if (!out.decode_error.empty())
+        return complete(op, make_failure(*op, out.decode_code, out.decode_error));
       return complete(op, response{out.status, std::move(out.body), op->attempts, op->waited});
     }
     auto f = make_failure(*op, http_errc::http_status, "HTTP " + std::to_string(out.status));

@@ -62,13 +62,19 @@ struct request {
   /// reaching past it ends the request at once (`retries_exhausted`, cause `http_status`).
   /// Compared with the client's wall clock.
   std::optional<std::chrono::system_clock::time_point> not_after;
+  /// Send `Accept-Encoding: gzip` (when the client's `accept_gzip` allows it too). Worth it for
+  /// large JSON bodies (data-layer item pages, ~1.3 kB per item); a gzip response body is
+  /// decoded whatever this says.
+  bool accept_gzip = false;
 
   /// "GET /v3/export-jobs?limit=10" (without the base URL's prefix); for messages, holds no
   /// secret. Long targets are shortened.
   std::string describe() const;
 };
 
-/// A 2xx response. `body` has at least 64 spare bytes of capacity beyond its size
+/// A 2xx response. A `Content-Encoding: gzip` body is decoded (bounded by
+/// `max_response_bytes`: beyond it `response_too_large`; a corrupt stream or an unknown coding
+/// is `bad_encoding`). `body` has at least 64 spare bytes of capacity beyond its size
 /// (SIMDJSON_PADDING), so simdjson can parse it in place:
 /// `parser.iterate(body.data(), body.size(), body.capacity())`.
 struct response {
@@ -102,7 +108,10 @@ struct client_config {
   std::chrono::milliseconds request_timeout{120000};  // whole request: queue, attempts, waits
   std::chrono::milliseconds idle_timeout{30000};      // pooled connections idle longer are dropped
   std::size_t max_response_bytes = std::size_t{64} << 20;  // body cap (headers: 64 KiB)
-  std::uint32_t max_attempts = 6;                          // >= 1; 1 disables retries
+  /// false: never send Accept-Encoding, whatever the request asks (gzip bodies are still
+  /// decoded).
+  bool accept_gzip = true;
+  std::uint32_t max_attempts = 6;  // >= 1; 1 disables retries
   std::chrono::milliseconds backoff_base{100};
   std::chrono::milliseconds backoff_cap{10000};
   std::chrono::milliseconds retry_after_cap{600000};  // longest Retry-After honoured (10 min)
@@ -131,7 +140,7 @@ struct client_stats {
   std::uint64_t retries = 0;             // attempts after the first, per request
   std::uint64_t stale_retries = 0;       // immediate retries after a stale keep-alive
   std::uint64_t retry_wait_ms = 0;       // sum of backoff / Retry-After waits
-  std::uint64_t bytes_received = 0;      // response bytes read (header + body)
+  std::uint64_t bytes_received = 0;      // response bytes read (header + body), as on the wire
   std::uint64_t connections_opened = 0;  // TCP (+TLS) connections established
   std::uint64_t peak_in_flight = 0;      // most attempts on the wire at once
   std::uint64_t throttled = 0;           // 429 responses

@@ -27,6 +27,7 @@ enum class http_errc : std::uint8_t {
   http_status,         // the server answered with a non-2xx status that is not retried
   retries_exhausted,   // every allowed attempt failed transiently; `cause` holds the last one
   cancelled,           // the client was stopped before the request completed
+  bad_encoding,        // a 2xx body's Content-Encoding is unknown or its gzip stream is corrupt
 };
 
 std::string_view to_string(http_errc c) noexcept;

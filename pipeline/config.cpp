@@ -183,6 +183,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
         {"rate_burst", integer(h.rate_burst, 1, 100000)},
         {"adaptive_rate", boolean(h.adaptive_rate)},
         {"allow_insecure_http", boolean(h.allow_insecure_http)},
+        {"accept_gzip", boolean(h.accept_gzip)},
         {"io_threads", integer(h.io_threads, 1, 64)},
         {"max_response_bytes", integer(h.max_response_bytes, 1024, std::int64_t{1} << 34)},
     };

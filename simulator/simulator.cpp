@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
 
+#include <zlib.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -192,6 +194,37 @@ struct reply {
   delivery how = delivery::normal;
   std::chrono::milliseconds delay{0};
 };
+
+namespace {
+
+/// Gzips a 200 body (zlib level 1: the cheapest that still shrinks item JSON ~8×) when the
+/// request's Accept-Encoding names gzip, and sets Content-Encoding. True when it did.
+bool gzip_if_accepted(const http::request<http::string_body>& req, reply& r) {
+  if (r.res.result() != http::status::ok || r.res.body().empty()) return false;
+  auto it = req.find(http::field::accept_encoding);
+  if (it == req.end()) return false;
+  std::string accept(it->value().data(), it->value().size());
+  std::transform(accept.begin(), accept.end(), accept.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (accept.find("gzip") == std::string::npos) return false;
+  const std::string& in = r.res.body();
+  z_stream zs{};
+  if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) return false;
+  r.res.body() = std::move(out);
+  r.res.set(http::field::content_encoding, "gzip");
+  return true;
+}
+
+}  // namespace
 
 struct simulator::impl {
   sim_config cfg;
@@ -976,6 +1009,7 @@ reply simulator::impl::handle(const http::request<http::string_body>& req) {
 
   auto finish = [&]() -> reply {
     note_write_back(rec, req, r);
+    rec.gzipped = gzip_if_accepted(req, r);
     r.res.prepare_payload();
     rec.status = r.how == delivery::normal || r.how == delivery::truncate
                      ? (r.how == delivery::normal ? r.res.result_int() : 0)

@@ -135,6 +135,7 @@ struct request_record {
   std::string fault;                    // the fault applied, empty when none
   std::uint32_t items_updated = 0;      // PUT: elements applied (also idempotent re-sends)
   std::uint32_t items_rejected = 0;     // PUT: elements rejected as invalid transitions
+  bool gzipped = false;  // the 200 body went out gzipped (the request sent Accept-Encoding: gzip)
   std::chrono::steady_clock::time_point received;
   std::chrono::steady_clock::time_point finished;
 };

@@ -18,9 +18,11 @@
 #include <list>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include <zlib.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -1107,6 +1109,124 @@ TEST(http_client, oversized_response_is_refused_and_not_retried) {
   EXPECT_EQ(r.err().code, http_errc::response_too_large);
   EXPECT_EQ(r.err().attempts, 1u);
   EXPECT_EQ(requests.load(), 1);
+}
+
+// --- Content-Encoding: gzip --------------------------------------------------------------
+
+std::string gzip(std::string_view in, int level = 6) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+/// Answers every request with `body` (sent as is) and `Content-Encoding: <coding>`; records
+/// each request's Accept-Encoding ("-" when absent).
+struct encoded_server {
+  std::mutex m;
+  std::vector<std::string> accept_encodings;
+  std::atomic<int> requests{0};
+  script_server srv;
+  encoded_server(std::function<std::string(const server_request&)> body, std::string coding)
+      : srv([this, body = std::move(body), coding](tcp::socket& s, int) {
+          beast::flat_buffer buf;
+          while (auto req = read_request(s, buf)) {
+            ++requests;
+            {
+              std::lock_guard<std::mutex> lock(m);
+              auto it = req->find(bhttp::field::accept_encoding);
+              accept_encodings.push_back(it == req->end() ? "-" : std::string(it->value()));
+            }
+            respond(s, 200, body(*req), true, {{"Content-Encoding", coding}});
+          }
+        }) {}
+};
+
+TEST(http_client_gzip, body_is_decoded_whatever_was_asked_and_accept_encoding_is_opt_in) {
+  std::string json = R"({"data":[)";
+  for (int i = 0; i < 2000; ++i)
+    json += (i ? "," : "") + std::string(R"({"accountingEntryId":"e-)") + std::to_string(i) +
+            R"(","date":"2024-01-01T00:00:00Z"})";
+  json += "]}";
+  // Two gzip members back to back (RFC 1952 allows it) for /two, one otherwise.
+  encoded_server es(
+      [&](const server_request& req) {
+        if (req.target() == "/two") return gzip(json.substr(0, 100)) + gzip(json.substr(100));
+        return gzip(json);
+      },
+      "GZip");
+  auto cfg = fast_config(es.srv.url());
+  auto client = make_client(cfg);
+  auto asked = get("/x");
+  asked.accept_gzip = true;
+  for (const auto& req : {asked, get("/x"), get("/two")}) {
+    auto r = client->request_sync(req);
+    ASSERT_TRUE(r.ok()) << r.err().message;
+    EXPECT_EQ(r->body, json) << req.describe();
+    EXPECT_GE(r->body.capacity(), r->body.size() + 64);  // still padded for simdjson
+  }
+  // bytes_received counts the wire: far less than the decoded JSON.
+  EXPECT_LT(client->stats().bytes_received, json.size());
+  cfg.accept_gzip = false;  // http.accept_gzip = false: never asked, still decoded
+  auto quiet = make_client(cfg);
+  auto r = quiet->request_sync(asked);
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->body, json);
+  std::lock_guard<std::mutex> lock(es.m);
+  EXPECT_EQ(es.accept_encodings, (std::vector<std::string>{"gzip", "-", "-", "-"}));
+}
+
+TEST(http_client_gzip, corrupt_truncated_or_unknown_encodings_fail_clearly_without_retry) {
+  std::string good = gzip(R"({"data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]})");
+  std::string flipped = good;
+  flipped[12] = static_cast<char>(flipped[12] ^ 0x5a);  // inside the deflate data
+  struct variant {
+    std::string body, coding, expect;
+  };
+  for (const auto& v : {variant{flipped, "gzip", "gzip"},
+                        variant{good.substr(0, good.size() - 6), "gzip", "ends early"},
+                        variant{"{\"not\":\"gzip\"}", "gzip", "corrupt gzip stream"},
+                        variant{good, "br", "unsupported Content-Encoding 'br'"}}) {
+    encoded_server es([&](const server_request&) { return v.body; }, v.coding);
+    auto client = make_client(fast_config(es.srv.url()));
+    auto r = client->request_sync(get("/v3/export-items", {{"job_id", "j"}}));
+    ASSERT_FALSE(r.ok()) << v.expect;
+    EXPECT_EQ(r.err().code, http_errc::bad_encoding) << r.err().message;
+    EXPECT_NE(r.err().message.find(v.expect), std::string::npos) << r.err().message;
+    EXPECT_EQ(r.err().message.rfind("GET /v3/export-items?job_id=j: ", 0), 0u) << r.err().message;
+    EXPECT_EQ(r.err().attempts, 1u);
+    EXPECT_EQ(es.requests.load(), 1);
+  }
+}
+
+TEST(http_client_gzip, a_bomb_beyond_the_size_limit_is_response_too_large) {
+  constexpr std::size_t limit = 1 << 20;
+  std::string exact = gzip(std::string(limit, '0'), 9);
+  std::string bomb = gzip(std::string(std::size_t{32} << 20, '0'), 9);  // 32 MiB in ~32 kB
+  ASSERT_LT(bomb.size(), std::size_t{64} << 10);
+  encoded_server es(
+      [&](const server_request& req) { return req.target() == "/exact" ? exact : bomb; }, "gzip");
+  auto cfg = fast_config(es.srv.url());
+  cfg.max_response_bytes = limit;
+  auto client = make_client(cfg);
+  auto ok = client->request_sync(get("/exact"));  // exactly at the limit: fine
+  ASSERT_TRUE(ok.ok()) << ok.err().message;
+  EXPECT_EQ(ok->body.size(), limit);
+  auto r = client->request_sync(get("/bomb"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, http_errc::response_too_large);
+  EXPECT_NE(r.err().message.find("decoded gzip body exceeds the limit of 1048576 bytes"),
+            std::string::npos)
+      << r.err().message;
+  EXPECT_EQ(r.err().attempts, 1u);
+  EXPECT_EQ(es.requests.load(), 2);
 }
 
 TEST(http_client, in_flight_limit_and_connection_pool_are_respected) {

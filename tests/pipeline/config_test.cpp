@@ -25,6 +25,17 @@ TEST(Config, UnknownKeyIsNamed) {
   EXPECT_NE(st.err().message.find("'retries'"), std::string::npos);
 }
 
+TEST(Config, AcceptGzipIsOnByDefaultAndCanBeTurnedOff) {
+  stage_config cfg;
+  EXPECT_TRUE(cfg.http.accept_gzip);
+  ASSERT_TRUE(apply_config_json(cfg, R"({"http": {"accept_gzip": false}})", "g.json").ok());
+  EXPECT_FALSE(cfg.http.accept_gzip);
+  auto st = apply_config_json(cfg, R"({"http": {"accept_gzip": "yes"}})", "g.json");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.err().message.find("g.json.http.accept_gzip"), std::string::npos)
+      << st.err().message;
+}
+
 TEST(Config, WrongTypesAndRangesAreNamed) {
   stage_config cfg;
   auto st = apply_config_json(cfg, R"({"page_size": "big"})", "c.json");

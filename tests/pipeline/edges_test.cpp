@@ -2,7 +2,7 @@
 // that fails is fetched again alone (not the listing), a refused `limit` is halved, cycles
 // under changing cursor texts, a job that changes in Pleo while it runs, and loose mode (fields
 // the stage does not read missing, null or retyped; other date forms; null statuses) giving
-// exactly the output of strict mode.
+// exactly the output of strict mode; gzip data-layer pages giving the same output.
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -432,6 +432,52 @@ TEST(Edges, LooseModeGivesExactlyTheOutputOfStrictModeInBothOrderings) {
       EXPECT_TRUE(paths.contains("data[].date"));
     }
   }
+}
+
+// --- content encoding (issue 11 item 6) ---------------------------------------------------
+
+TEST(Edges, GzipDataLayerPagesGiveExactlyTheSameOutputWithFewerBytes) {
+  // One chronological job, with http.accept_gzip on (the default) and off: the data-layer pages
+  // (GET /v3/export-items) go out gzipped only when asked, nothing else is gzipped, and the
+  // output is the same line for line.
+  std::vector<std::vector<line>> outputs;
+  std::vector<std::uint64_t> bytes;
+  for (bool accept_gzip : {true, false}) {
+    SCOPED_TRACE(accept_gzip ? "gzip" : "identity");
+    auto s = start_sim(one_job(41, 700));
+    ASSERT_TRUE(s);
+    temp_dir dir;
+    auto cfg = config_for(*s);
+    cfg.settings.ordering = storage::ordering_mode::chronological;
+    cfg.http.accept_gzip = accept_gzip;
+    const auto job = job_ids(*s).front();
+    auto report = pipeline::run_stage(cfg, options_for(dir, {job}));
+    ASSERT_TRUE(report.ok()) << report.err().message;
+    auto* o = outcome_of(*report, job);
+    ASSERT_NE(o, nullptr);
+    EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
+    auto lines = read_lines(dir.path() / "out.ndjson");
+    EXPECT_EQ(ids_of(lines, job), expected_order(*s, job, storage::ordering_mode::chronological));
+    outputs.push_back(std::move(lines));
+    bytes.push_back(report->http.bytes_received);
+    auto data_layer = requests_to(*s, "export_items");
+    ASSERT_GE(data_layer.size(), 7U);  // 700 items in pages of 100
+    for (auto& r : data_layer) {
+      if (r.status == 200) {
+        EXPECT_EQ(r.gzipped, accept_gzip) << r.target;
+      }
+    }
+    for (auto& r : s->request_log()) {
+      if (r.endpoint != "export_items") {
+        EXPECT_FALSE(r.gzipped) << r.endpoint << " " << r.target;
+      }
+    }
+  }
+  ASSERT_EQ(outputs.size(), 2U);
+  EXPECT_GT(outputs[0].size(), 500U);  // the in-scope items of 700
+  EXPECT_TRUE(outputs[0] == outputs[1]) << "gzip changed the output";
+  EXPECT_LT(bytes[0] * 2, bytes[1])
+      << "gzip did not shrink the data-layer pass: " << bytes[0] << " bytes against " << bytes[1];
 }
 
 }  // namespace
