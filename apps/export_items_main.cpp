@@ -116,9 +116,10 @@ struct run_args {
   bool dispatch_unreconciled = false;
   bool recover_lost_state = false;
   bool quiet = false;
-  std::string token_command;                         // --token-command: prints a bearer token
-  bool allow_insecure_http = false;                  // --allow-insecure-http
-  std::shared_ptr<ei::writeback::command_set> loop;  // --complete-jobs (apps/writeback_commands.hpp)
+  std::string token_command;         // --token-command: prints a bearer token
+  bool allow_insecure_http = false;  // --allow-insecure-http
+  std::shared_ptr<ei::writeback::command_set>
+      loop;  // --complete-jobs (apps/writeback_commands.hpp)
 };
 
 int run_command(const run_args& a) {
