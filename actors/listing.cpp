@@ -204,13 +204,10 @@ bool page_fault(const fetch_failure& f) {
 /// when its attempts are used up. `failures` counts this page's failed attempts so far.
 bool retry_page(paginator_ptr self, std::uint32_t which, std::uint32_t& failures) {
   auto& st = self->state;
-  ++failures;
-  if (failures >= std::max<std::uint32_t>(1, st.ctx.settings.page_attempts)) return false;
+  const auto delay = page_retry_delay(st.ctx.settings, ++failures);
+  if (!delay) return false;
   ++st.result.retries;  // counted with the HTTP retries
-  const auto shift = std::min<std::uint32_t>(failures - 1, 16);
-  const auto delay = std::min<std::chrono::milliseconds>(
-      std::chrono::milliseconds(5000), st.ctx.settings.page_retry_backoff * (1U << shift));
-  self->delayed_send(self, delay, retry_atom::value, which);
+  self->delayed_send(self, *delay, retry_atom::value, which);
   return true;
 }
 

@@ -102,13 +102,10 @@ bool retry_date_page(orderer_ptr self, const fetch_failure& f, std::uint32_t whi
                      std::uint32_t& failures) {
   auto& st = self->state;
   if (f.kind != "decode") return false;
-  ++failures;
-  if (failures >= std::max<std::uint32_t>(1, st.ctx.settings.page_attempts)) return false;
+  const auto delay = page_retry_delay(st.ctx.settings, ++failures);
+  if (!delay) return false;
   ++st.result.retries;  // counted with the HTTP retries
-  const auto shift = std::min<std::uint32_t>(failures - 1, 16);
-  const auto delay = std::min<std::chrono::milliseconds>(
-      std::chrono::milliseconds(5000), st.ctx.settings.page_retry_backoff * (1U << shift));
-  self->delayed_send(self, delay, retry_atom::value, st.walk_epoch, which);
+  self->delayed_send(self, *delay, retry_atom::value, st.walk_epoch, which);
   return true;
 }
 

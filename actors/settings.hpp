@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "storage/state_store.hpp"
@@ -54,5 +55,16 @@ struct stage_settings {
   /// they stand (everything they committed stays; a re-run resumes them).
   std::chrono::milliseconds stop_timeout{30000};
 };
+
+/// The wait before attempt `failures + 1` of a page that failed `failures` (>= 1) times in a
+/// row: `page_retry_backoff` doubled per failure, capped at 5 s; nullopt once `page_attempts`
+/// are used up. One rule for the item listing and the data-layer walk.
+inline std::optional<std::chrono::milliseconds> page_retry_delay(const stage_settings& s,
+                                                                 std::uint32_t failures) {
+  if (failures >= (s.page_attempts > 0 ? s.page_attempts : 1)) return std::nullopt;
+  const std::uint32_t shift = failures - 1 < 16 ? failures - 1 : 16;
+  const auto delay = s.page_retry_backoff * (1U << shift);
+  return delay < std::chrono::milliseconds(5000) ? delay : std::chrono::milliseconds(5000);
+}
 
 }  // namespace ei::actors
