@@ -234,7 +234,6 @@ struct simulator::impl {
   std::string bearer_token;
   std::unique_ptr<admission> limiter;         // rate limit per credential
   std::unique_ptr<token_issuer> tokens;       // rotating tokens, when they have a lifetime
-  std::optional<net::steady_timer> rotation;  // writes each new token to the file
   bool authenticated(std::string_view authorization);
   bool admit(const http::request<http::string_body>& req, std::string_view endpoint, reply& r);
   void rotate_tokens();
@@ -252,6 +251,9 @@ struct simulator::impl {
   std::optional<ssl::context> tls;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  // Declared after ioc: an I/O object must be destroyed before its io_context (ASan found the
+  // timer's destructor reading the io_context's freed timer service).
+  std::optional<net::steady_timer> rotation;  // writes each new token to the file
   std::uint16_t port = 0;
   std::vector<std::thread> threads;
   std::atomic<bool> stopped{false};
