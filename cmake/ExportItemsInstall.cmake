@@ -36,6 +36,7 @@ set(_ei_install_headers
   actors/atoms.hpp actors/batch.hpp actors/downstream.hpp actors/fetcher.hpp actors/job.hpp
   actors/report.hpp actors/settings.hpp actors/store.hpp
   api/credentials.hpp api/http_client.hpp api/http_error.hpp api/model.hpp api/query.hpp
+  api/retry.hpp
   common/result.hpp
   pipeline/config.hpp
   simulator/simulator.hpp
