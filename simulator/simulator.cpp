@@ -232,8 +232,8 @@ struct simulator::impl {
   std::uint64_t cursor_key = 0;
   std::string basic_credentials;  // "base64(key:)" or empty
   std::string bearer_token;
-  std::unique_ptr<admission> limiter;         // rate limit per credential
-  std::unique_ptr<token_issuer> tokens;       // rotating tokens, when they have a lifetime
+  std::unique_ptr<admission> limiter;    // rate limit per credential
+  std::unique_ptr<token_issuer> tokens;  // rotating tokens, when they have a lifetime
   bool authenticated(std::string_view authorization);
   bool admit(const http::request<http::string_body>& req, std::string_view endpoint, reply& r);
   void rotate_tokens();
