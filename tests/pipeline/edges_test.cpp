@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include "tests/support/output_lines.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "actors/sink.hpp"
@@ -27,25 +28,7 @@ constexpr const char* kKey = "edges-test-key";
 
 using ei::testing::temp_dir;
 
-struct line {
-  std::string job, id, status;
-  std::uint64_t sequence;
-  std::uint32_t attempt;
-  bool redelivery;
-  friend bool operator==(const line&, const line&) = default;
-};
-
-std::vector<line> read_lines(const fs::path& file) {
-  std::vector<line> out;
-  std::ifstream in(file);
-  std::string text;
-  while (std::getline(in, text)) {
-    auto j = nlohmann::json::parse(text);
-    out.push_back({j["jobId"], j["accountingEntryId"], j["status"], j["sequence"], j["attempt"],
-                   j["redelivery"]});
-  }
-  return out;
-}
+using line = testing::output_line;
 
 sim::sim_config one_job(std::uint64_t seed, std::uint64_t items, std::string faults = {}) {
   sim::sim_config c;
@@ -153,7 +136,7 @@ TEST(Edges, APageThatFailsOnceIsFetchedAgainAloneInTheSameListing) {
       auto* o = outcome_of(*report, job);
       ASSERT_NE(o, nullptr);
       EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-      EXPECT_EQ(ids_of(read_lines(dir.path() / "out.ndjson"), job),
+      EXPECT_EQ(ids_of(testing::read_output_lines(dir.path() / "out.ndjson"), job),
                 expected_order(*s, job, storage::ordering_mode::entry_id));
       std::map<std::string, int> by_target;
       std::string faulted;
@@ -215,7 +198,7 @@ TEST(Edges, ARefusedLimitIsHalvedAndTheSmallerPagesServeTheWholeJob) {
     auto* o = outcome_of(*report, job);
     ASSERT_NE(o, nullptr);
     EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-    EXPECT_EQ(ids_of(read_lines(dir.path() / "out.ndjson"), job),
+    EXPECT_EQ(ids_of(testing::read_output_lines(dir.path() / "out.ndjson"), job),
               expected_order(*s, job, storage::ordering_mode::chronological));
     std::map<std::string, std::pair<int, int>> by_limit;  // limit -> (refused, served)
     for (auto* endpoint : {"items", "export_items"})
@@ -249,7 +232,7 @@ TEST(Edges, ACursorThatChangesTextWhileItsItemsRepeatIsACycle) {
   EXPECT_EQ(o->reason_code, "cursor_cycle");
   EXPECT_NE(o->reason.find("already started an earlier page"), std::string::npos) << o->reason;
   EXPECT_FALSE(fs::exists(dir.path() / "out.ndjson") &&
-               !read_lines(dir.path() / "out.ndjson").empty());
+               !testing::read_output_lines(dir.path() / "out.ndjson").empty());
 }
 
 TEST(Edges, DiscoveryDetectsACycleUnderFreshCursorTexts) {
@@ -410,7 +393,7 @@ TEST(Edges, LooseModeGivesExactlyTheOutputOfStrictModeInBothOrderings) {
         EXPECT_EQ(o.stats.undated, 0U);
         d.merge(o.stats.deviations);
       }
-      auto lines = read_lines(dir.path() / "out.ndjson");
+      auto lines = testing::read_output_lines(dir.path() / "out.ndjson");
       for (auto& j : s->jobs())
         EXPECT_EQ(ids_of(lines, j.id), expected_order(*s, j.id, mode));
       std::sort(lines.begin(), lines.end(),
@@ -456,7 +439,7 @@ TEST(Edges, GzipDataLayerPagesGiveExactlyTheSameOutputWithFewerBytes) {
     auto* o = outcome_of(*report, job);
     ASSERT_NE(o, nullptr);
     EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-    auto lines = read_lines(dir.path() / "out.ndjson");
+    auto lines = testing::read_output_lines(dir.path() / "out.ndjson");
     EXPECT_EQ(ids_of(lines, job), expected_order(*s, job, storage::ordering_mode::chronological));
     outputs.push_back(std::move(lines));
     bytes.push_back(report->http.bytes_received);

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include "tests/support/output_lines.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "actors/sink.hpp"
@@ -27,26 +28,7 @@ constexpr const char* kKey = "stage-test-key";
 
 using ei::testing::temp_dir;
 
-struct line {
-  std::string job;
-  std::string id;
-  std::string status;
-  std::uint64_t sequence;
-  std::uint32_t attempt;
-  bool redelivery;
-};
-
-std::vector<line> read_lines(const fs::path& file) {
-  std::vector<line> out;
-  std::ifstream in(file);
-  std::string text;
-  while (std::getline(in, text)) {
-    auto j = nlohmann::json::parse(text);
-    out.push_back({j["jobId"], j["accountingEntryId"], j["status"], j["sequence"], j["attempt"],
-                   j["redelivery"]});
-  }
-  return out;
-}
+using line = testing::output_line;
 
 /// One in-progress job of `items` items, generated from `seed`, with an optional fault plan.
 sim::sim_config one_job(std::uint64_t seed, std::uint64_t items, std::string faults = {}) {
@@ -184,7 +166,8 @@ std::optional<exact_run> run_one_exactly(const sim::sim_config& c, storage::orde
     return std::nullopt;
   }
   EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
-  expect_exact_output(*out.sim, jobs.front(), mode, read_lines(dir.path() / "out.ndjson"));
+  expect_exact_output(*out.sim, jobs.front(), mode,
+                      testing::read_output_lines(dir.path() / "out.ndjson"));
   auto store = storage::state_store::open(dir.path() / "state");
   EXPECT_TRUE(store.ok()) << store.err().message;
   if (store.ok()) {
@@ -211,7 +194,7 @@ TEST(Stage, EmitsExactlyTheInScopeItemsInChronologicalOrder) {
   auto report = pipeline::run_stage(config_for(*s), options_for(dir, jobs));
   ASSERT_TRUE(report.ok()) << report.err().message;
   EXPECT_TRUE(report->all_complete());
-  auto lines = read_lines(dir.path() / "out.ndjson");
+  auto lines = testing::read_output_lines(dir.path() / "out.ndjson");
   for (auto& job : jobs) {
     expect_exact_output(*s, job, storage::ordering_mode::chronological, lines);
     auto* o = outcome_of(report.value(), job);
@@ -242,7 +225,7 @@ TEST(Stage, EntryIdOrderAndIdenticalOutputAcrossServerOrders) {
       auto jobs = in_progress_jobs(*s);
       auto report = pipeline::run_stage(cfg, options_for(dir, jobs));
       ASSERT_TRUE(report.ok()) << report.err().message;
-      auto lines = read_lines(dir.path() / "out.ndjson");
+      auto lines = testing::read_output_lines(dir.path() / "out.ndjson");
       expect_exact_output(*s, jobs.front(), mode, lines);
       outputs.push_back(lines);
     }
@@ -289,7 +272,7 @@ TEST_P(StageHazards, HandledAsDesigned) {
     if (hc.completes) {
       EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
       expect_exact_output(*s, jobs.front(), storage::ordering_mode::chronological,
-                          read_lines(dir.path() / "out.ndjson"));
+                          testing::read_output_lines(dir.path() / "out.ndjson"));
     } else if (mode == actors::listing_mode::cursor) {
       EXPECT_EQ(o->result, actors::job_result::failed);
       EXPECT_EQ(o->reason_code, hc.code) << o->reason;
@@ -449,7 +432,7 @@ TEST(Stage, StatusFlipBetweenPagesKeepsTheItemInScope) {
   ASSERT_NE(o, nullptr);
   EXPECT_EQ(o->result, actors::job_result::complete) << o->reason;
   std::vector<std::string> got;
-  for (auto& l : read_lines(dir.path() / "out.ndjson"))
+  for (auto& l : testing::read_output_lines(dir.path() / "out.ndjson"))
     got.push_back(l.id);
   EXPECT_EQ(got, expected_order_of(before, storage::ordering_mode::chronological));
   const auto after = s->items_of(jobs.front());
@@ -494,7 +477,7 @@ TEST(Stage, JobsNotInProgressFailAloneWithClearReasons) {
   ASSERT_TRUE(report.ok());
   EXPECT_FALSE(report->all_complete());
   ASSERT_EQ(report->batch.jobs.size(), all.size());
-  auto lines = read_lines(dir.path() / "out.ndjson");
+  auto lines = testing::read_output_lines(dir.path() / "out.ndjson");
   for (auto& j : s->jobs()) {
     auto* o = outcome_of(report.value(), j.id);
     ASSERT_NE(o, nullptr);
@@ -557,7 +540,7 @@ TEST(Stage, ManyJobsNeverRunTwoJobsOfOneCompanyAtOnce) {
       EXPECT_LE(ws[i - 1].last, ws[i].first)
           << "two jobs of company " << company.to_string() << " overlapped";
   }
-  auto lines = read_lines(dir.path() / "out.ndjson");
+  auto lines = testing::read_output_lines(dir.path() / "out.ndjson");
   std::size_t expected = 0;
   for (auto& j : jobs)
     expected += expected_order(*s, j, storage::ordering_mode::chronological).size();
@@ -577,7 +560,7 @@ TEST(Stage, StoreReflectsTheRunAndASecondRunIsANoOp) {
   auto opts = options_for(dir, jobs);
   auto first = pipeline::run_stage(config_for(*s), opts);
   ASSERT_TRUE(first.ok());
-  const auto lines_after_first = read_lines(dir.path() / "out.ndjson").size();
+  const auto lines_after_first = testing::read_output_lines(dir.path() / "out.ndjson").size();
   {
     storage::store_options so;
     auto store = storage::state_store::open(opts.state_dir, so);
@@ -600,7 +583,7 @@ TEST(Stage, StoreReflectsTheRunAndASecondRunIsANoOp) {
   ASSERT_TRUE(second.ok());
   for (auto& o : second->batch.jobs)
     EXPECT_EQ(o.result, actors::job_result::already_complete);
-  EXPECT_EQ(read_lines(dir.path() / "out.ndjson").size(), lines_after_first);
+  EXPECT_EQ(testing::read_output_lines(dir.path() / "out.ndjson").size(), lines_after_first);
 }
 
 TEST(Stage, LockedStateDirectoryIsAClearError) {
@@ -721,7 +704,7 @@ TEST(Stage, ATokenThatExpiresMidRunIsRotatedFromItsFile) {
   ASSERT_NE(o, nullptr);
   EXPECT_EQ(o->result, actors::job_result::complete) << o->reason_code << ": " << o->reason;
   std::vector<std::string> got;
-  for (auto& l : read_lines(opts.out))
+  for (auto& l : testing::read_output_lines(opts.out))
     got.push_back(l.id);
   EXPECT_EQ(got, expected_order(sim, jobs[0], storage::ordering_mode::entry_id));
   EXPECT_GE(sim.stats().tokens_issued, 4u);  // the run outlived several tokens
