@@ -273,7 +273,7 @@ std::vector<api::uuid> dedupe(const std::vector<api::uuid>& ids) {
 void verify(runner_ptr self, const api::uuid& job_id) {
   auto& st = self->state;
   ++st.verifying;
-  self->request(pick_fetcher(self), st.base.settings.request_timeout, get_job_atom::value, job_id)
+  self->request(pick_fetcher(self), st.base.settings.fetch_timeout, get_job_atom::value, job_id)
       .then(
           [self, job_id](job_reply& reply) {
             auto& s = self->state;
@@ -302,7 +302,7 @@ void discover_page(runner_ptr self) {
   auto& st = self->state;
   st.discovering = true;
   jobs_request req{{"in_progress"}, st.request.company_id, 100, st.discover_cursor};
-  self->request(pick_fetcher(self), st.base.settings.request_timeout, list_jobs_atom::value, req)
+  self->request(pick_fetcher(self), st.base.settings.fetch_timeout, list_jobs_atom::value, req)
       .then(
           [self](jobs_reply& reply) {
             auto& s = self->state;

@@ -107,6 +107,10 @@ struct job_context {
   /// Set per job by its supervisor: how often the sequencer reads the job again while it
   /// dispatches (settings.job_check_interval, or expiresIn/4 when that is sooner).
   std::chrono::milliseconds job_check_every{0};
+  /// Set per job by its supervisor at every read of the job: when the job expires if nothing
+  /// acts on it (read time + expiresIn, in ms since the epoch; 0 when expiresIn is absent or
+  /// 0). Page requests carry it, so no Retry-After is waited for past it.
+  std::int64_t job_deadline_ms = 0;
 };
 
 /// What the listing phase hands back to the supervisor.

@@ -35,8 +35,10 @@ std::string short_listing(const job_context& ctx, const storage::job_record& job
          " repeated) but the job has " + std::to_string(*ctx.expected_items) + "; listing again";
 }
 
-page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no) {
-  return page_request{job_id, page_size, {}, static_cast<std::int64_t>(page_no) * page_size};
+page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no,
+                         std::int64_t not_after_ms) {
+  return page_request{
+      job_id, page_size, {}, static_cast<std::int64_t>(page_no) * page_size, not_after_ms};
 }
 
 std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept {
@@ -390,8 +392,8 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
 /// Requests offset page `page_no`; its slot in `fetches_in_flight` is already counted.
 void request_offset(paginator_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
-  const auto req = offset_page(st.job.job_id, st.page_size, page_no);
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
+  const auto req = offset_page(st.job.job_id, st.page_size, page_no, st.ctx.job_deadline_ms);
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_items_atom::value, req)
       .then([self, page_no](items_reply& reply) { on_offset_page(self, page_no, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
 }
@@ -500,8 +502,8 @@ void on_page(paginator_ptr self, items_reply& reply) {
 
 void fetch_next(paginator_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt};
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
+  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt, st.ctx.job_deadline_ms};
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_items_atom::value, req)
       .then([self](items_reply& reply) { on_page(self, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
 }

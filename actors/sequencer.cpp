@@ -309,7 +309,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
           if (!state.finished)
             self->delayed_send(self, state.ctx.job_check_every, check_atom::value);
         };
-        self->request(s.ctx.fetcher, s.ctx.settings.request_timeout, get_job_atom::value,
+        self->request(s.ctx.fetcher, s.ctx.settings.fetch_timeout, get_job_atom::value,
                       s.job.job_id)
             .then(
                 [self, again](const job_reply& r) {
