@@ -519,8 +519,9 @@ int main(int argc, char** argv) {
       return usage_error("--log-level: expected trace, debug, info, warn, error or off, got '" +
                          log_level + "'");
     export_items::log::set_level(*l);
-  } else if (run->parsed() && ra.quiet) {
-    export_items::log::set_level(export_items::log::level::warn);
+  } else {
+    export_items::log::set_level(run->parsed() && ra.quiet ? export_items::log::level::warn
+                                                           : export_items::log::level::info);
   }
   if (auto rc = ei::distributed::dispatch(*distributed)) return *rc;
   if (auto rc = ei::writeback::dispatch(*loop)) return *rc;

@@ -119,7 +119,7 @@ struct logging {
   std::shared_ptr<dispatch_sink> sink = std::make_shared<dispatch_sink>();
   std::shared_ptr<spdlog::async_logger> logger = std::make_shared<spdlog::async_logger>(
       "export-items", sink, pool, spdlog::async_overflow_policy::overrun_oldest);
-  std::atomic<level> threshold{level::info};
+  std::atomic<level> threshold{level::warn};  // embedded default; the CLI sets info
   std::atomic<format> style{format::text};
   std::mutex flush_mutex;  // one flush() at a time, so each waits for its own marker
 

@@ -1,7 +1,7 @@
 // export-items logs: where the library's log lines go, and which ones.
 //
 // Every component logs through one logger (spdlog, asynchronous: an actor never writes to a
-// stream itself). By default lines go to stderr as text at level info; a host replaces that:
+// stream itself). By default lines go to stderr as text at level warn; a host changes that:
 //
 //   export_items::log::set_format(export_items::log::format::json);   // one JSON object a line
 //   export_items::log::set_handler([](export_items::log::level lvl, std::string_view line) {
@@ -9,9 +9,10 @@
 //   });
 //
 // A line carries a UTC timestamp, the level, an event name (job_started, phase_changed,
-// throttled, retry_storm, job_failed, job_completed, output, ...) and, where there is one, the
-// job id and company id (`jobId`, `companyId`). Credentials never appear in a line.
-// Self-contained: the standard library only.
+// throttled, retry_storm, job_failed, job_completed, output_stopped, ...) and, where there is one,
+// the job id and company id (`jobId`, `companyId`). Credentials never appear in a line. Embedded,
+// the level is warn until the host sets another (the `export-items` CLI: info). Self-contained: the
+// standard library only.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ std::optional<level> parse_level(std::string_view text) noexcept;
 std::optional<format> parse_format(std::string_view text) noexcept;
 std::string_view to_string(level l) noexcept;
 
-/// Lines below this level are dropped (default info). Thread-safe.
+/// Lines below this level are dropped (default warn; the CLI's default is info). Thread-safe.
 void set_level(level l);
 level current_level() noexcept;
 /// The format of the lines logged from now on (default text). Thread-safe.

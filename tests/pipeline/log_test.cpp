@@ -15,10 +15,12 @@ namespace {
 
 namespace xlog = export_items::log;
 
-/// Captures the lines the logger hands on; restores stderr, text and info afterwards.
+/// Captures the lines the logger hands on, from level info; restores stderr, text and the
+/// embedded default level (warn) afterwards.
 class captured : public ::testing::Test {
  protected:
   void SetUp() override {
+    xlog::set_level(xlog::level::info);
     xlog::set_handler([this](xlog::level l, std::string_view line) {
       std::lock_guard<std::mutex> lock(mutex_);
       lines_.emplace_back(l, std::string(line));
@@ -28,7 +30,7 @@ class captured : public ::testing::Test {
     ASSERT_TRUE(xlog::flush());
     xlog::set_handler({});
     xlog::set_format(xlog::format::text);
-    xlog::set_level(xlog::level::info);
+    xlog::set_level(xlog::level::warn);
   }
   std::vector<std::pair<xlog::level, std::string>> lines() {
     EXPECT_TRUE(xlog::flush());
@@ -99,6 +101,12 @@ TEST_F(captured, LevelsBelowTheThresholdAreDropped) {
   EXPECT_EQ(got[1].first, xlog::level::error);
   for (const auto& [lvl, line] : got)
     EXPECT_NE(line.find("kept"), std::string::npos) << line;
+}
+
+TEST(log_defaults, EmbeddedTheLevelIsWarnUntilTheHostSetsOne) {
+  EXPECT_EQ(xlog::current_level(), xlog::level::warn);
+  EXPECT_FALSE(ei::log::enabled(xlog::level::info));
+  EXPECT_TRUE(ei::log::enabled(xlog::level::warn));
 }
 
 TEST(log_parse, NamesOfLevelsAndFormats) {
