@@ -2,6 +2,9 @@
 // each line to the host's handler (include/export_items/log.hpp).
 #include "common/log.hpp"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -114,8 +117,14 @@ std::unique_ptr<spdlog::formatter> make_formatter(format f) {
 
 struct logging {
   // Declared first, destroyed last: the logger's queue drains into the sink at exit.
+  // The logging thread takes no signals: a process that waits for SIGTERM with sigwait (the
+  // CLI's run) blocks them in its threads, and this one may start before it does.
   std::shared_ptr<spdlog::details::thread_pool> pool =
-      std::make_shared<spdlog::details::thread_pool>(8192, 1);
+      std::make_shared<spdlog::details::thread_pool>(8192, 1, [] {
+        sigset_t all;
+        sigfillset(&all);
+        ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      });
   std::shared_ptr<dispatch_sink> sink = std::make_shared<dispatch_sink>();
   std::shared_ptr<spdlog::async_logger> logger = std::make_shared<spdlog::async_logger>(
       "export-items", sink, pool, spdlog::async_overflow_policy::overrun_oldest);
