@@ -100,7 +100,7 @@ void log_outcome(const job_outcome& out) {
                    : out.reason_code == interrupted_code ? log::level::warn
                                                          : log::level::error;
   if (!log::enabled(lvl)) return;
-  const auto job = out.job_id.to_string();
+  const auto job = out.job_id.is_nil() ? std::string() : out.job_id.to_string();  // discovery
   const auto company = out.company_id.is_nil() ? std::string() : out.company_id.to_string();
   if (out.result != job_result::failed) {
     const auto emitted = std::to_string(out.stats.emitted);
