@@ -79,7 +79,15 @@ struct batch_progress {
   std::atomic<std::uint64_t> jobs_done{0};
   std::atomic<std::uint64_t> jobs_running{0};
   std::atomic<std::uint64_t> pages{0};
-  std::atomic<std::uint64_t> items_emitted{0};
+  std::atomic<std::uint64_t> items_emitted{0};  // handed on downstream
+  std::atomic<std::uint64_t> items_acked{0};    // handed on and acknowledged
+  // For the ETA (pipeline/monitor.hpp): jobs started, the sum of their numberOfItems, and
+  // the items their listings have committed so far.
+  std::atomic<std::uint64_t> jobs_started{0};
+  std::atomic<std::uint64_t> items_expected{0};
+  std::atomic<std::uint64_t> items_listed{0};
+  /// False while discovery may still add jobs (jobs_total is not final yet).
+  std::atomic<bool> jobs_total_known{false};
   /// Set (by a signal watcher) to stop the batch gracefully: the batch runner starts no new
   /// job, sequencers hand on no new batch and end their job with reason code `interrupted`
   /// (the phase stays, so a re-run resumes it) once their in-flight batches are acknowledged.

@@ -261,11 +261,12 @@ constexpr std::uint32_t max_commits_in_flight = 4;
 void commit(paginator_ptr self, api::page<api::export_job_item> page, std::string request_cursor,
             std::uint32_t page_no) {
   auto& st = self->state;
+  const std::uint64_t page_items = page.data.size();
   filter_input in{std::move(page), std::move(request_cursor), page_no};
   ++st.commits_in_flight;
   self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
       .then(
-          [self](const store_reply& r) {
+          [self, page_items](const store_reply& r) {
             auto& s = self->state;
             --s.commits_in_flight;
             if (!r.ok) s.store_failed = true;
@@ -277,7 +278,10 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
               fail(self, "store", r.message);
               return;
             }
-            if (s.ctx.progress) ++s.ctx.progress->pages;
+            if (s.ctx.progress) {
+              ++s.ctx.progress->pages;
+              s.ctx.progress->items_listed += page_items;
+            }
             if (s.fetch_waits_for_commit) {
               s.fetch_waits_for_commit = false;
               fetch_next(self);

@@ -173,7 +173,8 @@ int run_submit(const command_set& c) {
     }
     (r.value().succeeded ? added : present) += 1;
   }
-  std::cout << "submitted " << added << " jobs under " << prefix << " (" << present
+  // The summary of a command that does work goes to stderr, as for run, report and complete.
+  std::cerr << "submitted " << added << " jobs under " << prefix << " (" << present
             << " were there already)\n";
   return 0;
 }

@@ -323,8 +323,8 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
     if (rc != 0) std::this_thread::sleep_for(200ms);
   }
   ASSERT_EQ(rc, 0) << slurp(p("submit.err")) << slurp(p("m0.err"));
-  EXPECT_NE(slurp(p("submit.out")).find("submitted 200 jobs"), std::string::npos)
-      << slurp(p("submit.out"));
+  EXPECT_NE(slurp(p("submit.err")).find("submitted 200 jobs"), std::string::npos)
+      << slurp(p("submit.err"));
   sim->clear_request_log();  // submit's GETs are not part of any job's run
 
   for (int i = 0; i < 4; ++i) {
