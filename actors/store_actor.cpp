@@ -31,7 +31,7 @@ using store_pointer = store_actor_impl::stateful_pointer<store_state>;
 template <class Status>
 store_reply to_reply(const Status& st) {
   if (st.ok()) return {};
-  return {false, st.err().message};
+  return store_reply::failed(st.err());
 }
 
 /// Group commit: a write the sync policy would fsync is written without the fsync, and its
