@@ -17,7 +17,7 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/job.hpp"
@@ -47,6 +47,18 @@ struct batch_report {
   std::vector<api::uuid> finished;     // ids of the jobs that did not fail (16 bytes a job)
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_request& x) {
+  return f(caf::meta::type_name("ei::actors::batch_request"), x.jobs, x.discover,
+           wire::opt(x.company_id), wire::opt(x.listener), x.collect_outcomes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_report& x) {
+  return f(caf::meta::type_name("ei::actors::batch_report"), x.jobs, x.duration_seconds, x.total,
+           x.complete, x.already_complete, x.failed, x.interrupted, x.finished);
+}
+
 /// How far ahead of the running jobs the runner verifies or discovers jobs: the most jobs it
 /// holds waiting (oldest first is decided among them), whatever the size of the batch.
 inline constexpr std::size_t lookahead_jobs = 4096;
@@ -61,6 +73,3 @@ batch_runner_actor spawn_batch_runner(caf::actor_system& sys, job_context base,
                                       std::shared_ptr<batch_progress> progress);
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::batch_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::batch_report)

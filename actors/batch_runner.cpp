@@ -130,7 +130,7 @@ void record(runner_ptr self, job_outcome out) {
       break;
     case job_result::failed:
       ++rep.failed;
-      if (out.reason_code == interrupted_code) ++rep.interrupted;
+      if (out.failure.code == job_errc::interrupted) ++rep.interrupted;
       break;
   }
   if (out.result != job_result::failed && !out.job_id.is_nil()) rep.finished.push_back(out.job_id);
@@ -140,13 +140,11 @@ void record(runner_ptr self, job_outcome out) {
   if (st.progress) ++st.progress->jobs_done;
 }
 
-void failed_before_start(runner_ptr self, const api::uuid& job, std::string code,
+void failed_before_start(runner_ptr self, const api::uuid& job, job_failure code,
                          std::string reason) {
   job_outcome out;
   out.job_id = job;
-  out.result = job_result::failed;
-  out.reason_code = std::move(code);
-  out.reason = std::move(reason);
+  set_failure(out, code, std::move(reason));
   record(self, std::move(out));
 }
 
@@ -154,9 +152,8 @@ void interrupted_before_start(runner_ptr self, const api::uuid& job, const api::
   job_outcome out;
   out.job_id = job;
   out.company_id = company;
-  out.result = job_result::failed;
-  out.reason_code = std::string(interrupted_code);
-  out.reason = "not started: the run was interrupted; a re-run starts it";
+  set_failure(out, job_errc::interrupted,
+              "not started: the run was interrupted; a re-run starts it");
   record(self, std::move(out));
 }
 
@@ -319,12 +316,12 @@ void verify(runner_ptr self, const api::uuid& job_id) {
             --s.verifying;
             if (!reply.ok) {
               const auto& f = reply.failure;
-              std::string code = failure_code(f);
+              const job_failure code = failure_code(f);
               std::string reason = f.http_status == 404
                                        ? "unknown job: the API has no export job " +
                                              job_id.to_string() + " (" + describe_failure(f) + ")"
                                        : "verifying the job failed: " + describe_failure(f);
-              failed_before_start(self, job_id, std::move(code), std::move(reason));
+              failed_before_start(self, job_id, code, std::move(reason));
             } else {
               enqueue_verified(self, std::move(reply.job));
             }
@@ -332,7 +329,8 @@ void verify(runner_ptr self, const api::uuid& job_id) {
           },
           [self, job_id](caf::error& err) {
             --self->state.verifying;
-            failed_before_start(self, job_id, "timeout", "verifying the job: " + to_string(err));
+            failed_before_start(self, job_id, job_errc::timeout,
+                                "verifying the job: " + to_string(err));
             schedule(self);
           });
 }
@@ -350,7 +348,7 @@ void discover_page(runner_ptr self) {
               s.discover_more = false;
               // Discovery itself failed: report it as a batch-level failure entry.
               failed_before_start(
-                  self, api::uuid{}, "discovery_failed",
+                  self, api::uuid{}, job_errc::discovery_failed,
                   "listing in_progress jobs failed: " + describe_failure(reply.failure));
               s.listing_done = true;
               return schedule(self);
@@ -373,7 +371,7 @@ void discover_page(runner_ptr self) {
               if (*pg.end_cursor == s.discover_cursor ||
                   !s.discover_cursors.insert(*pg.end_cursor).second || s.discover_stale_pages > 3) {
                 // The jobs found so far run; the rest of the list cannot be reached.
-                failed_before_start(self, api::uuid{}, "discovery_failed",
+                failed_before_start(self, api::uuid{}, job_errc::discovery_failed,
                                     s.discover_stale_pages > 3
                                         ? "listing in_progress jobs: the pages cycle (" +
                                               std::to_string(s.discover_stale_pages) +
@@ -393,7 +391,7 @@ void discover_page(runner_ptr self) {
           [self](caf::error& err) {
             self->state.discovering = false;
             self->state.discover_more = false;
-            failed_before_start(self, api::uuid{}, "discovery_failed",
+            failed_before_start(self, api::uuid{}, job_errc::discovery_failed,
                                 "listing in_progress jobs: " + to_string(err));
             self->state.listing_done = true;
             schedule(self);
@@ -416,10 +414,9 @@ void on_tick(runner_ptr self) {
       job_outcome out;
       out.job_id = job.id;
       out.company_id = job.company_id;
-      out.result = job_result::failed;
-      out.reason_code = std::string(interrupted_code);
-      out.reason = "stopped " + std::to_string(st.base.settings.stop_timeout.count()) +
-                   " ms after the run was interrupted, where it stood; a re-run resumes it";
+      set_failure(out, job_errc::interrupted,
+                  "stopped " + std::to_string(st.base.settings.stop_timeout.count()) +
+                      " ms after the run was interrupted, where it stood; a re-run resumes it");
       if (auto it = st.supervisors.find(addr); it != st.supervisors.end())
         self->send_exit(it->second, caf::exit_reason::user_shutdown);
       job_ended(st, addr, job.company_id);
@@ -446,8 +443,8 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
     job_outcome out;
     out.job_id = it->second.id;
     out.company_id = it->second.company_id;
-    out.reason_code = "internal";
-    out.reason = "the job supervisor stopped without an outcome: " + to_string(dm.reason);
+    set_failure(out, job_errc::internal,
+                "the job supervisor stopped without an outcome: " + to_string(dm.reason));
     s.active.erase(it);
     job_ended(s, dm.source, out.company_id);
     record(self, std::move(out));

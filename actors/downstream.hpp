@@ -21,10 +21,11 @@
 #include <string>
 #include <vector>
 
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/wire.hpp"
 #include "api/model.hpp"
 
 namespace ei::actors {
@@ -48,6 +49,17 @@ struct item_batch {
   std::vector<delivery_item> items;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_item& x) {
+  return f(caf::meta::type_name("ei::actors::delivery_item"), x.job_id, x.accounting_entry_id,
+           x.status, x.status_text, x.sequence, x.attempt, x.redelivery, x.tracking);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_batch& x) {
+  return f(caf::meta::type_name("ei::actors::item_batch"), x.job_id, x.items);
+}
+
 /// The outcome downstream gives an item it acknowledges (docs/write-back.md): `successful`
 /// (optional exported_at, external_id, external_url) or `failed` (failure_reason_type,
 /// failure_reason). Identified by id and the sequence it was handed on with.
@@ -63,6 +75,17 @@ struct outcome_acks {
   std::vector<item_outcome_ack> items;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_outcome_ack& x) {
+  return f(caf::meta::type_name("ei::actors::item_outcome_ack"), x.accounting_entry_id, x.sequence,
+           x.status, x.fields);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outcome_acks& x) {
+  return f(caf::meta::type_name("ei::actors::outcome_acks"), x.items);
+}
+
 /// Acks, with or without outcomes. `(ack_atom, job, through, committed, outcome_acks)` acks
 /// like the plain ack and records the outcomes in the SAME synced store write as the ack
 /// (the sequencer writes it, whatever `committed` says). Every outcome must be of an item of
@@ -77,7 +100,3 @@ using downstream_actor =
     caf::typed_actor<caf::reacts_to<items_atom, item_batch, ack_receiver_actor>>;
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::uuid)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::item_batch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::outcome_acks)

@@ -21,11 +21,12 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/downstream.hpp"
+#include "actors/errors.hpp"
 #include "actors/fetcher.hpp"
 #include "actors/report.hpp"
 #include "actors/settings.hpp"
@@ -63,15 +64,47 @@ struct job_stats {
 enum class job_result : std::uint8_t { complete, already_complete, failed };
 std::string_view to_string(job_result r) noexcept;
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_stats& x) {
+  return f(caf::meta::type_name("ei::actors::job_stats"), x.listed, x.in_scope, x.by_remote_status,
+           x.duplicates, x.needs_reconciliation, x.undated, x.skipped_out_of_scope,
+           x.out_of_scope_reported, x.acked, x.skipped_final_remotely, x.reported, x.absent,
+           x.emitted, x.redelivered, x.pages, x.requests, x.retries, x.total_reported,
+           x.duration_seconds, x.deviations);
+}
+
 struct job_outcome {
   api::uuid job_id;
   api::uuid company_id;
   job_result result = job_result::failed;
-  std::string reason_code;  // e.g. "job_not_in_progress", "cursor_cycle", "http_404"
-  std::string reason;       // for people
+  /// Why the job failed (meaningful when result == failed); set with set_failure().
+  job_failure failure;
+  /// failure.text() (e.g. "job_not_in_progress", "cursor_cycle", "http_404"): the summary's
+  /// `reasonCode`, for people and hosts; programs look at `failure`.
+  std::string reason_code;
+  std::string reason;  // for people
   job_stats stats;
   std::vector<reconciliation_entry> reported;
 };
+
+/// Marks the outcome failed with `f` (the code and its text) and `reason`.
+inline void set_failure(job_outcome& out, job_failure f, std::string reason) {
+  out.result = job_result::failed;
+  out.failure = f;
+  out.reason_code = f.text();
+  out.reason = std::move(reason);
+}
+
+/// True when the outcome is a failure that a graceful stop caused (resumable).
+inline bool is_interrupted(const job_outcome& out) noexcept {
+  return out.result == job_result::failed && out.failure.code == job_errc::interrupted;
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
+  return f(caf::meta::type_name("ei::actors::job_outcome"), x.job_id, x.company_id, x.result,
+           x.failure, x.reason_code, x.reason, x.stats, x.reported);
+}
 
 /// Live counters for progress lines: written by the actors, read from another thread.
 struct batch_progress {
@@ -95,9 +128,6 @@ struct batch_progress {
   std::shared_ptr<const std::atomic<bool>> stop;
   bool stop_requested() const { return stop && stop->load(std::memory_order_relaxed); }
 };
-
-/// The reason code of a job a graceful stop ended before it finished (resumable).
-inline constexpr std::string_view interrupted_code = "interrupted";
 
 /// Everything a job pipeline needs from the process around it.
 struct job_context {
@@ -125,7 +155,7 @@ struct job_context {
 struct listing_result {
   bool ok = false;
   storage::job_record job;  // as committed with the last page
-  std::string code;
+  job_failure failure;      // when !ok
   std::string message;
   std::uint64_t requests = 0;
   std::uint64_t retries = 0;
@@ -138,7 +168,7 @@ struct listing_result {
 struct order_result {
   bool ok = false;
   storage::job_record job;  // phase dispatching, order_size set, persisted
-  std::string code;
+  job_failure failure;      // when !ok
   std::string message;
   std::uint64_t requests = 0;
   std::uint64_t retries = 0;
@@ -151,7 +181,7 @@ struct order_result {
 struct reconcile_result {
   bool ok = false;
   storage::job_record job;  // phase dispatching again, order possibly extended, persisted
-  std::string code;
+  job_failure failure;      // when !ok
   std::string message;
   std::uint64_t skipped_out_of_scope = 0;
   std::uint64_t out_of_scope_reported = 0;
@@ -163,13 +193,37 @@ struct reconcile_result {
 /// What the dispatching phase hands back.
 struct dispatch_result {
   bool ok = false;
-  std::string code;
+  job_failure failure;  // when !ok
   std::string message;
   std::uint64_t emitted = 0;
   std::uint64_t redelivered = 0;
   std::uint64_t skipped = 0;  // order entries no longer in scope, passed over
   std::uint64_t acked_through = 0;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, listing_result& x) {
+  return f(caf::meta::type_name("ei::actors::listing_result"), x.ok, x.job, x.failure, x.message,
+           x.requests, x.retries, x.total_reported, x.deviations, x.page_size);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_result& x) {
+  return f(caf::meta::type_name("ei::actors::order_result"), x.ok, x.job, x.failure, x.message,
+           x.requests, x.retries, x.undated, x.reported, x.deviations);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reconcile_result& x) {
+  return f(caf::meta::type_name("ei::actors::reconcile_result"), x.ok, x.job, x.failure, x.message,
+           x.skipped_out_of_scope, x.out_of_scope_reported, x.absent, x.appended, x.reported);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dispatch_result& x) {
+  return f(caf::meta::type_name("ei::actors::dispatch_result"), x.ok, x.failure, x.message,
+           x.emitted, x.redelivered, x.skipped, x.acked_through);
+}
 
 /// Whoever starts a job supervisor receives its outcome through this interface.
 using outcome_receiver_actor = caf::typed_actor<caf::reacts_to<outcome_atom, job_outcome>>;
@@ -188,10 +242,3 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_context ct
                                           outcome_receiver_actor report_to);
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::job_outcome)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::listing_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconcile_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::export_job)

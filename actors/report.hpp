@@ -9,7 +9,7 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/atoms.hpp"
@@ -28,6 +28,12 @@ struct reconciliation_entry {
   std::string action;         // to_string(reconcile_action), or "absent"
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reconciliation_entry& x) {
+  return f(caf::meta::type_name("ei::actors::reconciliation_entry"), x.accounting_entry_id,
+           x.remote_status, x.action);
+}
+
 /// Appends a job's entries (one line each) and fsyncs; answers once they are durable.
 using report_writer_actor = caf::typed_actor<
     caf::replies_to<report_atom, api::uuid, std::vector<reconciliation_entry>>::with<store_reply>>;
@@ -41,6 +47,3 @@ report_writer_actor spawn_report_writer(caf::actor_system& sys, std::string path
                                         std::shared_ptr<std::atomic<bool>> wrote);
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconciliation_entry)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::actors::reconciliation_entry>)

@@ -62,11 +62,11 @@ std::chrono::milliseconds watchdog_interval(const sequencer_state& st) {
                                              std::chrono::milliseconds(250));
 }
 
-void finish(sequencer_ptr self, bool ok, std::string code, std::string message) {
+void finish(sequencer_ptr self, bool ok, job_failure code, std::string message) {
   // The monitor sits on the downstream, which lives as long as the batch: left there, it
   // would keep this actor's memory (~1.7 KB) until the batch ends, one per job (issue 14).
   if (!self->state.finished) self->demonitor(self->state.ctx.downstream.address());
-  finish_phase(self, ok, std::move(code), std::move(message),
+  finish_phase(self, ok, code, std::move(message),
                [](auto& st) { st.result.acked_through = st.acked; });
 }
 
@@ -93,12 +93,14 @@ void commit_ack_write(sequencer_ptr self, Write write, std::uint64_t through) {
           [self, through](const store_reply& r) {
             auto& s = self->state;
             --s.ack_commits_in_flight;
-            if (!r.ok) return finish(self, false, "store", r.message);
+            if (!r.ok) return finish(self, false, job_errc::store, r.message);
             s.acked_committed = std::max(s.acked_committed, through);
             maybe_done(self);
             pump(self);  // a stopping job ends here once nothing is in flight
           },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) {
+            finish(self, false, job_errc::internal, "store: " + to_string(err));
+          });
 }
 
 /// Persists `acked` when nobody else has (downstream that does not commit, or ranges whose
@@ -130,7 +132,7 @@ void pump(sequencer_ptr self) {
     // A graceful stop: no new batch; once every batch handed on is acknowledged (and its
     // acks committed), end the job as interrupted. Its phase stays: a re-run resumes it.
     if (st.in_flight.empty() && st.ack_commits_in_flight == 0)
-      finish(self, false, std::string(interrupted_code),
+      finish(self, false, job_errc::interrupted,
              "the run was interrupted after " + std::to_string(st.acked) + " of " +
                  std::to_string(st.job.order_size) +
                  " items were acknowledged; a re-run "
@@ -141,9 +143,9 @@ void pump(sequencer_ptr self) {
   const std::uint64_t n = std::min<std::uint64_t>(
       {st.ctx.settings.batch_size, window - outstanding, st.job.order_size - st.next_seq + 1});
   auto entries = st.ctx.store->read_order(st.job.job_id, st.next_seq, static_cast<std::size_t>(n));
-  if (!entries) return finish(self, false, "store", entries.err().message);
+  if (!entries) return finish(self, false, job_errc::store, entries.err().message);
   if (entries->size() != n)
-    return finish(self, false, "store",
+    return finish(self, false, job_errc::store,
                   "persisted order ends at " + std::to_string(st.next_seq + entries->size() - 1) +
                       " but the job record says " + std::to_string(st.job.order_size));
   item_batch batch;
@@ -171,7 +173,7 @@ void pump(sequencer_ptr self) {
     }
     if (e.has_tracking) {
       auto t = st.ctx.store->load_tracking(st.job.job_id, e.id);
-      if (!t) return finish(self, false, "store", t.err().message);
+      if (!t) return finish(self, false, job_errc::store, t.err().message);
       if (t.value()) item.tracking = std::move(*t.value());
     }
     batch.items.push_back(std::move(item));
@@ -185,7 +187,7 @@ void pump(sequencer_ptr self) {
           [self, batch = std::move(batch), range_end, skipped](const store_reply& r) mutable {
             auto& s = self->state;
             s.commit_in_flight = false;
-            if (!r.ok) return finish(self, false, "store", r.message);
+            if (!r.ok) return finish(self, false, job_errc::store, r.message);
             for (const auto& item : batch.items)
               if (item.redelivery) ++s.result.redelivered;
             s.result.emitted += batch.items.size();
@@ -206,7 +208,9 @@ void pump(sequencer_ptr self) {
             }
             pump(self);
           },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) {
+            finish(self, false, job_errc::internal, "store: " + to_string(err));
+          });
 }
 
 /// False when an ack is to be ignored (this job is done, or it is another job's) or breaks
@@ -215,7 +219,7 @@ bool ack_is_valid(sequencer_ptr self, const api::uuid& job_id, std::uint64_t thr
   auto& s = self->state;
   if (s.finished || job_id != s.job.job_id) return false;
   if (through <= s.dispatched) return true;
-  finish(self, false, "downstream_protocol",
+  finish(self, false, job_errc::downstream_protocol,
          "downstream acknowledged sequence " + std::to_string(through) +
              " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
   return false;
@@ -236,7 +240,7 @@ void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_
   if (!outcomes.items.empty() && first >= 1) {
     auto read =
         s.ctx.store->read_order(s.job.job_id, first, static_cast<std::size_t>(through - first + 1));
-    if (!read) return finish(self, false, "store", read.err().message);
+    if (!read) return finish(self, false, job_errc::store, read.err().message);
     covered = std::move(read.value());
   }
   ack_outcomes write;
@@ -244,15 +248,16 @@ void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_
     const std::string item = "outcome of item " + o.accounting_entry_id.to_string() + " (seq " +
                              std::to_string(o.sequence) + "): ";
     if (o.sequence == 0 || o.sequence > through)
-      return finish(self, false, "downstream_protocol",
+      return finish(self, false, job_errc::downstream_protocol,
                     item + "not an item of this ack (through " + std::to_string(through) + ")");
     if (o.status != api::item_status::successful && o.status != api::item_status::failed)
-      return finish(self, false, "downstream_protocol",
+      return finish(self, false, job_errc::downstream_protocol,
                     item + "status '" + std::string(api::to_string(o.status)) +
                         "' is not final (successful or failed)");
     const auto index = o.sequence - first;
     if (index >= covered.size() || covered[index].id != o.accounting_entry_id)
-      return finish(self, false, "downstream_protocol", item + "another item has that sequence");
+      return finish(self, false, job_errc::downstream_protocol,
+                    item + "another item has that sequence");
     storage::item_outcome rec;
     rec.item = o.accounting_entry_id;
     rec.seq = o.sequence;
@@ -277,7 +282,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
       [self](run_atom) {
         auto& s = self->state;
         auto wm = s.ctx.store->load_watermarks(s.job.job_id);
-        if (!wm) return finish(self, false, "store", wm.err().message);
+        if (!wm) return finish(self, false, job_errc::store, wm.err().message);
         s.acked = wm->acked_through;
         s.acked_committed = wm->acked_through;
         s.dispatched = wm->dispatched_through;
@@ -286,7 +291,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
         if (s.redeliver_through > s.acked) {
           auto attempts =
               s.ctx.store->load_attempts(s.job.job_id, s.acked + 1, s.redeliver_through);
-          if (!attempts) return finish(self, false, "store", attempts.err().message);
+          if (!attempts) return finish(self, false, job_errc::store, attempts.err().message);
           for (auto& [seq, attempt] : attempts.value())
             s.prior_attempts[seq] = attempt;
         }
@@ -295,7 +300,8 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
         // A downstream that goes away takes nothing more: fail now, not at the deadline.
         self->monitor(s.ctx.downstream);
         self->set_down_handler([self](caf::down_msg& dm) {
-          finish(self, false, "downstream_down", "downstream stopped: " + to_string(dm.reason));
+          finish(self, false, job_errc::downstream_down,
+                 "downstream stopped: " + to_string(dm.reason));
         });
         s.ack_seen_at = std::chrono::steady_clock::now();
         self->delayed_send(self, watchdog_interval(s), tick_atom::value);
@@ -317,8 +323,8 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
                 [self, again](const job_reply& r) {
                   if (self->state.finished) return;
                   auto change = check_job(r);
-                  if (!change.code.empty())
-                    return finish(self, false, std::move(change.code), std::move(change.message));
+                  if (change.stop)
+                    return finish(self, false, change.failure, std::move(change.message));
                   again();
                 },
                 [again](caf::error&) { again(); });
@@ -344,7 +350,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
           s.ack_seen_at_tick = s.acked;
           s.ack_seen_at = now;
         } else if (now - s.ack_seen_at >= s.ctx.settings.request_timeout) {
-          return finish(self, false, "downstream_timeout",
+          return finish(self, false, job_errc::downstream_timeout,
                         "downstream acknowledged nothing for " +
                             std::to_string(s.ctx.settings.request_timeout.count()) + " ms");
         }

@@ -61,7 +61,7 @@ void note_phase(store_state& st, const storage::job_record& job) {
 template <class Status>
 store_reply to_reply(const Status& st) {
   if (st.ok()) return {};
-  return {false, st.err().message};
+  return store_reply::failed(st.err());
 }
 
 /// Group commit: a write the sync policy would fsync is written without the fsync, and its

@@ -33,10 +33,11 @@ target_compile_features(export_items INTERFACE cxx_std_20)
 # two headers: scripts/embed-example.sh builds examples/embed against the installed tree, so a
 # missing header fails CI.
 set(_ei_install_headers
-  actors/atoms.hpp actors/batch.hpp actors/downstream.hpp actors/fetcher.hpp actors/job.hpp
-  actors/report.hpp actors/settings.hpp actors/store.hpp
-  api/credentials.hpp api/http_client.hpp api/http_error.hpp api/model.hpp api/query.hpp
-  api/retry.hpp
+  actors/atoms.hpp actors/batch.hpp actors/downstream.hpp actors/errors.hpp actors/fetcher.hpp
+  actors/job.hpp actors/message_types.hpp actors/report.hpp actors/settings.hpp actors/store.hpp
+  actors/wire.hpp
+  api/codec.hpp api/credentials.hpp api/http_client.hpp api/http_error.hpp api/model.hpp
+  api/query.hpp api/retry.hpp
   common/result.hpp
   pipeline/config.hpp
   simulator/simulator.hpp

@@ -28,6 +28,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/message_types.hpp"
 #include "actors/sink.hpp"
 #include "distributed/keys.hpp"
 #include "export_items/stage.hpp"
@@ -514,6 +515,7 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
+  ei::actors::add_message_types(cfg);
   caf::actor_system sys{cfg};
   export_items::stage_config config;
   config.base_url = o.base_url;

@@ -11,6 +11,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/message_types.hpp"
 #include "actors/sink.hpp"
 #include "actors/store.hpp"
 #include "common/log.hpp"
@@ -47,8 +48,7 @@ bool run_report::all_complete() const {
 bool run_report::interrupted() const {
   if (batch.interrupted > 0) return true;
   for (const auto& j : batch.jobs)
-    if (j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code)
-      return true;
+    if (actors::is_interrupted(j)) return true;
   return false;
 }
 
@@ -157,6 +157,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     caf::actor_system_config sys_cfg;
     sys_cfg.set("scheduler.max-threads", static_cast<std::size_t>(cfg.scheduler_threads));
     sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+    actors::add_message_types(sys_cfg);
     caf::actor_system sys{sys_cfg};
 
     actors::downstream_actor downstream;

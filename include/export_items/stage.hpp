@@ -63,7 +63,8 @@ using stage_config = ei::pipeline::stage_config;
 using write_back_options = ei::writeback::options;
 using write_back_report = ei::writeback::report;
 
-/// Why a job failed, as a type (job_outcome::reason_code carries the detailed code).
+/// Why a job failed, as a type (job_outcome::failure carries the detailed code, and
+/// job_outcome::reason_code its text).
 enum class failure_kind : std::uint8_t {
   none,                 // the job completed (or was already complete)
   job_not_in_progress,  // pending (not claimed), finished, failed or expired remotely
