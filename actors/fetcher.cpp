@@ -198,7 +198,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
               reply.attempts = outcome.err().attempts;
             } else {
               reply.attempts = outcome->attempts;
-              auto page = self->state.parser.job_items(outcome->body, call.where);
+              auto page =
+                  self->state.parser.job_items(api::padded_body::of(outcome->body), call.where);
               if (page) {
                 reply.ok = true;
                 reply.page = std::move(page.value());
@@ -216,7 +217,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
               reply.attempts = outcome.err().attempts;
             } else {
               reply.attempts = outcome->attempts;
-              auto page = self->state.parser.item_dates(outcome->body, call.where);
+              auto page =
+                  self->state.parser.item_dates(api::padded_body::of(outcome->body), call.where);
               if (page) {
                 reply.ok = true;
                 reply.page = std::move(page.value());
