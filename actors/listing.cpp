@@ -17,6 +17,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/detail/cursor_walk.hpp"
 #include "actors/detail/job_parts.hpp"
 
 namespace ei::actors::detail {
@@ -101,13 +102,9 @@ struct paginator_state {
   std::uint32_t page_size = 500;  // `limit`: settings.page_size, halved while it is refused
   std::uint32_t cursor_page_failures = 0;  // failed attempts at the cursor chain's next page
   std::map<std::uint32_t, std::uint32_t> offset_page_failures;  // per offset page
-  std::string cursor;
-  std::uint32_t page_no = 0;
-  std::set<std::string> seen_cursors;
-  // The first item of every page of this listing: a page that starts with an item another
-  // page started with is a cycle, whatever text its cursor has.
-  std::unordered_set<api::uuid, api::uuid_hash> page_heads;
-  std::uint32_t empty_run = 0;
+  std::uint32_t page_no = 0;  // listing_mode::parallel: the next offset page to commit
+  // listing_mode::cursor: the cursor chain and its hazard guard (detail/cursor_walk.hpp)
+  cursor_walk walk{"listing"};
   std::uint32_t commits_in_flight = 0;
   bool fetch_waits_for_commit = false;  // the next cursor page waits for the store to catch up
   bool last_page_fetched = false;
@@ -177,13 +174,6 @@ void report_failure(paginator_ptr self) {
             finish(self, std::move(r));
           },
           [from_store](caf::error&) { from_store(); });
-}
-
-/// How many items beyond what the job holds a cursor listing may list (repeats across pages)
-/// before it is taken for one that never ends: two pages, or 1 %.
-std::uint64_t listing_margin(std::uint64_t expected, std::uint32_t page_size) {
-  return std::max<std::uint64_t>(2 * std::uint64_t{std::max<std::uint32_t>(1, page_size)},
-                                 expected / 100);
 }
 
 /// What the job should hold: `total` when the API reported it, else the job's numberOfItems.
@@ -414,81 +404,50 @@ void on_page(paginator_ptr self, items_reply& reply) {
     return;
   if (!reply.ok) {
     const auto& f = reply.failure;
-    std::string msg = "listing page " + std::to_string(st.page_no) + ": " + f.message;
+    std::string msg = "listing page " + std::to_string(st.walk.page_no()) + ": " + f.message;
     if (!f.type.empty()) msg += " (type " + f.type + ")";
     fail(self, failure_code(f), std::move(msg));
     return;
   }
   auto& pg = reply.page;
   if (!accept_page(self, pg)) return;
-  if (pg.pagination.total) st.result.total_reported = *pg.pagination.total;
+  if (pg.pagination.total) {
+    st.result.total_reported = *pg.pagination.total;
+    st.walk.expect(static_cast<std::uint64_t>(std::max<std::int64_t>(0, *pg.pagination.total)));
+  }
   const bool has_next = pg.pagination.has_next_page;
-  std::string end = pg.pagination.end_cursor.value_or("");
-  if (has_next) {
-    if (end.empty()) {
+  std::optional<api::uuid> first;
+  if (!pg.data.empty()) first = pg.data.front().accounting_entry_id;
+  st.walk.set_page_size(st.page_size);
+  auto step = st.walk.on_page(pg.data.size(), first, has_next,
+                              pg.pagination.end_cursor ? *pg.pagination.end_cursor : "");
+  using verdict = cursor_walk::verdict;
+  switch (step.what) {
+    case verdict::page_fault:
       // A fault of this page: ask for it again before giving up on the listing.
       if (retry_page(self, cursor_retry, st.cursor_page_failures)) return;
-      fail(self, "missing_end_cursor",
-           "page " + std::to_string(st.page_no) + " says hasNextPage but has no endCursor");
-      return;
-    }
-    if (pg.data.empty() && end == st.cursor) {
-      // An empty page that points at itself: ask again, a bounded number of times.
-      if (++st.empty_run > st.ctx.settings.max_empty_pages) {
-        fail(self, "empty_pages",
-             std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
-        return;
-      }
-      fetch_next(self);
-      return;
-    }
-    if (end == st.cursor || st.seen_cursors.count(end) != 0) {
-      fail(self, "cursor_cycle",
-           "page " + std::to_string(st.page_no) + " points back to cursor " + end +
-               ", already visited in this listing");
-      return;
-    }
-    if (pg.data.empty()) {
-      if (++st.empty_run > st.ctx.settings.max_empty_pages) {
-        fail(self, "empty_pages",
-             std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
-        return;
-      }
-    } else {
-      st.empty_run = 0;
-    }
-  }
-  if (!pg.data.empty() && !st.page_heads.insert(pg.data.front().accounting_entry_id).second) {
-    fail(self, "cursor_cycle",
-         "page " + std::to_string(st.page_no) + " starts with item " +
-             pg.data.front().accounting_entry_id.to_string() +
-             ", which already started an earlier page: the cursors cycle under new texts");
-    return;
+      return fail(self, std::move(step.code), std::move(step.message));
+    case verdict::ask_again:
+      return fetch_next(self);
+    case verdict::fail:
+      return fail(self, std::move(step.code), std::move(step.message));
+    case verdict::follow:
+    case verdict::last:
+      break;
   }
   st.cursor_page_failures = 0;
-  st.listed_items += pg.data.size();
-  if (const auto expected = expected_items(st);
-      expected && st.listed_items > *expected + listing_margin(*expected, st.page_size)) {
-    fail(self, "cursor_cycle",
-         "the listing passed " + std::to_string(st.listed_items) + " items where the job holds " +
-             std::to_string(*expected) + ": it does not end");
-    return;
-  }
   if (!has_next) {
     // hasNextPage=false too early must not pass for a complete listing: the last page is
     // committed (and the listing with it) only when the items add up to what the job holds.
-    if (const auto expected = expected_items(st); expected && st.listed_items < *expected) {
+    if (const auto expected = expected_items(st); expected && st.walk.listed() < *expected) {
       fail(self, "short_listing",
-           "the listing ended after " + std::to_string(st.listed_items) +
+           "the listing ended after " + std::to_string(st.walk.listed()) +
                " items but the job holds " + std::to_string(*expected) + "; listing again");
       return;
     }
   }
-  commit(self, std::move(pg), st.cursor, st.page_no);
-  ++st.page_no;
+  commit(self, std::move(pg), std::move(step.request_cursor), step.page_no);
   if (has_next) {
-    st.seen_cursors.insert(st.cursor);
-    st.cursor = std::move(end);
     if (st.commits_in_flight >= max_commits_in_flight)
       st.fetch_waits_for_commit = true;  // resumed by the next commit's reply
     else
@@ -500,7 +459,7 @@ void on_page(paginator_ptr self, items_reply& reply) {
 
 void fetch_next(paginator_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt};
+  page_request req{st.job.job_id, st.page_size, st.walk.cursor(), std::nullopt};
   self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
       .then([self](items_reply& reply) { on_page(self, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
@@ -514,6 +473,8 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
   st.job = std::move(job);
   st.supervisor = std::move(supervisor);
   st.page_size = std::max<std::uint32_t>(1, st.ctx.settings.page_size);
+  st.walk = cursor_walk("listing",
+                        {st.ctx.settings.max_empty_pages, st.page_size, st.ctx.expected_items});
   return {
       [self](retry_atom, std::uint32_t which) {
         auto& s = self->state;
@@ -525,18 +486,20 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
         auto& s = self->state;
         // Resume from the last committed cursor of this listing epoch, if any.
         if (s.job.pages_committed > 0 && !s.job.listing_complete) {
-          auto walked = s.ctx.store->for_each_page(
-              s.job.job_id, s.job.listing_epoch, [&s](storage::page_record&& p) {
-                s.seen_cursors.insert(std::move(p.request_cursor));
-                return true;
-              });
+          std::set<std::string> visited;
+          auto walked = s.ctx.store->for_each_page(s.job.job_id, s.job.listing_epoch,
+                                                   [&visited](storage::page_record&& p) {
+                                                     visited.insert(std::move(p.request_cursor));
+                                                     return true;
+                                                   });
           if (!walked.ok()) {
             fail(self, "store", walked.err().message);
             return;
           }
           s.page_no = s.job.pages_committed;
-          s.cursor = s.job.next_cursor;
           s.listed_items = s.job.counters.listed;
+          s.walk.resume(s.job.next_cursor, s.job.pages_committed, s.job.counters.listed,
+                        std::move(visited));
         }
         s.filter = spawn_filter(self->system(), s.ctx, s.job);
         if (s.ctx.settings.listing == listing_mode::parallel && s.page_no == 0) {
