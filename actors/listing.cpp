@@ -1,6 +1,8 @@
-// The listing phase: the paginator walks the cursor chain through a fetcher, guarding
-// against the pagination hazards of docs/design.md, and the filter scopes and commits each page
-// (page + cursor + counters in one store write). Fetching page k+1 overlaps committing page k.
+// The listing phase: the paginator walks the cursor chain (or the offset pages) through a
+// fetcher, guarding against the pagination hazards of docs/design.md (the cursor chain's guard:
+// detail/cursor_walk.hpp), scopes each page and commits it (page + cursor + counters in one
+// write to the store actor, whose reply comes straight back). Fetching page k+1 overlaps
+// committing page k. The paginator owns the job record while it lists.
 //
 // A page that fails on its own (it does not decode: HTML, a non-JSON 200, JSON cut short; or
 // it claims a next page without an endCursor) is fetched again alone after a backoff, in the
@@ -48,47 +50,6 @@ std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noe
 
 namespace {
 
-struct filter_state {
-  job_context ctx;
-  storage::job_record job;
-  static inline const char* name = "filter";
-};
-
-filter_actor::behavior_type filter_behavior(filter_actor::stateful_pointer<filter_state> self,
-                                            job_context ctx, storage::job_record initial) {
-  self->state.ctx = std::move(ctx);
-  self->state.job = std::move(initial);
-  return {
-      [self](page_atom, filter_input& in) -> caf::delegated<store_reply> {
-        auto& job = self->state.job;
-        storage::page_record rec;
-        rec.page_no = in.page_no;
-        rec.request_cursor = std::move(in.request_cursor);
-        rec.has_next = in.page.pagination.has_next_page;
-        rec.next_cursor = in.page.pagination.end_cursor.value_or("");
-        rec.items.reserve(in.page.data.size());
-        for (auto& item : in.page.data) {
-          ++job.counters.listed;
-          ++job.counters.by_remote_status[static_cast<std::size_t>(item.status)];
-          if (in_scope(item.status) && job.phase != storage::job_phase::reconciling)
-            ++job.counters.in_scope;  // a re-listing keeps the persisted order's scope
-          // Tracking fields are output fields: only items that may be handed on keep them
-          // (out-of-scope items would cost a random-key tracking record each, never read).
-          rec.items.push_back(storage::listed_item{
-              item.accounting_entry_id, item.status, std::move(item.status_text),
-              in_scope(item.status) ? std::move(item.tracking) : api::tracking_fields{}});
-        }
-        ++job.counters.pages;
-        job.pages_committed = in.page_no + 1;
-        job.next_cursor = rec.has_next ? rec.next_cursor : std::string{};
-        job.listing_complete = !rec.has_next;
-        page_commit commit{job, job.listing_epoch, std::move(rec)};
-        return self->delegate(self->state.ctx.store_writer, page_atom::value, std::move(commit));
-      },
-      [self](done_atom) { return self->state.job; },
-  };
-}
-
 /// The paginator's own interface: its phase interface plus the delayed retry of one page
 /// (`cursor_retry` for the cursor chain's next page, else the offset page's number).
 using paginator_actor = phase_actor::extend<caf::reacts_to<retry_atom, std::uint32_t>>;
@@ -96,9 +57,11 @@ constexpr std::uint32_t cursor_retry = ~std::uint32_t{0};
 
 struct paginator_state {
   job_context ctx;
+  // The job record as the page commits sent so far leave it (the store has it once they are
+  // answered): counters, cursor, pages committed.
   storage::job_record job;
   job_supervisor_actor supervisor;
-  filter_actor filter;
+  bool listing = false;           // run: the record above is this actor's, ahead of the store's
   std::uint32_t page_size = 500;  // `limit`: settings.page_size, halved while it is refused
   std::uint32_t cursor_page_failures = 0;  // failed attempts at the cursor chain's next page
   std::map<std::uint32_t, std::uint32_t> offset_page_failures;  // per offset page
@@ -108,7 +71,7 @@ struct paginator_state {
   std::uint32_t commits_in_flight = 0;
   bool fetch_waits_for_commit = false;  // the next cursor page waits for the store to catch up
   bool last_page_fetched = false;
-  bool store_failed = false;  // a page commit failed: the filter's record is not the store's
+  bool store_failed = false;  // a page commit failed: the record above is not the store's
   bool finished = false;
   listing_result result;
   // listing_mode::parallel
@@ -136,14 +99,13 @@ void finish(paginator_ptr self, listing_result result) {
   result.deviations = std::move(st.result.deviations);
   result.page_size = st.page_size;
   self->send(st.supervisor, done_atom::value, std::move(result));
-  self->send_exit(st.filter, caf::exit_reason::user_shutdown);
   self->quit();
 }
 
 void report_failure(paginator_ptr self);
 
-/// Ends the listing with a failure. The result carries the job record as the store has it,
-/// (the filter's, once the commits in flight are answered), never the copy this actor started
+/// Ends the listing with a failure. The result carries the job record as the store has it
+/// (this actor's, once the commits in flight are answered), never the copy this actor started
 /// with: the supervisor writes it back, and a stale copy would roll back the cursor, the page
 /// count and the counters of pages that are committed.
 void fail(paginator_ptr self, std::string code, std::string message) {
@@ -158,22 +120,14 @@ void fail(paginator_ptr self, std::string code, std::string message) {
 
 void report_failure(paginator_ptr self) {
   auto& st = self->state;
-  auto from_store = [self] {
-    auto& s = self->state;
-    auto r = std::move(*s.failing);
-    auto stored = s.ctx.store->load_job(s.job.job_id);
-    r.job = stored && *stored ? std::move(**stored) : s.job;
-    finish(self, std::move(r));
-  };
-  if (st.store_failed || !st.filter) return from_store();
-  self->request(st.filter, st.ctx.settings.request_timeout, done_atom::value)
-      .then(
-          [self](storage::job_record& job) {
-            auto r = std::move(*self->state.failing);
-            r.job = std::move(job);
-            finish(self, std::move(r));
-          },
-          [from_store](caf::error&) { from_store(); });
+  auto r = std::move(*st.failing);
+  if (st.store_failed || !st.listing) {
+    auto stored = st.ctx.store->load_job(st.job.job_id);
+    r.job = stored && *stored ? std::move(**stored) : st.job;
+  } else {
+    r.job = st.job;
+  }
+  finish(self, std::move(r));
 }
 
 /// What the job should hold: `total` when the API reported it, else the job's numberOfItems.
@@ -228,30 +182,49 @@ bool accept_page(paginator_ptr self, const api::page<api::export_job_item>& page
 void maybe_complete(paginator_ptr self) {
   auto& st = self->state;
   if (!st.last_page_fetched || st.commits_in_flight > 0 || st.finished || st.failing) return;
-  self->request(st.filter, st.ctx.settings.request_timeout, done_atom::value)
-      .then(
-          [self](storage::job_record& job) {
-            listing_result r;
-            r.ok = true;
-            r.job = std::move(job);
-            finish(self, std::move(r));
-          },
-          [self](caf::error& err) { fail(self, "internal", "filter: " + to_string(err)); });
+  listing_result r;
+  r.ok = true;
+  r.job = st.job;
+  finish(self, std::move(r));
 }
 
 void pump_parallel(paginator_ptr self);
 
-/// Pages handed to the filter and not yet committed: beyond this the listing waits for the
+/// Pages sent to the store and not yet committed: beyond this the listing waits for the
 /// store, so a store slower than the API never queues up pages (memory stays flat).
 constexpr std::uint32_t max_commits_in_flight = 4;
 
-/// Hands a page to the filter (scope + one store write); pages are committed in page order.
+/// Scopes a page into its record and the job's counters and cursor, and commits page + record
+/// in one store write; pages are committed in page order. Only items that may be handed on
+/// keep their tracking fields (out-of-scope items would cost a random-key tracking record
+/// each, never read).
 void commit(paginator_ptr self, api::page<api::export_job_item> page, std::string request_cursor,
             std::uint32_t page_no) {
   auto& st = self->state;
-  filter_input in{std::move(page), std::move(request_cursor), page_no};
+  auto& job = st.job;
+  storage::page_record rec;
+  rec.page_no = page_no;
+  rec.request_cursor = std::move(request_cursor);
+  rec.has_next = page.pagination.has_next_page;
+  rec.next_cursor = page.pagination.end_cursor.value_or("");
+  rec.items.reserve(page.data.size());
+  for (auto& item : page.data) {
+    ++job.counters.listed;
+    ++job.counters.by_remote_status[static_cast<std::size_t>(item.status)];
+    if (in_scope(item.status) && job.phase != storage::job_phase::reconciling)
+      ++job.counters.in_scope;  // a re-listing keeps the persisted order's scope
+    rec.items.push_back(storage::listed_item{
+        item.accounting_entry_id, item.status, std::move(item.status_text),
+        in_scope(item.status) ? std::move(item.tracking) : api::tracking_fields{}});
+  }
+  ++job.counters.pages;
+  job.pages_committed = page_no + 1;
+  job.next_cursor = rec.has_next ? rec.next_cursor : std::string{};
+  job.listing_complete = !rec.has_next;
+  page_commit c{job, job.listing_epoch, std::move(rec)};
   ++st.commits_in_flight;
-  self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, page_atom::value,
+                std::move(c))
       .then(
           [self](const store_reply& r) {
             auto& s = self->state;
@@ -277,7 +250,7 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
           [self](caf::error& err) {
             auto& s = self->state;
             --s.commits_in_flight;
-            s.store_failed = true;  // the filter's record may be ahead of the store
+            s.store_failed = true;  // the record here may be ahead of the store's
             if (s.failing) {
               if (s.commits_in_flight == 0) report_failure(self);
               return;
@@ -501,7 +474,7 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
           s.walk.resume(s.job.next_cursor, s.job.pages_committed, s.job.counters.listed,
                         std::move(visited));
         }
-        s.filter = spawn_filter(self->system(), s.ctx, s.job);
+        s.listing = true;
         if (s.ctx.settings.listing == listing_mode::parallel && s.page_no == 0) {
           // The first page tells `total`; then the other offset pages go out in parallel.
           s.next_fetch = 1;
@@ -515,10 +488,6 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
 }
 
 }  // namespace
-
-filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_record job) {
-  return sys.spawn(filter_behavior, std::move(ctx), std::move(job));
-}
 
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
                             job_supervisor_actor supervisor) {

@@ -3,24 +3,11 @@
 // supervisor monitors them, so a crash of one ends the job with a clear reason.
 #pragma once
 
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/job.hpp"
 
 namespace ei::actors::detail {
-
-/// Input of the filter: one listed page and where it came from.
-struct filter_input {
-  api::page<api::export_job_item> page;
-  std::string request_cursor;
-  std::uint32_t page_no = 0;
-};
-
-/// The filter owns the job record during listing: it scopes each page, updates the counters
-/// and the cursor, and commits page + record in one store write, then answers.
-using filter_actor = caf::typed_actor<caf::replies_to<page_atom, filter_input>::with<store_reply>,
-                                      caf::replies_to<done_atom>::with<storage::job_record>>;
 
 using phase_actor = caf::typed_actor<caf::reacts_to<run_atom>>;
 
@@ -30,7 +17,6 @@ using sequencer_actor =
                      caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool, outcome_acks>,
                      caf::reacts_to<tick_atom>, caf::reacts_to<check_atom>>;
 
-filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_record job);
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
                             job_supervisor_actor supervisor);
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
@@ -103,5 +89,3 @@ page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::
 std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept;
 
 }  // namespace ei::actors::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::detail::filter_input)
