@@ -561,4 +561,10 @@ phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_
       orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
 }
 
+phase_actor spawn_orderer_scheduled(caf::actor_system& sys, job_context ctx,
+                                    storage::job_record job, job_supervisor_actor supervisor) {
+  return caf::actor_cast<phase_actor>(
+      sys.spawn(orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
+}
+
 }  // namespace ei::actors::detail

@@ -21,6 +21,10 @@ phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::jo
                             job_supervisor_actor supervisor);
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                           job_supervisor_actor supervisor);
+/// The same orderer on the system's scheduler instead of its own thread: for tests on CAF's
+/// deterministic test_coordinator only (it blocks its scheduler thread on the store).
+phase_actor spawn_orderer_scheduled(caf::actor_system& sys, job_context ctx,
+                                    storage::job_record job, job_supervisor_actor supervisor);
 phase_actor spawn_reconciler(caf::actor_system& sys, job_context ctx, storage::job_record job,
                              job_supervisor_actor supervisor);
 

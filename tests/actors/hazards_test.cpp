@@ -1,4 +1,5 @@
-// The hazard logic of the paginator and the sequencer's credit window, run deterministically:
+// The hazard logic of the paginator, the orderer's data-layer walk and the sequencer's credit
+// window, run deterministically:
 // CAF 0.17's test_coordinator runs every message in this thread, one at a time, and fires a
 // delayed message (a page's backoff) only when the test triggers it. The fetcher, the store
 // actor, the downstream and the supervisor are scripted stand-ins; nothing sleeps, nothing
@@ -41,9 +42,14 @@ struct world {
   // turn, the last one again and again.
   std::map<std::string, std::deque<items_reply>> pages;
   std::vector<std::string> asked;  // cursors asked, in order
+  // Data-layer pages, the same way.
+  std::map<std::string, std::deque<dates_reply>> dates;
+  std::vector<std::string> dates_asked;
   std::vector<page_commit> commits;
+  std::vector<order_chunk> chunks;
   std::vector<item_batch> batches;  // handed downstream
   std::optional<listing_result> listed;
+  std::optional<order_result> ordered;
   std::optional<dispatch_result> dispatched;
   std::size_t store_messages = 0;  // everything the store actor received
 };
@@ -98,8 +104,35 @@ fetcher_actor::behavior_type scripted_fetcher(std::shared_ptr<world> w) {
         if (q.size() > 1) q.pop_front();
         return r;
       },
-      [](list_dates_atom, const page_request&) { return dates_reply{}; },
+      [w](list_dates_atom, const page_request& req) {
+        w->dates_asked.push_back(req.after);
+        auto& q = w->dates[req.after];
+        if (q.empty()) {
+          dates_reply r;
+          r.failure.kind = "transport";
+          r.failure.message = "no data-layer page scripted for cursor '" + req.after + "'";
+          return r;
+        }
+        auto r = q.front();
+        if (q.size() > 1) q.pop_front();
+        return r;
+      },
   };
+}
+
+/// A data-layer page of items first..first+n-1, item i dated (100 - i) days after the epoch:
+/// the chronological order is the reverse of the id order.
+dates_reply dates_page(std::uint8_t first, std::size_t n, std::optional<std::string> end) {
+  dates_reply r;
+  r.ok = true;
+  r.attempts = 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto k = static_cast<std::uint8_t>(first + i);
+    r.page.data.push_back({make_uuid(0, k), std::int64_t{100 - k} * 86'400'000});
+  }
+  r.page.pagination.has_next_page = end.has_value();
+  r.page.pagination.end_cursor = std::move(end);
+  return r;
 }
 
 store_actor::behavior_type scripted_store(std::shared_ptr<world> w) {
@@ -114,7 +147,10 @@ store_actor::behavior_type scripted_store(std::shared_ptr<world> w) {
         return ok();
       },
       [ok](order_atom, const storage::job_record&) { return ok(); },
-      [ok](order_atom, const order_chunk&) { return ok(); },
+      [w, ok](order_atom, const order_chunk& c) {
+        w->chunks.push_back(c);
+        return ok();
+      },
       [ok](order_atom, const order_finish&) { return ok(); },
       [ok](dispatch_atom, const dispatch_mark&) { return ok(); },
       [ok](ack_atom, const std::vector<storage::job_progress>&) { return ok(); },
@@ -133,7 +169,7 @@ job_supervisor_actor::behavior_type recording_supervisor(std::shared_ptr<world> 
   return {
       [](run_atom) {},
       [w](done_atom, listing_result& r) { w->listed = std::move(r); },
-      [](done_atom, order_result&) {},
+      [w](done_atom, order_result& r) { w->ordered = std::move(r); },
       [](done_atom, reconcile_result&) {},
       [w](done_atom, dispatch_result& r) { w->dispatched = std::move(r); },
   };
@@ -340,6 +376,98 @@ TEST_F(Paginator, AResumedListingKnowsTheCursorsOfItsCommittedPages) {
   ASSERT_TRUE(list(job));
   EXPECT_EQ(w->asked, (std::vector<std::string>{"c2"}));
   EXPECT_EQ(w->listed->code, "cursor_cycle");
+}
+
+// --- the orderer's data-layer walk ----------------------------------------------------------
+// The same guard as the listing's (detail/cursor_walk.hpp): the orderer runs here on the
+// deterministic scheduler (spawn_orderer_scheduled) over a listing committed to a real store.
+
+struct Orderer : deterministic {
+  /// A committed listing of items 0..n-1, all pending, in one page.
+  storage::job_record listed_job(std::uint8_t n) {
+    auto job = listing_job();
+    storage::page_record p;
+    for (std::uint8_t i = 0; i < n; ++i)
+      p.items.push_back({make_uuid(0, i), api::item_status::pending, {}, {}});
+    job.pages_committed = 1;
+    job.listing_complete = true;
+    job.counters.listed = n;
+    job.phase = storage::job_phase::ordering;
+    EXPECT_TRUE(store->commit_page(job, job.listing_epoch, p).ok());
+    return job;
+  }
+
+  bool order(storage::job_record job) {
+    auto o = detail::spawn_orderer_scheduled(*sys, ctx, std::move(job), supervisor);
+    caf::anon_send(o, run_atom::value);
+    return run_until([this] { return w->ordered.has_value(); });
+  }
+
+  std::vector<api::uuid> ordered_ids() const {
+    std::vector<api::uuid> out;
+    for (const auto& c : w->chunks)
+      for (const auto& e : c.entries)
+        out.push_back(e.id);
+    return out;
+  }
+};
+
+TEST_F(Orderer, OrdersByTheDataLayersDates) {
+  w->dates[""] = {dates_page(0, 5, "d1")};
+  w->dates["d1"] = {dates_page(5, 5, std::nullopt)};
+  ASSERT_TRUE(order(listed_job(10)));
+  ASSERT_TRUE(w->ordered->ok) << w->ordered->code << ": " << w->ordered->message;
+  std::vector<api::uuid> expected;
+  for (int i = 9; i >= 0; --i)
+    expected.push_back(make_uuid(0, static_cast<std::uint8_t>(i)));
+  EXPECT_EQ(ordered_ids(), expected);
+  EXPECT_EQ(w->ordered->undated, 0u);
+}
+
+TEST_F(Orderer, ADataLayerPageWithoutEndCursorIsAskedAgainAfterItsBackoff) {
+  auto broken = dates_page(0, 5, "x");
+  broken.page.pagination.end_cursor.reset();
+  w->dates[""] = {broken, dates_page(0, 5, "d1")};
+  w->dates["d1"] = {dates_page(5, 5, std::nullopt)};
+  ASSERT_TRUE(order(listed_job(10)));
+  ASSERT_TRUE(w->ordered->ok) << w->ordered->code << ": " << w->ordered->message;
+  EXPECT_EQ(w->dates_asked, (std::vector<std::string>{"", "", "d1"}));
+  EXPECT_EQ(w->ordered->retries, 1u);
+  EXPECT_EQ(ordered_ids().size(), 10u);
+  EXPECT_EQ(w->ordered->undated, 0u);
+}
+
+TEST_F(Orderer, RepeatedDataLayerItemsUnderChangingCursorTextAreACycle) {
+  // d1 gives the first page again under a new cursor: walked again from the start 3 times,
+  // then the job fails (the walk would otherwise never end).
+  w->dates[""] = {dates_page(0, 5, "d1")};
+  w->dates["d1"] = {dates_page(0, 5, "d2")};
+  ASSERT_TRUE(order(listed_job(10)));
+  EXPECT_FALSE(w->ordered->ok);
+  EXPECT_EQ(w->ordered->code, "cursor_cycle");
+  EXPECT_NE(w->ordered->message.find("data layer page 1"), std::string::npos)
+      << w->ordered->message;
+  std::vector<std::string> walks;
+  for (int i = 0; i < 4; ++i)
+    walks.insert(walks.end(), {"", "d1"});
+  EXPECT_EQ(w->dates_asked, walks);
+  EXPECT_TRUE(w->chunks.empty()) << "no order is written";
+}
+
+TEST_F(Orderer, ADataLayerCursorThatExpiresIsWalkedAgainFromTheStart) {
+  dates_reply expired;
+  expired.attempts = 1;
+  expired.failure.kind = "http_status";
+  expired.failure.http_status = 400;
+  expired.failure.message = "400 Bad Request: the cursor expired";
+  expired.failure.cursor_rejected = true;
+  w->dates[""] = {dates_page(0, 5, "d1")};
+  w->dates["d1"] = {expired, dates_page(5, 5, std::nullopt)};
+  ASSERT_TRUE(order(listed_job(10)));
+  ASSERT_TRUE(w->ordered->ok) << w->ordered->code << ": " << w->ordered->message;
+  EXPECT_EQ(w->dates_asked, (std::vector<std::string>{"", "d1", "", "d1"}));
+  EXPECT_EQ(ordered_ids().size(), 10u);
+  EXPECT_EQ(w->ordered->undated, 0u) << "the dates of the abandoned walk are not counted twice";
 }
 
 // --- the sequencer's credit window -----------------------------------------------------------
