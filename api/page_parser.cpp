@@ -539,7 +539,8 @@ struct page_parser::impl {
 
   template <class T, class ReadItem>
   decode_result<page<T>> run(std::string_view body, std::string_view where, ReadItem item) {
-    return parse<T>(pad(body), capacity, where, item);
+    const std::string_view padded = pad(body);  // sets `capacity`: read it only after
+    return parse<T>(padded, capacity, where, item);
   }
 
   template <class T, class ReadItem>

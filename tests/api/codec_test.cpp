@@ -495,6 +495,20 @@ TEST(JobItems, APaddedBodyShortOfItsPaddingIsCopied) {
   EXPECT_EQ(in_place.scratch_capacity(), 0u);
 }
 
+TEST(JobItems, AnEmptyBodyOnAFreshParserIsEmptyInBothPaths) {
+  // The copying path grows its scratch buffer on the first call: the parse must see the
+  // grown capacity, not the one before (simdjson would call the body unpadded).
+  page_parser copied, in_place;
+  std::string empty;
+  empty.reserve(padded_body::padding);
+  auto a = copied.job_items(std::string_view{}, k_where);
+  auto b = in_place.job_items(padded_body::of(empty), k_where);
+  ASSERT_FALSE(a.ok());
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(a.err().message, b.err().message);
+  EXPECT_EQ(a.err().message.find("PADDING"), std::string::npos) << a.err().message;
+}
+
 TEST(JobItems, MessagesQuoteAtMostAShortExcerpt) {
   json doc = json::parse(load("items_contract_example.json"));
   doc["data"][0]["accountingEntryId"] = std::string(100000, 'x');
