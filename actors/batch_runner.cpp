@@ -96,9 +96,9 @@ void maybe_finish(runner_ptr self) {
 /// job_completed (info) or job_failed (warn when interrupted, which a re-run resumes; else
 /// error), with the job's ids and reason.
 void log_outcome(const job_outcome& out) {
-  const auto lvl = out.result != job_result::failed      ? log::level::info
-                   : out.reason_code == interrupted_code ? log::level::warn
-                                                         : log::level::error;
+  const auto lvl = out.result != job_result::failed ? log::level::info
+                   : is_interrupted(out)            ? log::level::warn
+                                                    : log::level::error;
   if (!log::enabled(lvl)) return;
   const auto job = out.job_id.is_nil() ? std::string() : out.job_id.to_string();  // discovery
   const auto company = out.company_id.is_nil() ? std::string() : out.company_id.to_string();
