@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "common/base64.hpp"
 #include "simulator/hash.hpp"
 #include "simulator/impl.hpp"
 
@@ -34,46 +35,12 @@ std::string_view to_string(sim_errc c) noexcept {
   return "unknown";
 }
 
-namespace {
-
-constexpr auto kIdleTimeout = std::chrono::seconds(30);
-
-std::string base64(std::string_view in) {
-  static constexpr char kTable[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += kTable[v >> 18];
-    out += kTable[(v >> 12) & 63];
-    out += kTable[(v >> 6) & 63];
-    out += kTable[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += kTable[v >> 18];
-    out += kTable[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const unsigned v =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += kTable[v >> 18];
-    out += kTable[(v >> 12) & 63];
-    out += kTable[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-}  // namespace
-
 // ---------------------------------------------------------------------------------------------
 // Connections: one session per connection on its own strand; every operation has a deadline.
 
 namespace {
+
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
 std::string serialize(const http::response<http::string_body>& res, std::size_t& header_size) {
   std::string raw =
@@ -251,7 +218,7 @@ result<std::unique_ptr<simulator>, sim_errc> simulator::start(sim_config config)
   p->cfg = config;
   p->data = std::move(*w);
   p->cursor_key = hash2(config.seed, 0xC5);
-  if (!config.api_key.empty()) p->basic_credentials = base64(config.api_key + ":");
+  if (!config.api_key.empty()) p->basic_credentials = base64_encode(config.api_key + ":");
   p->bearer_token = config.access_token;
   p->limiter = std::make_unique<admission>(
       config.rate_limit, config.rate_burst > 0 ? config.rate_burst : config.rate_limit,
