@@ -13,6 +13,7 @@
 
 #include "actors/sink.hpp"
 #include "common/crash_point.hpp"
+#include "common/durable_file.hpp"
 #include "common/json_text.hpp"
 #include "common/log.hpp"
 
@@ -52,19 +53,6 @@ struct sink_state {
 using sink_impl = downstream_actor::extend<caf::reacts_to<flush_atom>>;
 using sink_ptr = sink_impl::stateful_pointer<sink_state>;
 
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    auto n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 /// Replaces `<path>.committed` with `offset` (write the .tmp, rename). Advisory: not fsynced.
 bool write_committed_file(const std::string& path, std::uint64_t offset) {
   const auto target = committed_path(path);
@@ -74,7 +62,8 @@ bool write_committed_file(const std::string& path, std::uint64_t offset) {
   char text[32];
   auto end = std::to_chars(text, text + sizeof text - 1, offset).ptr;
   *end++ = '\n';
-  const bool written = write_all(fd, text, static_cast<std::size_t>(end - text));
+  const bool written =
+      !durable::write_all(fd, std::string_view(text, static_cast<std::size_t>(end - text)));
   const bool closed = ::close(fd) == 0;
   return written && closed && ::rename(tmp.c_str(), target.c_str()) == 0;
 }
@@ -94,11 +83,9 @@ void flush(sink_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   if (st.pending.empty()) return;
-  if (!write_all(st.fd, st.buffer.data(), st.buffer.size()))
-    return stop_sink(self, std::string("write failed: ") + std::strerror(errno));
-  crash_point("after_output_write");
-  if (st.options.fsync && st.options.path != "-" && ::fdatasync(st.fd) != 0)
-    return stop_sink(self, std::string("fsync failed: ") + std::strerror(errno));
+  if (auto f = durable::append_synced(st.fd, st.buffer, st.options.fsync && st.options.path != "-",
+                                      "after_output_write"))
+    return stop_sink(self, std::string(f->step) + " failed: " + std::strerror(f->error));
   crash_point("after_output_fsync");
   st.offset += st.buffer.size();
   st.buffer.clear();
@@ -375,10 +362,10 @@ result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                    "it (restore it, or start over with a new --state-dir and "
                                    "a new --out)"));
       // Cut away a torn last line and lines that were never acknowledged.
-      if (size > offset && ::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+      if (auto f = durable::cut_to(fd, offset))
         return fail(make_error(
             sink_errc::open_failed,
-            "cannot truncate output file " + in_quotes(path) + ": " + std::strerror(errno)));
+            "cannot truncate output file " + in_quotes(path) + ": " + std::strerror(f->error)));
     } else {
       offset = size;  // 0: plan_output binds only empty files
     }

@@ -2,10 +2,12 @@
 // and the command line); defaults are what ships.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "storage/state_store.hpp"
 
@@ -17,6 +19,10 @@ namespace ei::actors {
 /// or reconciler's deduplication) sends the job back to cursor paging. Proven by the crash
 /// harness in both modes.
 enum class listing_mode : std::uint8_t { cursor, parallel };
+inline constexpr std::array listing_modes{listing_mode::cursor, listing_mode::parallel};
+constexpr std::string_view to_string(listing_mode m) noexcept {
+  return m == listing_mode::cursor ? "cursor" : "parallel";
+}
 
 struct stage_settings {
   std::uint32_t page_size = 500;  // `limit` of control- and data-layer pages

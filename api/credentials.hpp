@@ -73,7 +73,4 @@ class credentials {
   std::vector<std::string> old_secrets_;  // for redact()
 };
 
-/// Standard base64 with padding (exposed for tests).
-std::string base64_encode(std::string_view in);
-
 }  // namespace ei::api

@@ -52,6 +52,14 @@ enum class item_status : std::uint8_t {
   unknown,
 };
 
+/// The statuses the contract names (not `unknown`), for parse_enum (common/enum_text.hpp).
+inline constexpr std::array job_statuses{job_status::pending, job_status::in_progress,
+                                         job_status::failed, job_status::completed,
+                                         job_status::completed_with_errors};
+inline constexpr std::array item_statuses{item_status::pending, item_status::in_progress,
+                                          item_status::failed, item_status::successful,
+                                          item_status::abandoned};
+
 std::string_view to_string(job_status s) noexcept;
 std::string_view to_string(item_status s) noexcept;
 /// Unrecognised text maps to `unknown`; callers keep the raw text where it matters.

@@ -66,6 +66,8 @@ enum class sync_policy : std::uint8_t {
   always,
 };
 
+inline constexpr std::array sync_policies{sync_policy::none, sync_policy::commits,
+                                          sync_policy::always};
 std::string_view to_string(sync_policy p) noexcept;
 std::optional<sync_policy> parse_sync_policy(std::string_view text) noexcept;
 
@@ -145,6 +147,10 @@ enum class job_phase : std::uint8_t {
   reconciling,
 };
 enum class ordering_mode : std::uint8_t { chronological, entry_id };
+inline constexpr std::array job_phases{
+    job_phase::verifying, job_phase::listing, job_phase::ordering,   job_phase::dispatching,
+    job_phase::complete,  job_phase::failed,  job_phase::reconciling};
+inline constexpr std::array ordering_modes{ordering_mode::chronological, ordering_mode::entry_id};
 
 std::string_view to_string(job_phase p) noexcept;
 std::string_view to_string(ordering_mode m) noexcept;
