@@ -58,6 +58,15 @@ struct order_finish {
   std::vector<storage::order_chunk_write> chunks;
 };
 
+/// The NDJSON sink's ack commit: the jobs' watermarks and the output offset just past the
+/// last acknowledged line, in one synced write (state_store::commit_acks). `sink` empty: no
+/// offset (stdout).
+struct sink_acks {
+  std::vector<storage::job_progress> progress;
+  std::string sink;
+  std::uint64_t offset = 0;
+};
+
 /// Acks with item outcomes, written in one synced write (state_store::commit_acks).
 struct ack_outcomes {
   std::vector<storage::job_progress> progress;
@@ -72,7 +81,8 @@ using store_actor = caf::typed_actor<
     caf::replies_to<order_atom, order_finish>::with<store_reply>,
     caf::replies_to<dispatch_atom, dispatch_mark>::with<store_reply>,
     caf::replies_to<ack_atom, std::vector<storage::job_progress>>::with<store_reply>,
-    caf::replies_to<ack_atom, ack_outcomes>::with<store_reply>>;
+    caf::replies_to<ack_atom, ack_outcomes>::with<store_reply>,
+    caf::replies_to<ack_atom, sink_acks>::with<store_reply>>;
 
 /// Spawns the detached store actor over `store` (shared; must outlive the actor).
 store_actor spawn_store_actor(caf::actor_system& sys, std::shared_ptr<storage::state_store> store);
@@ -85,5 +95,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_mark)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_chunk)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_finish)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::ack_outcomes)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::sink_acks)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::storage::job_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::storage::job_progress>)
