@@ -1,5 +1,6 @@
-// The store actor: the one place where the actor graph writes state. It runs detached (its
-// own thread), because synced RocksDB writes block on fsync; event-based actors send it
+// The store actor: where the actor graph writes state (only the detached orderer and
+// reconciler write their sort runs themselves). It runs detached (its own thread), because
+// synced RocksDB writes block on fsync; event-based actors and the NDJSON sink send it
 // requests and carry on when the reply says the write is durable (per the store's sync policy,
 // see storage/state_store.hpp). Reads stay with the actors that need them (RocksDB reads do
 // not block on the disk's write path).
