@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batch.hpp"
+#include "common/log.hpp"
 
 namespace ei::actors {
 namespace {
@@ -92,6 +93,30 @@ void maybe_finish(runner_ptr self) {
   self->quit();
 }
 
+/// job_completed (info) or job_failed (warn when interrupted, which a re-run resumes; else
+/// error), with the job's ids and reason.
+void log_outcome(const job_outcome& out) {
+  const auto lvl = out.result != job_result::failed      ? log::level::info
+                   : out.reason_code == interrupted_code ? log::level::warn
+                                                         : log::level::error;
+  if (!log::enabled(lvl)) return;
+  const auto job = out.job_id.is_nil() ? std::string() : out.job_id.to_string();  // discovery
+  const auto company = out.company_id.is_nil() ? std::string() : out.company_id.to_string();
+  if (out.result != job_result::failed) {
+    const auto emitted = std::to_string(out.stats.emitted);
+    const auto secs = std::to_string(out.stats.duration_seconds);
+    log::write(lvl, "job_completed", "job completed",
+               {{"jobId", job},
+                {"companyId", company},
+                {"result", to_string(out.result)},
+                {"emitted", emitted},
+                {"seconds", secs}});
+  } else {
+    log::write(lvl, "job_failed", out.reason,
+               {{"jobId", job}, {"companyId", company}, {"reason", out.reason_code}});
+  }
+}
+
 void record(runner_ptr self, job_outcome out) {
   auto& st = self->state;
   auto& rep = st.report;
@@ -109,6 +134,7 @@ void record(runner_ptr self, job_outcome out) {
       break;
   }
   if (out.result != job_result::failed && !out.job_id.is_nil()) rep.finished.push_back(out.job_id);
+  log_outcome(out);
   if (st.request.listener) self->send(*st.request.listener, outcome_atom::value, out);
   if (st.request.collect_outcomes) rep.jobs.push_back(std::move(out));
   if (st.progress) ++st.progress->jobs_done;
@@ -179,7 +205,19 @@ void start_job(runner_ptr self, api::export_job job, std::uint64_t weight) {
   ctx.progress = st.progress;
   ++st.running;
   st.running_weight += weight;
-  if (st.progress) st.progress->jobs_running = st.running;
+  if (st.progress) {
+    st.progress->jobs_running = st.running;
+    ++st.progress->jobs_started;
+    if (job.number_of_items > 0)
+      st.progress->items_expected += static_cast<std::uint64_t>(job.number_of_items);
+  }
+  if (log::enabled(log::level::info)) {
+    const auto items = std::to_string(job.number_of_items);
+    log::info("job_started", "job started",
+              {{"jobId", job.id.to_string()},
+               {"companyId", job.company_id.to_string()},
+               {"numberOfItems", items}});
+  }
   auto sup =
       spawn_job_supervisor(self->system(), ctx, job, caf::actor_cast<outcome_receiver_actor>(self));
   self->monitor(sup);
@@ -203,6 +241,7 @@ void job_ended(runner_state& st, const caf::actor_addr& addr, const api::uuid& c
 
 void schedule(runner_ptr self) {
   auto& st = self->state;
+  if (st.progress && st.listing_done) st.progress->jobs_total_known = true;
   if (st.stopping) {
     for (auto& [company, q] : st.companies)
       for (auto& [key, job] : q.waiting)
@@ -273,7 +312,7 @@ std::vector<api::uuid> dedupe(const std::vector<api::uuid>& ids) {
 void verify(runner_ptr self, const api::uuid& job_id) {
   auto& st = self->state;
   ++st.verifying;
-  self->request(pick_fetcher(self), st.base.settings.request_timeout, get_job_atom::value, job_id)
+  self->request(pick_fetcher(self), st.base.settings.fetch_timeout, get_job_atom::value, job_id)
       .then(
           [self, job_id](job_reply& reply) {
             auto& s = self->state;
@@ -302,7 +341,7 @@ void discover_page(runner_ptr self) {
   auto& st = self->state;
   st.discovering = true;
   jobs_request req{{"in_progress"}, st.request.company_id, 100, st.discover_cursor};
-  self->request(pick_fetcher(self), st.base.settings.request_timeout, list_jobs_atom::value, req)
+  self->request(pick_fetcher(self), st.base.settings.fetch_timeout, list_jobs_atom::value, req)
       .then(
           [self](jobs_reply& reply) {
             auto& s = self->state;

@@ -1,6 +1,7 @@
 #include "actors/fetcher.hpp"
 
 #include <cctype>
+#include <chrono>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -81,6 +82,13 @@ fetch_failure decode_failure(std::string message) {
   return out;
 }
 
+api::request with_deadline(api::request req, const page_request& r) {
+  if (r.not_after_ms > 0)
+    req.not_after =
+        std::chrono::system_clock::time_point(std::chrono::milliseconds(r.not_after_ms));
+  return req;
+}
+
 fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetcher_state> self,
                                              std::shared_ptr<api::http_client> client) {
   self->state.client = std::move(client);
@@ -132,7 +140,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
                           {},
                           {}};
         auto rp = call.items_promise;
-        start(api::requests::job_items(r.job_id, r.limit, r.after, r.offset), std::move(call));
+        start(with_deadline(api::requests::job_items(r.job_id, r.limit, r.after, r.offset), r),
+              std::move(call));
         return rp;
       },
       [self, start](list_dates_atom,
@@ -145,7 +154,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
                           self->make_response_promise<dates_reply>(),
                           {}};
         auto rp = call.dates_promise;
-        start(api::requests::export_items(r.job_id, r.limit, r.after, r.offset), std::move(call));
+        start(with_deadline(api::requests::export_items(r.job_id, r.limit, r.after, r.offset), r),
+              std::move(call));
         return rp;
       },
       [self](http_done_atom, const http_completion& done) {

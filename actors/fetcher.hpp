@@ -51,6 +51,10 @@ struct page_request {
   std::uint32_t limit = 500;
   std::string after;
   std::optional<std::int64_t> offset;
+  /// The job's deadline (job_context::job_deadline) in ms since the epoch, 0 for none: a
+  /// Retry-After reaching past it ends the request at once instead of waiting for a job that
+  /// will have expired (api::request::not_after).
+  std::int64_t not_after_ms = 0;
 };
 
 struct items_reply {

@@ -79,7 +79,15 @@ struct batch_progress {
   std::atomic<std::uint64_t> jobs_done{0};
   std::atomic<std::uint64_t> jobs_running{0};
   std::atomic<std::uint64_t> pages{0};
-  std::atomic<std::uint64_t> items_emitted{0};
+  std::atomic<std::uint64_t> items_emitted{0};  // handed on downstream
+  std::atomic<std::uint64_t> items_acked{0};    // handed on and acknowledged
+  // For the ETA (pipeline/monitor.hpp): jobs started, the sum of their numberOfItems, and
+  // the items their listings have committed so far.
+  std::atomic<std::uint64_t> jobs_started{0};
+  std::atomic<std::uint64_t> items_expected{0};
+  std::atomic<std::uint64_t> items_listed{0};
+  /// False while discovery may still add jobs (jobs_total is not final yet).
+  std::atomic<bool> jobs_total_known{false};
   /// Set (by a signal watcher) to stop the batch gracefully: the batch runner starts no new
   /// job, sequencers hand on no new batch and end their job with reason code `interrupted`
   /// (the phase stays, so a re-run resumes it) once their in-flight batches are acknowledged.
@@ -107,6 +115,10 @@ struct job_context {
   /// Set per job by its supervisor: how often the sequencer reads the job again while it
   /// dispatches (settings.job_check_interval, or expiresIn/4 when that is sooner).
   std::chrono::milliseconds job_check_every{0};
+  /// Set per job by its supervisor at every read of the job: when the job expires if nothing
+  /// acts on it (read time + expiresIn, in ms since the epoch; 0 when expiresIn is absent or
+  /// 0). Page requests carry it, so no Retry-After is waited for past it.
+  std::int64_t job_deadline_ms = 0;
 };
 
 /// What the listing phase hands back to the supervisor.

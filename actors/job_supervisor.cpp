@@ -153,6 +153,16 @@ void stop_changed(supervisor_ptr self, std::string code, std::string why) {
            "is in progress again");
 }
 
+/// When a job just read expires if nothing acts on it: expiresIn counts from the job's last
+/// action, and reading is none (contract: expiresIn), so now + expiresIn is the latest it can
+/// be; 0 when the job announces no expiry.
+std::int64_t deadline_of(const api::export_job& job) {
+  if (job.expires_in <= 0) return 0;
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  return now.count() + std::int64_t{job.expires_in} * 1000;
+}
+
 /// Reads the job again at a phase boundary; `next` runs when it is still in progress (or the
 /// read failed for a reason that is not the job's), else the job stops with the typed reason.
 /// A read younger than settings.job_check_fresh_for is not repeated, unless `always`.
@@ -163,7 +173,7 @@ void at_boundary(supervisor_ptr self, Next next, bool always = false) {
     return next();
   ++st.job_checks;
   st.job_read_at = clock_type::now();
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, get_job_atom::value, st.job.job_id)
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, get_job_atom::value, st.job.job_id)
       .then(
           [self, next](job_reply& r) mutable {
             auto& s = self->state;
@@ -172,7 +182,10 @@ void at_boundary(supervisor_ptr self, Next next, bool always = false) {
             auto change = detail::check_job(r);
             if (!change.code.empty())
               return stop_changed(self, std::move(change.code), std::move(change.message));
-            if (r.ok) s.stats.deviations.merge(r.job.deviations);
+            if (r.ok) {
+              s.stats.deviations.merge(r.job.deviations);
+              s.ctx.job_deadline_ms = deadline_of(r.job);
+            }
             next();
           },
           [self, next](caf::error&) mutable { next(); });
@@ -396,6 +409,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
               std::min(s.ctx.job_check_every,
                        std::chrono::milliseconds(std::int64_t{s.remote.expires_in} * 1000 / 4));
         s.ctx.job_check_every = std::max(s.ctx.job_check_every, std::chrono::milliseconds(10));
+        s.ctx.job_deadline_ms = deadline_of(s.remote);
         if (s.remote.status != api::job_status::in_progress) {
           // Killed between the last acknowledgement and recording `complete`, then the job was
           // completed in Pleo: every item of the order was acknowledged, so the job is done.

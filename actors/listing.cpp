@@ -35,8 +35,10 @@ std::string short_listing(const job_context& ctx, const storage::job_record& job
          " repeated) but the job has " + std::to_string(*ctx.expected_items) + "; listing again";
 }
 
-page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no) {
-  return page_request{job_id, page_size, {}, static_cast<std::int64_t>(page_no) * page_size};
+page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no,
+                         std::int64_t not_after_ms) {
+  return page_request{
+      job_id, page_size, {}, static_cast<std::int64_t>(page_no) * page_size, not_after_ms};
 }
 
 std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept {
@@ -259,11 +261,12 @@ constexpr std::uint32_t max_commits_in_flight = 4;
 void commit(paginator_ptr self, api::page<api::export_job_item> page, std::string request_cursor,
             std::uint32_t page_no) {
   auto& st = self->state;
+  const std::uint64_t page_items = page.data.size();
   filter_input in{std::move(page), std::move(request_cursor), page_no};
   ++st.commits_in_flight;
   self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
       .then(
-          [self](const store_reply& r) {
+          [self, page_items](const store_reply& r) {
             auto& s = self->state;
             --s.commits_in_flight;
             if (!r.ok) s.store_failed = true;
@@ -275,7 +278,10 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
               fail(self, "store", r.message);
               return;
             }
-            if (s.ctx.progress) ++s.ctx.progress->pages;
+            if (s.ctx.progress) {
+              ++s.ctx.progress->pages;
+              s.ctx.progress->items_listed += page_items;
+            }
             if (s.fetch_waits_for_commit) {
               s.fetch_waits_for_commit = false;
               fetch_next(self);
@@ -390,8 +396,8 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
 /// Requests offset page `page_no`; its slot in `fetches_in_flight` is already counted.
 void request_offset(paginator_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
-  const auto req = offset_page(st.job.job_id, st.page_size, page_no);
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
+  const auto req = offset_page(st.job.job_id, st.page_size, page_no, st.ctx.job_deadline_ms);
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_items_atom::value, req)
       .then([self, page_no](items_reply& reply) { on_offset_page(self, page_no, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
 }
@@ -500,8 +506,8 @@ void on_page(paginator_ptr self, items_reply& reply) {
 
 void fetch_next(paginator_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt};
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
+  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt, st.ctx.job_deadline_ms};
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_items_atom::value, req)
       .then([self](items_reply& reply) { on_page(self, reply); },
             [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
 }

@@ -424,8 +424,9 @@ void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
 /// Requests data-layer offset page `page_no`; its slot is already counted.
 void request_date_page(orderer_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
-  const auto req = offset_page(st.job.job_id, st.ctx.settings.page_size, page_no);
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_dates_atom::value, req)
+  const auto req =
+      offset_page(st.job.job_id, st.ctx.settings.page_size, page_no, st.ctx.job_deadline_ms);
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_dates_atom::value, req)
       .then(
           [self, page_no, epoch = st.walk_epoch](dates_reply& reply) {
             if (epoch != self->state.walk_epoch) {
@@ -510,8 +511,9 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
 
 void fetch_dates(orderer_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.ctx.settings.page_size, st.cursor, std::nullopt};
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_dates_atom::value, req)
+  page_request req{st.job.job_id, st.ctx.settings.page_size, st.cursor, std::nullopt,
+                   st.ctx.job_deadline_ms};
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_dates_atom::value, req)
       .then([self](dates_reply& reply) { on_dates(self, reply); },
             [self](caf::error& err) {
               finish(self, false, "timeout", "fetcher: " + to_string(err));

@@ -28,6 +28,7 @@ namespace {
 struct batch_range {
   std::uint64_t last_sent = 0;
   std::uint64_t range_end = 0;
+  std::uint64_t items = 0;  // items handed on in it (batch_progress::items_acked)
 };
 
 struct sequencer_state {
@@ -119,6 +120,7 @@ void advance(sequencer_ptr self, std::uint64_t through) {
   auto& st = self->state;
   while (!st.in_flight.empty() && st.in_flight.front().last_sent <= through) {
     st.acked = std::max(st.acked, st.in_flight.front().range_end);
+    if (st.ctx.progress) st.ctx.progress->items_acked += st.in_flight.front().items;
     st.in_flight.pop_front();
   }
 }
@@ -197,7 +199,7 @@ void pump(sequencer_ptr self) {
             s.dispatched = std::max(s.dispatched, range_end);
             s.next_seq = range_end + 1;
             const std::uint64_t last_sent = batch.items.empty() ? 0 : batch.items.back().sequence;
-            s.in_flight.push_back({last_sent, range_end});
+            s.in_flight.push_back({last_sent, range_end, batch.items.size()});
             if (batch.items.empty()) {
               // Nothing to hand on: the range is done as soon as everything before it is.
               advance(self, s.acked_committed > s.acked ? s.acked_committed : s.acked);
@@ -318,7 +320,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
           state.check_in_flight = false;
           state.next_check = std::chrono::steady_clock::now() + state.ctx.job_check_every;
         };
-        self->request(s.ctx.fetcher, s.ctx.settings.request_timeout, get_job_atom::value,
+        self->request(s.ctx.fetcher, s.ctx.settings.fetch_timeout, get_job_atom::value,
                       s.job.job_id)
             .then(
                 [self, again](const job_reply& r) {

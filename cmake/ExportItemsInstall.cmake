@@ -19,7 +19,7 @@ include(CMakePackageConfigHelpers)
 # Every library ei_pipeline links, also privately (static libraries carry their link
 # dependencies): a new one must be added here, or install(EXPORT) stops the configure step
 # naming the target that is "not in any export set".
-set(_ei_install_libs ei_common ei_api ei_http ei_export_api ei_beast ei_storage ei_simulator
+set(_ei_install_libs ei_common ei_log ei_api ei_http ei_export_api ei_beast ei_storage ei_simulator
                      ei_actors ei_writeback ei_pipeline)
 
 # What embedders link: every library and both include roots, C++20.
@@ -45,6 +45,7 @@ set(_ei_install_headers
 
 set(_ei_include_dir ${CMAKE_INSTALL_INCLUDEDIR}/export_items)
 install(FILES ${PROJECT_SOURCE_DIR}/include/export_items/stage.hpp
+              ${PROJECT_SOURCE_DIR}/include/export_items/log.hpp
         DESTINATION ${_ei_include_dir} COMPONENT ExportItems_Development)
 foreach(_header IN LISTS _ei_install_headers)
   get_filename_component(_dir ${_header} DIRECTORY)

@@ -103,7 +103,8 @@ bool in_scope(api::item_status s) noexcept;
 
 /// Offset listing (listing_mode::parallel), shared by the paginator and the orderer's
 /// data-layer walk: the request for page `page_no`, and how many pages `total` items make.
-page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no);
+page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no,
+                         std::int64_t not_after_ms);
 std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept;
 
 }  // namespace ei::actors::detail
