@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "actors/sink.hpp"
+#include "actors/store.hpp"
 #include "common/crash_point.hpp"
 #include "common/durable_file.hpp"
 #include "common/json_text.hpp"
@@ -38,13 +39,14 @@ struct pending_ack {
 
 struct sink_state {
   ndjson_sink_options options;
-  std::shared_ptr<storage::state_store> store;
   std::string sink_name;
   int fd = -1;
   std::uint64_t offset = 0;
   std::string buffer;
   std::size_t buffered_items = 0;
   std::map<api::uuid, pending_ack> pending;
+  store_actor writer;             // the ack commits go through the store actor
+  bool commit_in_flight = false;  // one ack commit at a time; lines buffer meanwhile
   bool flush_scheduled = false;
   bool committed_warned = false;
   static inline const char* name = "ndjson_sink";
@@ -79,10 +81,33 @@ void stop_sink(sink_ptr self, const std::string& what) {
   self->quit(caf::make_error(caf::sec::runtime_error, what));
 }
 
+void flush(sink_ptr self);
+
+/// The ack commit of `acks` (output written and fsynced through `offset`) is durable: update
+/// the commit file, acknowledge, and flush what arrived in the meantime.
+void committed(sink_ptr self, std::uint64_t offset, std::map<api::uuid, pending_ack> acks) {
+  auto& st = self->state;
+  st.commit_in_flight = false;
+  if (st.options.path != "-" && !write_committed_file(st.options.path, offset) &&
+      !st.committed_warned) {
+    st.committed_warned = true;  // advisory: the store holds the truth; say it once
+    log::warn("output_committed_file",
+              "cannot update " + committed_path(st.options.path) + ": " + std::strerror(errno),
+              {{"output", st.options.path}});
+  }
+  for (auto& [job, ack] : acks)
+    self->send(ack.receiver, ack_atom::value, job, ack.through, true);
+  if (!st.pending.empty()) flush(self);
+}
+
+/// Writes and fsyncs the buffered lines, then commits the jobs' ack watermarks with the new
+/// offset through the store actor (one synced write, grouped with the other writes of its
+/// mailbox round); the acks leave once that write is durable. While a commit is in flight,
+/// lines keep buffering: they are flushed when it returns.
 void flush(sink_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
-  if (st.pending.empty()) return;
+  if (st.pending.empty() || st.commit_in_flight) return;
   if (auto f = durable::append_synced(st.fd, st.buffer, st.options.fsync && st.options.path != "-",
                                       "after_output_write"))
     return stop_sink(self, std::string(f->step) + " failed: " + std::strerror(f->error));
@@ -90,34 +115,34 @@ void flush(sink_ptr self) {
   st.offset += st.buffer.size();
   st.buffer.clear();
   st.buffered_items = 0;
-  std::vector<storage::job_progress> progress;
-  progress.reserve(st.pending.size());
+  sink_acks commit;
+  commit.progress.reserve(st.pending.size());
   for (auto& [job, ack] : st.pending)
-    progress.push_back({job, std::nullopt, ack.through});
-  std::optional<std::pair<std::string, std::uint64_t>> sink_offset;
-  if (st.options.path != "-") sink_offset.emplace(st.sink_name, st.offset);
-  auto committed = st.store->commit_acks(progress, sink_offset);
-  if (!committed.ok())
-    return stop_sink(self, "committing acknowledgements failed: " + committed.err().message);
-  crash_point("after_ack_commit");
-  if (st.options.path != "-" && !write_committed_file(st.options.path, st.offset) &&
-      !st.committed_warned) {
-    st.committed_warned = true;  // advisory: the store holds the truth; say it once
-    log::warn("output_committed_file",
-              "cannot update " + committed_path(st.options.path) + ": " + std::strerror(errno),
-              {{"output", st.options.path}});
+    commit.progress.push_back({job, std::nullopt, ack.through});
+  if (st.options.path != "-") {
+    commit.sink = st.sink_name;
+    commit.offset = st.offset;
   }
-  for (auto& [job, ack] : st.pending)
-    self->send(ack.receiver, ack_atom::value, job, ack.through, true);
+  auto acks = std::move(st.pending);
   st.pending.clear();
+  st.commit_in_flight = true;
+  self->request(st.writer, st.options.commit_timeout, ack_atom::value, std::move(commit))
+      .then(
+          [self, offset = st.offset, acks = std::move(acks)](const store_reply& r) mutable {
+            if (!r.ok) return stop_sink(self, "committing acknowledgements failed: " + r.message);
+            committed(self, offset, std::move(acks));
+          },
+          [self](caf::error& err) {
+            stop_sink(self, "committing acknowledgements failed: " + to_string(err));
+          });
 }
 
 sink_impl::behavior_type sink_behavior(sink_ptr self, ndjson_sink_options options,
-                                       std::shared_ptr<storage::state_store> store, int fd,
-                                       std::uint64_t offset, std::string sink_name) {
+                                       store_actor writer, int fd, std::uint64_t offset,
+                                       std::string sink_name) {
   auto& st = self->state;
   st.options = std::move(options);
-  st.store = std::move(store);
+  st.writer = std::move(writer);
   st.fd = fd;
   st.offset = offset;
   st.sink_name = std::move(sink_name);
@@ -296,7 +321,8 @@ status<sink_errc> check_output(const std::string& path,
 
 result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                                       ndjson_sink_options options,
-                                                      std::shared_ptr<storage::state_store> store) {
+                                                      std::shared_ptr<storage::state_store> store,
+                                                      store_actor writer) {
   int fd = 1;
   std::uint64_t offset = 0;
   std::string sink_name = "stdout";
@@ -380,7 +406,7 @@ result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                 "cannot write " + committed_path(path) + ": " + std::strerror(errno),
                 {{"output", path}});
   }
-  auto actor = sys.spawn<caf::detached>(sink_behavior, std::move(options), std::move(store), fd,
+  auto actor = sys.spawn<caf::detached>(sink_behavior, std::move(options), std::move(writer), fd,
                                         offset, std::move(sink_name));
   return caf::actor_cast<downstream_actor>(actor);
 }
