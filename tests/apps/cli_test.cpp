@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include "tests/support/child_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "simulator/simulator.hpp"
@@ -35,59 +36,20 @@ struct run_result {
   std::string err;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 using ei::testing::temp_dir;
+
+using ei::testing::slurp;
 
 /// Starts `bin` with `args` and `env` (added to a minimal environment); stdout and stderr go
 /// to dir/stdout.txt and dir/stderr.txt.
-pid_t start(std::string bin, const std::vector<std::string>& args,
+pid_t start(const std::string& bin, const std::vector<std::string>& args,
             const std::vector<std::string>& env, const fs::path& dir) {
-  const auto out_path = dir / "stdout.txt";
-  const auto err_path = dir / "stderr.txt";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    std::vector<char*> argv;
-    argv.push_back(bin.data());
-    std::vector<std::string> a = args;
-    for (auto& s : a)
-      argv.push_back(s.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> e = env;
-    e.push_back("PATH=/usr/bin:/bin");
-    std::vector<char*> envp;
-    for (auto& s : e)
-      envp.push_back(s.data());
-    envp.push_back(nullptr);
-    ::execve(bin.c_str(), argv.data(), envp.data());
-    ::_exit(127);
-  }
-  return pid;
+  return ei::testing::start_child(bin, args, env, {dir / "stdout.txt", dir / "stderr.txt", {}});
 }
 
-/// Waits for `pid` (SIGKILLed after `limit`); its exit code (-1 when a signal ended it).
+/// Waits for `pid` (SIGKILLed after `limit`); its exit code (-SIGNAL when a signal ended it).
 int wait_for(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(120)) {
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      ADD_FAILURE() << "export-items did not finish in time";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ei::testing::wait_child(pid, limit, "export-items");
 }
 
 /// Runs `bin` with `args` and `env` (added to a minimal environment), bounded in time.
@@ -339,7 +301,7 @@ TEST(Cli, ACrashDuringListingResumesFromTheLastCommittedCursor) {
   auto crashed =
       run_bin(EI_EXPORT_ITEMS_CRASHPOINTS_BIN, args,
               {std::string("PLEO_API_KEY=") + kKey, "EI_CRASH_AT=after_page_commit:4"}, dir.path());
-  ASSERT_EQ(crashed.exit_code, -1) << "expected SIGKILL at the crash point: " << crashed.err;
+  ASSERT_EQ(crashed.exit_code, -SIGKILL) << "expected SIGKILL at the crash point: " << crashed.err;
   std::size_t first_run_pages = 0;
   for (auto& r : s->request_log())
     if (r.endpoint == "items") ++first_run_pages;
@@ -538,7 +500,7 @@ TEST(Cli, TheUserBinaryIgnoresCrashPoints) {
   auto test_build = run_bin(EI_EXPORT_ITEMS_CRASHPOINTS_BIN,
                             run_args(*s, dir.path() / "state2", (dir.path() / "b.ndjson").string()),
                             env, dir.path());
-  EXPECT_EQ(test_build.exit_code, -1) << test_build.err;
+  EXPECT_EQ(test_build.exit_code, -SIGKILL) << test_build.err;
 }
 
 struct out_line {
