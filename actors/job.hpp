@@ -30,56 +30,21 @@
 #include "actors/report.hpp"
 #include "actors/settings.hpp"
 #include "actors/store.hpp"
+#include "export_items/protocol.hpp"  // job_stats, job_result, job_outcome, outcome_receiver_actor
 #include "storage/state_store.hpp"
 
 namespace ei::actors {
 
-/// What a job did in this run (and, for counters that live in the store, in total).
-struct job_stats {
-  std::uint64_t listed = 0;
-  std::uint64_t in_scope = 0;
-  std::array<std::uint64_t, 6> by_remote_status{};  // indexed by api::item_status
-  std::uint64_t duplicates = 0;
-  std::uint64_t needs_reconciliation = 0;
-  std::uint64_t undated = 0;               // in scope but absent from the data layer (ordered last)
-  std::uint64_t skipped_out_of_scope = 0;  // left the scope since the order was fixed
-  std::uint64_t out_of_scope_reported = 0;  // handed on before, final remotely now
-  // Over every run of the job (from its order in the store, once it is done):
-  // in_scope = acked + skipped_final_remotely + reported.
-  std::uint64_t acked = 0;                   // handed on and acknowledged
-  std::uint64_t skipped_final_remotely = 0;  // finalised elsewhere before it was handed on
-  std::uint64_t reported = 0;                // handed on, final remotely before its ack; or absent
-  std::uint64_t absent = 0;                  // missing from a re-listing (part of `reported`)
-  std::uint64_t emitted = 0;
-  std::uint64_t redelivered = 0;
-  std::uint64_t pages = 0;
-  std::uint64_t requests = 0;
-  std::uint64_t retries = 0;
-  std::int64_t total_reported = -1;  // pagination.total of the last page, -1 if absent
-  double duration_seconds = 0;
-  api::contract_deviations deviations;  // tolerated departures from the API contract
-};
-
-enum class job_result : std::uint8_t { complete, already_complete, failed };
-std::string_view to_string(job_result r) noexcept;
-
-struct job_outcome {
-  api::uuid job_id;
-  api::uuid company_id;
-  job_result result = job_result::failed;
-  std::string reason_code;  // e.g. "job_not_in_progress", "cursor_cycle", "http_404"
-  std::string reason;       // for people
-  job_stats stats;
-  std::vector<reconciliation_entry> reported;
-};
-
-/// Live counters for progress lines: written by the actors, read from another thread.
+/// Live counters for progress lines and export_items::stage::stats(): written by the actors,
+/// read from another thread. One may be shared by several batch runners (counts add up).
 struct batch_progress {
   std::atomic<std::uint64_t> jobs_total{0};
-  std::atomic<std::uint64_t> jobs_done{0};
+  std::atomic<std::uint64_t> jobs_done{0};    // with an outcome (failed ones included)
+  std::atomic<std::uint64_t> jobs_failed{0};  // of jobs_done
   std::atomic<std::uint64_t> jobs_running{0};
   std::atomic<std::uint64_t> pages{0};
-  std::atomic<std::uint64_t> items_emitted{0};
+  std::atomic<std::uint64_t> items_emitted{0};  // handed on (redeliveries included)
+  std::atomic<std::uint64_t> items_acked{0};    // acknowledgements recorded in this run
   /// Set (by a signal watcher) to stop the batch gracefully: the batch runner starts no new
   /// job, sequencers hand on no new batch and end their job with reason code `interrupted`
   /// (the phase stays, so a re-run resumes it) once their in-flight batches are acknowledged.
@@ -159,9 +124,6 @@ struct dispatch_result {
   std::uint64_t acked_through = 0;
 };
 
-/// Whoever starts a job supervisor receives its outcome through this interface.
-using outcome_receiver_actor = caf::typed_actor<caf::reacts_to<outcome_atom, job_outcome>>;
-
 using job_supervisor_actor =
     caf::typed_actor<caf::reacts_to<run_atom>, caf::reacts_to<done_atom, listing_result>,
                      caf::reacts_to<done_atom, order_result>,
@@ -177,7 +139,6 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_context ct
 
 }  // namespace ei::actors
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::job_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::listing_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconcile_result)

@@ -16,17 +16,9 @@
 #include "actors/store.hpp"
 #include "api/model.hpp"
 #include "common/result.hpp"
+#include "export_items/protocol.hpp"  // reconciliation_entry
 
 namespace ei::actors {
-
-/// An item reported for a person to look at: needs reconciliation (in_progress remotely with
-/// no local record after state loss), was handed on and is now final remotely, or is missing
-/// from a re-listing.
-struct reconciliation_entry {
-  api::uuid accounting_entry_id;
-  std::string remote_status;  // "absent" when the latest listing no longer has it
-  std::string action;         // to_string(reconcile_action), or "absent"
-};
 
 /// Appends a job's entries (one line each) and fsyncs; answers once they are durable.
 using report_writer_actor = caf::typed_actor<
@@ -41,6 +33,3 @@ report_writer_actor spawn_report_writer(caf::actor_system& sys, std::string path
                                         std::shared_ptr<std::atomic<bool>> wrote);
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconciliation_entry)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::actors::reconciliation_entry>)

@@ -78,6 +78,13 @@ void maybe_done(sequencer_ptr self) {
 
 void pump(sequencer_ptr self);
 
+/// `acked_committed` moves up to `through`; the progress counters learn by how much.
+void raise_acked_committed(sequencer_state& st, std::uint64_t through) {
+  if (through <= st.acked_committed) return;
+  if (st.ctx.progress) st.ctx.progress->items_acked += through - st.acked_committed;
+  st.acked_committed = through;
+}
+
 /// Persists `acked` when nobody else has (downstream that does not commit, or ranges whose
 /// tail was passed over).
 /// Sends an ack write (watermarks, maybe with outcomes) to the store actor; once it is durable,
@@ -93,7 +100,7 @@ void commit_ack_write(sequencer_ptr self, Write write, std::uint64_t through) {
             auto& s = self->state;
             --s.ack_commits_in_flight;
             if (!r.ok) return finish(self, false, "store", r.message);
-            s.acked_committed = std::max(s.acked_committed, through);
+            raise_acked_committed(s, through);
             maybe_done(self);
             pump(self);  // a stopping job ends here once nothing is in flight
           },
@@ -324,7 +331,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
       [self](ack_atom, const api::uuid& job_id, std::uint64_t through, bool committed) {
         auto& s = self->state;
         if (!ack_is_valid(self, job_id, through)) return;
-        if (committed) s.acked_committed = std::max(s.acked_committed, through);
+        if (committed) raise_acked_committed(s, through);
         advance(self, through);
         commit_acked(self);
         pump(self);

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -28,6 +29,7 @@
 
 #include "api/codec.hpp"
 #include "api/credentials.hpp"
+#include "apps/embedded_sim.hpp"
 #include "apps/writeback_commands.hpp"
 #include "distributed/commands.hpp"
 #include "pipeline/config.hpp"
@@ -182,7 +184,18 @@ int run_command(const run_args& a) {
   if (opts.batch.jobs.empty() && !opts.batch.discover)
     return usage_error("no jobs: give --job ID, --jobs-file FILE or --discover");
 
-  if (cfg.base_url != "embedded") {
+  // `base_url: "embedded"`: the simulator, in this process, for as long as the run lasts.
+  std::optional<ei::apps::embedded_api> embedded;
+  if (cfg.base_url == "embedded") {
+    if (auto st = ei::pipeline::validate(cfg); !st.ok()) return usage_error(st.err().message);
+    if (opts.state_dir.empty()) return usage_error("--state-dir is required");
+    auto started = ei::apps::start_embedded(cfg.embedded);
+    if (!started) return usage_error(started.err().message);
+    embedded = std::move(started.value());
+    cfg.base_url = embedded->base_url;
+    opts.credentials = std::move(embedded->credentials);
+    opts.api_label = "embedded simulator at " + embedded->base_url;
+  } else {
     auto creds = ei::api::credentials::from_env(a.token_command);
     if (!creds) return usage_error(creds.err().message);
     opts.credentials = std::move(creds.value());

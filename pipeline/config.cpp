@@ -224,7 +224,7 @@ status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_i
         {"jobs", integer(e.jobs, 0, 100000)},
         {"items_per_job", integer(e.items_per_job, 0, 100000000)},
         {"all_in_progress", boolean(e.all_in_progress)},
-        {"api_key", text(cfg.embedded_api_key)},
+        {"api_key", text(e.api_key)},
         {"faults", text(e.faults)},
         {"default_limit", integer(e.default_limit, 1, 100000)},
         {"threads", integer(e.threads, 1, 64)},
@@ -245,7 +245,7 @@ result<stage_config, config_errc> load_config(const std::string& path) {
   return cfg;
 }
 
-status<config_errc> validate(const stage_config& cfg) {
+status<config_errc> validate(const embed_config& cfg) {
   if (cfg.base_url.empty())
     return make_error(config_errc::invalid_value, "base_url: must not be empty");
   if (cfg.settings.batch_size > cfg.settings.credit_window)

@@ -4,7 +4,11 @@
 
 #include <caf/all.hpp>
 
+#include "actors/batch.hpp"
+#include "api/http_client.hpp"
+#include "pipeline/config.hpp"
 #include "pipeline/runtime.hpp"
+#include "writeback/writeback.hpp"
 
 namespace export_items {
 
@@ -73,6 +77,9 @@ struct stage::impl {
   stage_config config;
   ei::pipeline::stage_resources resources;
   ei::pipeline::stage_actors actors;
+  /// Shared by every batch runner of this stage: stats() reads it.
+  std::shared_ptr<ei::actors::batch_progress> progress =
+      std::make_shared<ei::actors::batch_progress>();
   bool stopped = false;
 };
 
@@ -111,7 +118,28 @@ ei::result<std::unique_ptr<stage>, stage_errc> stage::start(caf::actor_system& h
 
 batch_runner_actor stage::batch_runner() {
   return ei::actors::spawn_batch_runner(*impl_->host, impl_->actors.base, impl_->actors.fetchers,
-                                        nullptr);
+                                        impl_->progress);
+}
+
+stage_stats stage::stats() const {
+  stage_stats out;
+  const auto& p = *impl_->progress;
+  out.jobs_total = p.jobs_total.load();
+  out.jobs_running = p.jobs_running.load();
+  out.jobs_done = p.jobs_done.load();
+  out.jobs_failed = p.jobs_failed.load();
+  out.pages = p.pages.load();
+  out.items_handed_on = p.items_emitted.load();
+  out.items_acked = p.items_acked.load();
+  const auto http = impl_->resources.http->stats();
+  out.http_requests = http.requests;
+  out.http_succeeded = http.succeeded;
+  out.http_failed = http.failed;
+  out.http_retries = http.retries;
+  out.http_throttled = http.throttled;
+  out.http_bytes_received = http.bytes_received;
+  out.http_responses_by_class = http.responses_by_class;
+  return out;
 }
 
 ei::result<batch_report, stage_errc> stage::run(const batch_request& batch) {

@@ -9,7 +9,7 @@
 
 namespace ei::pipeline {
 
-result<stage_resources, run_errc> open_resources(const stage_config& cfg,
+result<stage_resources, run_errc> open_resources(const embed_config& cfg,
                                                  const api::credentials& creds,
                                                  const std::string& state_dir) {
   if (state_dir.empty())
@@ -39,7 +39,7 @@ result<stage_resources, run_errc> open_resources(const stage_config& cfg,
   return res;
 }
 
-stage_actors spawn_stage_actors(caf::actor_system& sys, const stage_config& cfg,
+stage_actors spawn_stage_actors(caf::actor_system& sys, const embed_config& cfg,
                                 const stage_resources& res, actors::downstream_actor downstream) {
   stage_actors out;
   out.base.settings = cfg.settings;

@@ -30,7 +30,7 @@ struct stage_resources {
 
 /// Creates the HTTP client for `cfg.http` (base_url set) and opens the state store (taking its
 /// directory lock). Errors name what failed; the credentials never appear in them.
-result<stage_resources, run_errc> open_resources(const stage_config& cfg,
+result<stage_resources, run_errc> open_resources(const embed_config& cfg,
                                                  const api::credentials& creds,
                                                  const std::string& state_dir);
 
@@ -40,7 +40,7 @@ struct stage_actors {
   std::vector<actors::fetcher_actor> fetchers;
 };
 
-stage_actors spawn_stage_actors(caf::actor_system& sys, const stage_config& cfg,
+stage_actors spawn_stage_actors(caf::actor_system& sys, const embed_config& cfg,
                                 const stage_resources& res, actors::downstream_actor downstream);
 
 /// Ends the shared actors (not the downstream, which belongs to whoever made it).

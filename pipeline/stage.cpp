@@ -175,26 +175,14 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
   if (options.state_dir.empty())
     return make_error(run_errc::invalid_config, "--state-dir is required");
 
-  // The embedded simulator, when asked for: a loopback server in this process.
-  std::unique_ptr<sim::simulator> simulator;
-  std::optional<api::credentials> creds = options.credentials;
-  if (cfg.base_url == "embedded") {
-    auto sc = cfg.embedded;
-    sc.host = "127.0.0.1";
-    sc.port = 0;
-    sc.api_key = cfg.embedded_api_key;
-    auto started = sim::simulator::start(sc);
-    if (!started) return make_error(run_errc::simulator, started.err().message);
-    simulator = std::move(started.value());
-    cfg.http.base_url = simulator->base_url();
-    // The embedded simulator only knows its own key: credentials from the environment are
-    // meant for the real API and are not used here.
-    auto key = api::credentials::from_api_key(cfg.embedded_api_key);
-    if (!key) return make_error(run_errc::invalid_config, "embedded.api_key: " + key.err().message);
-    creds = std::move(key.value());
-  } else {
-    cfg.http.base_url = cfg.base_url;
-  }
+  // The simulator behind `base_url: "embedded"` is the command line's (apps/embedded_sim.hpp):
+  // the library never links it, so it is started before this and its URL given here.
+  if (cfg.base_url == "embedded")
+    return make_error(run_errc::simulator,
+                      "base_url \"embedded\": the embedded simulator is started by the "
+                      "export-items command, not by the library; give the API's URL");
+  cfg.http.base_url = cfg.base_url;
+  const std::optional<api::credentials>& creds = options.credentials;
   if (!creds)
     return make_error(run_errc::invalid_config,
                       "no credentials: set PLEO_API_KEY (API key) or PLEO_ACCESS_TOKEN (OAuth)");
@@ -208,8 +196,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
   auto store = res->store;
 
   run_report report;
-  report.base_url =
-      cfg.base_url == "embedded" ? "embedded simulator at " + cfg.http.base_url : cfg.base_url;
+  report.base_url = options.api_label.empty() ? cfg.base_url : options.api_label;
   report.out = options.out;
   {
     caf::actor_system_config sys_cfg;

@@ -26,7 +26,7 @@ enum class run_errc : std::uint8_t {
   invalid_config,  // the configuration or the command line is unusable
   state_dir,       // the state directory is locked, corrupt or from another schema
   output,          // the output file cannot be opened or is inconsistent with the state
-  simulator,       // the embedded simulator failed to start
+  simulator,       // the embedded simulator failed to start (or base_url is "embedded")
   http_client,     // the HTTP client could not be created (bad URL, CA file, ...)
   interrupted,     // the batch did not finish within its deadline
 };
@@ -39,8 +39,11 @@ struct run_options {
   /// or `<state_dir>/reconcile.ndjson` when `out` is stdout.
   std::string reconcile_out;
   actors::batch_request batch;
-  /// Credentials; for the embedded simulator the config's key is used when empty.
+  /// Credentials (required).
   std::optional<api::credentials> credentials;
+  /// How the summary names the API (`base_url`); empty: the base URL. The command line says
+  /// "embedded simulator at URL" for the simulator it started.
+  std::string api_label;
   /// Progress lines go here (nullptr: none). `live` rewrites one line (a terminal).
   std::ostream* progress = nullptr;
   bool live_progress = false;

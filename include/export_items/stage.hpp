@@ -8,39 +8,49 @@
 //   ...
 //   stage.value()->shutdown();  // after the batches finished: actors stopped, store closed
 //
-// The downstream protocol (actors/downstream.hpp, docs/embedding.md): the stage sends
+// The downstream protocol (export_items/protocol.hpp, docs/embedding.md): the stage sends
 // `(items_atom, item_batch, ack_receiver_actor)`; the host answers, whenever it has made the
 // items safe, `(ack_atom, job_id, acked_through, false)` — cumulative, by sequence. An item
 // acknowledged that way is never handed on again, across crashes and restarts of the host;
 // items handed on but not acknowledged come again (flagged `redelivery`) after a restart.
 //
 // Write-back (docs/write-back.md): a downstream that acks with outcomes
-// (`(ack_atom, job_id, acked_through, false, outcome_acks)`, actors/downstream.hpp) has them
+// (`(ack_atom, job_id, acked_through, false, outcome_acks)`, export_items/protocol.hpp) has them
 // recorded with the ack; `stage->write_back({.jobs = {job_id}, .complete = true})` then sends them
 // to Pleo and completes the jobs that are ready, exactly once across crashes; with
 // `fail_reason_type` set it sends `failed` instead.
 //
+// Progress and stats: `stage->stats()` (any thread, any time) counts jobs by state, items
+// handed on and acknowledged, pages and HTTP requests since start().
+//
 // Thread safety: start() and shutdown() from one host thread, not from inside an actor of
-// the stage. batch_runner() may be called from anywhere; each call gives a fresh runner for
-// one batch.
+// the stage. batch_runner() and stats() may be called from anywhere; each batch_runner() call
+// gives a fresh runner for one batch.
+//
+// Self-contained: this header and those it includes are all under export_items/ (plus the
+// standard library and CAF). The types live in namespace ei (the implementation's); the names
+// below are the API.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <caf/actor_system.hpp>
 
-#include "actors/batch.hpp"
-#include "actors/downstream.hpp"
-#include "actors/job.hpp"
-#include "api/credentials.hpp"
-#include "common/result.hpp"
-#include "pipeline/config.hpp"
-#include "writeback/writeback.hpp"
+#include "export_items/config.hpp"
+#include "export_items/credentials.hpp"
+#include "export_items/protocol.hpp"
+#include "export_items/result.hpp"
+#include "export_items/types.hpp"
+#include "export_items/writeback.hpp"
 
 namespace export_items {
 
+using ei::error;
+using ei::result;
 using ei::actors::ack_atom;
 using ei::actors::ack_receiver_actor;
 using ei::actors::batch_report;
@@ -53,13 +63,24 @@ using ei::actors::item_outcome_ack;
 using ei::actors::items_atom;
 using ei::actors::job_outcome;
 using ei::actors::job_result;
+using ei::actors::job_stats;
+using ei::actors::listing_mode;
 using ei::actors::outcome_acks;
 using ei::actors::outcome_atom;
 using ei::actors::outcome_receiver_actor;
+using ei::actors::reconciliation_entry;
 using ei::actors::run_atom;
+using ei::actors::stage_settings;
 using ei::api::credentials;
+using ei::api::http_errc;
+using ei::api::item_status;
+using ei::api::tracking_fields;
 using ei::api::uuid;
-using stage_config = ei::pipeline::stage_config;
+using ei::storage::ordering_mode;
+using ei::storage::store_options;
+using ei::storage::sync_policy;
+using http_config = ei::api::client_config;
+using stage_config = ei::pipeline::embed_config;
 using write_back_options = ei::writeback::options;
 using write_back_report = ei::writeback::report;
 
@@ -83,6 +104,31 @@ failure_kind failure_of(const job_outcome& outcome) noexcept;
 enum class stage_errc : std::uint8_t { invalid_config, state_dir, http_client, stopped };
 std::string_view to_string(stage_errc c) noexcept;
 
+/// What an embedded stage has done since start(), over all its batches: a snapshot of
+/// counters that the actors update as they work (stage::stats()). Jobs waiting to start are
+/// jobs_total - jobs_running - jobs_done.
+struct stage_stats {
+  // Jobs
+  std::uint64_t jobs_total = 0;    // taken into a batch (explicit ids, or discovered)
+  std::uint64_t jobs_running = 0;  // in a pipeline now (listing, ordering or dispatching)
+  std::uint64_t jobs_done = 0;     // with an outcome: complete, already complete or failed
+  std::uint64_t jobs_failed = 0;   // of jobs_done: failed (interrupted ones included)
+  // Items
+  std::uint64_t pages = 0;            // item pages listed
+  std::uint64_t items_handed_on = 0;  // sent to downstream (redeliveries included)
+  /// Acknowledged by downstream and recorded in the state store, by sequence (order entries
+  /// passed over because they left the scope count with the ack that covers them).
+  std::uint64_t items_acked = 0;
+  // HTTP requests of the stage's client (write_back() included)
+  std::uint64_t http_requests = 0;   // requests made
+  std::uint64_t http_succeeded = 0;  // completed with a 2xx
+  std::uint64_t http_failed = 0;     // completed with an error (after their retries)
+  std::uint64_t http_retries = 0;    // attempts after the first
+  std::uint64_t http_throttled = 0;  // 429 responses
+  std::uint64_t http_bytes_received = 0;
+  std::array<std::uint64_t, 6> http_responses_by_class{};  // [2] = 2xx ... [5] = 5xx
+};
+
 class stage {
  public:
   /// Opens the state directory (its lock is held until shutdown), creates the HTTP client
@@ -98,6 +144,9 @@ class stage {
   /// one batch_report when every job has an outcome (and streams each outcome to
   /// batch_request::listener when set). Several batches may run at once.
   batch_runner_actor batch_runner();
+
+  /// The counters since start() (cheap: atomic loads; any thread, also while batches run).
+  stage_stats stats() const;
 
   /// Blocking convenience: runs one batch and waits for its report. Never call it from an
   /// actor of `host`.

@@ -160,6 +160,27 @@ TEST(Embed, StageRunsInsideTheHostSystemAndAcksBySequence) {
   EXPECT_EQ(complete, in_progress);
   EXPECT_EQ(book->redeliveries, 0U);
   {
+    // The stats: every job has an outcome, each item the host took was handed on once and its
+    // ack recorded (a job completes only after that), and the HTTP counters moved.
+    const xi::stage_stats st = stage.value()->stats();
+    std::uint64_t taken = 0;
+    {
+      std::lock_guard<std::mutex> lock(book->mutex);
+      for (const auto& [job, seqs] : book->sequences)
+        taken += seqs.size();
+    }
+    EXPECT_GT(taken, 0U);
+    EXPECT_EQ(st.jobs_total, jobs.size());
+    EXPECT_EQ(st.jobs_done, jobs.size());
+    EXPECT_EQ(st.jobs_running, 0U);
+    EXPECT_EQ(st.jobs_failed, jobs.size() - in_progress);
+    EXPECT_EQ(st.items_handed_on, taken);
+    EXPECT_EQ(st.items_acked, taken);
+    EXPECT_GT(st.pages, 0U);
+    EXPECT_GE(st.http_requests, jobs.size());
+    EXPECT_GT(st.http_responses_by_class[2], 0U);
+  }
+  {
     // The listener heard about every job. Its messages and the report travel to different
     // actors, so the last outcome may still be in the listener's mailbox: wait (bounded).
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -197,12 +218,16 @@ TEST(Embed, StartRefusesWhatItCannotUse) {
   caf::actor_system host{host_cfg};
   auto creds = xi::credentials::from_api_key(kKey).value();
   temp_dir state;
-  xi::stage_config config;  // base_url "embedded": not for embedders
+  xi::stage_config config;  // no base_url: refused
   auto book = std::make_shared<ledger>();
   auto downstream = host.spawn(host_downstream, book);
   auto s = xi::stage::start(host, config, creds, state.str(), downstream);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.err().code, xi::stage_errc::invalid_config);
+  config.base_url = "embedded";  // the command line's simulator: not for embedders
+  auto embedded = xi::stage::start(host, config, creds, state.str(), downstream);
+  ASSERT_FALSE(embedded.ok());
+  EXPECT_EQ(embedded.err().code, xi::stage_errc::invalid_config);
   config.base_url = "http://127.0.0.1:9";
   auto no_downstream = xi::stage::start(host, config, creds, state.str(), {});
   ASSERT_FALSE(no_downstream.ok());
