@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batch.hpp"
+#include "common/log.hpp"
 
 namespace ei::actors {
 namespace {
@@ -92,6 +93,30 @@ void maybe_finish(runner_ptr self) {
   self->quit();
 }
 
+/// job_completed (info) or job_failed (warn when interrupted, which a re-run resumes; else
+/// error), with the job's ids and reason.
+void log_outcome(const job_outcome& out) {
+  const auto lvl = out.result != job_result::failed ? log::level::info
+                   : is_interrupted(out)            ? log::level::warn
+                                                    : log::level::error;
+  if (!log::enabled(lvl)) return;
+  const auto job = out.job_id.is_nil() ? std::string() : out.job_id.to_string();  // discovery
+  const auto company = out.company_id.is_nil() ? std::string() : out.company_id.to_string();
+  if (out.result != job_result::failed) {
+    const auto emitted = std::to_string(out.stats.emitted);
+    const auto secs = std::to_string(out.stats.duration_seconds);
+    log::write(lvl, "job_completed", "job completed",
+               {{"jobId", job},
+                {"companyId", company},
+                {"result", to_string(out.result)},
+                {"emitted", emitted},
+                {"seconds", secs}});
+  } else {
+    log::write(lvl, "job_failed", out.reason,
+               {{"jobId", job}, {"companyId", company}, {"reason", out.reason_code}});
+  }
+}
+
 void record(runner_ptr self, job_outcome out) {
   auto& st = self->state;
   auto& rep = st.report;
@@ -105,10 +130,11 @@ void record(runner_ptr self, job_outcome out) {
       break;
     case job_result::failed:
       ++rep.failed;
-      if (out.reason_code == interrupted_code) ++rep.interrupted;
+      if (out.failure.code == job_errc::interrupted) ++rep.interrupted;
       break;
   }
   if (out.result != job_result::failed && !out.job_id.is_nil()) rep.finished.push_back(out.job_id);
+  log_outcome(out);
   if (st.progress) {
     if (out.result == job_result::failed) ++st.progress->jobs_failed;
     ++st.progress->jobs_done;
@@ -117,13 +143,11 @@ void record(runner_ptr self, job_outcome out) {
   if (st.request.collect_outcomes) rep.jobs.push_back(std::move(out));
 }
 
-void failed_before_start(runner_ptr self, const api::uuid& job, std::string code,
+void failed_before_start(runner_ptr self, const api::uuid& job, job_failure code,
                          std::string reason) {
   job_outcome out;
   out.job_id = job;
-  out.result = job_result::failed;
-  out.reason_code = std::move(code);
-  out.reason = std::move(reason);
+  set_failure(out, code, std::move(reason));
   record(self, std::move(out));
 }
 
@@ -131,9 +155,8 @@ void interrupted_before_start(runner_ptr self, const api::uuid& job, const api::
   job_outcome out;
   out.job_id = job;
   out.company_id = company;
-  out.result = job_result::failed;
-  out.reason_code = std::string(interrupted_code);
-  out.reason = "not started: the run was interrupted; a re-run starts it";
+  set_failure(out, job_errc::interrupted,
+              "not started: the run was interrupted; a re-run starts it");
   record(self, std::move(out));
 }
 
@@ -182,7 +205,19 @@ void start_job(runner_ptr self, api::export_job job, std::uint64_t weight) {
   ctx.progress = st.progress;
   ++st.running;
   st.running_weight += weight;
-  if (st.progress) ++st.progress->jobs_running;  // shared by every runner of an embedded stage
+  if (st.progress) {
+    ++st.progress->jobs_running;  // shared by every runner of an embedded stage
+    ++st.progress->jobs_started;
+    if (job.number_of_items > 0)
+      st.progress->items_expected += static_cast<std::uint64_t>(job.number_of_items);
+  }
+  if (log::enabled(log::level::info)) {
+    const auto items = std::to_string(job.number_of_items);
+    log::info("job_started", "job started",
+              {{"jobId", job.id.to_string()},
+               {"companyId", job.company_id.to_string()},
+               {"numberOfItems", items}});
+  }
   auto sup =
       spawn_job_supervisor(self->system(), ctx, job, caf::actor_cast<outcome_receiver_actor>(self));
   self->monitor(sup);
@@ -206,6 +241,7 @@ void job_ended(runner_state& st, const caf::actor_addr& addr, const api::uuid& c
 
 void schedule(runner_ptr self) {
   auto& st = self->state;
+  if (st.progress && st.listing_done) st.progress->jobs_total_known = true;
   if (st.stopping) {
     for (auto& [company, q] : st.companies)
       for (auto& [key, job] : q.waiting)
@@ -276,19 +312,19 @@ std::vector<api::uuid> dedupe(const std::vector<api::uuid>& ids) {
 void verify(runner_ptr self, const api::uuid& job_id) {
   auto& st = self->state;
   ++st.verifying;
-  self->request(pick_fetcher(self), st.base.settings.request_timeout, get_job_atom::value, job_id)
+  self->request(pick_fetcher(self), st.base.settings.fetch_timeout, get_job_atom::value, job_id)
       .then(
           [self, job_id](job_reply& reply) {
             auto& s = self->state;
             --s.verifying;
             if (!reply.ok) {
               const auto& f = reply.failure;
-              std::string code = failure_code(f);
+              const job_failure code = failure_code(f);
               std::string reason = f.http_status == 404
                                        ? "unknown job: the API has no export job " +
                                              job_id.to_string() + " (" + describe_failure(f) + ")"
                                        : "verifying the job failed: " + describe_failure(f);
-              failed_before_start(self, job_id, std::move(code), std::move(reason));
+              failed_before_start(self, job_id, code, std::move(reason));
             } else {
               enqueue_verified(self, std::move(reply.job));
             }
@@ -296,7 +332,8 @@ void verify(runner_ptr self, const api::uuid& job_id) {
           },
           [self, job_id](caf::error& err) {
             --self->state.verifying;
-            failed_before_start(self, job_id, "timeout", "verifying the job: " + to_string(err));
+            failed_before_start(self, job_id, job_errc::timeout,
+                                "verifying the job: " + to_string(err));
             schedule(self);
           });
 }
@@ -305,7 +342,7 @@ void discover_page(runner_ptr self) {
   auto& st = self->state;
   st.discovering = true;
   jobs_request req{{"in_progress"}, st.request.company_id, 100, st.discover_cursor};
-  self->request(pick_fetcher(self), st.base.settings.request_timeout, list_jobs_atom::value, req)
+  self->request(pick_fetcher(self), st.base.settings.fetch_timeout, list_jobs_atom::value, req)
       .then(
           [self](jobs_reply& reply) {
             auto& s = self->state;
@@ -314,7 +351,7 @@ void discover_page(runner_ptr self) {
               s.discover_more = false;
               // Discovery itself failed: report it as a batch-level failure entry.
               failed_before_start(
-                  self, api::uuid{}, "discovery_failed",
+                  self, api::uuid{}, job_errc::discovery_failed,
                   "listing in_progress jobs failed: " + describe_failure(reply.failure));
               s.listing_done = true;
               return schedule(self);
@@ -337,7 +374,7 @@ void discover_page(runner_ptr self) {
               if (*pg.end_cursor == s.discover_cursor ||
                   !s.discover_cursors.insert(*pg.end_cursor).second || s.discover_stale_pages > 3) {
                 // The jobs found so far run; the rest of the list cannot be reached.
-                failed_before_start(self, api::uuid{}, "discovery_failed",
+                failed_before_start(self, api::uuid{}, job_errc::discovery_failed,
                                     s.discover_stale_pages > 3
                                         ? "listing in_progress jobs: the pages cycle (" +
                                               std::to_string(s.discover_stale_pages) +
@@ -357,7 +394,7 @@ void discover_page(runner_ptr self) {
           [self](caf::error& err) {
             self->state.discovering = false;
             self->state.discover_more = false;
-            failed_before_start(self, api::uuid{}, "discovery_failed",
+            failed_before_start(self, api::uuid{}, job_errc::discovery_failed,
                                 "listing in_progress jobs: " + to_string(err));
             self->state.listing_done = true;
             schedule(self);
@@ -380,10 +417,9 @@ void on_tick(runner_ptr self) {
       job_outcome out;
       out.job_id = job.id;
       out.company_id = job.company_id;
-      out.result = job_result::failed;
-      out.reason_code = std::string(interrupted_code);
-      out.reason = "stopped " + std::to_string(st.base.settings.stop_timeout.count()) +
-                   " ms after the run was interrupted, where it stood; a re-run resumes it";
+      set_failure(out, job_errc::interrupted,
+                  "stopped " + std::to_string(st.base.settings.stop_timeout.count()) +
+                      " ms after the run was interrupted, where it stood; a re-run resumes it");
       if (auto it = st.supervisors.find(addr); it != st.supervisors.end())
         self->send_exit(it->second, caf::exit_reason::user_shutdown);
       job_ended(st, addr, job.company_id);
@@ -410,8 +446,8 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
     job_outcome out;
     out.job_id = it->second.id;
     out.company_id = it->second.company_id;
-    out.reason_code = "internal";
-    out.reason = "the job supervisor stopped without an outcome: " + to_string(dm.reason);
+    set_failure(out, job_errc::internal,
+                "the job supervisor stopped without an outcome: " + to_string(dm.reason));
     s.active.erase(it);
     job_ended(s, dm.source, out.company_id);
     record(self, std::move(out));

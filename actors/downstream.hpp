@@ -20,5 +20,6 @@
 #pragma once
 
 #include "actors/atoms.hpp"
+#include "actors/wire.hpp"
 #include "api/model.hpp"
 #include "export_items/protocol.hpp"

@@ -1,6 +1,7 @@
 #include "actors/fetcher.hpp"
 
 #include <cctype>
+#include <chrono>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -10,22 +11,39 @@
 #include "api/codec.hpp"
 #include "api/export_requests.hpp"
 
+namespace ei::api {
+
+// The HTTP client's answer as it travels in http_completion (below); local to the fetcher.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, response& x) {
+  return f(caf::meta::type_name("ei::api::response"), x.status, x.body, x.attempts, x.waited);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_failure& x) {
+  return f(caf::meta::type_name("ei::api::http_failure"), x.code, x.message, x.status, x.type,
+           x.detail, x.attempts, x.cause);
+}
+
+}  // namespace ei::api
+
 namespace ei::actors {
 namespace {
 
-/// The HTTP completion, carried from the io thread back into the fetcher's mailbox.
+/// The HTTP completion, carried from the io thread back into the fetcher's mailbox: the
+/// response (ok) or the failure, by value. It is moved into the message, never copied (the
+/// handler reads it in place), and it is an ordinary serialisable message.
 struct http_completion {
   std::uint64_t id = 0;
-  std::shared_ptr<api::http_result<api::response>> outcome;
+  bool ok = false;
+  api::response response;     // ok
+  api::http_failure failure;  // !ok
 };
 
-}  // namespace
-}  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::http_completion)
-
-namespace ei::actors {
-namespace {
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_completion& x) {
+  return f(caf::meta::type_name("ei::actors::http_completion"), x.id, x.ok, x.response, x.failure);
+}
 
 using fetcher_impl = fetcher_actor::extend<caf::reacts_to<http_done_atom, http_completion>>;
 
@@ -51,7 +69,7 @@ struct fetcher_state {
 
 fetch_failure from_http(const api::http_failure& f, bool had_cursor) {
   fetch_failure out;
-  out.kind = std::string(api::to_string(f.code));
+  out.code = to_fetch_errc(f.code);
   out.http_status = f.status;
   out.type = f.type;
   out.message = f.message;
@@ -76,9 +94,16 @@ fetch_failure from_http(const api::http_failure& f, bool had_cursor) {
 
 fetch_failure decode_failure(std::string message) {
   fetch_failure out;
-  out.kind = "decode";
+  out.code = fetch_errc::decode;
   out.message = std::move(message);
   return out;
+}
+
+api::request with_deadline(api::request req, const page_request& r) {
+  if (r.not_after_ms > 0)
+    req.not_after =
+        std::chrono::system_clock::time_point(std::chrono::milliseconds(r.not_after_ms));
+  return req;
 }
 
 fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetcher_state> self,
@@ -93,9 +118,15 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
     self->state.client->async_request(
         std::move(req), [weak, id](api::http_result<api::response> outcome) {
           if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
+            http_completion done;
+            done.id = id;
+            done.ok = outcome.ok();
+            if (done.ok)
+              done.response = std::move(outcome).value();
+            else
+              done.failure = std::move(outcome).err();
             caf::anon_send(caf::actor_cast<fetcher_impl>(strong), http_done_atom::value,
-                           http_completion{id, std::make_shared<api::http_result<api::response>>(
-                                                   std::move(outcome))});
+                           std::move(done));
           }
         });
   };
@@ -132,7 +163,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
                           {},
                           {}};
         auto rp = call.items_promise;
-        start(api::requests::job_items(r.job_id, r.limit, r.after, r.offset), std::move(call));
+        start(with_deadline(api::requests::job_items(r.job_id, r.limit, r.after, r.offset), r),
+              std::move(call));
         return rp;
       },
       [self, start](list_dates_atom,
@@ -145,7 +177,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
                           self->make_response_promise<dates_reply>(),
                           {}};
         auto rp = call.dates_promise;
-        start(api::requests::export_items(r.job_id, r.limit, r.after, r.offset), std::move(call));
+        start(with_deadline(api::requests::export_items(r.job_id, r.limit, r.after, r.offset), r),
+              std::move(call));
         return rp;
       },
       [self](http_done_atom, const http_completion& done) {
@@ -153,16 +186,15 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
         if (it == self->state.pending.end()) return;
         pending_call call = std::move(it->second);
         self->state.pending.erase(it);
-        const api::http_result<api::response>& outcome = *done.outcome;
         switch (call.kind) {
           case pending_kind::job: {
             job_reply reply;
-            if (!outcome.ok()) {
-              reply.failure = from_http(outcome.err(), false);
-              reply.attempts = outcome.err().attempts;
+            if (!done.ok) {
+              reply.failure = from_http(done.failure, false);
+              reply.attempts = done.failure.attempts;
             } else {
-              reply.attempts = outcome->attempts;
-              auto job = api::decode_job(outcome->body, call.where);
+              reply.attempts = done.response.attempts;
+              auto job = api::decode_job(done.response.body, call.where);
               if (job) {
                 reply.ok = true;
                 reply.job = std::move(job.value());
@@ -175,12 +207,12 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
           }
           case pending_kind::jobs: {
             jobs_reply reply;
-            if (!outcome.ok()) {
-              reply.failure = from_http(outcome.err(), call.had_cursor);
-              reply.attempts = outcome.err().attempts;
+            if (!done.ok) {
+              reply.failure = from_http(done.failure, call.had_cursor);
+              reply.attempts = done.failure.attempts;
             } else {
-              reply.attempts = outcome->attempts;
-              auto page = api::decode_job_list(outcome->body, call.where);
+              reply.attempts = done.response.attempts;
+              auto page = api::decode_job_list(done.response.body, call.where);
               if (page) {
                 reply.ok = true;
                 reply.page = std::move(page.value());
@@ -193,12 +225,12 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
           }
           case pending_kind::items: {
             items_reply reply;
-            if (!outcome.ok()) {
-              reply.failure = from_http(outcome.err(), call.had_cursor);
-              reply.attempts = outcome.err().attempts;
+            if (!done.ok) {
+              reply.failure = from_http(done.failure, call.had_cursor);
+              reply.attempts = done.failure.attempts;
             } else {
-              reply.attempts = outcome->attempts;
-              auto page = self->state.parser.job_items(outcome->body, call.where);
+              reply.attempts = done.response.attempts;
+              auto page = self->state.parser.job_items(done.response.body, call.where);
               if (page) {
                 reply.ok = true;
                 reply.page = std::move(page.value());
@@ -211,12 +243,12 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
           }
           case pending_kind::dates: {
             dates_reply reply;
-            if (!outcome.ok()) {
-              reply.failure = from_http(outcome.err(), call.had_cursor);
-              reply.attempts = outcome.err().attempts;
+            if (!done.ok) {
+              reply.failure = from_http(done.failure, call.had_cursor);
+              reply.attempts = done.failure.attempts;
             } else {
-              reply.attempts = outcome->attempts;
-              auto page = self->state.parser.item_dates(outcome->body, call.where);
+              reply.attempts = done.response.attempts;
+              auto page = self->state.parser.item_dates(done.response.body, call.where);
               if (page) {
                 reply.ok = true;
                 reply.page = std::move(page.value());
@@ -234,11 +266,11 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
 
 }  // namespace
 
-std::string failure_code(const fetch_failure& f) {
-  if (f.cursor_rejected) return "cursor_rejected";
-  if (f.limit_rejected) return "limit_rejected";
-  if (f.http_status != 0) return "http_" + std::to_string(f.http_status);
-  return f.kind;
+job_failure failure_code(const fetch_failure& f) {
+  if (f.cursor_rejected) return job_errc::cursor_rejected;
+  if (f.limit_rejected) return job_errc::limit_rejected;
+  if (f.http_status != 0) return {job_errc::http_status, static_cast<std::uint16_t>(f.http_status)};
+  return to_job_failure(f.code, f.http_status);
 }
 
 fetcher_actor spawn_fetcher(caf::actor_system& sys, std::shared_ptr<api::http_client> client) {

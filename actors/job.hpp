@@ -21,11 +21,12 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/downstream.hpp"
+#include "actors/errors.hpp"
 #include "actors/fetcher.hpp"
 #include "actors/report.hpp"
 #include "actors/settings.hpp"
@@ -34,6 +35,19 @@
 #include "storage/state_store.hpp"
 
 namespace ei::actors {
+
+/// Marks the outcome failed with `f` (the code and its text) and `reason`.
+inline void set_failure(job_outcome& out, job_failure f, std::string reason) {
+  out.result = job_result::failed;
+  out.failure = f;
+  out.reason_code = f.text();
+  out.reason = std::move(reason);
+}
+
+/// True when the outcome is a failure that a graceful stop caused (resumable).
+inline bool is_interrupted(const job_outcome& out) noexcept {
+  return out.result == job_result::failed && out.failure.code == job_errc::interrupted;
+}
 
 /// Live counters for progress lines and export_items::stage::stats(): written by the actors,
 /// read from another thread. One may be shared by several batch runners (counts add up).
@@ -44,7 +58,14 @@ struct batch_progress {
   std::atomic<std::uint64_t> jobs_running{0};
   std::atomic<std::uint64_t> pages{0};
   std::atomic<std::uint64_t> items_emitted{0};  // handed on (redeliveries included)
-  std::atomic<std::uint64_t> items_acked{0};    // acknowledgements recorded in this run
+  std::atomic<std::uint64_t> items_acked{0};    // handed on and acknowledged in this run
+  // For the ETA (pipeline/monitor.hpp): jobs started, the sum of their numberOfItems, and
+  // the items their listings have committed so far.
+  std::atomic<std::uint64_t> jobs_started{0};
+  std::atomic<std::uint64_t> items_expected{0};
+  std::atomic<std::uint64_t> items_listed{0};
+  /// False while discovery may still add jobs (jobs_total is not final yet).
+  std::atomic<bool> jobs_total_known{false};
   /// Set (by a signal watcher) to stop the batch gracefully: the batch runner starts no new
   /// job, sequencers hand on no new batch and end their job with reason code `interrupted`
   /// (the phase stays, so a re-run resumes it) once their in-flight batches are acknowledged.
@@ -52,9 +73,6 @@ struct batch_progress {
   std::shared_ptr<const std::atomic<bool>> stop;
   bool stop_requested() const { return stop && stop->load(std::memory_order_relaxed); }
 };
-
-/// The reason code of a job a graceful stop ended before it finished (resumable).
-inline constexpr std::string_view interrupted_code = "interrupted";
 
 /// Everything a job pipeline needs from the process around it.
 struct job_context {
@@ -72,13 +90,17 @@ struct job_context {
   /// Set per job by its supervisor: how often the sequencer reads the job again while it
   /// dispatches (settings.job_check_interval, or expiresIn/4 when that is sooner).
   std::chrono::milliseconds job_check_every{0};
+  /// Set per job by its supervisor at every read of the job: when the job expires if nothing
+  /// acts on it (read time + expiresIn, in ms since the epoch; 0 when expiresIn is absent or
+  /// 0). Page requests carry it, so no Retry-After is waited for past it.
+  std::int64_t job_deadline_ms = 0;
 };
 
 /// What the listing phase hands back to the supervisor.
 struct listing_result {
   bool ok = false;
   storage::job_record job;  // as committed with the last page
-  std::string code;
+  job_failure failure;      // when !ok
   std::string message;
   std::uint64_t requests = 0;
   std::uint64_t retries = 0;
@@ -91,7 +113,7 @@ struct listing_result {
 struct order_result {
   bool ok = false;
   storage::job_record job;  // phase dispatching, order_size set, persisted
-  std::string code;
+  job_failure failure;      // when !ok
   std::string message;
   std::uint64_t requests = 0;
   std::uint64_t retries = 0;
@@ -104,7 +126,7 @@ struct order_result {
 struct reconcile_result {
   bool ok = false;
   storage::job_record job;  // phase dispatching again, order possibly extended, persisted
-  std::string code;
+  job_failure failure;      // when !ok
   std::string message;
   std::uint64_t skipped_out_of_scope = 0;
   std::uint64_t out_of_scope_reported = 0;
@@ -116,13 +138,37 @@ struct reconcile_result {
 /// What the dispatching phase hands back.
 struct dispatch_result {
   bool ok = false;
-  std::string code;
+  job_failure failure;  // when !ok
   std::string message;
   std::uint64_t emitted = 0;
   std::uint64_t redelivered = 0;
   std::uint64_t skipped = 0;  // order entries no longer in scope, passed over
   std::uint64_t acked_through = 0;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, listing_result& x) {
+  return f(caf::meta::type_name("ei::actors::listing_result"), x.ok, x.job, x.failure, x.message,
+           x.requests, x.retries, x.total_reported, x.deviations, x.page_size);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_result& x) {
+  return f(caf::meta::type_name("ei::actors::order_result"), x.ok, x.job, x.failure, x.message,
+           x.requests, x.retries, x.undated, x.reported, x.deviations);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reconcile_result& x) {
+  return f(caf::meta::type_name("ei::actors::reconcile_result"), x.ok, x.job, x.failure, x.message,
+           x.skipped_out_of_scope, x.out_of_scope_reported, x.absent, x.appended, x.reported);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dispatch_result& x) {
+  return f(caf::meta::type_name("ei::actors::dispatch_result"), x.ok, x.failure, x.message,
+           x.emitted, x.redelivered, x.skipped, x.acked_through);
+}
 
 using job_supervisor_actor =
     caf::typed_actor<caf::reacts_to<run_atom>, caf::reacts_to<done_atom, listing_result>,
@@ -138,9 +184,3 @@ job_supervisor_actor spawn_job_supervisor(caf::actor_system& sys, job_context ct
                                           outcome_receiver_actor report_to);
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::listing_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconcile_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::export_job)

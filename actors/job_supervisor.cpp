@@ -22,12 +22,24 @@ std::string_view to_string(job_result r) noexcept {
   return "failed";
 }
 
+namespace {
+
+/// Pleo's failureReasonType of a job that expired (the API's text, not one of our codes).
+constexpr std::string_view pleo_job_expired = "job_expired";
+
+bool expired_in_pleo(const api::export_job& job) {
+  return job.failure_reason_type && *job.failure_reason_type == pleo_job_expired;
+}
+
+}  // namespace
+
 namespace detail {
 
 job_check check_job(const job_reply& reply) {
   if (!reply.ok) {
     if (reply.failure.http_status == 404)
-      return {"http_404", "the job is gone (404 " + reply.failure.type + ")"};
+      return {
+          true, {job_errc::http_status, 404}, "the job is gone (404 " + reply.failure.type + ")"};
     return {};  // not the job's doing; the next check tells
   }
   const auto& job = reply.job;
@@ -35,16 +47,18 @@ job_check check_job(const job_reply& reply) {
     case api::job_status::in_progress:
       return {};
     case api::job_status::failed:
-      if (job.failure_reason_type && *job.failure_reason_type == "job_expired")
-        return {"job_expired", "the job expired in Pleo (failed: job_expired)"};
-      return {"job_finished_elsewhere", "the job was failed elsewhere (" +
-                                            job.failure_reason_type.value_or("no reason type") +
-                                            ")"};
+      if (expired_in_pleo(job))
+        return {true, job_errc::job_expired, "the job expired in Pleo (failed: job_expired)"};
+      return {true, job_errc::job_finished_elsewhere,
+              "the job was failed elsewhere (" +
+                  job.failure_reason_type.value_or("no reason type") + ")"};
     case api::job_status::completed:
     case api::job_status::completed_with_errors:
-      return {"job_finished_elsewhere", "the job was finished elsewhere (" + job.status_text + ")"};
+      return {true, job_errc::job_finished_elsewhere,
+              "the job was finished elsewhere (" + job.status_text + ")"};
     default:
-      return {"job_not_in_progress", "the job's status is now '" + job.status_text + "'"};
+      return {true, job_errc::job_not_in_progress,
+              "the job's status is now '" + job.status_text + "'"};
   }
 }
 
@@ -87,7 +101,7 @@ void fill_stats_from_record(supervisor_ptr self) {
   st.stats.needs_reconciliation = c.needs_reconciliation;
 }
 
-void report(supervisor_ptr self, job_result result, std::string code, std::string reason) {
+void report(supervisor_ptr self, job_result result, job_failure failure, std::string reason) {
   auto& st = self->state;
   if (st.reported) return;
   st.reported = true;
@@ -96,9 +110,12 @@ void report(supervisor_ptr self, job_result result, std::string code, std::strin
   job_outcome out;
   out.job_id = st.job.job_id;
   out.company_id = st.job.company_id;
-  out.result = result;
-  out.reason_code = std::move(code);
-  out.reason = std::move(reason);
+  if (result == job_result::failed) {
+    set_failure(out, failure, std::move(reason));
+  } else {
+    out.result = result;
+    out.reason = std::move(reason);
+  }
   out.stats = st.stats;
   out.reported = std::move(st.to_report);
   self->send(st.report_to, outcome_atom::value, std::move(out));
@@ -107,15 +124,15 @@ void report(supervisor_ptr self, job_result result, std::string code, std::strin
 
 /// Records the failure in the job record (the phase stays, so a re-run resumes there), writes
 /// the items this run found for a person to look at, then reports.
-void fail(supervisor_ptr self, std::string code, std::string reason) {
+void fail(supervisor_ptr self, job_failure code, std::string reason) {
   auto& st = self->state;
-  st.job.failure_code = code;
+  st.job.failure_code = code.text();
   st.job.failure_message = reason;
   st.job.updated_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   auto done = [self, code, reason]() mutable {
-    report(self, job_result::failed, std::move(code), std::move(reason));
+    report(self, job_result::failed, code, std::move(reason));
   };
   auto write_report = [self, done]() mutable {
     auto& s = self->state;
@@ -134,7 +151,7 @@ void fail(supervisor_ptr self, std::string code, std::string reason) {
 /// reason. Nothing is lost: what was handed on and not acknowledged stays so in the store (a
 /// re-run redelivers it, flagged, if the job is in progress again); the reason says how far
 /// dispatching got.
-void stop_changed(supervisor_ptr self, std::string code, std::string why) {
+void stop_changed(supervisor_ptr self, job_failure code, std::string why) {
   auto& st = self->state;
   std::string where = "while " + std::string(storage::to_string(st.job.phase));
   if (st.job.order_size > 0) {
@@ -147,10 +164,20 @@ void stop_changed(supervisor_ptr self, std::string code, std::string why) {
   } else {
     where += ": no item was handed on";
   }
-  fail(self, std::move(code),
+  fail(self, code,
        std::move(why) + " " + where +
            "; unacknowledged items stay in the state store, and a re-run resumes the job if it "
            "is in progress again");
+}
+
+/// When a job just read expires if nothing acts on it: expiresIn counts from the job's last
+/// action, and reading is none (contract: expiresIn), so now + expiresIn is the latest it can
+/// be; 0 when the job announces no expiry.
+std::int64_t deadline_of(const api::export_job& job) {
+  if (job.expires_in <= 0) return 0;
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  return now.count() + std::int64_t{job.expires_in} * 1000;
 }
 
 /// Reads the job again at a phase boundary; `next` runs when it is still in progress (or the
@@ -163,16 +190,18 @@ void at_boundary(supervisor_ptr self, Next next, bool always = false) {
     return next();
   ++st.job_checks;
   st.job_read_at = clock_type::now();
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, get_job_atom::value, st.job.job_id)
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, get_job_atom::value, st.job.job_id)
       .then(
           [self, next](job_reply& r) mutable {
             auto& s = self->state;
             ++s.stats.requests;
             if (r.attempts > 1) s.stats.retries += r.attempts - 1;
             auto change = detail::check_job(r);
-            if (!change.code.empty())
-              return stop_changed(self, std::move(change.code), std::move(change.message));
-            if (r.ok) s.stats.deviations.merge(r.job.deviations);
+            if (change.stop) return stop_changed(self, change.failure, std::move(change.message));
+            if (r.ok) {
+              s.stats.deviations.merge(r.job.deviations);
+              s.ctx.job_deadline_ms = deadline_of(r.job);
+            }
             next();
           },
           [self, next](caf::error&) mutable { next(); });
@@ -181,15 +210,68 @@ void at_boundary(supervisor_ptr self, Next next, bool always = false) {
 /// A phase failed with an answer that a job which changed in Pleo also gets (the data layer's
 /// 422 once a job is no longer in progress, a 404): the job is read again, and a job that
 /// expired or finished elsewhere stops with that reason rather than the symptom.
-void fail_phase(supervisor_ptr self, std::string code, std::string reason) {
-  if (code != "http_422" && code != "http_404" && code != "http_409")
-    return fail(self, std::move(code), std::move(reason));
+void fail_phase(supervisor_ptr self, job_failure code, std::string reason) {
+  const bool symptom =
+      code.code == job_errc::http_status &&
+      (code.http_status == 422 || code.http_status == 404 || code.http_status == 409);
+  if (!symptom) return fail(self, code, std::move(reason));
   at_boundary(
       self,
-      [self, code = std::move(code), reason = std::move(reason)]() mutable {
-        fail(self, std::move(code), std::move(reason));
-      },
+      [self, code, reason = std::move(reason)]() mutable { fail(self, code, std::move(reason)); },
       true);
+}
+
+/// What a failed phase's code says about recovering, for the restart rules of the phase
+/// handlers below (each a switch over it). Every code is placed here: a new one must be.
+enum class failure_class : std::uint8_t {
+  offset_mismatch,  // the offset listing did not add up: list again with cursors
+  short_listing,    // the listing ended short of the job's items: list again
+  broken_listing,   // the cursor was refused, cycled, or pages came empty: a new listing
+  job_changed,      // the job expired or finished in Pleo: stop with that reason
+  final,            // anything else: the job fails (fail_phase reads a 422/404/409 job again)
+};
+
+failure_class classify(job_errc c) noexcept {
+  switch (c) {
+    case job_errc::parallel_listing_mismatch:
+      return failure_class::offset_mismatch;
+    case job_errc::short_listing:
+      return failure_class::short_listing;
+    case job_errc::cursor_rejected:
+    case job_errc::cursor_cycle:
+    case job_errc::empty_pages:
+      return failure_class::broken_listing;
+    case job_errc::job_expired:
+    case job_errc::job_finished_elsewhere:
+      return failure_class::job_changed;
+    case job_errc::job_not_in_progress:
+    case job_errc::http_status:
+    case job_errc::invalid_url:
+    case job_errc::invalid_config:
+    case job_errc::connect_failed:
+    case job_errc::tls_failed:
+    case job_errc::timeout:
+    case job_errc::connection_reset:
+    case job_errc::truncated_body:
+    case job_errc::response_too_large:
+    case job_errc::retries_exhausted:
+    case job_errc::cancelled:
+    case job_errc::bad_encoding:
+    case job_errc::decode:  // a page was already asked again alone (page_attempts)
+    case job_errc::limit_rejected:
+    case job_errc::missing_end_cursor:  // a page that keeps lacking it: not cured by relisting
+    case job_errc::item_of_another_job:
+    case job_errc::discovery_failed:
+    case job_errc::downstream_timeout:
+    case job_errc::downstream_protocol:
+    case job_errc::downstream_down:
+    case job_errc::store:
+    case job_errc::report:
+    case job_errc::internal:
+    case job_errc::interrupted:
+      return failure_class::final;
+  }
+  return failure_class::final;  // not reached: every code is listed above
 }
 
 template <class Spawned>
@@ -225,11 +307,11 @@ void start_listing(supervisor_ptr self) {
   self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, put_job_atom::value, st.job)
       .then(
           [self](const store_reply& r) {
-            if (!r.ok) return fail(self, "store", r.message);
+            if (!r.ok) return fail(self, job_errc::store, r.message);
             auto& s = self->state;
             start_child(self, detail::spawn_paginator(self->system(), s.ctx, s.job, self));
           },
-          [self](caf::error& err) { fail(self, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) { fail(self, job_errc::internal, "store: " + to_string(err)); });
 }
 
 /// Starts a fresh listing epoch (counters of the listing reset; the order's scope kept).
@@ -276,7 +358,7 @@ bool tally(supervisor_ptr self, std::vector<reconciliation_entry>* reported) {
   auto& st = self->state;
   auto t = detail::tally_delivery(*st.ctx.store, st.job, reported);
   if (!t) {
-    fail(self, "store", t.err().message);
+    fail(self, job_errc::store, t.err().message);
     return false;
   }
   st.stats.acked = t->acked;
@@ -297,20 +379,22 @@ void complete(supervisor_ptr self, std::string note) {
     self->request(s.ctx.store_writer, s.ctx.settings.request_timeout, put_job_atom::value, s.job)
         .then(
             [self, note = std::move(note)](const store_reply& w) mutable {
-              if (!w.ok) return fail(self, "store", w.message);
+              if (!w.ok) return fail(self, job_errc::store, w.message);
               report(self, job_result::complete, {}, std::move(note));
             },
-            [self](caf::error& err) { fail(self, "internal", "store: " + to_string(err)); });
+            [self](caf::error& err) {
+              fail(self, job_errc::internal, "store: " + to_string(err));
+            });
   };
   if (st.to_report.empty() || !st.ctx.report_writer) return commit();
   self->request(st.ctx.report_writer, st.ctx.settings.request_timeout, report_atom::value,
                 st.job.job_id, st.to_report)
       .then(
           [self, commit](const store_reply& w) mutable {
-            if (!w.ok) return fail(self, "report", w.message);
+            if (!w.ok) return fail(self, job_errc::report, w.message);
             commit();
           },
-          [self](caf::error& err) { fail(self, "internal", "report: " + to_string(err)); });
+          [self](caf::error& err) { fail(self, job_errc::internal, "report: " + to_string(err)); });
 }
 
 /// Restarts the listing in a new epoch with cursors after a listing that did not add up
@@ -335,8 +419,7 @@ std::string not_in_progress_reason(const api::export_job& job) {
     case api::job_status::completed_with_errors:
       return "job has already finished (status " + job.status_text + ")";
     case api::job_status::failed:
-      if (job.failure_reason_type && *job.failure_reason_type == "job_expired")
-        return "job has expired (failed: job_expired)";
+      if (expired_in_pleo(job)) return "job has expired (failed: job_expired)";
       return "job has failed (" + job.failure_reason_type.value_or("no reason type") + ")";
     default:
       return "job status is '" + job.status_text + "', not in_progress";
@@ -354,7 +437,8 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
     // Children report `done` before they quit normally; only an abnormal exit is a failure.
     if (dm.source == self->state.child && dm.reason != caf::exit_reason::normal &&
         !self->state.reported)
-      fail(self, "internal", "a pipeline actor stopped unexpectedly: " + to_string(dm.reason));
+      fail(self, job_errc::internal,
+           "a pipeline actor stopped unexpectedly: " + to_string(dm.reason));
   });
   return {
       [self](run_atom) {
@@ -363,7 +447,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.job_read_at = s.started;  // verified just before it was handed to this supervisor
         s.stats.deviations.merge(s.remote.deviations);
         auto loaded = s.ctx.store->load_job(s.remote.id);
-        if (!loaded) return report(self, job_result::failed, "store", loaded.err().message);
+        if (!loaded) return report(self, job_result::failed, job_errc::store, loaded.err().message);
         const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
@@ -396,6 +480,7 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
               std::min(s.ctx.job_check_every,
                        std::chrono::milliseconds(std::int64_t{s.remote.expires_in} * 1000 / 4));
         s.ctx.job_check_every = std::max(s.ctx.job_check_every, std::chrono::milliseconds(10));
+        s.ctx.job_deadline_ms = deadline_of(s.remote);
         if (s.remote.status != api::job_status::in_progress) {
           // Killed between the last acknowledgement and recording `complete`, then the job was
           // completed in Pleo: every item of the order was acknowledged, so the job is done.
@@ -405,14 +490,14 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
                                s.job.phase == storage::job_phase::reconciling;
           if (finished_remotely && ordered) {
             auto wm = s.ctx.store->load_watermarks(s.job.job_id);
-            if (!wm) return report(self, job_result::failed, "store", wm.err().message);
+            if (!wm) return report(self, job_result::failed, job_errc::store, wm.err().message);
             if (wm->acked_through >= s.job.order_size)
               return complete(self,
                               "every item was acknowledged by an earlier run and the job "
                               "was then completed in Pleo (" +
                                   s.remote.status_text + ")");
           }
-          return fail(self, "job_not_in_progress", not_in_progress_reason(s.remote));
+          return fail(self, job_errc::job_not_in_progress, not_in_progress_reason(s.remote));
         }
         resume(self);
       },
@@ -426,25 +511,30 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.job = std::move(r.job);
         if (r.page_size > 0) s.ctx.settings.page_size = r.page_size;  // a refused limit halved
         if (!r.ok) {
-          if (r.code == "parallel_listing_mismatch") {
-            // The offset listing did not add up: list again the contract's way.
-            s.ctx.settings.listing = listing_mode::cursor;
-            new_epoch(self);
-            return start_listing(self);
+          switch (classify(r.failure.code)) {
+            case failure_class::offset_mismatch:
+              // The offset listing did not add up: list again the contract's way.
+              s.ctx.settings.listing = listing_mode::cursor;
+              new_epoch(self);
+              return start_listing(self);
+            case failure_class::short_listing:
+            case failure_class::broken_listing:
+              // An expired or refused cursor, a cycle, empty pages or a listing that ended
+              // short: list again from the start in a new epoch (bounded; usually transient).
+              if (s.listing_restarts < max_listing_restarts) {
+                ++s.listing_restarts;
+                new_epoch(self);
+                return start_listing(self);
+              }
+              break;
+            case failure_class::job_changed:
+            case failure_class::final:
+              // A page that does not decode was already asked again alone (the paginator's
+              // page_attempts): that is not cured by listing everything again, nor is a page
+              // that keeps lacking its endCursor. What restarts the listing is what needs one.
+              break;
           }
-          // A page that does not decode was already asked again alone (the paginator's
-          // page_attempts): that is not cured by listing everything again, nor is a page that
-          // keeps lacking its endCursor. What restarts the listing is what needs a new one.
-          const bool restartable = r.code == "cursor_rejected" || r.code == "cursor_cycle" ||
-                                   r.code == "empty_pages" || r.code == "short_listing";
-          if (restartable && s.listing_restarts < max_listing_restarts) {
-            // An expired or refused cursor, a cycle, empty pages or a listing that ended
-            // short: list again from the start in a new epoch (bounded; usually transient).
-            ++s.listing_restarts;
-            new_epoch(self);
-            return start_listing(self);
-          }
-          return fail_phase(self, r.code, r.message);
+          return fail_phase(self, r.failure, r.message);
         }
         if (s.job.phase == storage::job_phase::reconciling) {
           at_boundary(self, [self] {
@@ -459,16 +549,25 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         auto& s = self->state;
         s.child = caf::actor_addr{};
         s.job = std::move(r.job);
-        if (!r.ok && r.code == "parallel_listing_mismatch") {
-          s.ctx.settings.listing = listing_mode::cursor;
-          new_epoch(self);  // the phase stays `reconciling`
-          return start_listing(self);
+        if (!r.ok) {
+          switch (classify(r.failure.code)) {
+            case failure_class::offset_mismatch:
+              s.ctx.settings.listing = listing_mode::cursor;
+              new_epoch(self);  // the phase stays `reconciling`
+              return start_listing(self);
+            case failure_class::short_listing:
+              if (relist(self)) return;
+              break;
+            case failure_class::broken_listing:
+            case failure_class::job_changed:
+            case failure_class::final:
+              break;
+          }
         }
-        if (!r.ok && r.code == "short_listing" && relist(self)) return;
         s.stats.out_of_scope_reported += r.out_of_scope_reported;
         for (auto& e : r.reported)
           s.to_report.push_back(std::move(e));
-        if (!r.ok) return fail(self, r.code, r.message);
+        if (!r.ok) return fail(self, r.failure, r.message);
         start_dispatch(self);
       },
       [self](done_atom, order_result& r) {
@@ -479,18 +578,28 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.undated = r.undated;
         s.stats.deviations.merge(r.deviations);
         s.job = std::move(r.job);
-        if (!r.ok && r.code == "parallel_listing_mismatch") {
-          // The offset listing returned an item twice (so it may have skipped another): list
-          // again the contract's way. Its reports are superseded by the next ordering's.
-          s.ctx.settings.listing = listing_mode::cursor;
-          s.job.phase = storage::job_phase::listing;
-          new_epoch(self);
-          return start_listing(self);
+        if (!r.ok) {
+          switch (classify(r.failure.code)) {
+            case failure_class::offset_mismatch:
+              // The offset listing returned an item twice (so it may have skipped another):
+              // list again the contract's way. Its reports are superseded by the next
+              // ordering's.
+              s.ctx.settings.listing = listing_mode::cursor;
+              s.job.phase = storage::job_phase::listing;
+              new_epoch(self);
+              return start_listing(self);
+            case failure_class::short_listing:
+              if (relist(self)) return;
+              break;
+            case failure_class::broken_listing:
+            case failure_class::job_changed:
+            case failure_class::final:
+              break;
+          }
         }
-        if (!r.ok && r.code == "short_listing" && relist(self)) return;
         for (auto& e : r.reported)
           s.to_report.push_back(std::move(e));
-        if (!r.ok) return fail_phase(self, r.code, r.message);
+        if (!r.ok) return fail_phase(self, r.failure, r.message);
         start_dispatch(self);
       },
       [self](done_atom, dispatch_result& r) {
@@ -499,9 +608,17 @@ job_supervisor_actor::behavior_type supervisor_behavior(supervisor_ptr self, job
         s.stats.emitted += r.emitted;
         s.stats.redelivered += r.redelivered;
         s.stats.skipped_out_of_scope += r.skipped;
-        if (r.code == "job_expired" || r.code == "job_finished_elsewhere")
-          return stop_changed(self, r.code, r.message);
-        if (!r.ok) return fail(self, r.code, r.message);
+        if (!r.ok) {
+          switch (classify(r.failure.code)) {
+            case failure_class::job_changed:
+              return stop_changed(self, r.failure, r.message);
+            case failure_class::offset_mismatch:
+            case failure_class::short_listing:
+            case failure_class::broken_listing:
+            case failure_class::final:
+              return fail(self, r.failure, r.message);
+          }
+        }
         crash_point("before_complete");
         complete(self, {});
       },

@@ -35,8 +35,10 @@ std::string short_listing(const job_context& ctx, const storage::job_record& job
          " repeated) but the job has " + std::to_string(*ctx.expected_items) + "; listing again";
 }
 
-page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no) {
-  return page_request{job_id, page_size, {}, static_cast<std::int64_t>(page_no) * page_size};
+page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no,
+                         std::int64_t not_after_ms) {
+  return page_request{
+      job_id, page_size, {}, static_cast<std::int64_t>(page_no) * page_size, not_after_ms};
 }
 
 std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept {
@@ -149,11 +151,11 @@ void report_failure(paginator_ptr self);
 /// (the filter's, once the commits in flight are answered), never the copy this actor started
 /// with: the supervisor writes it back, and a stale copy would roll back the cursor, the page
 /// count and the counters of pages that are committed.
-void fail(paginator_ptr self, std::string code, std::string message) {
+void fail(paginator_ptr self, job_failure code, std::string message) {
   auto& st = self->state;
   if (st.finished || st.failing) return;
   listing_result r;
-  r.code = std::move(code);
+  r.failure = code;
   r.message = std::move(message);
   st.failing = std::move(r);
   if (st.commits_in_flight == 0) report_failure(self);
@@ -197,7 +199,7 @@ void fetch_next(paginator_ptr self);
 /// A fault of one page that asking for the same page again may cure: a body that does not
 /// decode (HTML or another non-JSON 200, JSON cut short, a required field broken).
 bool page_fault(const fetch_failure& f) {
-  return f.kind == "decode";
+  return f.code == fetch_errc::decode;
 }
 
 /// Schedules the page again after a backoff (doubled per failed attempt, capped at 5 s); false
@@ -227,7 +229,7 @@ bool accept_page(paginator_ptr self, const api::page<api::export_job_item>& page
   st.result.deviations.merge(page.deviations);
   for (const auto& item : page.data)
     if (!item.export_job_id.is_nil() && item.export_job_id != st.job.job_id) {
-      fail(self, "item_of_another_job",
+      fail(self, job_errc::item_of_another_job,
            "item " + item.accounting_entry_id.to_string() + " listed for job " +
                st.job.job_id.to_string() + " names job " + item.export_job_id.to_string());
       return false;
@@ -246,7 +248,7 @@ void maybe_complete(paginator_ptr self) {
             r.job = std::move(job);
             finish(self, std::move(r));
           },
-          [self](caf::error& err) { fail(self, "internal", "filter: " + to_string(err)); });
+          [self](caf::error& err) { fail(self, job_errc::internal, "filter: " + to_string(err)); });
 }
 
 void pump_parallel(paginator_ptr self);
@@ -259,11 +261,12 @@ constexpr std::uint32_t max_commits_in_flight = 4;
 void commit(paginator_ptr self, api::page<api::export_job_item> page, std::string request_cursor,
             std::uint32_t page_no) {
   auto& st = self->state;
+  const std::uint64_t page_items = page.data.size();
   filter_input in{std::move(page), std::move(request_cursor), page_no};
   ++st.commits_in_flight;
   self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
       .then(
-          [self](const store_reply& r) {
+          [self, page_items](const store_reply& r) {
             auto& s = self->state;
             --s.commits_in_flight;
             if (!r.ok) s.store_failed = true;
@@ -272,10 +275,13 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
               return;
             }
             if (!r.ok) {
-              fail(self, "store", r.message);
+              fail(self, job_errc::store, r.message);
               return;
             }
-            if (s.ctx.progress) ++s.ctx.progress->pages;
+            if (s.ctx.progress) {
+              ++s.ctx.progress->pages;
+              s.ctx.progress->items_listed += page_items;
+            }
             if (s.fetch_waits_for_commit) {
               s.fetch_waits_for_commit = false;
               fetch_next(self);
@@ -292,7 +298,7 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
               if (s.commits_in_flight == 0) report_failure(self);
               return;
             }
-            fail(self, "internal", "page commit: " + to_string(err));
+            fail(self, job_errc::internal, "page commit: " + to_string(err));
           });
 }
 
@@ -327,7 +333,7 @@ void drain_parallel(paginator_ptr self) {
     if (last && st.listed_items != st.total) {
       // Duplicates (an item on two offset pages, so another may have been skipped) are caught
       // by the orderer's or reconciler's deduplication, which sees every id in sorted order.
-      fail(self, "parallel_listing_mismatch",
+      fail(self, job_errc::parallel_listing_mismatch,
            "offset listing found " + std::to_string(st.listed_items) + " items where total says " +
                std::to_string(st.total) + "; listing again with cursors");
       return;
@@ -367,14 +373,14 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
   if (!accept_page(self, reply.page)) return;
   if (page_no == 0) {
     if (!reply.page.pagination.total) {
-      fail(self, "parallel_listing_mismatch",
+      fail(self, job_errc::parallel_listing_mismatch,
            "the first page has no `total`; listing again with cursors");
       return;
     }
     st.total = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *reply.page.pagination.total));
     st.result.total_reported = static_cast<std::int64_t>(st.total);
     if (st.ctx.expected_items && *st.ctx.expected_items != st.total) {
-      fail(self, "parallel_listing_mismatch",
+      fail(self, job_errc::parallel_listing_mismatch,
            "the listing's total (" + std::to_string(st.total) + ") differs from the job's " +
                "numberOfItems (" + std::to_string(*st.ctx.expected_items) +
                "); listing again with cursors");
@@ -390,10 +396,11 @@ void on_offset_page(paginator_ptr self, std::uint32_t page_no, items_reply& repl
 /// Requests offset page `page_no`; its slot in `fetches_in_flight` is already counted.
 void request_offset(paginator_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
-  const auto req = offset_page(st.job.job_id, st.page_size, page_no);
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
-      .then([self, page_no](items_reply& reply) { on_offset_page(self, page_no, reply); },
-            [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
+  const auto req = offset_page(st.job.job_id, st.page_size, page_no, st.ctx.job_deadline_ms);
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_items_atom::value, req)
+      .then(
+          [self, page_no](items_reply& reply) { on_offset_page(self, page_no, reply); },
+          [self](caf::error& err) { fail(self, job_errc::timeout, "fetcher: " + to_string(err)); });
 }
 
 void fetch_offset(paginator_ptr self, std::uint32_t page_no) {
@@ -428,14 +435,14 @@ void on_page(paginator_ptr self, items_reply& reply) {
     if (end.empty()) {
       // A fault of this page: ask for it again before giving up on the listing.
       if (retry_page(self, cursor_retry, st.cursor_page_failures)) return;
-      fail(self, "missing_end_cursor",
+      fail(self, job_errc::missing_end_cursor,
            "page " + std::to_string(st.page_no) + " says hasNextPage but has no endCursor");
       return;
     }
     if (pg.data.empty() && end == st.cursor) {
       // An empty page that points at itself: ask again, a bounded number of times.
       if (++st.empty_run > st.ctx.settings.max_empty_pages) {
-        fail(self, "empty_pages",
+        fail(self, job_errc::empty_pages,
              std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
         return;
       }
@@ -443,14 +450,14 @@ void on_page(paginator_ptr self, items_reply& reply) {
       return;
     }
     if (end == st.cursor || st.seen_cursors.count(end) != 0) {
-      fail(self, "cursor_cycle",
+      fail(self, job_errc::cursor_cycle,
            "page " + std::to_string(st.page_no) + " points back to cursor " + end +
                ", already visited in this listing");
       return;
     }
     if (pg.data.empty()) {
       if (++st.empty_run > st.ctx.settings.max_empty_pages) {
-        fail(self, "empty_pages",
+        fail(self, job_errc::empty_pages,
              std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
         return;
       }
@@ -459,7 +466,7 @@ void on_page(paginator_ptr self, items_reply& reply) {
     }
   }
   if (!pg.data.empty() && !st.page_heads.insert(pg.data.front().accounting_entry_id).second) {
-    fail(self, "cursor_cycle",
+    fail(self, job_errc::cursor_cycle,
          "page " + std::to_string(st.page_no) + " starts with item " +
              pg.data.front().accounting_entry_id.to_string() +
              ", which already started an earlier page: the cursors cycle under new texts");
@@ -469,7 +476,7 @@ void on_page(paginator_ptr self, items_reply& reply) {
   st.listed_items += pg.data.size();
   if (const auto expected = expected_items(st);
       expected && st.listed_items > *expected + listing_margin(*expected, st.page_size)) {
-    fail(self, "cursor_cycle",
+    fail(self, job_errc::cursor_cycle,
          "the listing passed " + std::to_string(st.listed_items) + " items where the job holds " +
              std::to_string(*expected) + ": it does not end");
     return;
@@ -478,7 +485,7 @@ void on_page(paginator_ptr self, items_reply& reply) {
     // hasNextPage=false too early must not pass for a complete listing: the last page is
     // committed (and the listing with it) only when the items add up to what the job holds.
     if (const auto expected = expected_items(st); expected && st.listed_items < *expected) {
-      fail(self, "short_listing",
+      fail(self, job_errc::short_listing,
            "the listing ended after " + std::to_string(st.listed_items) +
                " items but the job holds " + std::to_string(*expected) + "; listing again");
       return;
@@ -500,10 +507,11 @@ void on_page(paginator_ptr self, items_reply& reply) {
 
 void fetch_next(paginator_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt};
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_items_atom::value, req)
-      .then([self](items_reply& reply) { on_page(self, reply); },
-            [self](caf::error& err) { fail(self, "timeout", "fetcher: " + to_string(err)); });
+  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt, st.ctx.job_deadline_ms};
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_items_atom::value, req)
+      .then(
+          [self](items_reply& reply) { on_page(self, reply); },
+          [self](caf::error& err) { fail(self, job_errc::timeout, "fetcher: " + to_string(err)); });
 }
 
 paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_context ctx,
@@ -531,7 +539,7 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
                 return true;
               });
           if (!walked.ok()) {
-            fail(self, "store", walked.err().message);
+            fail(self, job_errc::store, walked.err().message);
             return;
           }
           s.page_no = s.job.pages_committed;

@@ -7,7 +7,6 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <map>
 
 #include <caf/all.hpp>
@@ -15,6 +14,7 @@
 #include "actors/sink.hpp"
 #include "common/crash_point.hpp"
 #include "common/json_text.hpp"
+#include "common/log.hpp"
 
 namespace ei::actors {
 namespace {
@@ -84,8 +84,8 @@ bool write_committed_file(const std::string& path, std::uint64_t offset) {
 /// The jobs see their downstream go down and fail; a re-run cuts the file back to the last
 /// committed offset and redelivers.
 void stop_sink(sink_ptr self, const std::string& what) {
-  std::cerr << "export-items: output " << self->state.options.path << ": " << what
-            << "; stopping the output\n";
+  log::error("output_stopped", what + "; stopping the output",
+             {{"output", self->state.options.path}});
   self->state.pending.clear();
   self->quit(caf::make_error(caf::sec::runtime_error, what));
 }
@@ -116,8 +116,9 @@ void flush(sink_ptr self) {
   if (st.options.path != "-" && !write_committed_file(st.options.path, st.offset) &&
       !st.committed_warned) {
     st.committed_warned = true;  // advisory: the store holds the truth; say it once
-    std::cerr << "export-items: output " << st.options.path << ": cannot update "
-              << committed_path(st.options.path) << ": " << std::strerror(errno) << "\n";
+    log::warn("output_committed_file",
+              "cannot update " + committed_path(st.options.path) + ": " + std::strerror(errno),
+              {{"output", st.options.path}});
   }
   for (auto& [job, ack] : st.pending)
     self->send(ack.receiver, ack_atom::value, job, ack.through, true);
@@ -388,8 +389,9 @@ result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
       if (!bound.ok()) return fail(make_error(sink_errc::store, bound.err().message));
     }
     if (!write_committed_file(path, offset))
-      std::cerr << "export-items: output " << path << ": cannot write " << committed_path(path)
-                << ": " << std::strerror(errno) << "\n";
+      log::warn("output_committed_file",
+                "cannot write " + committed_path(path) + ": " + std::strerror(errno),
+                {{"output", path}});
   }
   auto actor = sys.spawn<caf::detached>(sink_behavior, std::move(options), std::move(store), fd,
                                         offset, std::move(sink_name));

@@ -101,7 +101,7 @@ using orderer_ptr = orderer_actor::stateful_pointer<orderer_state>;
 bool retry_date_page(orderer_ptr self, const fetch_failure& f, std::uint32_t which,
                      std::uint32_t& failures) {
   auto& st = self->state;
-  if (f.kind != "decode") return false;
+  if (f.code != fetch_errc::decode) return false;
   const auto delay = page_retry_delay(st.ctx.settings, ++failures);
   if (!delay) return false;
   ++st.result.retries;  // counted with the HTTP retries
@@ -109,13 +109,12 @@ bool retry_date_page(orderer_ptr self, const fetch_failure& f, std::uint32_t whi
   return true;
 }
 
-void finish(orderer_ptr self, bool ok, std::string code, std::string message) {
-  finish_phase(self, ok, std::move(code), std::move(message),
-               [](auto& st) { st.result.job = st.job; });
+void finish(orderer_ptr self, bool ok, job_failure code, std::string message) {
+  finish_phase(self, ok, code, std::move(message), [](auto& st) { st.result.job = st.job; });
 }
 
 void store_failed(orderer_ptr self, const error<storage::store_errc>& e) {
-  finish(self, false, "store", e.message);
+  finish(self, false, job_errc::store, e.message);
 }
 
 /// Reads the listing into the scope sorter.
@@ -191,7 +190,7 @@ result<std::optional<storage::order_entry>, storage::store_errc> next_scoped(ord
 
 void scope_failed(orderer_ptr self, const error<storage::store_errc>& e) {
   if (self->state.offset_duplicate)
-    return finish(self, false, "parallel_listing_mismatch", e.message);
+    return finish(self, false, job_errc::parallel_listing_mismatch, e.message);
   store_failed(self, e);
 }
 
@@ -210,19 +209,21 @@ result<std::optional<storage::order_entry>, storage::store_errc> next_ordered(or
 void commit_order(orderer_ptr self) {
   auto& st = self->state;
   if (auto why = short_listing(st.ctx, st.job); !why.empty())
-    return finish(self, false, "short_listing", std::move(why));
+    return finish(self, false, job_errc::short_listing, std::move(why));
   st.committing = true;
   st.job.phase = storage::job_phase::dispatching;
   st.job.order_size = st.job.counters.in_scope;
   self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value, st.job)
       .then(
           [self](const store_reply& done) {
-            if (!done.ok) return finish(self, false, "store", done.message);
+            if (!done.ok) return finish(self, false, job_errc::store, done.message);
             auto dropped = drop_previous_epochs(*self->state.ctx.store, self->state.job);
-            if (!dropped.ok()) return finish(self, false, "store", dropped.err().message);
+            if (!dropped.ok()) return finish(self, false, job_errc::store, dropped.err().message);
             finish(self, true, {}, {});
           },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) {
+            finish(self, false, job_errc::internal, "store: " + to_string(err));
+          });
 }
 
 /// Pulls the order from the merge chunk by chunk, a few chunks in flight to the store actor.
@@ -248,11 +249,11 @@ void pump_chunks(orderer_ptr self) {
         .then(
             [self](const store_reply& r) {
               --self->state.chunks_in_flight;
-              if (!r.ok) return finish(self, false, "store", r.message);
+              if (!r.ok) return finish(self, false, job_errc::store, r.message);
               pump_chunks(self);
             },
             [self](caf::error& err) {
-              finish(self, false, "internal", "store: " + to_string(err));
+              finish(self, false, job_errc::internal, "store: " + to_string(err));
             });
   }
   if (!st.finished && st.source_done && st.chunks_in_flight == 0 && !st.committing)
@@ -407,8 +408,9 @@ void on_date_page(orderer_ptr self, std::uint32_t page_no, dates_reply& reply) {
 /// Requests data-layer offset page `page_no`; its slot is already counted.
 void request_date_page(orderer_ptr self, std::uint32_t page_no) {
   auto& st = self->state;
-  const auto req = offset_page(st.job.job_id, st.ctx.settings.page_size, page_no);
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_dates_atom::value, req)
+  const auto req =
+      offset_page(st.job.job_id, st.ctx.settings.page_size, page_no, st.ctx.job_deadline_ms);
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_dates_atom::value, req)
       .then(
           [self, page_no, epoch = st.walk_epoch](dates_reply& reply) {
             if (epoch != self->state.walk_epoch) {
@@ -418,7 +420,7 @@ void request_date_page(orderer_ptr self, std::uint32_t page_no) {
             on_date_page(self, page_no, reply);
           },
           [self](caf::error& err) {
-            finish(self, false, "timeout", "fetcher: " + to_string(err));
+            finish(self, false, job_errc::timeout, "fetcher: " + to_string(err));
           });
 }
 
@@ -441,10 +443,9 @@ void start_date_walk(orderer_ptr self) {
 /// A broken data-layer walk (a page that does not parse, a cursor cycle, empty pages, an
 /// expired cursor) is walked again from the start a bounded number of times: such faults are
 /// usually transient, and the walk is idempotent.
-void walk_failed(orderer_ptr self, std::string code, std::string message, bool restartable) {
+void walk_failed(orderer_ptr self, job_failure code, std::string message, bool restartable) {
   auto& st = self->state;
-  if (!restartable || st.walk_restarts >= 3)
-    return finish(self, false, std::move(code), std::move(message));
+  if (!restartable || st.walk_restarts >= 3) return finish(self, false, code, std::move(message));
   ++st.walk_restarts;
   dates_by_cursor(self);
 }
@@ -459,11 +460,11 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
     return;
   if (!reply.ok) {
     const auto& f = reply.failure;
-    std::string code = failure_code(f);
+    const job_failure code = failure_code(f);
     std::string msg = "data layer (export-items): " + f.message;
     if (!f.type.empty()) msg += " (type " + f.type + ")";
-    return walk_failed(self, std::move(code), std::move(msg),
-                       f.cursor_rejected || f.kind == "decode");
+    return walk_failed(self, code, std::move(msg),
+                       f.cursor_rejected || f.code == fetch_errc::decode);
   }
   st.cursor_page_failures = 0;
   st.result.deviations.merge(reply.page.deviations);
@@ -475,7 +476,7 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
   std::string end = pg.end_cursor.value_or("");
   if (reply.page.data.empty()) {
     if (++st.empty_run > st.ctx.settings.max_empty_pages)
-      return walk_failed(self, "empty_pages",
+      return walk_failed(self, job_errc::empty_pages,
                          "data layer: " + std::to_string(st.empty_run) +
                              " consecutive empty pages claimed a next page",
                          true);
@@ -484,7 +485,7 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
     st.empty_run = 0;
   }
   if (end.empty() || end == st.cursor || st.seen_cursors.count(end) != 0)
-    return walk_failed(self, "cursor_cycle",
+    return walk_failed(self, job_errc::cursor_cycle,
                        "data layer listing revisits cursor '" + end + "' or lacks one", true);
   st.seen_cursors.insert(st.cursor);
   st.cursor = std::move(end);
@@ -493,11 +494,12 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
 
 void fetch_dates(orderer_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.ctx.settings.page_size, st.cursor, std::nullopt};
-  self->request(st.ctx.fetcher, st.ctx.settings.request_timeout, list_dates_atom::value, req)
+  page_request req{st.job.job_id, st.ctx.settings.page_size, st.cursor, std::nullopt,
+                   st.ctx.job_deadline_ms};
+  self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_dates_atom::value, req)
       .then([self](dates_reply& reply) { on_dates(self, reply); },
             [self](caf::error& err) {
-              finish(self, false, "timeout", "fetcher: " + to_string(err));
+              finish(self, false, job_errc::timeout, "fetcher: " + to_string(err));
             });
 }
 

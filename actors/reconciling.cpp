@@ -65,13 +65,12 @@ struct reconciler_state {
 
 using reconciler_ptr = phase_actor::stateful_pointer<reconciler_state>;
 
-void finish(reconciler_ptr self, bool ok, std::string code, std::string message) {
-  finish_phase(self, ok, std::move(code), std::move(message),
-               [](auto& st) { st.result.job = st.job; });
+void finish(reconciler_ptr self, bool ok, job_failure code, std::string message) {
+  finish_phase(self, ok, code, std::move(message), [](auto& st) { st.result.job = st.job; });
 }
 
 void store_failed(reconciler_ptr self, const error<storage::store_errc>& e) {
-  finish(self, false, "store", e.message);
+  finish(self, false, job_errc::store, e.message);
 }
 
 void commit_order(reconciler_ptr self) {
@@ -86,13 +85,15 @@ void commit_order(reconciler_ptr self) {
       .then(
           [self](const store_reply& r) {
             auto& s = self->state;
-            if (!r.ok) return finish(self, false, "store", r.message);
+            if (!r.ok) return finish(self, false, job_errc::store, r.message);
             // The previous listing has served its purpose; keep the store lean and verifiable.
             auto dropped = drop_previous_epochs(*s.ctx.store, s.job);
-            if (!dropped.ok()) return finish(self, false, "store", dropped.err().message);
+            if (!dropped.ok()) return finish(self, false, job_errc::store, dropped.err().message);
             finish(self, true, {}, {});
           },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) {
+            finish(self, false, job_errc::internal, "store: " + to_string(err));
+          });
 }
 
 void pump(reconciler_ptr self);
@@ -106,10 +107,12 @@ void write_chunk(reconciler_ptr self, std::uint32_t chunk_no,
       .then(
           [self](const store_reply& r) {
             --self->state.writes_in_flight;
-            if (!r.ok) return finish(self, false, "store", r.message);
+            if (!r.ok) return finish(self, false, job_errc::store, r.message);
             pump(self);
           },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) {
+            finish(self, false, job_errc::internal, "store: " + to_string(err));
+          });
 }
 
 void report(reconciler_ptr self, const api::uuid& id, std::optional<api::item_status> remote,
@@ -351,9 +354,9 @@ void reconcile_order(reconciler_ptr self) {
   bool offset_duplicates = false;
   if (auto joined = join(self, offset_duplicates); !joined) return store_failed(self, joined.err());
   if (auto why = short_listing(st.ctx, st.job); !why.empty())
-    return finish(self, false, "short_listing", std::move(why));
+    return finish(self, false, job_errc::short_listing, std::move(why));
   if (offset_duplicates)
-    return finish(self, false, "parallel_listing_mismatch",
+    return finish(self, false, job_errc::parallel_listing_mismatch,
                   "the offset listing returned " + std::to_string(st.job.counters.duplicates) +
                       " items twice, so others may have been skipped; listing again with "
                       "cursors");

@@ -34,8 +34,10 @@ struct report_writer_state {
 
 store_reply append_and_sync(report_writer_state& st, const std::string& lines) {
   auto failed = [&](const char* what) {
-    return store_reply{false, std::string("cannot ") + what + " the reconciliation report '" +
-                                  st.path + "': " + std::strerror(errno)};
+    return store_reply{false,
+                       std::string("cannot ") + what + " the reconciliation report '" + st.path +
+                           "': " + std::strerror(errno),
+                       storage::store_errc::io_error};
   };
   if (st.fd < 0) {
     st.fd = ::open(st.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -28,6 +28,7 @@ namespace {
 struct batch_range {
   std::uint64_t last_sent = 0;
   std::uint64_t range_end = 0;
+  std::uint64_t items = 0;  // items handed on in it (batch_progress::items_acked)
 };
 
 struct sequencer_state {
@@ -61,11 +62,11 @@ std::chrono::milliseconds watchdog_interval(const sequencer_state& st) {
                                              std::chrono::milliseconds(250));
 }
 
-void finish(sequencer_ptr self, bool ok, std::string code, std::string message) {
+void finish(sequencer_ptr self, bool ok, job_failure code, std::string message) {
   // The monitor sits on the downstream, which lives as long as the batch: left there, it
   // would keep this actor's memory (~1.7 KB) until the batch ends, one per job (issue 14).
   if (!self->state.finished) self->demonitor(self->state.ctx.downstream.address());
-  finish_phase(self, ok, std::move(code), std::move(message),
+  finish_phase(self, ok, code, std::move(message),
                [](auto& st) { st.result.acked_through = st.acked; });
 }
 
@@ -77,13 +78,6 @@ void maybe_done(sequencer_ptr self) {
 }
 
 void pump(sequencer_ptr self);
-
-/// `acked_committed` moves up to `through`; the progress counters learn by how much.
-void raise_acked_committed(sequencer_state& st, std::uint64_t through) {
-  if (through <= st.acked_committed) return;
-  if (st.ctx.progress) st.ctx.progress->items_acked += through - st.acked_committed;
-  st.acked_committed = through;
-}
 
 /// Persists `acked` when nobody else has (downstream that does not commit, or ranges whose
 /// tail was passed over).
@@ -99,12 +93,14 @@ void commit_ack_write(sequencer_ptr self, Write write, std::uint64_t through) {
           [self, through](const store_reply& r) {
             auto& s = self->state;
             --s.ack_commits_in_flight;
-            if (!r.ok) return finish(self, false, "store", r.message);
-            raise_acked_committed(s, through);
+            if (!r.ok) return finish(self, false, job_errc::store, r.message);
+            s.acked_committed = std::max(s.acked_committed, through);
             maybe_done(self);
             pump(self);  // a stopping job ends here once nothing is in flight
           },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) {
+            finish(self, false, job_errc::internal, "store: " + to_string(err));
+          });
 }
 
 /// Persists `acked` when nobody else has (downstream that does not commit, or ranges whose
@@ -121,6 +117,7 @@ void advance(sequencer_ptr self, std::uint64_t through) {
   auto& st = self->state;
   while (!st.in_flight.empty() && st.in_flight.front().last_sent <= through) {
     st.acked = std::max(st.acked, st.in_flight.front().range_end);
+    if (st.ctx.progress) st.ctx.progress->items_acked += st.in_flight.front().items;
     st.in_flight.pop_front();
   }
 }
@@ -135,7 +132,7 @@ void pump(sequencer_ptr self) {
     // A graceful stop: no new batch; once every batch handed on is acknowledged (and its
     // acks committed), end the job as interrupted. Its phase stays: a re-run resumes it.
     if (st.in_flight.empty() && st.ack_commits_in_flight == 0)
-      finish(self, false, std::string(interrupted_code),
+      finish(self, false, job_errc::interrupted,
              "the run was interrupted after " + std::to_string(st.acked) + " of " +
                  std::to_string(st.job.order_size) +
                  " items were acknowledged; a re-run "
@@ -146,9 +143,9 @@ void pump(sequencer_ptr self) {
   const std::uint64_t n = std::min<std::uint64_t>(
       {st.ctx.settings.batch_size, window - outstanding, st.job.order_size - st.next_seq + 1});
   auto entries = st.ctx.store->read_order(st.job.job_id, st.next_seq, static_cast<std::size_t>(n));
-  if (!entries) return finish(self, false, "store", entries.err().message);
+  if (!entries) return finish(self, false, job_errc::store, entries.err().message);
   if (entries->size() != n)
-    return finish(self, false, "store",
+    return finish(self, false, job_errc::store,
                   "persisted order ends at " + std::to_string(st.next_seq + entries->size() - 1) +
                       " but the job record says " + std::to_string(st.job.order_size));
   item_batch batch;
@@ -176,7 +173,7 @@ void pump(sequencer_ptr self) {
     }
     if (e.has_tracking) {
       auto t = st.ctx.store->load_tracking(st.job.job_id, e.id);
-      if (!t) return finish(self, false, "store", t.err().message);
+      if (!t) return finish(self, false, job_errc::store, t.err().message);
       if (t.value()) item.tracking = std::move(*t.value());
     }
     batch.items.push_back(std::move(item));
@@ -190,7 +187,7 @@ void pump(sequencer_ptr self) {
           [self, batch = std::move(batch), range_end, skipped](const store_reply& r) mutable {
             auto& s = self->state;
             s.commit_in_flight = false;
-            if (!r.ok) return finish(self, false, "store", r.message);
+            if (!r.ok) return finish(self, false, job_errc::store, r.message);
             for (const auto& item : batch.items)
               if (item.redelivery) ++s.result.redelivered;
             s.result.emitted += batch.items.size();
@@ -199,7 +196,7 @@ void pump(sequencer_ptr self) {
             s.dispatched = std::max(s.dispatched, range_end);
             s.next_seq = range_end + 1;
             const std::uint64_t last_sent = batch.items.empty() ? 0 : batch.items.back().sequence;
-            s.in_flight.push_back({last_sent, range_end});
+            s.in_flight.push_back({last_sent, range_end, batch.items.size()});
             if (batch.items.empty()) {
               // Nothing to hand on: the range is done as soon as everything before it is.
               advance(self, s.acked_committed > s.acked ? s.acked_committed : s.acked);
@@ -211,7 +208,9 @@ void pump(sequencer_ptr self) {
             }
             pump(self);
           },
-          [self](caf::error& err) { finish(self, false, "internal", "store: " + to_string(err)); });
+          [self](caf::error& err) {
+            finish(self, false, job_errc::internal, "store: " + to_string(err));
+          });
 }
 
 /// False when an ack is to be ignored (this job is done, or it is another job's) or breaks
@@ -220,7 +219,7 @@ bool ack_is_valid(sequencer_ptr self, const api::uuid& job_id, std::uint64_t thr
   auto& s = self->state;
   if (s.finished || job_id != s.job.job_id) return false;
   if (through <= s.dispatched) return true;
-  finish(self, false, "downstream_protocol",
+  finish(self, false, job_errc::downstream_protocol,
          "downstream acknowledged sequence " + std::to_string(through) +
              " beyond what was handed on (" + std::to_string(s.dispatched) + ")");
   return false;
@@ -241,7 +240,7 @@ void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_
   if (!outcomes.items.empty() && first >= 1) {
     auto read =
         s.ctx.store->read_order(s.job.job_id, first, static_cast<std::size_t>(through - first + 1));
-    if (!read) return finish(self, false, "store", read.err().message);
+    if (!read) return finish(self, false, job_errc::store, read.err().message);
     covered = std::move(read.value());
   }
   ack_outcomes write;
@@ -249,15 +248,16 @@ void ack_with_outcomes(sequencer_ptr self, const api::uuid& job_id, std::uint64_
     const std::string item = "outcome of item " + o.accounting_entry_id.to_string() + " (seq " +
                              std::to_string(o.sequence) + "): ";
     if (o.sequence == 0 || o.sequence > through)
-      return finish(self, false, "downstream_protocol",
+      return finish(self, false, job_errc::downstream_protocol,
                     item + "not an item of this ack (through " + std::to_string(through) + ")");
     if (o.status != api::item_status::successful && o.status != api::item_status::failed)
-      return finish(self, false, "downstream_protocol",
+      return finish(self, false, job_errc::downstream_protocol,
                     item + "status '" + std::string(api::to_string(o.status)) +
                         "' is not final (successful or failed)");
     const auto index = o.sequence - first;
     if (index >= covered.size() || covered[index].id != o.accounting_entry_id)
-      return finish(self, false, "downstream_protocol", item + "another item has that sequence");
+      return finish(self, false, job_errc::downstream_protocol,
+                    item + "another item has that sequence");
     storage::item_outcome rec;
     rec.item = o.accounting_entry_id;
     rec.seq = o.sequence;
@@ -282,7 +282,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
       [self](run_atom) {
         auto& s = self->state;
         auto wm = s.ctx.store->load_watermarks(s.job.job_id);
-        if (!wm) return finish(self, false, "store", wm.err().message);
+        if (!wm) return finish(self, false, job_errc::store, wm.err().message);
         s.acked = wm->acked_through;
         s.acked_committed = wm->acked_through;
         s.dispatched = wm->dispatched_through;
@@ -291,7 +291,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
         if (s.redeliver_through > s.acked) {
           auto attempts =
               s.ctx.store->load_attempts(s.job.job_id, s.acked + 1, s.redeliver_through);
-          if (!attempts) return finish(self, false, "store", attempts.err().message);
+          if (!attempts) return finish(self, false, job_errc::store, attempts.err().message);
           for (auto& [seq, attempt] : attempts.value())
             s.prior_attempts[seq] = attempt;
         }
@@ -300,7 +300,8 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
         // A downstream that goes away takes nothing more: fail now, not at the deadline.
         self->monitor(s.ctx.downstream);
         self->set_down_handler([self](caf::down_msg& dm) {
-          finish(self, false, "downstream_down", "downstream stopped: " + to_string(dm.reason));
+          finish(self, false, job_errc::downstream_down,
+                 "downstream stopped: " + to_string(dm.reason));
         });
         s.ack_seen_at = std::chrono::steady_clock::now();
         self->delayed_send(self, watchdog_interval(s), tick_atom::value);
@@ -316,14 +317,14 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
           if (!state.finished)
             self->delayed_send(self, state.ctx.job_check_every, check_atom::value);
         };
-        self->request(s.ctx.fetcher, s.ctx.settings.request_timeout, get_job_atom::value,
+        self->request(s.ctx.fetcher, s.ctx.settings.fetch_timeout, get_job_atom::value,
                       s.job.job_id)
             .then(
                 [self, again](const job_reply& r) {
                   if (self->state.finished) return;
                   auto change = check_job(r);
-                  if (!change.code.empty())
-                    return finish(self, false, std::move(change.code), std::move(change.message));
+                  if (change.stop)
+                    return finish(self, false, change.failure, std::move(change.message));
                   again();
                 },
                 [again](caf::error&) { again(); });
@@ -331,7 +332,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
       [self](ack_atom, const api::uuid& job_id, std::uint64_t through, bool committed) {
         auto& s = self->state;
         if (!ack_is_valid(self, job_id, through)) return;
-        if (committed) raise_acked_committed(s, through);
+        if (committed) s.acked_committed = std::max(s.acked_committed, through);
         advance(self, through);
         commit_acked(self);
         pump(self);
@@ -349,7 +350,7 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
           s.ack_seen_at_tick = s.acked;
           s.ack_seen_at = now;
         } else if (now - s.ack_seen_at >= s.ctx.settings.request_timeout) {
-          return finish(self, false, "downstream_timeout",
+          return finish(self, false, job_errc::downstream_timeout,
                         "downstream acknowledged nothing for " +
                             std::to_string(s.ctx.settings.request_timeout.count()) + " ms");
         }

@@ -20,19 +20,32 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/wire.hpp"
 #include "storage/state_store.hpp"
 
 namespace ei::actors {
 
-/// The answer to every write: ok, or the store's error text (the job fails with it).
+/// The answer to every write: ok, or the store's error (`code` and `message`; the job fails
+/// with it). `code` is meaningless when ok.
 struct store_reply {
   bool ok = true;
   std::string message;
+  storage::store_errc code = storage::store_errc::io_error;
+
+  /// The failed reply for a store error.
+  static store_reply failed(const error<storage::store_errc>& e) {
+    return store_reply{false, e.message, e.code};
+  }
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store_reply& x) {
+  return f(caf::meta::type_name("ei::actors::store_reply"), x.ok, x.message, x.code);
+}
 
 struct page_commit {
   storage::job_record job;
@@ -64,6 +77,32 @@ struct ack_outcomes {
   std::vector<storage::job_item_outcome> outcomes;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, page_commit& x) {
+  return f(caf::meta::type_name("ei::actors::page_commit"), x.job, x.epoch, x.page);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dispatch_mark& x) {
+  return f(caf::meta::type_name("ei::actors::dispatch_mark"), x.job_id, x.dispatched_through,
+           x.redelivery_attempts);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_chunk& x) {
+  return f(caf::meta::type_name("ei::actors::order_chunk"), x.job_id, x.chunk_no, x.entries);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_finish& x) {
+  return f(caf::meta::type_name("ei::actors::order_finish"), x.job, x.chunks);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ack_outcomes& x) {
+  return f(caf::meta::type_name("ei::actors::ack_outcomes"), x.progress, x.outcomes);
+}
+
 using store_actor = caf::typed_actor<
     caf::replies_to<put_job_atom, storage::job_record>::with<store_reply>,
     caf::replies_to<page_atom, page_commit>::with<store_reply>,
@@ -78,12 +117,3 @@ using store_actor = caf::typed_actor<
 store_actor spawn_store_actor(caf::actor_system& sys, std::shared_ptr<storage::state_store> store);
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::store_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::page_commit)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::dispatch_mark)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_chunk)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::order_finish)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::ack_outcomes)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::storage::job_record)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::storage::job_progress>)

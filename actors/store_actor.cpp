@@ -2,7 +2,10 @@
 
 #include <caf/all.hpp>
 
+#include <unordered_map>
+
 #include "common/crash_point.hpp"
+#include "common/log.hpp"
 
 namespace ei::actors {
 namespace {
@@ -23,15 +26,42 @@ struct store_state {
   std::shared_ptr<storage::state_store> store;
   /// Deferred writes not yet synced. Non-empty exactly when a sync_atom is in the mailbox.
   std::vector<held_reply> held;
+  /// The phase each unfinished job was last written with, for the phase_changed log line
+  /// (every job record the stage writes passes through here). A job leaves it when it is
+  /// written complete or failed, so it holds the running jobs only.
+  std::unordered_map<api::uuid, storage::job_phase, api::uuid_hash> phases;
   static inline const char* name = "store";
 };
 
 using store_pointer = store_actor_impl::stateful_pointer<store_state>;
 
+/// Logs phase_changed (debug) when a job record is written with a phase other than the last.
+void note_phase(store_state& st, const storage::job_record& job) {
+  const bool done = job.phase == storage::job_phase::complete || !job.failure_code.empty();
+  auto it = st.phases.find(job.job_id);
+  const bool changed = it == st.phases.end() || it->second != job.phase;
+  if (changed && log::enabled(log::level::debug)) {
+    const auto from =
+        it == st.phases.end() ? std::string_view("-") : storage::to_string(it->second);
+    log::debug("phase_changed", "job phase changed",
+               {{"jobId", job.job_id.to_string()},
+                {"companyId", job.company_id.to_string()},
+                {"from", from},
+                {"phase", storage::to_string(job.phase)}});
+  }
+  if (done) {
+    if (it != st.phases.end()) st.phases.erase(it);
+  } else if (it == st.phases.end()) {
+    st.phases.emplace(job.job_id, job.phase);
+  } else {
+    it->second = job.phase;
+  }
+}
+
 template <class Status>
 store_reply to_reply(const Status& st) {
   if (st.ok()) return {};
-  return {false, st.err().message};
+  return store_reply::failed(st.err());
 }
 
 /// Group commit: a write the sync policy would fsync is written without the fsync, and its
@@ -63,10 +93,12 @@ store_actor_impl::behavior_type store_behavior(store_pointer self,
   self->state.store = std::move(store);
   return {
       [self](put_job_atom, const storage::job_record& job) {
+        note_phase(self->state, job);
         return write_reply(self, true,
                            [&](write_sync m) { return self->state.store->put_job(job, m); });
       },
       [self](page_atom, const page_commit& c) {
+        note_phase(self->state, c.job);
         return write_reply(
             self, false,
             [&](write_sync m) { return self->state.store->commit_page(c.job, c.epoch, c.page, m); },
@@ -74,11 +106,13 @@ store_actor_impl::behavior_type store_behavior(store_pointer self,
                                                            : "after_page_commit");
       },
       [self](order_atom, const storage::job_record& job) {
+        note_phase(self->state, job);
         crash_point("before_finish_order");
         return write_reply(self, true,
                            [&](write_sync m) { return self->state.store->finish_order(job, m); });
       },
       [self](order_atom, const order_finish& f) {
+        note_phase(self->state, f.job);
         crash_point("before_finish_order");
         return write_reply(self, true, [&](write_sync m) {
           return self->state.store->finish_order(f.job, f.chunks, m);

@@ -32,6 +32,7 @@
 #include "apps/embedded_sim.hpp"
 #include "apps/writeback_commands.hpp"
 #include "distributed/commands.hpp"
+#include "export_items/log.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/stage.hpp"
 #include "storage/state_store.hpp"
@@ -114,6 +115,7 @@ struct run_args {
   std::uint32_t page_size = 0;
   std::uint32_t max_jobs = 0;
   std::string summary_file;
+  std::string metrics_file;  // --metrics-file: OpenMetrics text (docs/operations.md)
   std::string reconcile_out;
   bool dispatch_unreconciled = false;
   bool recover_lost_state = false;
@@ -159,6 +161,7 @@ int run_command(const run_args& a) {
   opts.state_dir = a.state_dir;
   opts.out = a.out.empty() ? "-" : a.out;
   opts.reconcile_out = a.reconcile_out;
+  opts.metrics_file = a.metrics_file;
   std::string problem;
   for (const auto& j : a.jobs)
     if (!parse_job_id(j, opts.batch.jobs, problem, "--job")) return usage_error(problem);
@@ -428,6 +431,14 @@ int main(int argc, char** argv) {
   CLI::App app{"export-items: retrieve, scope, order and hand on Pleo Export API v3 job items"};
   app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
+  // Logs (common/log.hpp): for every subcommand, before or after its name.
+  app.fallthrough();
+  std::string log_format = "text";
+  std::string log_level;
+  app.add_option("--log-format", log_format,
+                 "Log lines as text (default) or json (one JSON object a line) on stderr");
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info (default; warn with run --quiet), warn, error or off");
   app.footer(exit_codes_help);
 
   run_args ra;
@@ -465,7 +476,10 @@ int main(int argc, char** argv) {
   run->add_flag("--allow-insecure-http", ra.allow_insecure_http,
                 "Allow plain http:// to a host other than loopback (credentials in clear text)");
   run->add_option("--summary", ra.summary_file, "Write the JSON summary here (default stderr)");
-  run->add_flag("--quiet", ra.quiet, "No progress output");
+  run->add_flag("--quiet", ra.quiet, "No progress output, and logs from level warn on");
+  run->add_option("--metrics-file", ra.metrics_file,
+                  "Write OpenMetrics text here (node_exporter textfile collector: name it "
+                  "*.prom), rewritten atomically every 5 s and at the end");
   run->add_option("--reconcile-out", ra.reconcile_out,
                   "Where items needing reconciliation are listed (default <out>.reconcile.ndjson)");
   run->add_flag("--dispatch-unreconciled", ra.dispatch_unreconciled,
@@ -507,6 +521,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? exit_ok : exit_usage;
+  }
+  if (auto f = export_items::log::parse_format(log_format))
+    export_items::log::set_format(*f);
+  else
+    return usage_error("--log-format: expected text or json, got '" + log_format + "'");
+  if (!log_level.empty()) {
+    auto l = export_items::log::parse_level(log_level);
+    if (!l)
+      return usage_error("--log-level: expected trace, debug, info, warn, error or off, got '" +
+                         log_level + "'");
+    export_items::log::set_level(*l);
+  } else {
+    export_items::log::set_level(run->parsed() && ra.quiet ? export_items::log::level::warn
+                                                           : export_items::log::level::info);
   }
   if (auto rc = ei::distributed::dispatch(*distributed)) return *rc;
   if (auto rc = ei::writeback::dispatch(*loop)) return *rc;

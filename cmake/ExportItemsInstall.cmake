@@ -19,7 +19,7 @@ include(CMakePackageConfigHelpers)
 # Every library ei_pipeline links, also privately (static libraries carry their link
 # dependencies): a new one must be added here, or install(EXPORT) stops the configure step
 # naming the target that is "not in any export set".
-set(_ei_install_libs ei_common ei_api ei_http ei_export_api ei_beast ei_storage ei_actors
+set(_ei_install_libs ei_common ei_log ei_api ei_http ei_export_api ei_beast ei_storage ei_actors
                      ei_writeback ei_pipeline)
 
 # What embedders link: every library and the include root, C++20.

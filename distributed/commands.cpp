@@ -41,6 +41,7 @@ struct command_set {
   std::string base_url;
   // worker
   worker_options wo;
+  std::string ordering = "chronological";
   // batch status
   bool json_out = false;
 };
@@ -172,7 +173,8 @@ int run_submit(const command_set& c) {
     }
     (r.value().succeeded ? added : present) += 1;
   }
-  std::cout << "submitted " << added << " jobs under " << prefix << " (" << present
+  // The summary of a command that does work goes to stderr, as for run, report and complete.
+  std::cerr << "submitted " << added << " jobs under " << prefix << " (" << present
             << " were there already)\n";
   return 0;
 }
@@ -230,6 +232,10 @@ int run_worker_command(const command_set& c) {
   o.etcd.timeout = std::min<std::chrono::milliseconds>(
       std::chrono::milliseconds(2000), std::chrono::milliseconds(o.lease_ttl_s * 250));
   if (o.max_jobs == 0 || o.max_attempts == 0) return usage("--max-jobs and --max-attempts: > 0");
+  if (auto mode = storage::parse_ordering_mode(c.ordering))
+    o.ordering = *mode;
+  else
+    return usage("--ordering: expected chronological or entry_id, got '" + c.ordering + "'");
   auto creds = api::credentials::from_env();
   if (!creds) return usage(creds.err().message);
   line_buf buf;
@@ -347,6 +353,9 @@ std::shared_ptr<command_set> add_commands(CLI::App& app) {
                 "Claims of one job before it is recorded failed")
       ->capture_default_str();
   w->add_option("--page-size", c->wo.page_size, "Items per page")->capture_default_str();
+  w->add_option("--ordering", c->ordering,
+                "Order items are handed on in: chronological (default) or entry_id")
+      ->check(CLI::IsMember({"chronological", "entry_id"}));
   w->add_option("--flush-items", c->wo.flush_items, "Progress write once this many acks wait")
       ->capture_default_str();
 

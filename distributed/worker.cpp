@@ -28,6 +28,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/message_types.hpp"
 #include "actors/sink.hpp"
 #include "distributed/keys.hpp"
 #include "export_items/stage.hpp"
@@ -262,8 +263,10 @@ struct worker {
     auto wm = s.watermark;
     std::string blob;
     blob.reserve(ids.size() * 16);
+    // Acks come in the job's order, so the last id acknowledged is the resume point in that
+    // order, whichever it is: its order key is (its date, its id), fixed by the item itself.
+    if (!ids.empty()) wm = ids.back();
     for (const auto& id : ids) {
-      if (!wm || *wm < id) wm = id;
       blob.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
     }
     const auto total = s.recorded + ids.size();
@@ -512,10 +515,11 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
+  ei::actors::add_message_types(cfg);
   caf::actor_system sys{cfg};
   export_items::stage_config config;
   config.base_url = o.base_url;
-  config.settings.ordering = ei::storage::ordering_mode::entry_id;
+  config.settings.ordering = o.ordering;
   config.settings.page_size = o.page_size;
   config.settings.max_jobs = std::max<std::uint32_t>(o.max_jobs, 1);
   config.settings.request_timeout = std::chrono::seconds(60);

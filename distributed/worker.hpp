@@ -4,9 +4,9 @@
 // The worker holds one etcd lease (kept alive every ttl/3). It claims a job with one txn that
 // creates the job's claim key and its company's lock key under that lease (compare
 // create_revision == 0 on both, and no done key), runs it through the embedding API
-// (export_items::stage, ordering entry_id) with itself as the downstream: item lines are
-// appended to --out and fsynced, then acknowledged to the stage; the acknowledged ids and the
-// watermark (the highest acknowledged order key) go to etcd in grouped txns fenced by the
+// (export_items::stage, in the order --ordering names) with itself as the downstream: item lines
+// are appended to --out and fsynced, then acknowledged to the stage; the acknowledged ids and the
+// watermark (the last id acknowledged in the job's order) go to etcd in grouped txns fenced by the
 // claim key's create_revision. Completion is one txn creating the done key.
 //
 // Lease: the worker counts its lease as valid until (send time of the last successful
@@ -25,6 +25,7 @@
 
 #include "api/credentials.hpp"
 #include "distributed/etcd.hpp"
+#include "storage/state_store.hpp"
 
 namespace ei::distributed {
 
@@ -39,6 +40,9 @@ struct worker_options {
   std::uint32_t max_jobs = 2;
   std::uint32_t max_attempts = 5;  // claims of one job before it is recorded failed
   std::uint32_t page_size = 500;
+  /// The order items are handed on in (the stage's --ordering). Every worker of a batch should
+  /// use the same one; a takeover skips by acknowledged id, so a mismatch loses nothing.
+  storage::ordering_mode ordering = storage::ordering_mode::chronological;
   std::chrono::milliseconds flush_interval{100};  // progress write at most this late ...
   std::size_t flush_items = 2048;                 // ... or once this many acks wait
 };

@@ -40,22 +40,58 @@ std::string_view to_string(failure_kind k) noexcept {
 
 failure_kind failure_of(const job_outcome& o) noexcept {
   if (o.result != job_result::failed) return failure_kind::none;
-  const auto& c = o.reason_code;
-  if (c == "job_not_in_progress") return failure_kind::job_not_in_progress;
-  if (c == "http_404") return failure_kind::unknown_job;
-  if (c == "http_401" || c == "http_403") return failure_kind::unauthorized;
-  if (c == "cursor_cycle" || c == "empty_pages" || c == "missing_end_cursor" ||
-      c == "cursor_rejected" || c == "parallel_listing_mismatch")
-    return failure_kind::listing;
-  if (c == "decode") return failure_kind::decode;
-  if (c == "downstream_timeout" || c == "downstream_protocol" || c == "downstream_down")
-    return failure_kind::downstream;
-  if (c == "store") return failure_kind::state;
-  if (c.rfind("http_", 0) == 0 || c == "retries_exhausted" || c == "connect_failed" ||
-      c == "discovery_failed" || c == "timeout" || c == "tls_failed" || c == "response_too_large" ||
-      c == "connection_reset" || c == "truncated_body")
-    return failure_kind::api;
-  return failure_kind::internal;
+  using ei::actors::job_errc;
+  switch (o.failure.code) {
+    case job_errc::job_not_in_progress:
+    case job_errc::job_expired:
+    case job_errc::job_finished_elsewhere:
+      return failure_kind::job_not_in_progress;
+    case job_errc::http_status:
+      switch (o.failure.http_status) {
+        case 404:
+          return failure_kind::unknown_job;
+        case 401:
+        case 403:
+          return failure_kind::unauthorized;
+        default:
+          return failure_kind::api;
+      }
+    case job_errc::invalid_url:
+    case job_errc::invalid_config:
+    case job_errc::connect_failed:
+    case job_errc::tls_failed:
+    case job_errc::timeout:
+    case job_errc::connection_reset:
+    case job_errc::truncated_body:
+    case job_errc::response_too_large:
+    case job_errc::retries_exhausted:
+    case job_errc::cancelled:
+    case job_errc::discovery_failed:
+      return failure_kind::api;
+    case job_errc::cursor_rejected:
+    case job_errc::limit_rejected:
+    case job_errc::cursor_cycle:
+    case job_errc::empty_pages:
+    case job_errc::missing_end_cursor:
+    case job_errc::parallel_listing_mismatch:
+    case job_errc::short_listing:
+    case job_errc::item_of_another_job:
+      return failure_kind::listing;
+    case job_errc::decode:
+    case job_errc::bad_encoding:
+      return failure_kind::decode;
+    case job_errc::downstream_timeout:
+    case job_errc::downstream_protocol:
+    case job_errc::downstream_down:
+      return failure_kind::downstream;
+    case job_errc::store:
+    case job_errc::report:
+      return failure_kind::state;
+    case job_errc::internal:
+    case job_errc::interrupted:
+      return failure_kind::internal;
+  }
+  return failure_kind::internal;  // not reached: every code is listed above
 }
 
 std::string_view to_string(stage_errc c) noexcept {

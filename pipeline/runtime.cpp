@@ -39,10 +39,18 @@ result<stage_resources, run_errc> open_resources(const embed_config& cfg,
   return res;
 }
 
+std::chrono::milliseconds fetch_timeout_for(const embed_config& cfg) {
+  const auto attempts = std::max<std::uint32_t>(1, cfg.http.max_attempts);
+  const auto client_bound =
+      cfg.http.request_timeout + cfg.http.retry_after_cap * attempts + std::chrono::seconds(30);
+  return std::max(cfg.settings.request_timeout, client_bound);
+}
+
 stage_actors spawn_stage_actors(caf::actor_system& sys, const embed_config& cfg,
                                 const stage_resources& res, actors::downstream_actor downstream) {
   stage_actors out;
   out.base.settings = cfg.settings;
+  out.base.settings.fetch_timeout = fetch_timeout_for(cfg);
   out.base.store = res.store;
   out.base.store_writer = actors::spawn_store_actor(sys, res.store);
   out.base.downstream = std::move(downstream);

@@ -3,6 +3,7 @@
 // given system. Used by run_stage (its own system) and by the embedding API (the host's).
 #pragma once
 
+#include <chrono>
 #include <future>
 #include <memory>
 #include <string>
@@ -33,6 +34,12 @@ struct stage_resources {
 result<stage_resources, run_errc> open_resources(const embed_config& cfg,
                                                  const api::credentials& creds,
                                                  const std::string& state_dir);
+
+/// How long an actor waits on the fetcher before it gives a request up: longer than the HTTP
+/// client can take (its request_timeout, plus max_attempts Retry-After waits of up to
+/// retry_after_cap) and never shorter than settings.request_timeout, so the actors' watchdog
+/// never cuts a wait the server asked for.
+std::chrono::milliseconds fetch_timeout_for(const embed_config& cfg);
 
 /// The shared actors of a stage, spawned into `sys`.
 struct stage_actors {

@@ -11,8 +11,11 @@
 
 #include <caf/all.hpp>
 
+#include "actors/message_types.hpp"
 #include "actors/sink.hpp"
 #include "actors/store.hpp"
+#include "common/log.hpp"
+#include "pipeline/monitor.hpp"
 #include "pipeline/runtime.hpp"
 
 namespace ei::pipeline {
@@ -45,95 +48,34 @@ bool run_report::all_complete() const {
 bool run_report::interrupted() const {
   if (batch.interrupted > 0) return true;
   for (const auto& j : batch.jobs)
-    if (j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code)
-      return true;
+    if (actors::is_interrupted(j)) return true;
   return false;
 }
 
 namespace {
 
-/// Prints progress lines from its own thread until stopped.
-class progress_printer {
- public:
-  progress_printer(std::ostream* out, bool live, std::chrono::seconds interval,
-                   std::shared_ptr<actors::batch_progress> progress, api::http_client* client)
-      : out_(out),
-        live_(live),
-        interval_(interval),
-        progress_(std::move(progress)),
-        client_(client) {
-    if (out_ != nullptr) thread_ = std::thread([this] { loop(); });
-  }
-  ~progress_printer() { stop(); }
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopped_) return;
-      stopped_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    if (out_ != nullptr && live_) *out_ << "\n";
-  }
-
- private:
-  void loop() {
-    const auto start = std::chrono::steady_clock::now();
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!cv_.wait_for(lock, live_ ? std::chrono::seconds(1) : interval_,
-                         [this] { return stopped_; })) {
-      const auto stats = client_->stats();
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const auto items = progress_->items_emitted.load();
-      char line[320];
-      std::snprintf(line, sizeof line,
-                    "export-items: jobs %llu/%llu done (%llu running), pages %llu, items %llu "
-                    "(%.0f/s), requests %llu, retries %llu, %.0f s",
-                    static_cast<unsigned long long>(progress_->jobs_done.load()),
-                    static_cast<unsigned long long>(progress_->jobs_total.load()),
-                    static_cast<unsigned long long>(progress_->jobs_running.load()),
-                    static_cast<unsigned long long>(progress_->pages.load()),
-                    static_cast<unsigned long long>(items), secs > 0 ? items / secs : 0.0,
-                    static_cast<unsigned long long>(stats.requests),
-                    static_cast<unsigned long long>(stats.retries), secs);
-      if (live_)
-        *out_ << "\r" << line << "\x1b[K" << std::flush;
-      else
-        *out_ << line << "\n" << std::flush;
-    }
-  }
-
-  std::ostream* out_;
-  bool live_;
-  std::chrono::seconds interval_;
-  std::shared_ptr<actors::batch_progress> progress_;
-  api::http_client* client_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool stopped_ = false;
-  std::thread thread_;
-};
-
-/// Appends each job's summary entry to the spool as the job ends (detached: file writes), and
-/// hands the outcome on to the caller's own listener, if any.
+/// Appends each job's summary entry to the spool as the job ends (detached: file writes),
+/// counts it for the metrics, and hands the outcome on to the caller's own listener, if any.
 actors::outcome_receiver_actor spawn_summary_listener(
     caf::actor_system& sys, std::shared_ptr<summary_spool> spool,
+    std::shared_ptr<outcome_metrics> metrics,
     std::optional<actors::outcome_receiver_actor> forward) {
   using impl =
       actors::outcome_receiver_actor::extend<caf::replies_to<actors::sync_atom>::with<bool>>;
   auto behavior = [](impl::pointer self, std::shared_ptr<summary_spool> sp,
+                     std::shared_ptr<outcome_metrics> om,
                      std::optional<actors::outcome_receiver_actor> fw) -> impl::behavior_type {
     return {
-        [self, sp, fw](actors::outcome_atom, actors::job_outcome& out) {
+        [self, sp, om, fw](actors::outcome_atom, actors::job_outcome& out) {
           sp->add(out);
+          om->add(out);
           if (fw) self->send(*fw, actors::outcome_atom::value, std::move(out));
         },
         [sp](actors::sync_atom) { return sp->ok(); },
     };
   };
   return caf::actor_cast<actors::outcome_receiver_actor>(
-      sys.spawn<caf::detached>(behavior, std::move(spool), std::move(forward)));
+      sys.spawn<caf::detached>(behavior, std::move(spool), std::move(metrics), std::move(forward)));
 }
 
 /// Where reported items go: `--reconcile-out`, else next to the output (or in the state
@@ -202,6 +144,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     caf::actor_system_config sys_cfg;
     sys_cfg.set("scheduler.max-threads", static_cast<std::size_t>(cfg.scheduler_threads));
     sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+    actors::add_message_types(sys_cfg);
     caf::actor_system sys{sys_cfg};
 
     actors::downstream_actor downstream;
@@ -226,13 +169,20 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     progress->stop = options.stop;
     auto runner = actors::spawn_batch_runner(sys, base, fetchers, progress);
     report.summary = std::make_shared<summary_spool>();
-    auto summary_listener = spawn_summary_listener(sys, report.summary, options.batch.listener);
+    auto metrics = std::make_shared<outcome_metrics>();
+    auto summary_listener =
+        spawn_summary_listener(sys, report.summary, metrics, options.batch.listener);
     actors::batch_request batch = options.batch;
     batch.listener = summary_listener;
     batch.collect_outcomes = options.keep_outcomes;
 
-    progress_printer printer(options.progress, options.live_progress, options.progress_interval,
-                             progress, http.get());
+    monitor_options mon;
+    mon.progress = options.progress;
+    mon.live = options.live_progress;
+    mon.progress_interval = options.progress_interval;
+    mon.metrics_file = options.metrics_file;
+    mon.metrics_interval = options.metrics_interval;
+    run_monitor monitor(std::move(mon), progress, http.get(), metrics);
     caf::scoped_actor self{sys};
     std::optional<actors::batch_report> got;
     std::string failure;
@@ -245,7 +195,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
                   actors::sync_atom::value)
         .receive([](bool) {}, [](caf::error&) {});
     self->send_exit(summary_listener, caf::exit_reason::user_shutdown);
-    printer.stop();
+    monitor.stop();  // the last progress line and the final metrics file
     stop_stage_actors(sys, shared);
     self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
     self->send_exit(base.report_writer, caf::exit_reason::user_shutdown);
@@ -256,6 +206,7 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
   }
   http->stop();
   report.http = http->stats();
+  log::flush();  // every line of the run is out before the caller writes its summary
   return report;
 }
 

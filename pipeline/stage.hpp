@@ -48,6 +48,10 @@ struct run_options {
   std::ostream* progress = nullptr;
   bool live_progress = false;
   std::chrono::seconds progress_interval{2};
+  /// `--metrics-file`: OpenMetrics text (pipeline/monitor.hpp, docs/operations.md) rewritten
+  /// atomically every `metrics_interval` and once more when the batch ended. Empty: none.
+  std::string metrics_file;
+  std::chrono::milliseconds metrics_interval{5000};
   /// When set, items go to the downstream this returns (spawned in the stage's actor system)
   /// instead of the NDJSON sink; `out` is then ignored. For embedders and tests.
   std::function<actors::downstream_actor(caf::actor_system&)> downstream_factory;

@@ -22,8 +22,7 @@ json entry_of(const actors::job_outcome& j) {
                  api::item_status::abandoned, api::item_status::unknown})
     out_of_scope[std::string(api::to_string(s))] =
         j.stats.by_remote_status[static_cast<std::size_t>(s)];
-  const bool interrupted =
-      j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code;
+  const bool interrupted = actors::is_interrupted(j);
   json entry{
       {"jobId", j.job_id.is_nil() ? json(nullptr) : json(j.job_id.to_string())},
       {"companyId", j.company_id.is_nil() ? json(nullptr) : json(j.company_id.to_string())},
@@ -94,8 +93,7 @@ void summary_spool::add(const actors::job_outcome& j) {
   ++jobs_;
   emitted_ += j.stats.emitted;
   deviations_.merge(j.stats.deviations);
-  const bool interrupted =
-      j.result == actors::job_result::failed && j.reason_code == actors::interrupted_code;
+  const bool interrupted = actors::is_interrupted(j);
   if (j.result == actors::job_result::complete) ++complete_;
   if (j.result == actors::job_result::already_complete) ++already_;
   if (interrupted)

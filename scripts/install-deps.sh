@@ -8,9 +8,11 @@ packages=(
   libclang-rt-14-dev  # libFuzzer/ASan/UBSan runtimes for clang 14 (only Recommended by clang)
   libcaf-dev libboost1.74-dev libboost-system1.74-dev libssl-dev openssl
   nlohmann-json3-dev libsimdjson-dev librocksdb-dev libcli11-dev
+  libspdlog-dev  # structured logs (common/log.cpp)
   zlib1g-dev  # gzip response bodies (api/http_client.cpp, simulator)
   libgtest-dev libbenchmark-dev  # GoogleTest; Google Benchmark (benchmarks/parse_bench.cpp)
   python3 procps
+  python3-prometheus-client  # tests/apps: --metrics-file checked by an OpenMetrics parser
   time python3-requests  # benchmarks: /usr/bin/time and the Python peer (bench_smoke)
   etcd-server etcd-client  # distributed workers coordinate through etcd (tests/distributed)
 )

@@ -3,7 +3,7 @@
 // supervisor monitors them, so a crash of one ends the job with a clear reason.
 #pragma once
 
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/job.hpp"
@@ -16,6 +16,12 @@ struct filter_input {
   std::string request_cursor;
   std::uint32_t page_no = 0;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, filter_input& x) {
+  return f(caf::meta::type_name("ei::actors::detail::filter_input"), x.page, x.request_cursor,
+           x.page_no);
+}
 
 /// The filter owns the job record during listing: it scopes each page, updates the counters
 /// and the cursor, and commits page + record in one store write, then answers.
@@ -46,14 +52,15 @@ sequencer_actor spawn_sequencer(caf::actor_system& sys, job_context ctx, storage
 
 /// Ends a phase actor exactly once: fills the result's verdict, lets `complete` add what the
 /// phase knows (its job record, watermarks), reports to the supervisor and quits. The state
-/// must have `finished`, `result` (with ok/code/message) and `supervisor`.
+/// must have `finished`, `result` (with ok/failure/message) and `supervisor`. `failure` is
+/// meaningless when ok.
 template <class Self, class Complete>
-void finish_phase(Self self, bool ok, std::string code, std::string message, Complete complete) {
+void finish_phase(Self self, bool ok, job_failure failure, std::string message, Complete complete) {
   auto& st = self->state;
   if (st.finished) return;
   st.finished = true;
   st.result.ok = ok;
-  st.result.code = std::move(code);
+  st.result.failure = failure;
   st.result.message = std::move(message);
   complete(st);
   self->send(st.supervisor, done_atom::value, std::move(st.result));
@@ -83,13 +90,14 @@ result<delivery_tally, storage::store_errc> tally_delivery(
 /// never ordered or reconciled: items missing from it would be lost or taken for absent.
 std::string short_listing(const job_context& ctx, const storage::job_record& job);
 
-/// What a fresh read of the job (GET /v3/export-jobs/{id}) says about going on with it. Empty
-/// `code`: go on (it is in_progress, or the read failed for a reason that is not the job's:
+/// What a fresh read of the job (GET /v3/export-jobs/{id}) says about going on with it. Not
+/// `stop`: go on (it is in_progress, or the read failed for a reason that is not the job's:
 /// the next check tells). Else why to stop: `job_expired` (failed with job_expired),
 /// `job_finished_elsewhere` (completed, completed_with_errors or failed by someone else),
 /// `job_not_in_progress` (back to pending, or a status we do not know), `http_404` (gone).
 struct job_check {
-  std::string code;
+  bool stop = false;
+  job_failure failure;
   std::string message;
 };
 job_check check_job(const job_reply& reply);
@@ -99,9 +107,8 @@ bool in_scope(api::item_status s) noexcept;
 
 /// Offset listing (listing_mode::parallel), shared by the paginator and the orderer's
 /// data-layer walk: the request for page `page_no`, and how many pages `total` items make.
-page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no);
+page_request offset_page(const api::uuid& job_id, std::uint32_t page_size, std::uint32_t page_no,
+                         std::int64_t not_after_ms);
 std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noexcept;
 
 }  // namespace ei::actors::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::detail::filter_input)

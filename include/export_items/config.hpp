@@ -141,6 +141,11 @@ struct stage_settings {
   bool dispatch_unreconciled = false;    // dispatch in_progress items with no record
   bool recover_lost_state = false;       // jobs without a local record may have lost their state
   std::chrono::milliseconds request_timeout{300000};  // deadline of one request between actors
+  /// Deadline of one request to the fetcher: a watchdog behind the HTTP client's own bound,
+  /// which is its request_timeout plus every Retry-After it honours (each up to
+  /// retry_after_cap, never past the job's deadline). pipeline::fetch_timeout_for() derives it
+  /// from the HTTP options; the default fits the default ones (120 s + 6 x 10 min).
+  std::chrono::milliseconds fetch_timeout{3780000};
   /// Pipelines at once. Many small jobs want many at once (their round trips and fsyncs
   /// overlap); a few large ones are held back by `max_window_items` instead.
   std::uint32_t max_jobs = 64;

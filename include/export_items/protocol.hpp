@@ -14,6 +14,11 @@
 // is true only when downstream recorded the watermark in the stage's state store itself (the
 // stage's own NDJSON sink does); a host passes false. A sequencer never has more than
 // `credit_window` unacknowledged items in flight.
+//
+// Every message is serialisable: each struct has its CAF `inspect` next to it (the value types
+// theirs in export_items/types.hpp). The stage's own actor systems register them by name; a
+// host that serialises them (another node, a recording) registers the ones it sends with
+// `actor_system_config::add_message_type<T>("<the type_name its inspect gives>")`.
 #pragma once
 
 #include <array>
@@ -23,10 +28,11 @@
 #include <string_view>
 #include <vector>
 
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "export_items/errors.hpp"
 #include "export_items/types.hpp"
 
 namespace ei::actors {
@@ -57,6 +63,17 @@ struct item_batch {
   std::vector<delivery_item> items;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_item& x) {
+  return f(caf::meta::type_name("ei::actors::delivery_item"), x.job_id, x.accounting_entry_id,
+           x.status, x.status_text, x.sequence, x.attempt, x.redelivery, x.tracking);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_batch& x) {
+  return f(caf::meta::type_name("ei::actors::item_batch"), x.job_id, x.items);
+}
+
 /// The outcome downstream gives an item it acknowledges (docs/write-back.md): `successful`
 /// (optional exported_at, external_id, external_url) or `failed` (failure_reason_type,
 /// failure_reason). Identified by id and the sequence it was handed on with.
@@ -71,6 +88,17 @@ struct item_outcome_ack {
 struct outcome_acks {
   std::vector<item_outcome_ack> items;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_outcome_ack& x) {
+  return f(caf::meta::type_name("ei::actors::item_outcome_ack"), x.accounting_entry_id, x.sequence,
+           x.status, x.fields);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outcome_acks& x) {
+  return f(caf::meta::type_name("ei::actors::outcome_acks"), x.items);
+}
 
 /// Acks, with or without outcomes. `(ack_atom, job, through, committed, outcome_acks)` acks
 /// like the plain ack and records the outcomes in the SAME synced store write as the ack
@@ -95,6 +123,12 @@ struct reconciliation_entry {
   std::string remote_status;  // "absent" when the latest listing no longer has it
   std::string action;         // to_string(reconcile_action), or "absent"
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reconciliation_entry& x) {
+  return f(caf::meta::type_name("ei::actors::reconciliation_entry"), x.accounting_entry_id,
+           x.remote_status, x.action);
+}
 
 /// What a job did in this run (and, for counters that live in the store, in total).
 struct job_stats {
@@ -125,15 +159,34 @@ struct job_stats {
 enum class job_result : std::uint8_t { complete, already_complete, failed };
 std::string_view to_string(job_result r) noexcept;
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_stats& x) {
+  return f(caf::meta::type_name("ei::actors::job_stats"), x.listed, x.in_scope, x.by_remote_status,
+           x.duplicates, x.needs_reconciliation, x.undated, x.skipped_out_of_scope,
+           x.out_of_scope_reported, x.acked, x.skipped_final_remotely, x.reported, x.absent,
+           x.emitted, x.redelivered, x.pages, x.requests, x.retries, x.total_reported,
+           x.duration_seconds, x.deviations);
+}
+
 struct job_outcome {
   api::uuid job_id;
   api::uuid company_id;
   job_result result = job_result::failed;
-  std::string reason_code;  // e.g. "job_not_in_progress", "cursor_cycle", "http_404"
-  std::string reason;       // for people
+  /// Why the job failed (meaningful when result == failed; export_items/errors.hpp).
+  job_failure failure;
+  /// failure.text() (e.g. "job_not_in_progress", "cursor_cycle", "http_404"): the summary's
+  /// `reasonCode`, for people and hosts; programs look at `failure`.
+  std::string reason_code;
+  std::string reason;  // for people
   job_stats stats;
   std::vector<reconciliation_entry> reported;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
+  return f(caf::meta::type_name("ei::actors::job_outcome"), x.job_id, x.company_id, x.result,
+           x.failure, x.reason_code, x.reason, x.stats, x.reported);
+}
 
 /// Whoever starts a job supervisor receives its outcome through this interface.
 using outcome_receiver_actor = caf::typed_actor<caf::reacts_to<outcome_atom, job_outcome>>;
@@ -161,17 +214,20 @@ struct batch_report {
   std::vector<api::uuid> finished;     // ids of the jobs that did not fail (16 bytes a job)
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_request& x) {
+  return f(caf::meta::type_name("ei::actors::batch_request"), x.jobs, x.discover,
+           wire::opt(x.company_id), wire::opt(x.listener), x.collect_outcomes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_report& x) {
+  return f(caf::meta::type_name("ei::actors::batch_report"), x.jobs, x.duration_seconds, x.total,
+           x.complete, x.already_complete, x.failed, x.interrupted, x.finished);
+}
+
 using batch_runner_actor =
     caf::typed_actor<caf::replies_to<run_atom, batch_request>::with<batch_report>,
                      caf::reacts_to<outcome_atom, job_outcome>>;
 
 }  // namespace ei::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::api::uuid)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::item_batch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::outcome_acks)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::reconciliation_entry)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ei::actors::reconciliation_entry>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::job_outcome)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::batch_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ei::actors::batch_report)

@@ -42,6 +42,7 @@
 
 #include "export_items/config.hpp"
 #include "export_items/credentials.hpp"
+#include "export_items/errors.hpp"
 #include "export_items/protocol.hpp"
 #include "export_items/result.hpp"
 #include "export_items/types.hpp"
@@ -61,6 +62,8 @@ using ei::actors::downstream_actor;
 using ei::actors::item_batch;
 using ei::actors::item_outcome_ack;
 using ei::actors::items_atom;
+using ei::actors::job_errc;
+using ei::actors::job_failure;
 using ei::actors::job_outcome;
 using ei::actors::job_result;
 using ei::actors::job_stats;
@@ -84,7 +87,8 @@ using stage_config = ei::pipeline::embed_config;
 using write_back_options = ei::writeback::options;
 using write_back_report = ei::writeback::report;
 
-/// Why a job failed, as a type (job_outcome::reason_code carries the detailed code).
+/// Why a job failed, as a type (job_outcome::failure carries the detailed code, and
+/// job_outcome::reason_code its text).
 enum class failure_kind : std::uint8_t {
   none,                 // the job completed (or was already complete)
   job_not_in_progress,  // pending (not claimed), finished, failed or expired remotely

@@ -2,6 +2,9 @@
 // tracking fields, counted contract deviations). Public: include/export_items/protocol.hpp
 // hands them to a host. Internal code includes them through api/model.hpp, which has the rest
 // of the model. Namespace ei::api is the implementation's; hosts use the export_items:: names.
+// Each type has its CAF `inspect` next to it (the messages that carry them are serialisable),
+// and `ei::actors::wire::opt` carries a std::optional field (CAF 0.17 has no inspector for it)
+// as a presence flag followed by the value.
 #pragma once
 
 #include <array>
@@ -11,7 +14,46 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include <caf/error.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace ei::actors::wire {
+
+/// A std::optional field: `f(..., wire::opt(x.field), ...)` inside an inspect overload.
+template <class T>
+struct optional_field {
+  std::optional<T>* x;
+};
+
+template <class T>
+optional_field<T> opt(std::optional<T>& x) {
+  return {&x};
+}
+
+template <class Inspector, class T>
+typename Inspector::result_type inspect(Inspector& f, optional_field<T>& o) {
+  if constexpr (Inspector::reads_state) {  // saving (or printing)
+    bool has = o.x->has_value();
+    if (has) return f(has, **o.x);
+    return f(has);
+  } else {  // loading
+    bool has = false;
+    if (auto err = f(has)) return err;
+    if (!has) {
+      o.x->reset();
+      return {};
+    }
+    T value{};
+    if (auto err = f(value)) return err;
+    *o.x = std::move(value);
+    return {};
+  }
+}
+
+}  // namespace ei::actors::wire
 
 namespace ei::api {
 
@@ -89,5 +131,27 @@ struct tracking_fields {
   }
   friend bool operator==(const tracking_fields&, const tracking_fields&) = default;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, uuid& x) {
+  return f(caf::meta::type_name("ei::api::uuid"), x.bytes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deviation_count& x) {
+  return f(caf::meta::type_name("ei::api::deviation_count"), x.path, x.count, x.example);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, contract_deviations& x) {
+  return f(caf::meta::type_name("ei::api::contract_deviations"), x.by_path);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tracking_fields& x) {
+  using actors::wire::opt;
+  return f(caf::meta::type_name("ei::api::tracking_fields"), opt(x.exported_at), opt(x.external_id),
+           opt(x.external_url), opt(x.failure_reason), opt(x.failure_reason_type));
+}
 
 }  // namespace ei::api

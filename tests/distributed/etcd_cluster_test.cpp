@@ -31,6 +31,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -172,6 +173,8 @@ bool make_certs(const fs::path& d) {
 struct delivery {
   std::string job, item;
   bool redelivery = false;
+  int worker = 0;   // whose output file
+  int attempt = 1;  // the claim it was handed on under
 };
 
 class etcd_cluster_test : public ::testing::Test {
@@ -286,6 +289,7 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
   // Ground truth: what is in scope before anything runs.
   std::map<std::string, std::set<std::string>> in_scope;  // job -> items
   std::map<std::string, std::string> company_of;
+  std::map<std::string, std::pair<std::int64_t, std::string>> order_key;  // item -> (date, id)
   std::size_t total_in_scope = 0;
   {
     std::ofstream jobs_file(p("jobs.txt"));
@@ -293,11 +297,14 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
     for (const auto& j : sim->jobs()) {
       jobs_file << j.id.to_string() << "\n";
       company_of[j.id.to_string()] = j.company_id.to_string();
-      for (const auto& it : sim->items_of(j.id))
+      for (const auto& it : sim->items_of(j.id)) {
+        order_key[it.accounting_entry_id.to_string()] = {it.date_ms,
+                                                         it.accounting_entry_id.to_string()};
         if (it.status == api::item_status::pending || it.status == api::item_status::in_progress) {
           in_scope[j.id.to_string()].insert(it.accounting_entry_id.to_string());
           ++total_in_scope;
         }
+      }
     }
   }
 
@@ -316,8 +323,8 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
     if (rc != 0) std::this_thread::sleep_for(200ms);
   }
   ASSERT_EQ(rc, 0) << slurp(p("submit.err")) << slurp(p("m0.err"));
-  EXPECT_NE(slurp(p("submit.out")).find("submitted 200 jobs"), std::string::npos)
-      << slurp(p("submit.out"));
+  EXPECT_NE(slurp(p("submit.err")).find("submitted 200 jobs"), std::string::npos)
+      << slurp(p("submit.err"));
   sim->clear_request_log();  // submit's GETs are not part of any job's run
 
   for (int i = 0; i < 4; ++i) {
@@ -353,7 +360,7 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
           auto j = nlohmann::json::parse(line, nullptr, false);
           if (j.is_discarded()) continue;
           delivery d{j.value("jobId", ""), j.value("accountingEntryId", ""),
-                     j.value("redelivery", false)};
+                     j.value("redelivery", false), i, j.value("attempt", 1)};
           if (r() % 10 < 7) {
             auto job = api::uuid::parse(d.job);
             auto item = api::uuid::parse(d.item);
@@ -484,6 +491,23 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
   EXPECT_EQ(missing, 0U) << "of " << total_in_scope << " in-scope items";
   EXPECT_EQ(unflagged_twice, 0U);
   EXPECT_GT(flagged, 0U) << "no takeover happened: the kills landed after the work";
+
+  // Workers hand on in chronological order (the default): within one claim of one job, a
+  // worker's lines ascend by (date, accountingEntryId), whatever statuses changed meanwhile.
+  std::size_t out_of_order = 0;
+  {
+    std::map<std::tuple<int, std::string, int>, std::pair<std::int64_t, std::string>> last_key;
+    for (const auto& d : deliveries) {
+      auto key = order_key.find(d.item);
+      if (key == order_key.end()) continue;  // not one of the batch's items: counted above
+      auto [it, fresh] = last_key.try_emplace({d.worker, d.job, d.attempt}, key->second);
+      if (!fresh) {
+        if (key->second < it->second) ++out_of_order;
+        it->second = key->second;
+      }
+    }
+  }
+  EXPECT_EQ(out_of_order, 0U) << "lines out of chronological order within one claim";
 
   // No two jobs of one company overlap. Each claim is a window: from the worker's "claimed"
   // line to its "run ended"/"released" line (both written before etcd hears of it), or to the

@@ -330,6 +330,32 @@ TEST(Edges, AJobThatExpiresMidDispatchStopsAndLosesNothing) {
   EXPECT_EQ(o2->stats.acked + o2->stats.skipped_final_remotely + o2->stats.reported, in_scope);
 }
 
+TEST(Edges, ARetryAfterReachingPastTheJobsDeadlineIsNotWaitedFor) {
+  // The job expires 60 s after its last action; the item listing answers 429 with
+  // "Retry-After: 600" (within the 10-minute cap). Waiting would outlive the job, so the
+  // request ends at once and the job stops without having waited (the test's own bound: 30 s).
+  auto c = one_job(36, 300, "items:throttle=600@all");
+  c.expires_in_seconds = 60;
+  auto s = start_sim(std::move(c));
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  const auto job = job_ids(*s).front();
+  auto cfg = config_for(*s);
+  cfg.http.retry_after_cap = std::chrono::minutes(10);
+  const auto started = std::chrono::steady_clock::now();
+  auto report = pipeline::run_stage(cfg, options_for(dir, {job}));
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  auto* o = outcome_of(*report, job);
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(o->result, actors::job_result::failed);
+  EXPECT_NE(o->reason.find("429"), std::string::npos) << o->reason;
+  EXPECT_EQ(o->stats.emitted, 0U);
+  EXPECT_LT(took, std::chrono::seconds(30))
+      << "a Retry-After past the job's deadline was waited for";
+  EXPECT_GE(requests_to(*s, "items").size(), 1U);
+}
+
 TEST(Edges, AJobFinishedElsewhereBetweenPhasesStopsBeforeItsItemsAreHandedOn) {
   // The job expires while the data layer is read (the data layer then answers 422): the job
   // is read again and stops as expired, not as an HTTP error; nothing was handed on.
