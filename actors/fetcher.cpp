@@ -230,7 +230,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
               reply.attempts = done.failure.attempts;
             } else {
               reply.attempts = done.response.attempts;
-              auto page = self->state.parser.job_items(done.response.body, call.where);
+              auto page = self->state.parser.job_items(api::padded_body::of(done.response.body),
+                                                       call.where);
               if (page) {
                 reply.ok = true;
                 reply.page = std::move(page.value());
@@ -248,7 +249,8 @@ fetcher_impl::behavior_type fetcher_behavior(fetcher_impl::stateful_pointer<fetc
               reply.attempts = done.failure.attempts;
             } else {
               reply.attempts = done.response.attempts;
-              auto page = self->state.parser.item_dates(done.response.body, call.where);
+              auto page = self->state.parser.item_dates(api::padded_body::of(done.response.body),
+                                                        call.where);
               if (page) {
                 reply.ok = true;
                 reply.page = std::move(page.value());

@@ -2,7 +2,7 @@
 //
 //   job supervisor (phases, errors, outcome)
 //     verifying   GET the job through a fetcher; it must be `in_progress`
-//     listing     paginator -> fetcher (pages) -> filter (scope, one store write per page)
+//     listing     paginator -> fetcher (pages); paginator scopes, one store write per page
 //     ordering    orderer (entry_id, or chronological by the data layer's `date`)
 //     dispatching sequencer -> downstream, credit window, acks -> store
 //     complete | failed(reason)

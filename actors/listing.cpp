@@ -1,6 +1,8 @@
-// The listing phase: the paginator walks the cursor chain through a fetcher, guarding
-// against the pagination hazards of docs/design.md, and the filter scopes and commits each page
-// (page + cursor + counters in one store write). Fetching page k+1 overlaps committing page k.
+// The listing phase: the paginator walks the cursor chain (or the offset pages) through a
+// fetcher, guarding against the pagination hazards of docs/design.md (the cursor chain's guard:
+// detail/cursor_walk.hpp), scopes each page and commits it (page + cursor + counters in one
+// write to the store actor, whose reply comes straight back). Fetching page k+1 overlaps
+// committing page k. The paginator owns the job record while it lists.
 //
 // A page that fails on its own (it does not decode: HTML, a non-JSON 200, JSON cut short; or
 // it claims a next page without an endCursor) is fetched again alone after a backoff, in the
@@ -17,6 +19,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/detail/cursor_walk.hpp"
 #include "actors/detail/job_parts.hpp"
 
 namespace ei::actors::detail {
@@ -49,47 +52,6 @@ std::uint32_t offset_page_count(std::int64_t total, std::uint32_t page_size) noe
 
 namespace {
 
-struct filter_state {
-  job_context ctx;
-  storage::job_record job;
-  static inline const char* name = "filter";
-};
-
-filter_actor::behavior_type filter_behavior(filter_actor::stateful_pointer<filter_state> self,
-                                            job_context ctx, storage::job_record initial) {
-  self->state.ctx = std::move(ctx);
-  self->state.job = std::move(initial);
-  return {
-      [self](page_atom, filter_input& in) -> caf::delegated<store_reply> {
-        auto& job = self->state.job;
-        storage::page_record rec;
-        rec.page_no = in.page_no;
-        rec.request_cursor = std::move(in.request_cursor);
-        rec.has_next = in.page.pagination.has_next_page;
-        rec.next_cursor = in.page.pagination.end_cursor.value_or("");
-        rec.items.reserve(in.page.data.size());
-        for (auto& item : in.page.data) {
-          ++job.counters.listed;
-          ++job.counters.by_remote_status[static_cast<std::size_t>(item.status)];
-          if (in_scope(item.status) && job.phase != storage::job_phase::reconciling)
-            ++job.counters.in_scope;  // a re-listing keeps the persisted order's scope
-          // Tracking fields are output fields: only items that may be handed on keep them
-          // (out-of-scope items would cost a random-key tracking record each, never read).
-          rec.items.push_back(storage::listed_item{
-              item.accounting_entry_id, item.status, std::move(item.status_text),
-              in_scope(item.status) ? std::move(item.tracking) : api::tracking_fields{}});
-        }
-        ++job.counters.pages;
-        job.pages_committed = in.page_no + 1;
-        job.next_cursor = rec.has_next ? rec.next_cursor : std::string{};
-        job.listing_complete = !rec.has_next;
-        page_commit commit{job, job.listing_epoch, std::move(rec)};
-        return self->delegate(self->state.ctx.store_writer, page_atom::value, std::move(commit));
-      },
-      [self](done_atom) { return self->state.job; },
-  };
-}
-
 /// The paginator's own interface: its phase interface plus the delayed retry of one page
 /// (`cursor_retry` for the cursor chain's next page, else the offset page's number).
 using paginator_actor = phase_actor::extend<caf::reacts_to<retry_atom, std::uint32_t>>;
@@ -97,23 +59,21 @@ constexpr std::uint32_t cursor_retry = ~std::uint32_t{0};
 
 struct paginator_state {
   job_context ctx;
+  // The job record as the page commits sent so far leave it (the store has it once they are
+  // answered): counters, cursor, pages committed.
   storage::job_record job;
   job_supervisor_actor supervisor;
-  filter_actor filter;
+  bool listing = false;           // run: the record above is this actor's, ahead of the store's
   std::uint32_t page_size = 500;  // `limit`: settings.page_size, halved while it is refused
   std::uint32_t cursor_page_failures = 0;  // failed attempts at the cursor chain's next page
   std::map<std::uint32_t, std::uint32_t> offset_page_failures;  // per offset page
-  std::string cursor;
-  std::uint32_t page_no = 0;
-  std::set<std::string> seen_cursors;
-  // The first item of every page of this listing: a page that starts with an item another
-  // page started with is a cycle, whatever text its cursor has.
-  std::unordered_set<api::uuid, api::uuid_hash> page_heads;
-  std::uint32_t empty_run = 0;
+  std::uint32_t page_no = 0;  // listing_mode::parallel: the next offset page to commit
+  // listing_mode::cursor: the cursor chain and its hazard guard (detail/cursor_walk.hpp)
+  cursor_walk walk{"listing"};
   std::uint32_t commits_in_flight = 0;
   bool fetch_waits_for_commit = false;  // the next cursor page waits for the store to catch up
   bool last_page_fetched = false;
-  bool store_failed = false;  // a page commit failed: the filter's record is not the store's
+  bool store_failed = false;  // a page commit failed: the record above is not the store's
   bool finished = false;
   listing_result result;
   // listing_mode::parallel
@@ -141,14 +101,13 @@ void finish(paginator_ptr self, listing_result result) {
   result.deviations = std::move(st.result.deviations);
   result.page_size = st.page_size;
   self->send(st.supervisor, done_atom::value, std::move(result));
-  self->send_exit(st.filter, caf::exit_reason::user_shutdown);
   self->quit();
 }
 
 void report_failure(paginator_ptr self);
 
-/// Ends the listing with a failure. The result carries the job record as the store has it,
-/// (the filter's, once the commits in flight are answered), never the copy this actor started
+/// Ends the listing with a failure. The result carries the job record as the store has it
+/// (this actor's, once the commits in flight are answered), never the copy this actor started
 /// with: the supervisor writes it back, and a stale copy would roll back the cursor, the page
 /// count and the counters of pages that are committed.
 void fail(paginator_ptr self, job_failure code, std::string message) {
@@ -163,29 +122,14 @@ void fail(paginator_ptr self, job_failure code, std::string message) {
 
 void report_failure(paginator_ptr self) {
   auto& st = self->state;
-  auto from_store = [self] {
-    auto& s = self->state;
-    auto r = std::move(*s.failing);
-    auto stored = s.ctx.store->load_job(s.job.job_id);
-    r.job = stored && *stored ? std::move(**stored) : s.job;
-    finish(self, std::move(r));
-  };
-  if (st.store_failed || !st.filter) return from_store();
-  self->request(st.filter, st.ctx.settings.request_timeout, done_atom::value)
-      .then(
-          [self](storage::job_record& job) {
-            auto r = std::move(*self->state.failing);
-            r.job = std::move(job);
-            finish(self, std::move(r));
-          },
-          [from_store](caf::error&) { from_store(); });
-}
-
-/// How many items beyond what the job holds a cursor listing may list (repeats across pages)
-/// before it is taken for one that never ends: two pages, or 1 %.
-std::uint64_t listing_margin(std::uint64_t expected, std::uint32_t page_size) {
-  return std::max<std::uint64_t>(2 * std::uint64_t{std::max<std::uint32_t>(1, page_size)},
-                                 expected / 100);
+  auto r = std::move(*st.failing);
+  if (st.store_failed || !st.listing) {
+    auto stored = st.ctx.store->load_job(st.job.job_id);
+    r.job = stored && *stored ? std::move(**stored) : st.job;
+  } else {
+    r.job = st.job;
+  }
+  finish(self, std::move(r));
 }
 
 /// What the job should hold: `total` when the API reported it, else the job's numberOfItems.
@@ -240,31 +184,50 @@ bool accept_page(paginator_ptr self, const api::page<api::export_job_item>& page
 void maybe_complete(paginator_ptr self) {
   auto& st = self->state;
   if (!st.last_page_fetched || st.commits_in_flight > 0 || st.finished || st.failing) return;
-  self->request(st.filter, st.ctx.settings.request_timeout, done_atom::value)
-      .then(
-          [self](storage::job_record& job) {
-            listing_result r;
-            r.ok = true;
-            r.job = std::move(job);
-            finish(self, std::move(r));
-          },
-          [self](caf::error& err) { fail(self, job_errc::internal, "filter: " + to_string(err)); });
+  listing_result r;
+  r.ok = true;
+  r.job = st.job;
+  finish(self, std::move(r));
 }
 
 void pump_parallel(paginator_ptr self);
 
-/// Pages handed to the filter and not yet committed: beyond this the listing waits for the
+/// Pages sent to the store and not yet committed: beyond this the listing waits for the
 /// store, so a store slower than the API never queues up pages (memory stays flat).
 constexpr std::uint32_t max_commits_in_flight = 4;
 
-/// Hands a page to the filter (scope + one store write); pages are committed in page order.
+/// Scopes a page into its record and the job's counters and cursor, and commits page + record
+/// in one store write; pages are committed in page order. Only items that may be handed on
+/// keep their tracking fields (out-of-scope items would cost a random-key tracking record
+/// each, never read).
 void commit(paginator_ptr self, api::page<api::export_job_item> page, std::string request_cursor,
             std::uint32_t page_no) {
   auto& st = self->state;
+  auto& job = st.job;
   const std::uint64_t page_items = page.data.size();
-  filter_input in{std::move(page), std::move(request_cursor), page_no};
+  storage::page_record rec;
+  rec.page_no = page_no;
+  rec.request_cursor = std::move(request_cursor);
+  rec.has_next = page.pagination.has_next_page;
+  rec.next_cursor = page.pagination.end_cursor.value_or("");
+  rec.items.reserve(page.data.size());
+  for (auto& item : page.data) {
+    ++job.counters.listed;
+    ++job.counters.by_remote_status[static_cast<std::size_t>(item.status)];
+    if (in_scope(item.status) && job.phase != storage::job_phase::reconciling)
+      ++job.counters.in_scope;  // a re-listing keeps the persisted order's scope
+    rec.items.push_back(storage::listed_item{
+        item.accounting_entry_id, item.status, std::move(item.status_text),
+        in_scope(item.status) ? std::move(item.tracking) : api::tracking_fields{}});
+  }
+  ++job.counters.pages;
+  job.pages_committed = page_no + 1;
+  job.next_cursor = rec.has_next ? rec.next_cursor : std::string{};
+  job.listing_complete = !rec.has_next;
+  page_commit c{job, job.listing_epoch, std::move(rec)};
   ++st.commits_in_flight;
-  self->request(st.filter, st.ctx.settings.request_timeout, page_atom::value, std::move(in))
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, page_atom::value,
+                std::move(c))
       .then(
           [self, page_items](const store_reply& r) {
             auto& s = self->state;
@@ -293,7 +256,7 @@ void commit(paginator_ptr self, api::page<api::export_job_item> page, std::strin
           [self](caf::error& err) {
             auto& s = self->state;
             --s.commits_in_flight;
-            s.store_failed = true;  // the filter's record may be ahead of the store
+            s.store_failed = true;  // the record here may be ahead of the store's
             if (s.failing) {
               if (s.commits_in_flight == 0) report_failure(self);
               return;
@@ -421,81 +384,50 @@ void on_page(paginator_ptr self, items_reply& reply) {
     return;
   if (!reply.ok) {
     const auto& f = reply.failure;
-    std::string msg = "listing page " + std::to_string(st.page_no) + ": " + f.message;
+    std::string msg = "listing page " + std::to_string(st.walk.page_no()) + ": " + f.message;
     if (!f.type.empty()) msg += " (type " + f.type + ")";
     fail(self, failure_code(f), std::move(msg));
     return;
   }
   auto& pg = reply.page;
   if (!accept_page(self, pg)) return;
-  if (pg.pagination.total) st.result.total_reported = *pg.pagination.total;
+  if (pg.pagination.total) {
+    st.result.total_reported = *pg.pagination.total;
+    st.walk.expect(static_cast<std::uint64_t>(std::max<std::int64_t>(0, *pg.pagination.total)));
+  }
   const bool has_next = pg.pagination.has_next_page;
-  std::string end = pg.pagination.end_cursor.value_or("");
-  if (has_next) {
-    if (end.empty()) {
+  std::optional<api::uuid> first;
+  if (!pg.data.empty()) first = pg.data.front().accounting_entry_id;
+  st.walk.set_page_size(st.page_size);
+  auto step = st.walk.on_page(pg.data.size(), first, has_next,
+                              pg.pagination.end_cursor ? *pg.pagination.end_cursor : "");
+  using verdict = cursor_walk::verdict;
+  switch (step.what) {
+    case verdict::page_fault:
       // A fault of this page: ask for it again before giving up on the listing.
       if (retry_page(self, cursor_retry, st.cursor_page_failures)) return;
-      fail(self, job_errc::missing_end_cursor,
-           "page " + std::to_string(st.page_no) + " says hasNextPage but has no endCursor");
-      return;
-    }
-    if (pg.data.empty() && end == st.cursor) {
-      // An empty page that points at itself: ask again, a bounded number of times.
-      if (++st.empty_run > st.ctx.settings.max_empty_pages) {
-        fail(self, job_errc::empty_pages,
-             std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
-        return;
-      }
-      fetch_next(self);
-      return;
-    }
-    if (end == st.cursor || st.seen_cursors.count(end) != 0) {
-      fail(self, job_errc::cursor_cycle,
-           "page " + std::to_string(st.page_no) + " points back to cursor " + end +
-               ", already visited in this listing");
-      return;
-    }
-    if (pg.data.empty()) {
-      if (++st.empty_run > st.ctx.settings.max_empty_pages) {
-        fail(self, job_errc::empty_pages,
-             std::to_string(st.empty_run) + " consecutive empty pages claimed a next page");
-        return;
-      }
-    } else {
-      st.empty_run = 0;
-    }
-  }
-  if (!pg.data.empty() && !st.page_heads.insert(pg.data.front().accounting_entry_id).second) {
-    fail(self, job_errc::cursor_cycle,
-         "page " + std::to_string(st.page_no) + " starts with item " +
-             pg.data.front().accounting_entry_id.to_string() +
-             ", which already started an earlier page: the cursors cycle under new texts");
-    return;
+      return fail(self, std::move(step.code), std::move(step.message));
+    case verdict::ask_again:
+      return fetch_next(self);
+    case verdict::fail:
+      return fail(self, std::move(step.code), std::move(step.message));
+    case verdict::follow:
+    case verdict::last:
+      break;
   }
   st.cursor_page_failures = 0;
-  st.listed_items += pg.data.size();
-  if (const auto expected = expected_items(st);
-      expected && st.listed_items > *expected + listing_margin(*expected, st.page_size)) {
-    fail(self, job_errc::cursor_cycle,
-         "the listing passed " + std::to_string(st.listed_items) + " items where the job holds " +
-             std::to_string(*expected) + ": it does not end");
-    return;
-  }
   if (!has_next) {
     // hasNextPage=false too early must not pass for a complete listing: the last page is
     // committed (and the listing with it) only when the items add up to what the job holds.
-    if (const auto expected = expected_items(st); expected && st.listed_items < *expected) {
+    if (const auto expected = expected_items(st); expected && st.walk.listed() < *expected) {
       fail(self, job_errc::short_listing,
-           "the listing ended after " + std::to_string(st.listed_items) +
+           "the listing ended after " + std::to_string(st.walk.listed()) +
                " items but the job holds " + std::to_string(*expected) + "; listing again");
       return;
     }
   }
-  commit(self, std::move(pg), st.cursor, st.page_no);
-  ++st.page_no;
+  commit(self, std::move(pg), std::move(step.request_cursor), step.page_no);
   if (has_next) {
-    st.seen_cursors.insert(st.cursor);
-    st.cursor = std::move(end);
     if (st.commits_in_flight >= max_commits_in_flight)
       st.fetch_waits_for_commit = true;  // resumed by the next commit's reply
     else
@@ -507,7 +439,8 @@ void on_page(paginator_ptr self, items_reply& reply) {
 
 void fetch_next(paginator_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.page_size, st.cursor, std::nullopt, st.ctx.job_deadline_ms};
+  page_request req{st.job.job_id, st.page_size, st.walk.cursor(), std::nullopt,
+                   st.ctx.job_deadline_ms};
   self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_items_atom::value, req)
       .then(
           [self](items_reply& reply) { on_page(self, reply); },
@@ -522,6 +455,8 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
   st.job = std::move(job);
   st.supervisor = std::move(supervisor);
   st.page_size = std::max<std::uint32_t>(1, st.ctx.settings.page_size);
+  st.walk = cursor_walk("listing",
+                        {st.ctx.settings.max_empty_pages, st.page_size, st.ctx.expected_items});
   return {
       [self](retry_atom, std::uint32_t which) {
         auto& s = self->state;
@@ -533,20 +468,22 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
         auto& s = self->state;
         // Resume from the last committed cursor of this listing epoch, if any.
         if (s.job.pages_committed > 0 && !s.job.listing_complete) {
-          auto walked = s.ctx.store->for_each_page(
-              s.job.job_id, s.job.listing_epoch, [&s](storage::page_record&& p) {
-                s.seen_cursors.insert(std::move(p.request_cursor));
-                return true;
-              });
+          std::set<std::string> visited;
+          auto walked = s.ctx.store->for_each_page(s.job.job_id, s.job.listing_epoch,
+                                                   [&visited](storage::page_record&& p) {
+                                                     visited.insert(std::move(p.request_cursor));
+                                                     return true;
+                                                   });
           if (!walked.ok()) {
             fail(self, job_errc::store, walked.err().message);
             return;
           }
           s.page_no = s.job.pages_committed;
-          s.cursor = s.job.next_cursor;
           s.listed_items = s.job.counters.listed;
+          s.walk.resume(s.job.next_cursor, s.job.pages_committed, s.job.counters.listed,
+                        std::move(visited));
         }
-        s.filter = spawn_filter(self->system(), s.ctx, s.job);
+        s.listing = true;
         if (s.ctx.settings.listing == listing_mode::parallel && s.page_no == 0) {
           // The first page tells `total`; then the other offset pages go out in parallel.
           s.next_fetch = 1;
@@ -560,10 +497,6 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
 }
 
 }  // namespace
-
-filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_record job) {
-  return sys.spawn(filter_behavior, std::move(ctx), std::move(job));
-}
 
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
                             job_supervisor_actor supervisor) {

@@ -71,8 +71,7 @@ void add_message_types(caf::actor_system_config& cfg) {
       .add_message_type<listing_result>("ei::actors::listing_result")
       .add_message_type<order_result>("ei::actors::order_result")
       .add_message_type<reconcile_result>("ei::actors::reconcile_result")
-      .add_message_type<dispatch_result>("ei::actors::dispatch_result")
-      .add_message_type<detail::filter_input>("ei::actors::detail::filter_input");
+      .add_message_type<dispatch_result>("ei::actors::dispatch_result");
   // batch.hpp
   cfg.add_message_type<batch_request>("ei::actors::batch_request")
       .add_message_type<batch_report>("ei::actors::batch_report");

@@ -20,6 +20,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/detail/cursor_walk.hpp"
 #include "actors/detail/job_parts.hpp"
 #include "actors/detail/scope_records.hpp"
 #include "actors/reconcile.hpp"
@@ -78,9 +79,7 @@ struct orderer_state {
   std::uint32_t date_fetches_in_flight = 0;
   std::uint32_t date_pages_done = 0;
   std::uint64_t date_items = 0;
-  std::string cursor;
-  std::set<std::string> seen_cursors;
-  std::uint32_t empty_run = 0;
+  cursor_walk walk{"data layer"};  // the cursor walk's hazard guard (detail/cursor_walk.hpp)
   std::uint32_t walk_restarts = 0;
   std::uint32_t cursor_page_failures = 0;                       // the cursor walk's next page
   std::map<std::uint32_t, std::uint32_t> offset_page_failures;  // per offset page
@@ -96,17 +95,23 @@ struct orderer_state {
 
 using orderer_ptr = orderer_actor::stateful_pointer<orderer_state>;
 
-/// Schedules a data-layer page again after a backoff when its failure is one of that page
-/// (it did not decode) and it has attempts left; false otherwise.
-bool retry_date_page(orderer_ptr self, const fetch_failure& f, std::uint32_t which,
-                     std::uint32_t& failures) {
+/// Schedules a data-layer page again after a backoff while it has attempts left; false
+/// otherwise.
+bool retry_page_again(orderer_ptr self, std::uint32_t which, std::uint32_t& failures) {
   auto& st = self->state;
-  if (f.code != fetch_errc::decode) return false;
   const auto delay = page_retry_delay(st.ctx.settings, ++failures);
   if (!delay) return false;
   ++st.result.retries;  // counted with the HTTP retries
   self->delayed_send(self, *delay, retry_atom::value, st.walk_epoch, which);
   return true;
+}
+
+/// Schedules a data-layer page again after a backoff when its failure is one of that page
+/// (it did not decode) and it has attempts left; false otherwise.
+bool retry_date_page(orderer_ptr self, const fetch_failure& f, std::uint32_t which,
+                     std::uint32_t& failures) {
+  if (f.code != fetch_errc::decode) return false;
+  return retry_page_again(self, which, failures);
 }
 
 void finish(orderer_ptr self, bool ok, job_failure code, std::string message) {
@@ -313,6 +318,14 @@ void order_by_date(orderer_ptr self) {
 void fetch_dates(orderer_ptr self);
 void start_date_walk(orderer_ptr self);
 
+/// A fresh guard for the data layer's cursor chain: the same rules as the item listing's. The
+/// data layer lists the job's items, so the walk expects numberOfItems (else what the listing
+/// found, duplicates included).
+cursor_walk data_layer_walk(const orderer_state& st) {
+  return cursor_walk("data layer", {st.ctx.settings.max_empty_pages, st.ctx.settings.page_size,
+                                    st.ctx.expected_items.value_or(st.job.counters.listed)});
+}
+
 /// Walks the data layer again with cursors, from the start (an offset walk did not add up).
 void dates_by_cursor(orderer_ptr self) {
   auto& st = self->state;
@@ -320,9 +333,7 @@ void dates_by_cursor(orderer_ptr self) {
   st.dates_by_offset = false;
   if (auto s = st.dates->reset(); !s) return store_failed(self, s.err());
   st.date_arrival = 0;
-  st.cursor.clear();
-  st.seen_cursors.clear();
-  st.empty_run = 0;
+  st.walk = data_layer_walk(st);
   st.cursor_page_failures = 0;
   fetch_dates(self);
 }
@@ -433,7 +444,10 @@ void fetch_date_page(orderer_ptr self, std::uint32_t page_no) {
 
 void start_date_walk(orderer_ptr self) {
   auto& st = self->state;
-  if (st.ctx.settings.listing != listing_mode::parallel) return fetch_dates(self);
+  if (st.ctx.settings.listing != listing_mode::parallel) {
+    st.walk = data_layer_walk(st);
+    return fetch_dates(self);
+  }
   st.dates_by_offset = true;
   st.date_pages = 1;
   st.next_date_page = 1;
@@ -466,35 +480,37 @@ void on_dates(orderer_ptr self, dates_reply& reply) {
     return walk_failed(self, code, std::move(msg),
                        f.cursor_rejected || f.code == fetch_errc::decode);
   }
+  const auto& pg = reply.page.pagination;
+  if (pg.total) st.walk.expect(static_cast<std::uint64_t>(std::max<std::int64_t>(0, *pg.total)));
+  std::optional<api::uuid> first;
+  if (!reply.page.data.empty()) first = reply.page.data.front().accounting_entry_id;
+  auto step = st.walk.on_page(reply.page.data.size(), first, pg.has_next_page,
+                              pg.end_cursor ? *pg.end_cursor : "");
+  using verdict = cursor_walk::verdict;
+  switch (step.what) {
+    case verdict::page_fault:
+      if (retry_page_again(self, cursor_retry, st.cursor_page_failures)) return;
+      return walk_failed(self, std::move(step.code), std::move(step.message), true);
+    case verdict::ask_again:
+      return fetch_dates(self);
+    case verdict::fail:
+      return walk_failed(self, std::move(step.code), std::move(step.message), true);
+    case verdict::follow:
+    case verdict::last:
+      break;
+  }
   st.cursor_page_failures = 0;
   st.result.deviations.merge(reply.page.deviations);
   add_dates(self, reply.page.data, st.date_arrival);
   if (st.finished) return;
   st.date_arrival += static_cast<std::uint32_t>(reply.page.data.size());
-  const auto& pg = reply.page.pagination;
-  if (!pg.has_next_page) return dates_complete(self);
-  std::string end = pg.end_cursor.value_or("");
-  if (reply.page.data.empty()) {
-    if (++st.empty_run > st.ctx.settings.max_empty_pages)
-      return walk_failed(self, job_errc::empty_pages,
-                         "data layer: " + std::to_string(st.empty_run) +
-                             " consecutive empty pages claimed a next page",
-                         true);
-    if (end.empty() || end == st.cursor) return fetch_dates(self);  // ask again
-  } else {
-    st.empty_run = 0;
-  }
-  if (end.empty() || end == st.cursor || st.seen_cursors.count(end) != 0)
-    return walk_failed(self, job_errc::cursor_cycle,
-                       "data layer listing revisits cursor '" + end + "' or lacks one", true);
-  st.seen_cursors.insert(st.cursor);
-  st.cursor = std::move(end);
+  if (step.what == verdict::last) return dates_complete(self);
   fetch_dates(self);
 }
 
 void fetch_dates(orderer_ptr self) {
   auto& st = self->state;
-  page_request req{st.job.job_id, st.ctx.settings.page_size, st.cursor, std::nullopt,
+  page_request req{st.job.job_id, st.ctx.settings.page_size, st.walk.cursor(), std::nullopt,
                    st.ctx.job_deadline_ms};
   self->request(st.ctx.fetcher, st.ctx.settings.fetch_timeout, list_dates_atom::value, req)
       .then([self](dates_reply& reply) { on_dates(self, reply); },
@@ -545,6 +561,12 @@ phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_
   // Detached: merging sorted runs reads and writes the store synchronously.
   return caf::actor_cast<phase_actor>(sys.spawn<caf::detached>(
       orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
+}
+
+phase_actor spawn_orderer_scheduled(caf::actor_system& sys, job_context ctx,
+                                    storage::job_record job, job_supervisor_actor supervisor) {
+  return caf::actor_cast<phase_actor>(
+      sys.spawn(orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
 }
 
 }  // namespace ei::actors::detail

@@ -19,8 +19,10 @@
 // Messages quote at most ~80 characters of the body and never the body as a whole.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "api/model.hpp"
@@ -43,13 +45,26 @@ std::string parser_version();
 template <class T>
 using decode_result = result<T, codec_errc>;
 
+/// A body followed by at least `padded_body::padding` readable bytes of its own buffer (any
+/// content), so that simdjson can parse it where it lies. http::response::body is one
+/// (api/http_client.hpp): `padded_body::of(response.body)`.
+struct padded_body {
+  static constexpr std::size_t padding = 64;  // SIMDJSON_PADDING
+  std::string_view text;
+  std::size_t capacity = 0;  // bytes readable from text.data(), padding included
+
+  static padded_body of(const std::string& s) noexcept { return {s, s.capacity()}; }
+  bool padded() const noexcept { return capacity >= text.size() + padding; }
+};
+
 /// The fast decoder for item pages, built on simdjson's on-demand API.
 ///
 /// Owns a simdjson parser and a padded scratch buffer, both reused across calls, so steady-state
-/// parsing allocates only the decoded values. The body is copied into the scratch buffer
-/// (simdjson reads up to 64 bytes past the end of its input); the caller's buffer is never
-/// kept. Not thread-safe: use one page_parser per actor or thread. Never throws except
-/// std::bad_alloc.
+/// parsing allocates only the decoded values. A `padded_body` is parsed in place (the HTTP
+/// client's bodies: no copy); a `std::string_view` (or a padded_body short of its padding) is
+/// copied into the scratch buffer first (simdjson reads up to 64 bytes past the end of its
+/// input). The caller's buffer is never kept or written. Not thread-safe: use one page_parser
+/// per actor or thread. Never throws except std::bad_alloc.
 ///
 /// `where` names the request (e.g. "GET /v3/export-jobs/<id>/items?after=X") and prefixes
 /// every error message.
@@ -71,11 +86,13 @@ class page_parser {
 
   /// A page of GET /v3/export-jobs/{jobId}/items (control layer, §4.5): ExportJobItemV3s.
   decode_result<page<export_job_item>> job_items(std::string_view body, std::string_view where);
+  decode_result<page<export_job_item>> job_items(padded_body body, std::string_view where);
 
   /// A page of GET /v3/export-items (data layer, §4.7), reduced to what ordering needs: each
   /// item's accountingEntryId and date (RFC 3339 → epoch ms). Everything else is skipped, so
   /// other fields, even required ones, are not checked.
   decode_result<page<export_item_date>> item_dates(std::string_view body, std::string_view where);
+  decode_result<page<export_item_date>> item_dates(padded_body body, std::string_view where);
 
   /// Bytes currently held by the scratch buffer (grows to the largest body seen plus padding).
   std::size_t scratch_capacity() const noexcept;

@@ -43,7 +43,7 @@ json_kind kind_of(od::json_type t) noexcept {
 // Required fields seen in one object, as bits.
 using seen_mask = std::uint32_t;
 
-// Decoding state for one body: the request name, the padded copy of the body (for offsets and
+// Decoding state for one body: the request name, the body as parsed (for offsets and
 // excerpts) and the first error. Every member that reads returns false once an error is stored, and
 // the caller returns at once: on-demand iteration must not continue past an error.
 class reader {
@@ -539,10 +539,23 @@ struct page_parser::impl {
 
   template <class T, class ReadItem>
   decode_result<page<T>> run(std::string_view body, std::string_view where, ReadItem item) {
-    const std::string_view padded = pad(body);
-    reader r(where, padded);
+    const std::string_view padded = pad(body);  // sets `capacity`: read it only after
+    return parse<T>(padded, capacity, where, item);
+  }
+
+  template <class T, class ReadItem>
+  decode_result<page<T>> run(padded_body body, std::string_view where, ReadItem item) {
+    if (!body.padded()) return run<T>(body.text, where, item);
+    return parse<T>(body.text, body.capacity, where, item);
+  }
+
+  // Parses `text` where it lies: `readable` bytes from text.data() may be read (padding).
+  template <class T, class ReadItem>
+  decode_result<page<T>> parse(std::string_view text, std::size_t readable, std::string_view where,
+                               ReadItem item) {
+    reader r(where, text);
     od::document doc;
-    if (auto e = parser.iterate(padded.data(), padded.size(), capacity).get(doc)) {
+    if (auto e = parser.iterate(text.data(), text.size(), readable).get(doc)) {
       r.fail_malformed(e);
       return std::move(r).take_error();
     }
@@ -554,25 +567,43 @@ struct page_parser::impl {
   }
 };
 
+static_assert(padded_body::padding >= simdjson::SIMDJSON_PADDING);
+
 page_parser::page_parser() : impl_(std::make_unique<impl>()) {}
 page_parser::~page_parser() = default;
 page_parser::page_parser(page_parser&&) noexcept = default;
 page_parser& page_parser::operator=(page_parser&&) noexcept = default;
 
+namespace {
+
+bool read_job_item(reader& r, od::value& v, const path& p, export_job_item& out) {
+  return r.job_item(v, p, out);
+}
+
+bool read_item_date(reader& r, od::value& v, const path& p, export_item_date& out) {
+  return r.item_date(v, p, out);
+}
+
+}  // namespace
+
 decode_result<page<export_job_item>> page_parser::job_items(std::string_view body,
                                                             std::string_view where) {
-  return impl_->run<export_job_item>(
-      body, where, [](reader& r, od::value& v, const path& p, export_job_item& out) {
-        return r.job_item(v, p, out);
-      });
+  return impl_->run<export_job_item>(body, where, read_job_item);
+}
+
+decode_result<page<export_job_item>> page_parser::job_items(padded_body body,
+                                                            std::string_view where) {
+  return impl_->run<export_job_item>(body, where, read_job_item);
 }
 
 decode_result<page<export_item_date>> page_parser::item_dates(std::string_view body,
                                                               std::string_view where) {
-  return impl_->run<export_item_date>(
-      body, where, [](reader& r, od::value& v, const path& p, export_item_date& out) {
-        return r.item_date(v, p, out);
-      });
+  return impl_->run<export_item_date>(body, where, read_item_date);
+}
+
+decode_result<page<export_item_date>> page_parser::item_dates(padded_body body,
+                                                              std::string_view where) {
+  return impl_->run<export_item_date>(body, where, read_item_date);
 }
 
 std::size_t page_parser::scratch_capacity() const noexcept {

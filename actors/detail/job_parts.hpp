@@ -10,24 +10,6 @@
 
 namespace ei::actors::detail {
 
-/// Input of the filter: one listed page and where it came from.
-struct filter_input {
-  api::page<api::export_job_item> page;
-  std::string request_cursor;
-  std::uint32_t page_no = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, filter_input& x) {
-  return f(caf::meta::type_name("ei::actors::detail::filter_input"), x.page, x.request_cursor,
-           x.page_no);
-}
-
-/// The filter owns the job record during listing: it scopes each page, updates the counters
-/// and the cursor, and commits page + record in one store write, then answers.
-using filter_actor = caf::typed_actor<caf::replies_to<page_atom, filter_input>::with<store_reply>,
-                                      caf::replies_to<done_atom>::with<storage::job_record>>;
-
 using phase_actor = caf::typed_actor<caf::reacts_to<run_atom>>;
 
 using sequencer_actor =
@@ -36,11 +18,14 @@ using sequencer_actor =
                      caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool, outcome_acks>,
                      caf::reacts_to<tick_atom>, caf::reacts_to<check_atom>>;
 
-filter_actor spawn_filter(caf::actor_system& sys, job_context ctx, storage::job_record job);
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
                             job_supervisor_actor supervisor);
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                           job_supervisor_actor supervisor);
+/// The same orderer on the system's scheduler instead of its own thread: for tests on CAF's
+/// deterministic test_coordinator only (it blocks its scheduler thread on the store).
+phase_actor spawn_orderer_scheduled(caf::actor_system& sys, job_context ctx,
+                                    storage::job_record job, job_supervisor_actor supervisor);
 phase_actor spawn_reconciler(caf::actor_system& sys, job_context ctx, storage::job_record job,
                              job_supervisor_actor supervisor);
 

@@ -56,11 +56,24 @@ void expect_same(const decode_result<page<T>>& fast, const decode_result<page<T>
   }
 }
 
-// Both decoders, each on a fresh parser; returns the fast result after checking agreement.
+// `body` as the HTTP client hands it over: 64 spare bytes of capacity, here (after the string's
+// terminator) bytes that would break the document if the parser took them for part of it.
+std::string with_garbage_padding(const std::string& body) {
+  std::string padded = body + std::string(padded_body::padding, '{');
+  padded.resize(body.size());
+  return padded;
+}
+
+// Both decoders, each on a fresh parser, and the fast one again in place; returns the fast
+// result after checking agreement.
 decode_result<page<export_job_item>> job_items(const std::string& body) {
   page_parser parser;
   auto fast = parser.job_items(body, k_where);
   expect_same(fast, decode_job_items_reference(body, k_where));
+  const std::string padded = with_garbage_padding(body);
+  page_parser in_place;
+  expect_same(in_place.job_items(padded_body::of(padded), k_where), fast);
+  EXPECT_EQ(in_place.scratch_capacity(), 0u) << "a padded body is parsed where it lies";
   return fast;
 }
 
@@ -68,6 +81,10 @@ decode_result<page<export_item_date>> item_dates(const std::string& body) {
   page_parser parser;
   auto fast = parser.item_dates(body, k_where);
   expect_same(fast, decode_item_dates_reference(body, k_where));
+  const std::string padded = with_garbage_padding(body);
+  page_parser in_place;
+  expect_same(in_place.item_dates(padded_body::of(padded), k_where), fast);
+  EXPECT_EQ(in_place.scratch_capacity(), 0u) << "a padded body is parsed where it lies";
   return fast;
 }
 
@@ -461,6 +478,35 @@ TEST(JobItems, ReadsOnlyTheGivenBytes) {
   page_parser parser;
   auto r = parser.job_items(std::string_view(buffer.data(), doc.size()), k_where);
   EXPECT_TRUE(r.ok()) << describe(r);
+}
+
+TEST(JobItems, APaddedBodyShortOfItsPaddingIsCopied) {
+  // A padded_body that promises less than the padding is parsed like a string_view: copied.
+  const std::string doc = load("items_contract_example.json");
+  page_parser parser;
+  auto r = parser.job_items(padded_body{doc, doc.size()}, k_where);
+  EXPECT_TRUE(r.ok()) << describe(r);
+  EXPECT_GE(parser.scratch_capacity(), doc.size() + padded_body::padding);
+  std::string roomy = doc;
+  roomy.reserve(doc.size() + padded_body::padding);
+  page_parser in_place;
+  auto same = in_place.job_items(padded_body::of(roomy), k_where);
+  expect_same(same, r);
+  EXPECT_EQ(in_place.scratch_capacity(), 0u);
+}
+
+TEST(JobItems, AnEmptyBodyOnAFreshParserIsEmptyInBothPaths) {
+  // The copying path grows its scratch buffer on the first call: the parse must see the
+  // grown capacity, not the one before (simdjson would call the body unpadded).
+  page_parser copied, in_place;
+  std::string empty;
+  empty.reserve(padded_body::padding);
+  auto a = copied.job_items(std::string_view{}, k_where);
+  auto b = in_place.job_items(padded_body::of(empty), k_where);
+  ASSERT_FALSE(a.ok());
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(a.err().message, b.err().message);
+  EXPECT_EQ(a.err().message.find("PADDING"), std::string::npos) << a.err().message;
 }
 
 TEST(JobItems, MessagesQuoteAtMostAShortExcerpt) {

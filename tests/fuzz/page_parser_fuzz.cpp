@@ -8,7 +8,10 @@
 //   structure only), so a reference rejection proves nothing;
 // - item_dates takes the first of duplicate keys where the reference takes the last
 //   (documented), so its results are compared only for documents without duplicate keys;
-// - error messages are bounded and single-line: they quote at most ~80 characters of the body.
+// - error messages are bounded and single-line: they quote at most ~80 characters of the body;
+// - a padded body (as the HTTP client hands it over) parsed in place decodes exactly as the
+//   same bytes copied first, whatever its padding holds (here: quotes, which would open a
+//   string if the parser read them as part of the document).
 // A broken promise ends in __builtin_trap() after naming it on stderr.
 
 #include <nlohmann/json.hpp>
@@ -113,7 +116,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (ref.ok()) expect_same(items, ref, "job_items and the reference decoder disagree");
   }
 
+  // In place, with the input's own bytes as padding (anything may be there).
+  std::string padded(body);
+  padded.reserve(size + padded_body::padding);
+  padded.resize(size + padded_body::padding, '"');
+  padded.resize(size);
+  static page_parser in_place_parser;
+  auto in_place = in_place_parser.job_items(padded_body::of(padded), k_where);
+  if (in_place.ok() != items.ok()) broken("job_items in place and copied disagree on validity");
+  if (in_place.ok()) expect_same(in_place, items, "job_items in place and copied disagree");
+  if (!in_place.ok() && in_place.err().message != items.err().message)
+    broken("job_items in place and copied give different errors", in_place.err().message);
+  auto dates_in_place = in_place_parser.item_dates(padded_body::of(padded), k_where);
+
   auto dates = parser.item_dates(body, k_where);
+  if (dates_in_place.ok() != dates.ok()) broken("item_dates in place and copied disagree");
+  if (dates.ok()) expect_same(dates_in_place, dates, "item_dates in place and copied disagree");
   check_error(dates, k_where);
   if (dates.ok()) {
     auto ref = decode_item_dates_reference(body, k_where);
