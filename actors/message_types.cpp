@@ -62,7 +62,8 @@ void add_message_types(caf::actor_system_config& cfg) {
       .add_message_type<dispatch_mark>("ei::actors::dispatch_mark")
       .add_message_type<order_chunk>("ei::actors::order_chunk")
       .add_message_type<order_finish>("ei::actors::order_finish")
-      .add_message_type<ack_outcomes>("ei::actors::ack_outcomes");
+      .add_message_type<ack_outcomes>("ei::actors::ack_outcomes")
+      .add_message_type<sink_acks>("ei::actors::sink_acks");
   // downstream.hpp
   cfg.add_message_type<item_batch>("ei::actors::item_batch")
       .add_message_type<outcome_acks>("ei::actors::outcome_acks");

@@ -12,7 +12,9 @@
 #include <caf/all.hpp>
 
 #include "actors/sink.hpp"
+#include "actors/store.hpp"
 #include "common/crash_point.hpp"
+#include "common/durable_file.hpp"
 #include "common/json_text.hpp"
 #include "common/log.hpp"
 
@@ -37,13 +39,14 @@ struct pending_ack {
 
 struct sink_state {
   ndjson_sink_options options;
-  std::shared_ptr<storage::state_store> store;
   std::string sink_name;
   int fd = -1;
   std::uint64_t offset = 0;
   std::string buffer;
   std::size_t buffered_items = 0;
   std::map<api::uuid, pending_ack> pending;
+  store_actor writer;             // the ack commits go through the store actor
+  bool commit_in_flight = false;  // one ack commit at a time; lines buffer meanwhile
   bool flush_scheduled = false;
   bool committed_warned = false;
   static inline const char* name = "ndjson_sink";
@@ -51,19 +54,6 @@ struct sink_state {
 
 using sink_impl = downstream_actor::extend<caf::reacts_to<flush_atom>>;
 using sink_ptr = sink_impl::stateful_pointer<sink_state>;
-
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    auto n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 /// Replaces `<path>.committed` with `offset` (write the .tmp, rename). Advisory: not fsynced.
 bool write_committed_file(const std::string& path, std::uint64_t offset) {
@@ -74,7 +64,8 @@ bool write_committed_file(const std::string& path, std::uint64_t offset) {
   char text[32];
   auto end = std::to_chars(text, text + sizeof text - 1, offset).ptr;
   *end++ = '\n';
-  const bool written = write_all(fd, text, static_cast<std::size_t>(end - text));
+  const bool written =
+      !durable::write_all(fd, std::string_view(text, static_cast<std::size_t>(end - text)));
   const bool closed = ::close(fd) == 0;
   return written && closed && ::rename(tmp.c_str(), target.c_str()) == 0;
 }
@@ -90,47 +81,68 @@ void stop_sink(sink_ptr self, const std::string& what) {
   self->quit(caf::make_error(caf::sec::runtime_error, what));
 }
 
-void flush(sink_ptr self) {
+void flush(sink_ptr self);
+
+/// The ack commit of `acks` (output written and fsynced through `offset`) is durable: update
+/// the commit file, acknowledge, and flush what arrived in the meantime.
+void committed(sink_ptr self, std::uint64_t offset, std::map<api::uuid, pending_ack> acks) {
   auto& st = self->state;
-  st.flush_scheduled = false;
-  if (st.pending.empty()) return;
-  if (!write_all(st.fd, st.buffer.data(), st.buffer.size()))
-    return stop_sink(self, std::string("write failed: ") + std::strerror(errno));
-  crash_point("after_output_write");
-  if (st.options.fsync && st.options.path != "-" && ::fdatasync(st.fd) != 0)
-    return stop_sink(self, std::string("fsync failed: ") + std::strerror(errno));
-  crash_point("after_output_fsync");
-  st.offset += st.buffer.size();
-  st.buffer.clear();
-  st.buffered_items = 0;
-  std::vector<storage::job_progress> progress;
-  progress.reserve(st.pending.size());
-  for (auto& [job, ack] : st.pending)
-    progress.push_back({job, std::nullopt, ack.through});
-  std::optional<std::pair<std::string, std::uint64_t>> sink_offset;
-  if (st.options.path != "-") sink_offset.emplace(st.sink_name, st.offset);
-  auto committed = st.store->commit_acks(progress, sink_offset);
-  if (!committed.ok())
-    return stop_sink(self, "committing acknowledgements failed: " + committed.err().message);
-  crash_point("after_ack_commit");
-  if (st.options.path != "-" && !write_committed_file(st.options.path, st.offset) &&
+  st.commit_in_flight = false;
+  if (st.options.path != "-" && !write_committed_file(st.options.path, offset) &&
       !st.committed_warned) {
     st.committed_warned = true;  // advisory: the store holds the truth; say it once
     log::warn("output_committed_file",
               "cannot update " + committed_path(st.options.path) + ": " + std::strerror(errno),
               {{"output", st.options.path}});
   }
-  for (auto& [job, ack] : st.pending)
+  for (auto& [job, ack] : acks)
     self->send(ack.receiver, ack_atom::value, job, ack.through, true);
+  if (!st.pending.empty()) flush(self);
+}
+
+/// Writes and fsyncs the buffered lines, then commits the jobs' ack watermarks with the new
+/// offset through the store actor (one synced write, grouped with the other writes of its
+/// mailbox round); the acks leave once that write is durable. While a commit is in flight,
+/// lines keep buffering: they are flushed when it returns.
+void flush(sink_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.pending.empty() || st.commit_in_flight) return;
+  if (auto f = durable::append_synced(st.fd, st.buffer, st.options.fsync && st.options.path != "-",
+                                      "after_output_write"))
+    return stop_sink(self, std::string(f->step) + " failed: " + std::strerror(f->error));
+  crash_point("after_output_fsync");
+  st.offset += st.buffer.size();
+  st.buffer.clear();
+  st.buffered_items = 0;
+  sink_acks commit;
+  commit.progress.reserve(st.pending.size());
+  for (auto& [job, ack] : st.pending)
+    commit.progress.push_back({job, std::nullopt, ack.through});
+  if (st.options.path != "-") {
+    commit.sink = st.sink_name;
+    commit.offset = st.offset;
+  }
+  auto acks = std::move(st.pending);
   st.pending.clear();
+  st.commit_in_flight = true;
+  self->request(st.writer, st.options.commit_timeout, ack_atom::value, std::move(commit))
+      .then(
+          [self, offset = st.offset, acks = std::move(acks)](const store_reply& r) mutable {
+            if (!r.ok) return stop_sink(self, "committing acknowledgements failed: " + r.message);
+            committed(self, offset, std::move(acks));
+          },
+          [self](caf::error& err) {
+            stop_sink(self, "committing acknowledgements failed: " + to_string(err));
+          });
 }
 
 sink_impl::behavior_type sink_behavior(sink_ptr self, ndjson_sink_options options,
-                                       std::shared_ptr<storage::state_store> store, int fd,
-                                       std::uint64_t offset, std::string sink_name) {
+                                       store_actor writer, int fd, std::uint64_t offset,
+                                       std::string sink_name) {
   auto& st = self->state;
   st.options = std::move(options);
-  st.store = std::move(store);
+  st.writer = std::move(writer);
   st.fd = fd;
   st.offset = offset;
   st.sink_name = std::move(sink_name);
@@ -309,7 +321,8 @@ status<sink_errc> check_output(const std::string& path,
 
 result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                                       ndjson_sink_options options,
-                                                      std::shared_ptr<storage::state_store> store) {
+                                                      std::shared_ptr<storage::state_store> store,
+                                                      store_actor writer) {
   int fd = 1;
   std::uint64_t offset = 0;
   std::string sink_name = "stdout";
@@ -375,10 +388,10 @@ result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                    "it (restore it, or start over with a new --state-dir and "
                                    "a new --out)"));
       // Cut away a torn last line and lines that were never acknowledged.
-      if (size > offset && ::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+      if (auto f = durable::cut_to(fd, offset))
         return fail(make_error(
             sink_errc::open_failed,
-            "cannot truncate output file " + in_quotes(path) + ": " + std::strerror(errno)));
+            "cannot truncate output file " + in_quotes(path) + ": " + std::strerror(f->error)));
     } else {
       offset = size;  // 0: plan_output binds only empty files
     }
@@ -393,7 +406,7 @@ result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                 "cannot write " + committed_path(path) + ": " + std::strerror(errno),
                 {{"output", path}});
   }
-  auto actor = sys.spawn<caf::detached>(sink_behavior, std::move(options), std::move(store), fd,
+  auto actor = sys.spawn<caf::detached>(sink_behavior, std::move(options), std::move(writer), fd,
                                         offset, std::move(sink_name));
   return caf::actor_cast<downstream_actor>(actor);
 }

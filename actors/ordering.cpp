@@ -6,7 +6,13 @@
 // Memory does not grow with the job: every sort is a storage::external_sorter (sorted runs in
 // the store's scratch space, merged back), and the order is written in chunks as the merge
 // produces it, a few chunks in flight. The order is made official by one synced write, which
-// also drops the runs. The orderer runs detached: it reads and writes the store directly.
+// also drops the runs; an order of one chunk is written in that same write.
+//
+// Where it runs: detached (its own thread) when its sorts may spill runs to the store, which
+// blocks; a small job whose listing fits in one order chunk and in one in-memory run, ordered
+// by id (or with nothing in scope, so without a data-layer walk), runs on the shared scheduler
+// instead: it then only reads the store, and writes through the store actor (issue 14: a
+// thread per tiny job cost ~0.1 ms of CPU in thread creation and wake-ups).
 //
 // A data-layer page that does not decode is fetched again alone after a backoff (as the
 // paginator does, up to `page_attempts`); the walk starts over only for what needs it.
@@ -88,6 +94,7 @@ struct orderer_state {
   std::uint32_t chunks_in_flight = 0;
   bool source_done = false;
   bool committing = false;
+  bool in_memory = false;  // on the shared scheduler: the sorts never spill (orders_in_memory)
   bool finished = false;
   order_result result;
   static inline const char* name = "orderer";
@@ -211,14 +218,19 @@ result<std::optional<storage::order_entry>, storage::store_errc> next_ordered(or
       storage::order_entry{uuid_at(p + 8), static_cast<api::item_status>(p[24]), (p[25] & 1) != 0}};
 }
 
-void commit_order(orderer_ptr self) {
+/// Makes the order official; `last` is the whole order when it fits in one chunk (written in
+/// the same synced write), else empty (every chunk was written before).
+void commit_order(orderer_ptr self, std::vector<storage::order_entry> last = {}) {
   auto& st = self->state;
   if (auto why = short_listing(st.ctx, st.job); !why.empty())
     return finish(self, false, job_errc::short_listing, std::move(why));
   st.committing = true;
   st.job.phase = storage::job_phase::dispatching;
   st.job.order_size = st.job.counters.in_scope;
-  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value, st.job)
+  order_finish f{st.job, {}};
+  if (!last.empty()) f.chunks.push_back({0, std::move(last)});
+  self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value,
+                std::move(f))
       .then(
           [self](const store_reply& done) {
             if (!done.ok) return finish(self, false, job_errc::store, done.message);
@@ -247,6 +259,11 @@ void pump_chunks(orderer_ptr self) {
       c.entries.push_back(**e);
     }
     if (c.entries.empty()) break;
+    if (st.source_done && st.next_chunk == 0) {
+      // The whole order is one chunk: it becomes visible with the order size, in one write.
+      ++st.next_chunk;
+      return commit_order(self, std::move(c.entries));
+    }
     ++st.next_chunk;
     ++st.chunks_in_flight;
     self->request(st.ctx.store_writer, st.ctx.settings.request_timeout, order_atom::value,
@@ -521,8 +538,9 @@ void fetch_dates(orderer_ptr self) {
 
 orderer_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
                                               storage::job_record job,
-                                              job_supervisor_actor supervisor) {
+                                              job_supervisor_actor supervisor, bool in_memory) {
   auto& st = self->state;
+  st.in_memory = in_memory;
   st.ctx = std::move(ctx);
   st.job = std::move(job);
   st.supervisor = std::move(supervisor);
@@ -539,9 +557,13 @@ orderer_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
       [self](run_atom) {
         auto& s = self->state;
         s.job.phase = storage::job_phase::ordering;
-        // Runs left by an ordering that a crash interrupted are stale: start over.
-        if (auto dropped = s.ctx.store->drop_scratch(s.job.job_id); !dropped)
-          return store_failed(self, dropped.err());
+        // Runs left by an ordering that a crash interrupted are stale: start over. In memory
+        // none are read or written, and finish_order drops any in the write that makes the
+        // order official, so the orderer on the shared scheduler does not write here.
+        if (!s.in_memory) {
+          if (auto dropped = s.ctx.store->drop_scratch(s.job.job_id); !dropped)
+            return store_failed(self, dropped.err());
+        }
         s.scope = std::make_unique<storage::external_sorter>(
             *s.ctx.store, s.job.job_id, scope_space, scope_width, s.ctx.settings.sort_run_items);
         if (!fill_scope(self)) return;
@@ -556,17 +578,37 @@ orderer_actor::behavior_type orderer_behavior(orderer_ptr self, job_context ctx,
 
 }  // namespace
 
+bool orders_in_memory(const stage_settings& s, const storage::job_record& job) noexcept {
+  // Pages of earlier epochs are dropped (a write) once the order is official: only epoch 0.
+  if (job.listing_epoch != 0) return false;
+  // Every listed record fits in the scope sorter's memory and the order in one chunk.
+  const std::uint64_t limit =
+      std::min<std::uint64_t>(s.sort_run_items, storage::state_store::order_chunk_size);
+  if (job.counters.listed > limit) return false;
+  if (job.ordering == storage::ordering_mode::entry_id) return true;
+  // Chronological: the data layer's dates are a second sort whose size the API decides; only
+  // a job with nothing in scope skips that walk.
+  std::uint64_t candidates = 0;
+  for (std::size_t i = 0; i < job.counters.by_remote_status.size(); ++i)
+    if (in_scope(static_cast<api::item_status>(i))) candidates += job.counters.by_remote_status[i];
+  return candidates == 0;
+}
+
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                           job_supervisor_actor supervisor) {
+  if (orders_in_memory(ctx.settings, job))
+    return caf::actor_cast<phase_actor>(
+        sys.spawn(orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor), true));
   // Detached: merging sorted runs reads and writes the store synchronously.
   return caf::actor_cast<phase_actor>(sys.spawn<caf::detached>(
-      orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
+      orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor), false));
 }
 
 phase_actor spawn_orderer_scheduled(caf::actor_system& sys, job_context ctx,
                                     storage::job_record job, job_supervisor_actor supervisor) {
-  return caf::actor_cast<phase_actor>(
-      sys.spawn(orderer_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
+  const bool in_memory = orders_in_memory(ctx.settings, job);
+  return caf::actor_cast<phase_actor>(sys.spawn(orderer_behavior, std::move(ctx), std::move(job),
+                                                std::move(supervisor), in_memory));
 }
 
 }  // namespace ei::actors::detail

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/report.hpp"
+#include "common/durable_file.hpp"
 
 namespace ei::actors {
 
@@ -43,14 +44,10 @@ store_reply append_and_sync(report_writer_state& st, const std::string& lines) {
     st.fd = ::open(st.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (st.fd < 0) return failed("open");
   }
-  std::size_t done = 0;
-  while (done < lines.size()) {
-    const auto n = ::write(st.fd, lines.data() + done, lines.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return failed("write");
-    done += static_cast<std::size_t>(n);
+  if (auto f = durable::append_synced(st.fd, lines)) {
+    errno = f->error;
+    return failed(f->step);
   }
-  if (::fdatasync(st.fd) != 0) return failed("fsync");
   if (st.wrote) *st.wrote = true;
   return store_reply{};
 }

@@ -46,6 +46,8 @@ struct sequencer_state {
   std::uint32_t ack_commits_in_flight = 0;
   std::uint64_t ack_seen_at_tick = 0;
   std::chrono::steady_clock::time_point ack_seen_at;  // when ack_seen_at_tick last changed
+  std::chrono::steady_clock::time_point next_check;   // when the job is read again
+  bool check_in_flight = false;
   bool finished = false;
   dispatch_result result;
   static inline const char* name = "sequencer";
@@ -57,9 +59,12 @@ using sequencer_ptr = sequencer_actor::stateful_pointer<sequencer_state>;
 /// request timeout. A pending delayed message keeps its (finished) actor in memory until it
 /// fires: one tick per request timeout (5 minutes) kept every sequencer of a batch of many
 /// small jobs alive that long (~1.7 KB each, issue 14); short ticks free them within 250 ms.
+/// The tick also starts the job checks (check_atom), so it is no longer than job_check_every.
 std::chrono::milliseconds watchdog_interval(const sequencer_state& st) {
-  return std::min<std::chrono::milliseconds>(st.ctx.settings.request_timeout,
-                                             std::chrono::milliseconds(250));
+  auto every = std::min<std::chrono::milliseconds>(st.ctx.settings.request_timeout,
+                                                   std::chrono::milliseconds(250));
+  if (st.ctx.job_check_every.count() > 0) every = std::min(every, st.ctx.job_check_every);
+  return every;
 }
 
 void finish(sequencer_ptr self, bool ok, job_failure code, std::string message) {
@@ -304,18 +309,22 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
                  "downstream stopped: " + to_string(dm.reason));
         });
         s.ack_seen_at = std::chrono::steady_clock::now();
+        s.next_check = s.ack_seen_at + s.ctx.job_check_every;
         self->delayed_send(self, watchdog_interval(s), tick_atom::value);
-        if (s.ctx.job_check_every.count() > 0)
-          self->delayed_send(self, s.ctx.job_check_every, check_atom::value);
         pump(self);
       },
       [self](check_atom) {
+        // Sent by the watchdog tick once job_check_every has passed since the last check
+        // ended. Not a delayed message of its own: one pending for job_check_every (60 s by
+        // default) kept every finished sequencer in memory that long (~1.7 KB each, ~3 KB
+        // per job of a batch of many small jobs, issue 14).
         auto& s = self->state;
-        if (s.finished) return;
+        if (s.finished || s.check_in_flight) return;
+        s.check_in_flight = true;
         auto again = [self] {
           auto& state = self->state;
-          if (!state.finished)
-            self->delayed_send(self, state.ctx.job_check_every, check_atom::value);
+          state.check_in_flight = false;
+          state.next_check = std::chrono::steady_clock::now() + state.ctx.job_check_every;
         };
         self->request(s.ctx.fetcher, s.ctx.settings.fetch_timeout, get_job_atom::value,
                       s.job.job_id)
@@ -354,6 +363,8 @@ sequencer_actor::behavior_type sequencer_behavior(sequencer_ptr self, job_contex
                         "downstream acknowledged nothing for " +
                             std::to_string(s.ctx.settings.request_timeout.count()) + " ms");
         }
+        if (s.ctx.job_check_every.count() > 0 && !s.check_in_flight && now >= s.next_check)
+          self->send(self, check_atom::value);
         self->delayed_send(self, watchdog_interval(s), tick_atom::value);
       },
   };

@@ -2,7 +2,9 @@
 //
 // The NDJSON sink writes one line per item to a file (or stdout) and acknowledges items once
 // their lines are written and fsynced, recording in the same synced store write both the
-// jobs' ack watermarks and the file offset after the last acknowledged line. On start it cuts
+// jobs' ack watermarks and the file offset after the last acknowledged line. That write goes
+// through the store actor (actors/store.hpp), so it shares the fsync of the other jobs' writes
+// of the same round (group commit); the acks leave once it is durable. On start it cuts
 // away anything after that offset (a torn line or unacknowledged lines of a crashed run), so
 // the file only ever holds whole lines and every acknowledged line exactly once.
 //
@@ -32,6 +34,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/downstream.hpp"
+#include "actors/store.hpp"
 #include "common/result.hpp"
 #include "storage/state_store.hpp"
 
@@ -45,6 +48,8 @@ struct ndjson_sink_options {
   /// credit window is never held back by a timer).
   std::chrono::milliseconds flush_interval{0};
   bool fsync = true;
+  /// Deadline of an ack commit through the store actor (settings.request_timeout).
+  std::chrono::milliseconds commit_timeout{300000};
 };
 
 enum class sink_errc : std::uint8_t {
@@ -89,10 +94,13 @@ std::string committed_path(const std::string& path);
 /// Opens the output (repairing its tail as described above) and spawns the sink detached.
 /// A file is opened with O_APPEND and an exclusive flock (LOCK_EX|LOCK_NB: a second writer
 /// gets sink_errc::locked); a file it creates has its directory fsynced. After the tail cut,
-/// and after every ack commit, it replaces `<path>.committed` (see committed_path).
+/// and after every ack commit, it replaces `<path>.committed` (see committed_path). `store`
+/// is read (and the file bound) here; the ack commits go through `writer`, the store actor
+/// over the same store.
 result<downstream_actor, sink_errc> spawn_ndjson_sink(caf::actor_system& sys,
                                                       ndjson_sink_options options,
-                                                      std::shared_ptr<storage::state_store> store);
+                                                      std::shared_ptr<storage::state_store> store,
+                                                      store_actor writer);
 
 /// Formats one NDJSON line (without the newline) — shared with tests and tools.
 void append_ndjson_line(std::string& out, const delivery_item& item);

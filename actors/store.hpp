@@ -1,5 +1,6 @@
-// The store actor: the one place where the actor graph writes state. It runs detached (its
-// own thread), because synced RocksDB writes block on fsync; event-based actors send it
+// The store actor: where the actor graph writes state (only the detached orderer and
+// reconciler write their sort runs themselves). It runs detached (its own thread), because
+// synced RocksDB writes block on fsync; event-based actors and the NDJSON sink send it
 // requests and carry on when the reply says the write is durable (per the store's sync policy,
 // see storage/state_store.hpp). Reads stay with the actors that need them (RocksDB reads do
 // not block on the disk's write path).
@@ -71,6 +72,15 @@ struct order_finish {
   std::vector<storage::order_chunk_write> chunks;
 };
 
+/// The NDJSON sink's ack commit: the jobs' watermarks and the output offset just past the
+/// last acknowledged line, in one synced write (state_store::commit_acks). `sink` empty: no
+/// offset (stdout).
+struct sink_acks {
+  std::vector<storage::job_progress> progress;
+  std::string sink;
+  std::uint64_t offset = 0;
+};
+
 /// Acks with item outcomes, written in one synced write (state_store::commit_acks).
 struct ack_outcomes {
   std::vector<storage::job_progress> progress;
@@ -103,6 +113,11 @@ typename Inspector::result_type inspect(Inspector& f, ack_outcomes& x) {
   return f(caf::meta::type_name("ei::actors::ack_outcomes"), x.progress, x.outcomes);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sink_acks& x) {
+  return f(caf::meta::type_name("ei::actors::sink_acks"), x.progress, x.sink, x.offset);
+}
+
 using store_actor = caf::typed_actor<
     caf::replies_to<put_job_atom, storage::job_record>::with<store_reply>,
     caf::replies_to<page_atom, page_commit>::with<store_reply>,
@@ -111,7 +126,8 @@ using store_actor = caf::typed_actor<
     caf::replies_to<order_atom, order_finish>::with<store_reply>,
     caf::replies_to<dispatch_atom, dispatch_mark>::with<store_reply>,
     caf::replies_to<ack_atom, std::vector<storage::job_progress>>::with<store_reply>,
-    caf::replies_to<ack_atom, ack_outcomes>::with<store_reply>>;
+    caf::replies_to<ack_atom, ack_outcomes>::with<store_reply>,
+    caf::replies_to<ack_atom, sink_acks>::with<store_reply>>;
 
 /// Spawns the detached store actor over `store` (shared; must outlive the actor).
 store_actor spawn_store_actor(caf::actor_system& sys, std::shared_ptr<storage::state_store> store);

@@ -145,6 +145,14 @@ store_actor_impl::behavior_type store_behavior(store_pointer self,
           return self->state.store->commit_acks(a.progress, std::nullopt, a.outcomes, m);
         });
       },
+      [self](ack_atom, const sink_acks& a) {
+        std::optional<std::pair<std::string, std::uint64_t>> offset;
+        if (!a.sink.empty()) offset.emplace(a.sink, a.offset);
+        return write_reply(
+            self, true,
+            [&](write_sync m) { return self->state.store->commit_acks(a.progress, offset, m); },
+            "after_ack_commit");
+      },
       [self](sync_atom) {
         auto held = std::move(self->state.held);
         self->state.held.clear();

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/base64.hpp"
+
 namespace ei::api {
 
 namespace {
@@ -79,36 +81,6 @@ result<std::string, http_errc> run_token_command(const std::string& command) {
 }
 
 }  // namespace
-
-std::string base64_encode(std::string_view in) {
-  static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  auto byte = [&](std::size_t k) {
-    return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k]));
-  };
-  for (; i + 3 <= in.size(); i += 3) {
-    std::uint32_t n = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-    out.push_back(tbl[(n >> 18) & 63]);
-    out.push_back(tbl[(n >> 12) & 63]);
-    out.push_back(tbl[(n >> 6) & 63]);
-    out.push_back(tbl[n & 63]);
-  }
-  if (auto rest = in.size() - i; rest == 1) {
-    std::uint32_t n = byte(i) << 16;
-    out.push_back(tbl[(n >> 18) & 63]);
-    out.push_back(tbl[(n >> 12) & 63]);
-    out += "==";
-  } else if (rest == 2) {
-    std::uint32_t n = byte(i) << 16 | byte(i + 1) << 8;
-    out.push_back(tbl[(n >> 18) & 63]);
-    out.push_back(tbl[(n >> 12) & 63]);
-    out.push_back(tbl[(n >> 6) & 63]);
-    out.push_back('=');
-  }
-  return out;
-}
 
 credentials::credentials(kind k, std::string secret, std::string source)
     : kind_(k), source_(std::move(source)) {

@@ -1,5 +1,5 @@
 // Credentials for Pleo's API (contract §2), defined in include/export_items/credentials.hpp
-// (public: a host starts a stage with them), plus base64 for tests.
+// (public: a host starts a stage with them); base64 is common/base64.hpp.
 #pragma once
 
 #include <string>
@@ -9,9 +9,4 @@
 #include "common/result.hpp"
 #include "export_items/credentials.hpp"
 
-namespace ei::api {
-
-/// Standard base64 with padding (exposed for tests).
-std::string base64_encode(std::string_view in);
-
-}  // namespace ei::api
+namespace ei::api {}  // namespace ei::api

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/enum_text.hpp"
+
 namespace ei::api {
 namespace {
 
@@ -146,21 +148,11 @@ std::string_view to_string(item_status s) noexcept {
 }
 
 job_status parse_job_status(std::string_view t) noexcept {
-  if (t == "pending") return job_status::pending;
-  if (t == "in_progress") return job_status::in_progress;
-  if (t == "failed") return job_status::failed;
-  if (t == "completed") return job_status::completed;
-  if (t == "completed_with_errors") return job_status::completed_with_errors;
-  return job_status::unknown;
+  return parse_enum(t, job_statuses).value_or(job_status::unknown);
 }
 
 item_status parse_item_status(std::string_view t) noexcept {
-  if (t == "pending") return item_status::pending;
-  if (t == "in_progress") return item_status::in_progress;
-  if (t == "failed") return item_status::failed;
-  if (t == "successful") return item_status::successful;
-  if (t == "abandoned") return item_status::abandoned;
-  return item_status::unknown;
+  return parse_enum(t, item_statuses).value_or(item_status::unknown);
 }
 
 void contract_deviations::add(std::string_view path, std::string_view example, std::uint64_t n) {

@@ -17,6 +17,14 @@
 
 namespace ei::api {
 
+/// The statuses the contract names (not `unknown`), for parse_enum (common/enum_text.hpp).
+inline constexpr std::array job_statuses{job_status::pending, job_status::in_progress,
+                                         job_status::failed, job_status::completed,
+                                         job_status::completed_with_errors};
+inline constexpr std::array item_statuses{item_status::pending, item_status::in_progress,
+                                          item_status::failed, item_status::successful,
+                                          item_status::abandoned};
+
 /// Unrecognised text maps to `unknown`; callers keep the raw text where it matters.
 job_status parse_job_status(std::string_view text) noexcept;
 item_status parse_item_status(std::string_view text) noexcept;

@@ -29,9 +29,11 @@
 
 #include "api/codec.hpp"
 #include "api/credentials.hpp"
+#include "apps/distributed_commands.hpp"
 #include "apps/embedded_sim.hpp"
+#include "apps/job_ids.hpp"
 #include "apps/writeback_commands.hpp"
-#include "distributed/commands.hpp"
+#include "common/enum_text.hpp"
 #include "export_items/log.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/stage.hpp"
@@ -90,17 +92,6 @@ int usage_error(const std::string& message) {
   return exit_usage;
 }
 
-bool parse_job_id(const std::string& text, std::vector<ei::api::uuid>& out, std::string& problem,
-                  const std::string& where) {
-  auto id = ei::api::uuid::parse(text);
-  if (!id) {
-    problem = where + ": '" + text + "' is not a job id (expected a UUID)";
-    return false;
-  }
-  out.push_back(*id);
-  return true;
-}
-
 struct run_args {
   std::string config_file;
   std::string base_url;
@@ -135,21 +126,18 @@ int run_command(const run_args& a) {
   }
   if (!a.base_url.empty()) cfg.base_url = a.base_url;
   if (!a.ordering.empty()) {
-    if (a.ordering == "chronological")
-      cfg.settings.ordering = ei::storage::ordering_mode::chronological;
-    else if (a.ordering == "entry_id")
-      cfg.settings.ordering = ei::storage::ordering_mode::entry_id;
-    else
-      return usage_error("--ordering: expected chronological or entry_id, got '" + a.ordering +
-                         "'");
+    auto o = ei::parse_enum(a.ordering, ei::storage::ordering_modes);
+    if (!o)
+      return usage_error("--ordering: expected " + ei::enum_choices(ei::storage::ordering_modes) +
+                         ", got '" + a.ordering + "'");
+    cfg.settings.ordering = *o;
   }
   if (!a.listing.empty()) {
-    if (a.listing == "cursor")
-      cfg.settings.listing = ei::actors::listing_mode::cursor;
-    else if (a.listing == "parallel")
-      cfg.settings.listing = ei::actors::listing_mode::parallel;
-    else
-      return usage_error("--listing: expected cursor or parallel, got '" + a.listing + "'");
+    auto l = ei::parse_enum(a.listing, ei::actors::listing_modes);
+    if (!l)
+      return usage_error("--listing: expected " + ei::enum_choices(ei::actors::listing_modes) +
+                         ", got '" + a.listing + "'");
+    cfg.settings.listing = *l;
   }
   if (a.page_size != 0) cfg.settings.page_size = a.page_size;
   if (a.max_jobs != 0) cfg.settings.max_jobs = a.max_jobs;
@@ -162,22 +150,9 @@ int run_command(const run_args& a) {
   opts.out = a.out.empty() ? "-" : a.out;
   opts.reconcile_out = a.reconcile_out;
   opts.metrics_file = a.metrics_file;
-  std::string problem;
-  for (const auto& j : a.jobs)
-    if (!parse_job_id(j, opts.batch.jobs, problem, "--job")) return usage_error(problem);
-  if (!a.jobs_file.empty()) {
-    std::ifstream in(a.jobs_file);
-    if (!in) return usage_error("--jobs-file: cannot read '" + a.jobs_file + "'");
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-      auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos || line[first] == '#') continue;
-      auto last = line.find_last_not_of(" \t\r");
-      if (!parse_job_id(line.substr(first, last - first + 1), opts.batch.jobs, problem,
-                        a.jobs_file + ":" + std::to_string(n)))
-        return usage_error(problem);
-    }
-  }
+  auto ids = ei::apps::job_ids(a.jobs, a.jobs_file);
+  if (!ids) return usage_error(ids.err());
+  opts.batch.jobs = std::move(ids.value());
   opts.batch.discover = a.discover;
   if (!a.company_id.empty()) {
     auto c = ei::api::uuid::parse(a.company_id);

@@ -282,7 +282,7 @@ def ceilings(sizes, rounds):
     parse = json.loads(p.stdout)
     storage_runs = []
     for _ in range(max(rounds, 3)):
-        s = subprocess.run([os.path.join(BUILD, "storage", "ei_storage_throughput"),
+        s = subprocess.run([os.path.join(BUILD, "benchmarks", "ei_storage_throughput"),
                             os.path.join(WORK, "storage-scratch"), str(sizes["storage_pages"])],
                            check=True, capture_output=True, text=True).stdout
         rec = {}

@@ -32,6 +32,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/base64.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -48,26 +50,6 @@ struct options {
   unsigned page_size = 500;
   unsigned concurrency = 1;
 };
-
-std::string base64(std::string_view in) {
-  static constexpr char table[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += table[(acc >> bits) & 0x3f];
-    }
-  }
-  if (bits > 0) out += table[(acc << (6 - bits)) & 0x3f];
-  while (out.size() % 4 != 0)
-    out += '=';
-  return out;
-}
 
 // The value after `"key":` searched from the end of the body (the pagination object is last).
 std::string_view field_from_end(std::string_view body, std::string_view key) {
@@ -254,7 +236,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* key = std::getenv("PLEO_API_KEY");
-  const std::string auth = "Basic " + base64(std::string{key ? key : ""} + ":");
+  const std::string auth = "Basic " + ei::base64_encode(std::string{key ? key : ""} + ":");
   try {
     const auto t0 = std::chrono::steady_clock::now();
     const totals t = o.mode == "cursor" ? run_cursor(o, auth) : run_offset(o, auth);

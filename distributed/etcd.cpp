@@ -1,38 +1,12 @@
 #include "distributed/etcd.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 
 #include "api/credentials.hpp"
 #include "api/http_client.hpp"
+#include "common/base64.hpp"
 
 namespace ei::distributed {
-
-std::string base64_encode(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.empty()) return std::string{};
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out(3 * (in.size() / 4), '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock keeps the bytes of the '=' padding as zeros: cut them.
-  std::size_t pad = 0;
-  if (in.back() == '=') ++pad;
-  if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
-}
 
 bool is_loopback_host(std::string_view host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") return true;

@@ -2,7 +2,7 @@
 // `/v3/lease/grant`, `/v3/lease/keepalive`, `/v3/lease/revoke`) over the project's Beast
 // client (api/http_client.hpp): TLS with a client certificate, several endpoints (members of
 // one cluster), failing over to the next member when one does not answer or answers 5xx.
-// Keys and values travel base64 (OpenSSL's EVP_EncodeBlock / EVP_DecodeBlock).
+// Keys and values travel base64 (common/base64.hpp: OpenSSL's EVP_EncodeBlock / EVP_DecodeBlock).
 //
 // Every call blocks (api::http_client::request_sync): use it from a plain thread (the worker's
 // control loop, a CLI command), never from an actor or an io thread.
@@ -30,10 +30,6 @@ namespace ei::distributed {
 /// A value or why not (a message naming what failed; never a secret).
 template <class T>
 using eres = ei::basic_result<T, std::string>;
-
-std::string base64_encode(std::string_view in);
-/// nullopt when `in` is not base64.
-std::optional<std::string> base64_decode(std::string_view in);
 
 /// True for 127.0.0.0/8, ::1 and "localhost": the only hosts an `http://` URL may name.
 bool is_loopback_host(std::string_view host);

@@ -30,6 +30,7 @@
 
 #include "actors/message_types.hpp"
 #include "actors/sink.hpp"
+#include "common/durable_file.hpp"
 #include "distributed/keys.hpp"
 #include "export_items/stage.hpp"
 
@@ -84,19 +85,6 @@ struct shared_state {
   }
 };
 
-bool write_all(int fd, const std::string& buf) {
-  std::size_t off = 0;
-  while (off < buf.size()) {
-    const auto n = ::write(fd, buf.data() + off, buf.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 struct downstream_state {
   std::shared_ptr<shared_state> sh;
   static inline const char* name = "ei.etcd_downstream";
@@ -139,11 +127,10 @@ export_items::downstream_actor::behavior_type downstream(
           }
         }
         if (!buf.empty()) {
-          if (!write_all(sh.out_fd, buf) || ::fdatasync(sh.out_fd) != 0) {
-            const int e = errno;
+          if (auto f = durable::append_synced(sh.out_fd, buf)) {
             std::lock_guard<std::mutex> lk(sh.mu);
             slot->dropped = true;
-            *sh.log << "worker: writing the output failed (" << std::strerror(e) << "): job "
+            *sh.log << "worker: writing the output failed (" << std::strerror(f->error) << "): job "
                     << slot->job_text << " stops handing on\n";
             return;
           }
@@ -459,17 +446,15 @@ int open_output(const std::string& path, std::ostream& log) {
   }
   struct stat st {};
   if (::fstat(fd, &st) == 0 && st.st_size > 0) {
-    off_t end = st.st_size;
-    char c = 0;
-    while (end > 0 && ::pread(fd, &c, 1, end - 1) == 1 && c != '\n')
-      --end;
-    if (end != st.st_size) {
-      if (::ftruncate(fd, end) != 0) {
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    const auto end = durable::whole_lines_end(fd);
+    if (end && *end != size) {
+      if (durable::cut_to(fd, *end)) {
         log << "worker: --out " << path << ": cannot cut a partial line\n";
         ::close(fd);
         return -1;
       }
-      log << "worker: --out " << path << ": cut a partial last line (" << (st.st_size - end)
+      log << "worker: --out " << path << ": cut a partial last line (" << (size - *end)
           << " bytes)\n";
     }
   }

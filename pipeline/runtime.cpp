@@ -47,12 +47,13 @@ std::chrono::milliseconds fetch_timeout_for(const embed_config& cfg) {
 }
 
 stage_actors spawn_stage_actors(caf::actor_system& sys, const embed_config& cfg,
-                                const stage_resources& res, actors::downstream_actor downstream) {
+                                const stage_resources& res, actors::downstream_actor downstream,
+                                actors::store_actor writer) {
   stage_actors out;
   out.base.settings = cfg.settings;
   out.base.settings.fetch_timeout = fetch_timeout_for(cfg);
   out.base.store = res.store;
-  out.base.store_writer = actors::spawn_store_actor(sys, res.store);
+  out.base.store_writer = writer ? std::move(writer) : actors::spawn_store_actor(sys, res.store);
   out.base.downstream = std::move(downstream);
   for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, cfg.fetchers); ++i)
     out.fetchers.push_back(actors::spawn_fetcher(sys, res.http));

@@ -47,8 +47,11 @@ struct stage_actors {
   std::vector<actors::fetcher_actor> fetchers;
 };
 
+/// `writer`: the store actor, when the caller spawned it already (the NDJSON sink commits
+/// through it); else one is spawned.
 stage_actors spawn_stage_actors(caf::actor_system& sys, const embed_config& cfg,
-                                const stage_resources& res, actors::downstream_actor downstream);
+                                const stage_resources& res, actors::downstream_actor downstream,
+                                actors::store_actor writer = {});
 
 /// Ends the shared actors (not the downstream, which belongs to whoever made it).
 void stop_stage_actors(caf::actor_system& sys, const stage_actors& actors);

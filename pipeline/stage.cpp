@@ -147,18 +147,24 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
     actors::add_message_types(sys_cfg);
     caf::actor_system sys{sys_cfg};
 
+    // The store actor first: the NDJSON sink commits its acks through it.
+    auto writer = actors::spawn_store_actor(sys, store);
     actors::downstream_actor downstream;
     if (options.downstream_factory) {
       downstream = options.downstream_factory(sys);
     } else {
       actors::ndjson_sink_options sink_opts;
       sink_opts.path = options.out;
-      auto sink = actors::spawn_ndjson_sink(sys, sink_opts, store);
-      if (!sink) return make_error(run_errc::output, sink.err().message);
+      sink_opts.commit_timeout = cfg.settings.request_timeout;
+      auto sink = actors::spawn_ndjson_sink(sys, sink_opts, store, writer);
+      if (!sink) {
+        anon_send_exit(writer, caf::exit_reason::user_shutdown);
+        return make_error(run_errc::output, sink.err().message);
+      }
       downstream = sink.value();
     }
 
-    auto shared = spawn_stage_actors(sys, cfg, res.value(), downstream);
+    auto shared = spawn_stage_actors(sys, cfg, res.value(), downstream, writer);
     // Job supervisors write their reported items through it before recording a job complete.
     const auto report_path = reconciliation_path(options);
     auto reported_any = std::make_shared<std::atomic<bool>>(false);
@@ -196,8 +202,9 @@ result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_opt
         .receive([](bool) {}, [](caf::error&) {});
     self->send_exit(summary_listener, caf::exit_reason::user_shutdown);
     monitor.stop();  // the last progress line and the final metrics file
-    stop_stage_actors(sys, shared);
+    // The sink before the store actor it commits through.
     self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
+    stop_stage_actors(sys, shared);
     self->send_exit(base.report_writer, caf::exit_reason::user_shutdown);
     if (*reported_any) report.reconcile_out = report_path;
     if (!got) return make_error(run_errc::interrupted, "the batch did not finish: " + failure);

@@ -3,25 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 
+#include "api/http_date.hpp"
 #include "simulator/hash.hpp"
 
 namespace ei::sim {
-
-namespace {
-
-std::string imf_fixdate(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
-}
-
-}  // namespace
 
 admission::admission(double rate, double burst, std::uint64_t seed)
     : rate_(rate), burst_(std::max(1.0, burst)), seed_(seed) {}
@@ -52,7 +39,7 @@ admission::verdict admission::admit(std::string_view credential,
   if (detail::hash2(seed_ ^ 0x7a11u, throttled_++) & 1u) {
     // A date: the next whole second at least `secs` ahead.
     auto when = std::chrono::ceil<std::chrono::seconds>(wall_now) + std::chrono::seconds{secs};
-    v.retry_after = imf_fixdate(when);
+    v.retry_after = api::format_http_date(when);
   } else {
     v.retry_after = std::to_string(secs);
   }

@@ -1,5 +1,5 @@
 // Request admission of the simulator, before routing: credentials that expire and rotate, and
-// a rate limit per credential. Kept apart from the handlers (simulator.cpp calls admit() once
+// a rate limit per credential. Kept apart from the handlers (router.cpp calls admit() once
 // per request, after parsing and before any fault or handler).
 //
 // Rate limit: a token bucket per credential (the Authorization header value): `rate` tokens

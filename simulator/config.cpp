@@ -1,168 +1,126 @@
-// JSON config files for export-items-sim, and the fault grammar's help text.
-#include <nlohmann/json.hpp>
-
-#include "simulator/simulator.hpp"
+// JSON config files for export-items-sim (common/json_config.hpp), and the fault grammar's
+// help text.
+#include "simulator/config.hpp"
 
 namespace ei::sim {
 namespace {
 
-using json = nlohmann::json;
+using json_config::integer;
+using json_config::invalid;
+using json_config::problem;
+using json = json_config::json;
 
-struct config_error {
-  std::string message;
-};
+constexpr std::int64_t kMaxItems = std::int64_t{1} << 36;
 
-template <class T>
-T number(const json& v, const std::string& key, T lo, T hi) {
-  if (!v.is_number_integer()) throw config_error{"'" + key + "' must be an integer"};
-  const auto x = v.get<std::int64_t>();
-  if (x < static_cast<std::int64_t>(lo) ||
-      (hi >= 0 && static_cast<std::uint64_t>(x) > static_cast<std::uint64_t>(hi)))
-    throw config_error{"'" + key + "' must be in [" + std::to_string(lo) + ", " +
-                       std::to_string(hi) + "]"};
-  return static_cast<T>(x);
+json_config::setter uuid_of(std::optional<api::uuid>& target) {
+  return [&target](const json& v, const std::string& path) -> std::optional<problem> {
+    auto u = v.is_string() ? api::uuid::parse(v.get<std::string>()) : std::nullopt;
+    if (!u) return invalid(path, "expected a UUID");
+    target = *u;
+    return std::nullopt;
+  };
 }
 
-double real(const json& v, const std::string& key, double lo, double hi) {
-  if (!v.is_number()) throw config_error{"'" + key + "' must be a number"};
-  const auto x = v.get<double>();
-  if (!(x >= lo && x <= hi))
-    throw config_error{"'" + key + "' must be in [" + std::to_string(lo) + ", " +
-                       std::to_string(hi) + "]"};
-  return x;
+json_config::keys mix_keys(status_mix& m) {
+  return {
+      {"pending", integer(m.pending, 0, 1000000)},
+      {"in_progress", integer(m.in_progress, 0, 1000000)},
+      {"successful", integer(m.successful, 0, 1000000)},
+      {"failed", integer(m.failed, 0, 1000000)},
+      {"abandoned", integer(m.abandoned, 0, 1000000)},
+  };
 }
 
-std::string text(const json& v, const std::string& key) {
-  if (!v.is_string()) throw config_error{"'" + key + "' must be a string"};
-  return v.get<std::string>();
+/// A mix in a file starts from all-zero weights: only the statuses it names are generated.
+json_config::setter mix_of(std::optional<status_mix>& target) {
+  return [&target](const json& v, const std::string& path) -> std::optional<problem> {
+    status_mix m{0, 0, 0, 0, 0};
+    if (!v.is_object()) return invalid(path, "expected an object of status weights");
+    if (auto p = json_config::apply(v, mix_keys(m), path)) return p;
+    target = m;
+    return std::nullopt;
+  };
 }
 
-bool boolean(const json& v, const std::string& key) {
-  if (!v.is_boolean()) throw config_error{"'" + key + "' must be true or false"};
-  return v.get<bool>();
+json_config::setter job_status_of(api::job_status& target) {
+  return [&target](const json& v, const std::string& path) -> std::optional<problem> {
+    return json_config::one_of(target, api::job_statuses)(v, path);
+  };
 }
 
-api::uuid uuid_of(const json& v, const std::string& key) {
-  auto u = api::uuid::parse(text(v, key));
-  if (!u) throw config_error{"'" + key + "' is not a UUID"};
-  return *u;
-}
-
-status_mix mix_of(const json& v, const std::string& key) {
-  if (!v.is_object()) throw config_error{"'" + key + "' must be an object of status weights"};
-  status_mix m{0, 0, 0, 0, 0};
-  for (const auto& [k, x] : v.items()) {
-    const std::string name = key + "." + k;
-    const auto w = number<std::uint32_t>(x, name, 0, 1000000);
-    if (k == "pending")
-      m.pending = w;
-    else if (k == "in_progress")
-      m.in_progress = w;
-    else if (k == "successful")
-      m.successful = w;
-    else if (k == "failed")
-      m.failed = w;
-    else if (k == "abandoned")
-      m.abandoned = w;
-    else
-      throw config_error{"unknown key '" + name + "'"};
-  }
-  return m;
+json_config::setter extra_jobs_of(std::vector<job_spec>& target) {
+  return [&target](const json& v, const std::string& path) -> std::optional<problem> {
+    if (!v.is_array()) return invalid(path, "expected an array of jobs");
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      job_spec s;
+      const json_config::keys keys{
+          {"id", uuid_of(s.id)},
+          {"company_id", uuid_of(s.company_id)},
+          {"status", job_status_of(s.status)},
+          {"items", integer(s.items, 0, kMaxItems)},
+          {"mix", mix_of(s.mix)},
+      };
+      if (auto p = json_config::apply(v[i], keys, path + "[" + std::to_string(i) + "]")) return p;
+      target.push_back(std::move(s));
+    }
+    return std::nullopt;
+  };
 }
 
 }  // namespace
 
+json_config::keys config_keys(sim_config& c) {
+  using json_config::boolean;
+  using json_config::number;
+  using json_config::text;
+  auto mix = [&c](const json& v, const std::string& path) -> std::optional<problem> {
+    std::optional<status_mix> m;
+    if (auto p = mix_of(m)(v, path)) return p;
+    c.mix = *m;
+    return std::nullopt;
+  };
+  auto faults = [&c](const json& v, const std::string& path) -> std::optional<problem> {
+    if (!v.is_string()) return invalid(path, "expected a string");
+    if (auto st = validate_faults(v.get<std::string>()); !st)
+      return invalid(path, st.err().message);
+    c.faults = v.get<std::string>();
+    return std::nullopt;
+  };
+  return {
+      {"host", text(c.host)},
+      {"port", integer(c.port, 0, 65535)},
+      {"seed", integer(c.seed, 0, INT64_MAX)},
+      {"server_order_seed", integer(c.server_order_seed, 0, INT64_MAX)},
+      {"api_key", text(c.api_key)},
+      {"access_token", text(c.access_token)},
+      {"token_lifetime_ms", integer(c.token_lifetime_ms, 0, INT32_MAX)},
+      {"token_file", text(c.token_file)},
+      {"rate_limit", number(c.rate_limit, 0, 1e6)},
+      {"rate_burst", number(c.rate_burst, 0, 1e6)},
+      {"companies", integer(c.companies, 1, 100000)},
+      {"jobs", integer(c.jobs, 0, 100000)},
+      {"items_per_job", integer(c.items_per_job, 0, kMaxItems)},
+      {"items", integer(c.items_per_job, 0, kMaxItems)},
+      {"all_in_progress", boolean(c.all_in_progress)},
+      {"mix", mix},
+      {"extra_jobs", extra_jobs_of(c.extra_jobs)},
+      {"default_limit", integer(c.default_limit, 1, 1000000)},
+      {"max_limit", integer(c.max_limit, 1, 1000000)},
+      {"expires_in_seconds", integer(c.expires_in_seconds, 0, INT32_MAX)},
+      {"refuse_limit_above", integer(c.refuse_limit_above, 0, 1000000)},
+      {"loose", boolean(c.loose)},
+      {"threads", integer(c.threads, 1, 64)},
+      {"tls_cert_file", text(c.tls_cert_file)},
+      {"tls_key_file", text(c.tls_key_file)},
+      {"faults", faults},
+  };
+}
+
 result<sim_config, sim_errc> parse_config_json(std::string_view doc, sim_config c) {
-  const json root = json::parse(doc, nullptr, false);
+  const auto root = json::parse(doc, nullptr, false);
   if (root.is_discarded()) return make_error(sim_errc::invalid_config, "config is not valid JSON");
-  if (!root.is_object())
-    return make_error(sim_errc::invalid_config, "config must be a JSON object");
-  try {
-    for (const auto& [key, v] : root.items()) {
-      if (key == "host")
-        c.host = text(v, key);
-      else if (key == "port")
-        c.port = number<std::uint16_t>(v, key, 0, 65535);
-      else if (key == "seed")
-        c.seed = number<std::uint64_t>(v, key, 0, INT64_MAX);
-      else if (key == "server_order_seed")
-        c.server_order_seed = number<std::uint64_t>(v, key, 0, INT64_MAX);
-      else if (key == "api_key")
-        c.api_key = text(v, key);
-      else if (key == "access_token")
-        c.access_token = text(v, key);
-      else if (key == "token_lifetime_ms")
-        c.token_lifetime_ms = number<std::int64_t>(v, key, 0, INT32_MAX);
-      else if (key == "token_file")
-        c.token_file = text(v, key);
-      else if (key == "rate_limit")
-        c.rate_limit = real(v, key, 0, 1e6);
-      else if (key == "rate_burst")
-        c.rate_burst = real(v, key, 0, 1e6);
-      else if (key == "companies")
-        c.companies = number<std::uint32_t>(v, key, 1, 100000);
-      else if (key == "jobs")
-        c.jobs = number<std::uint32_t>(v, key, 0, 100000);
-      else if (key == "items_per_job" || key == "items")
-        c.items_per_job = number<std::uint64_t>(v, key, 0, std::int64_t{1} << 36);
-      else if (key == "all_in_progress")
-        c.all_in_progress = boolean(v, key);
-      else if (key == "mix")
-        c.mix = mix_of(v, key);
-      else if (key == "default_limit")
-        c.default_limit = number<std::uint32_t>(v, key, 1, 1000000);
-      else if (key == "max_limit")
-        c.max_limit = number<std::uint32_t>(v, key, 1, 1000000);
-      else if (key == "expires_in_seconds")
-        c.expires_in_seconds = number<std::int32_t>(v, key, 0, INT32_MAX);
-      else if (key == "refuse_limit_above")
-        c.refuse_limit_above = number<std::uint32_t>(v, key, 0, 1000000);
-      else if (key == "loose")
-        c.loose = boolean(v, key);
-      else if (key == "threads")
-        c.threads = number<std::uint32_t>(v, key, 1, 64);
-      else if (key == "tls_cert_file")
-        c.tls_cert_file = text(v, key);
-      else if (key == "tls_key_file")
-        c.tls_key_file = text(v, key);
-      else if (key == "faults") {
-        c.faults = text(v, key);
-        if (auto st = validate_faults(c.faults); !st)
-          throw config_error{"'faults': " + st.err().message};
-      } else if (key == "extra_jobs") {
-        if (!v.is_array()) throw config_error{"'extra_jobs' must be an array"};
-        for (std::size_t i = 0; i < v.size(); ++i) {
-          const std::string base = "extra_jobs[" + std::to_string(i) + "]";
-          if (!v[i].is_object()) throw config_error{"'" + base + "' must be an object"};
-          job_spec s;
-          for (const auto& [k, x] : v[i].items()) {
-            const std::string name = base + "." + k;
-            if (k == "id")
-              s.id = uuid_of(x, name);
-            else if (k == "company_id")
-              s.company_id = uuid_of(x, name);
-            else if (k == "status") {
-              s.status = api::parse_job_status(text(x, name));
-              if (s.status == api::job_status::unknown)
-                throw config_error{"'" + name + "' is not an ExportJobStatus"};
-            } else if (k == "items")
-              s.items = number<std::uint64_t>(x, name, 0, std::int64_t{1} << 36);
-            else if (k == "mix")
-              s.mix = mix_of(x, name);
-            else
-              throw config_error{"unknown key '" + name + "'"};
-          }
-          c.extra_jobs.push_back(std::move(s));
-        }
-      } else {
-        throw config_error{"unknown key '" + key + "'"};
-      }
-    }
-  } catch (const config_error& e) {
-    return make_error(sim_errc::invalid_config, "config: " + e.message);
-  } catch (const json::exception& e) {
-    return make_error(sim_errc::invalid_config, std::string("config: ") + e.what());
-  }
+  if (auto p = json_config::apply(root, config_keys(c), "config"))
+    return make_error(sim_errc::invalid_config, std::move(p->message));
   return c;
 }
 

@@ -219,7 +219,7 @@ class simulator {
   /// Stops accepting, closes connections, joins the threads. Idempotent.
   void stop();
 
-  struct impl;  // opaque; public only so the connection sessions in simulator.cpp can name it
+  struct impl;  // opaque (simulator/impl.hpp); public so the connection sessions can name it
 
  private:
   explicit simulator(std::unique_ptr<impl> p);

@@ -18,6 +18,7 @@
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include "common/enum_text.hpp"
 #include "storage/detail/store_impl.hpp"
 
 namespace ei::storage {
@@ -324,9 +325,7 @@ std::string_view to_string(sync_policy p) noexcept {
 }
 
 std::optional<sync_policy> parse_sync_policy(std::string_view t) noexcept {
-  for (auto p : {sync_policy::none, sync_policy::commits, sync_policy::always})
-    if (to_string(p) == t) return p;
-  return std::nullopt;
+  return parse_enum(t, sync_policies);
 }
 
 std::string_view to_string(job_phase p) noexcept {
@@ -360,17 +359,11 @@ std::string_view to_string(ordering_mode m) noexcept {
 }
 
 std::optional<job_phase> parse_job_phase(std::string_view t) noexcept {
-  for (auto p :
-       {job_phase::verifying, job_phase::listing, job_phase::ordering, job_phase::dispatching,
-        job_phase::complete, job_phase::failed, job_phase::reconciling})
-    if (to_string(p) == t) return p;
-  return std::nullopt;
+  return parse_enum(t, job_phases);
 }
 
 std::optional<ordering_mode> parse_ordering_mode(std::string_view t) noexcept {
-  for (auto m : {ordering_mode::chronological, ordering_mode::entry_id})
-    if (to_string(m) == t) return m;
-  return std::nullopt;
+  return parse_enum(t, ordering_modes);
 }
 
 // -- impl -----------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ template <class T>
 using store_result = result<T, store_errc>;
 using store_status = status<store_errc>;
 
+inline constexpr std::array sync_policies{sync_policy::none, sync_policy::commits,
+                                          sync_policy::always};
 std::string_view to_string(sync_policy p) noexcept;
 std::optional<sync_policy> parse_sync_policy(std::string_view text) noexcept;
 
@@ -108,6 +110,11 @@ enum class job_phase : std::uint8_t {
   failed,
   reconciling,
 };
+inline constexpr std::array job_phases{
+    job_phase::verifying, job_phase::listing, job_phase::ordering,   job_phase::dispatching,
+    job_phase::complete,  job_phase::failed,  job_phase::reconciling};
+inline constexpr std::array ordering_modes{ordering_mode::chronological, ordering_mode::entry_id};
+
 std::string_view to_string(job_phase p) noexcept;
 std::string_view to_string(ordering_mode m) noexcept;
 std::optional<job_phase> parse_job_phase(std::string_view text) noexcept;

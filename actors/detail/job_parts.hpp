@@ -26,6 +26,11 @@ phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_
 /// deterministic test_coordinator only (it blocks its scheduler thread on the store).
 phase_actor spawn_orderer_scheduled(caf::actor_system& sys, job_context ctx,
                                     storage::job_record job, job_supervisor_actor supervisor);
+
+/// True when the orderer of `job` (its listing done) runs on the shared scheduler rather than
+/// detached: epoch 0, at most min(sort_run_items, one order chunk) listed records, and no
+/// data-layer walk (entry_id, or nothing in scope), so its sorts never touch the store.
+bool orders_in_memory(const stage_settings& s, const storage::job_record& job) noexcept;
 phase_actor spawn_reconciler(caf::actor_system& sys, job_context ctx, storage::job_record job,
                              job_supervisor_actor supervisor);
 

@@ -155,6 +155,7 @@ store_actor::behavior_type scripted_store(std::shared_ptr<world> w) {
       [ok](dispatch_atom, const dispatch_mark&) { return ok(); },
       [ok](ack_atom, const std::vector<storage::job_progress>&) { return ok(); },
       [ok](ack_atom, const ack_outcomes&) { return ok(); },
+      [ok](ack_atom, const sink_acks&) { return ok(); },
   };
 }
 

@@ -33,8 +33,10 @@
 
 #include "api/credentials.hpp"
 #include "api/http_client.hpp"
+#include "api/http_date.hpp"
 #include "api/query.hpp"
 #include "api/retry.hpp"
+#include "common/base64.hpp"
 #include "simulator/simulator.hpp"
 
 namespace {
@@ -182,11 +184,7 @@ TEST(backoff, full_jitter_stays_in_bounds_and_spreads) {
 }
 
 TEST(credentials, basic_and_bearer_headers) {
-  EXPECT_EQ(base64_encode(""), "");
-  EXPECT_EQ(base64_encode("f"), "Zg==");
-  EXPECT_EQ(base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(base64_encode("foo"), "Zm9v");
-  EXPECT_EQ(base64_encode("foob"), "Zm9vYg==");
+  // base64 itself: tests/common/base64_test.cpp (the RFC 4648 vectors).
   auto k = credentials::from_api_key("abc").value();
   EXPECT_EQ(k.type(), credentials::kind::api_key);
   EXPECT_EQ(k.authorization(), "Basic YWJjOg==");  // base64("abc:"), as `curl -u abc:`
@@ -239,7 +237,7 @@ TEST(credentials, redact_removes_key_and_header) {
   std::string text = std::string("auth was ") + c.authorization() + " and key " + secret_key;
   c.redact(text);
   EXPECT_EQ(text.find(secret_key), std::string::npos) << text;
-  EXPECT_EQ(text.find(base64_encode(std::string(secret_key) + ":")), std::string::npos) << text;
+  EXPECT_EQ(text.find(ei::base64_encode(std::string(secret_key) + ":")), std::string::npos) << text;
   EXPECT_EQ(c.describe().find(secret_key), std::string::npos);
 }
 
@@ -372,6 +370,36 @@ void reset(tcp::socket& s) {
   s.close(ec);
 }
 
+/// Answers every request of every connection with 200 `body` and keeps a copy of each.
+class recording_server {
+ public:
+  explicit recording_server(std::string body)
+      : body_(std::move(body)), srv_([this](tcp::socket& s, int) {
+          beast::flat_buffer buf;
+          while (auto req = read_request(s, buf)) {
+            {
+              std::lock_guard<std::mutex> lock(m_);
+              seen_.push_back(*req);
+            }
+            respond(s, 200, body_);
+          }
+        }) {}
+  std::string url() const { return srv_.url(); }
+  int connections() const { return srv_.connections(); }
+  auto port() const { return srv_.port(); }
+  /// The requests read so far, in order.
+  std::vector<server_request> requests() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return seen_;
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::vector<server_request> seen_;
+  std::string body_;
+  script_server srv_;  // last: stopped (and its scripts joined) before the members above go
+};
+
 /// Serves 200 {"ok":true} on every request of every connection.
 script_server::script serve_ok(std::atomic<int>* requests = nullptr) {
   return [requests](tcp::socket& s, int) {
@@ -412,7 +440,7 @@ request get(std::string path, query_params q = {}) {
 void expect_no_secret(const http_failure& f) {
   for (const auto* s : {&f.message, &f.type, &f.detail}) {
     EXPECT_EQ(s->find(secret_key), std::string::npos) << *s;
-    EXPECT_EQ(s->find(base64_encode(std::string(secret_key) + ":")), std::string::npos) << *s;
+    EXPECT_EQ(s->find(ei::base64_encode(std::string(secret_key) + ":")), std::string::npos) << *s;
   }
 }
 
@@ -440,18 +468,7 @@ TEST(http_client, create_validates_config) {
 // attempt never reaches the server and fails as `cancelled`, without retries; peers that are
 // not Pleo's API (etcd) get no Authorization header.
 TEST(http_client, admit_gate_refuses_before_the_wire_and_authorization_can_be_left_out) {
-  std::mutex m;
-  std::vector<server_request> seen;
-  script_server srv([&](tcp::socket& s, int) {
-    beast::flat_buffer buf;
-    while (auto req = read_request(s, buf)) {
-      {
-        std::lock_guard<std::mutex> lock(m);
-        seen.push_back(*req);
-      }
-      respond(s, 200, R"({"ok":true})");
-    }
-  });
+  recording_server srv(R"({"ok":true})");
   std::atomic<bool> open{true};
   auto c = fast_config(srv.url());
   c.admit = [&open] { return open.load(); };
@@ -465,7 +482,7 @@ TEST(http_client, admit_gate_refuses_before_the_wire_and_authorization_can_be_le
   EXPECT_NE(refused.err().message.find("admit"), std::string::npos) << refused.err().message;
   open = true;
   ASSERT_TRUE(client->request_sync(get("/c")).ok());
-  std::lock_guard<std::mutex> lock(m);
+  const auto seen = srv.requests();
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0].target(), "/a");
   EXPECT_EQ(seen[1].target(), "/c");
@@ -473,18 +490,7 @@ TEST(http_client, admit_gate_refuses_before_the_wire_and_authorization_can_be_le
 }
 
 TEST(http_client, keep_alive_reuses_one_connection_and_sends_headers) {
-  std::mutex m;
-  std::vector<server_request> seen;
-  script_server srv([&](tcp::socket& s, int) {
-    beast::flat_buffer buf;
-    while (auto req = read_request(s, buf)) {
-      {
-        std::lock_guard<std::mutex> lock(m);
-        seen.push_back(*req);
-      }
-      respond(s, 200, R"({"data":[]})");
-    }
-  });
+  recording_server srv(R"({"data":[]})");
   auto client = make_client(fast_config(srv.url() + "/base"));
   for (int i = 0; i < 20; ++i) {
     auto r = client->request_sync(
@@ -512,7 +518,7 @@ TEST(http_client, keep_alive_reuses_one_connection_and_sends_headers) {
   EXPECT_EQ(st.responses_by_class[2], 21u);
   EXPECT_GT(st.bytes_received, 21u * 11);
 
-  std::lock_guard<std::mutex> lock(m);
+  const auto seen = srv.requests();
   ASSERT_EQ(seen.size(), 21u);
   const auto& first = seen.front();
   EXPECT_EQ(first.target(),
@@ -711,15 +717,6 @@ class manual_clock : public wait_clock {
   std::size_t registered_ = 0;
 };
 
-std::string imf_fixdate(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
-}
-
 TEST(http_client, retry_after_of_90_s_as_an_http_date_is_honoured_on_an_injected_clock) {
   // Request A gets 429 with "Retry-After: <HTTP date 90 s ahead>", then 429 with
   // "Retry-After: 90", then 200. The request deadline is 1 s: neither long wait may end it
@@ -739,7 +736,7 @@ TEST(http_client, retry_after_of_90_s_as_an_http_date_is_honoured_on_an_injected
       }
       if (path == "/a" && ++a_count == 1)
         respond(s, 429, R"({"type":"TOO_MANY_REQUESTS"})", true,
-                {{"Retry-After", imf_fixdate(clock->wall_now() + 90s)}});
+                {{"Retry-After", format_http_date(clock->wall_now() + 90s)}});
       else if (path == "/a" && a_count == 2)
         respond(s, 429, R"({"type":"TOO_MANY_REQUESTS"})", true, {{"Retry-After", "90"}});
       else

@@ -1,4 +1,5 @@
-// The etcd client's pure parts: base64 (OpenSSL) round trips, the http:// rule, key prefixes.
+// The etcd client's pure parts: the http:// rule, key prefixes (its base64 is common/base64.hpp,
+// tested in tests/common/).
 #include <gtest/gtest.h>
 
 #include "distributed/etcd.hpp"
@@ -6,21 +7,6 @@
 
 namespace ei::distributed {
 namespace {
-
-TEST(etcd_base64, round_trips_every_length_and_binary_bytes) {
-  std::string raw;
-  for (int n = 0; n < 40; ++n) {
-    auto enc = base64_encode(raw);
-    EXPECT_EQ(enc.size() % 4, 0U);
-    auto dec = base64_decode(enc);
-    ASSERT_TRUE(dec.has_value()) << enc;
-    EXPECT_EQ(*dec, raw) << "length " << n;
-    raw.push_back(static_cast<char>(n * 37 % 256));  // includes '\0' and bytes >= 0x80
-  }
-  EXPECT_EQ(base64_encode("/t/jobs/"), "L3Qvam9icy8=");
-  EXPECT_FALSE(base64_decode("abc").has_value());
-  EXPECT_FALSE(base64_decode("ab!=").has_value());
-}
 
 TEST(etcd_urls, plain_http_only_to_loopback) {
   EXPECT_EQ(check_url_scheme("https://etcd.example:2379", "--etcd"), "");

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 #include "tests/support/output_lines.hpp"
+#include "tests/support/stage_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "actors/sink.hpp"
@@ -24,49 +25,17 @@ namespace ei {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr const char* kKey = "stage-test-key";
 
 using ei::testing::temp_dir;
 
 using line = testing::output_line;
 
-/// One in-progress job of `items` items, generated from `seed`, with an optional fault plan.
-sim::sim_config one_job(std::uint64_t seed, std::uint64_t items, std::string faults = {}) {
-  sim::sim_config c;
-  c.seed = seed;
-  c.jobs = 1;
-  c.items_per_job = items;
-  c.all_in_progress = true;
-  c.faults = std::move(faults);
-  return c;
-}
-
-std::unique_ptr<sim::simulator> start_sim(sim::sim_config c) {
-  c.api_key = kKey;
-  auto s = sim::simulator::start(std::move(c));
-  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.err().message);
-  return s.ok() ? std::move(s.value()) : nullptr;
-}
+using testing::one_job;
+using testing::options_for;
+using testing::start_sim;
 
 pipeline::stage_config config_for(const sim::simulator& s) {
-  pipeline::stage_config cfg;
-  cfg.base_url = s.base_url();
-  cfg.settings.page_size = 100;
-  cfg.settings.request_timeout = std::chrono::seconds(30);
-  cfg.http.backoff_base = std::chrono::milliseconds(5);
-  cfg.http.backoff_cap = std::chrono::milliseconds(50);
-  cfg.http.request_timeout = std::chrono::seconds(30);
-  cfg.store.sync = storage::sync_policy::none;  // the tests do not measure durability
-  return cfg;
-}
-
-pipeline::run_options options_for(const temp_dir& dir, std::vector<api::uuid> jobs) {
-  pipeline::run_options o;
-  o.state_dir = (dir.path() / "state").string();
-  o.out = (dir.path() / "out.ndjson").string();
-  o.batch.jobs = std::move(jobs);
-  o.credentials = api::credentials::from_api_key(kKey).value();
-  return o;
+  return testing::stage_config_for(s);
 }
 
 /// The expected output of one job: in-scope items ordered as the mode says.

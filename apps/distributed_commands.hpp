@@ -1,5 +1,5 @@
 // The `submit`, `worker` and `batch status` subcommands of export-items (a batch coordinated
-// through etcd), added to the application's CLI11 app by main:
+// through etcd: distributed/), added to the application's CLI11 app by main:
 //
 //   auto distributed = ei::distributed::add_commands(app);
 //   ... app.parse(argc, argv) ...

@@ -1,8 +1,7 @@
-#include "distributed/commands.hpp"
+#include "apps/distributed_commands.hpp"
 
 #include <unistd.h>
 
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -16,6 +15,7 @@
 #include "api/codec.hpp"
 #include "api/export_requests.hpp"
 #include "api/http_client.hpp"
+#include "apps/job_ids.hpp"
 #include "distributed/keys.hpp"
 #include "distributed/worker.hpp"
 
@@ -77,46 +77,13 @@ etcd_options to_options(const etcd_args& a) {
   return o;
 }
 
-bool add_job(const std::string& text, std::vector<api::uuid>& out, std::string& problem,
-             const std::string& where) {
-  auto id = api::uuid::parse(text);
-  if (!id) {
-    problem = where + ": '" + text + "' is not a job id (expected a UUID)";
-    return false;
-  }
-  out.push_back(*id);
-  return true;
-}
-
-/// The same rules as `export-items run --jobs-file`: one id per line, blank lines and lines
-/// starting with '#' skipped, surrounding blanks ignored; errors name file and line.
-bool read_jobs_file(const std::string& path, std::vector<api::uuid>& out, std::string& problem) {
-  std::ifstream in(path);
-  if (!in) {
-    problem = "--jobs-file: cannot read '" + path + "'";
-    return false;
-  }
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string::npos || line[first] == '#') continue;
-    auto last = line.find_last_not_of(" \t\r");
-    if (!add_job(line.substr(first, last - first + 1), out, problem,
-                 path + ":" + std::to_string(n)))
-      return false;
-  }
-  return true;
-}
-
 int run_submit(const command_set& c) {
   const auto prefix = keys::normalize(c.etcd.prefix);
   if (prefix.empty()) return usage("--prefix: '" + c.etcd.prefix + "' must start with '/'");
   if (auto why = check_url_scheme(c.base_url, "--base-url"); !why.empty()) return usage(why);
-  std::vector<api::uuid> ids;
-  std::string problem;
-  for (const auto& j : c.jobs)
-    if (!add_job(j, ids, problem, "--job")) return usage(problem);
-  if (!c.jobs_file.empty() && !read_jobs_file(c.jobs_file, ids, problem)) return usage(problem);
+  auto listed = apps::job_ids(c.jobs, c.jobs_file);
+  if (!listed) return usage(listed.err());
+  const auto& ids = listed.value();
   std::optional<api::uuid> company;
   if (!c.company_id.empty()) {
     company = api::uuid::parse(c.company_id);
