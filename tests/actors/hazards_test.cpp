@@ -151,7 +151,12 @@ store_actor::behavior_type scripted_store(std::shared_ptr<world> w) {
         w->chunks.push_back(c);
         return ok();
       },
-      [ok](order_atom, const order_finish&) { return ok(); },
+      [w, ok](order_atom, const order_finish& f) {
+        // A short order travels in the finishing write itself.
+        for (const auto& c : f.chunks)
+          w->chunks.push_back(order_chunk{f.job.job_id, c.chunk_no, c.entries});
+        return ok();
+      },
       [ok](dispatch_atom, const dispatch_mark&) { return ok(); },
       [ok](ack_atom, const std::vector<storage::job_progress>&) { return ok(); },
       [ok](ack_atom, const ack_outcomes&) { return ok(); },
