@@ -8,5 +8,3 @@
 #include "api/http_error.hpp"
 #include "common/result.hpp"
 #include "export_items/credentials.hpp"
-
-namespace ei::api {}  // namespace ei::api
