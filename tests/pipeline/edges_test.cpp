@@ -222,19 +222,9 @@ TEST(Edges, DiscoveryDetectsACycleUnderFreshCursorTexts) {
   opts.batch.discover = true;
   auto report = pipeline::run_stage(config_for(*s), opts);
   ASSERT_TRUE(report.ok()) << report.err().message;
-  std::size_t ran = 0;
-  bool cycle_reported = false;
-  for (const auto& o : report->batch.jobs) {
-    if (o.job_id.is_nil()) {
-      EXPECT_EQ(o.reason_code, "discovery_failed");
-      EXPECT_NE(o.reason.find("cycle"), std::string::npos) << o.reason;
-      cycle_reported = true;
-    } else if (o.result == actors::job_result::complete) {
-      ++ran;
-    }
-  }
-  EXPECT_TRUE(cycle_reported);
-  EXPECT_EQ(ran, 210U);
+  const auto seen = testing::discovery_cycle_outcome_of(*report);
+  EXPECT_TRUE(seen.cycle_reported);
+  EXPECT_EQ(seen.completed, 210U);
   EXPECT_LT(requests_to(*s, "jobs").size(), 12U) << "discovery ended soon after the cycle";
 }
 

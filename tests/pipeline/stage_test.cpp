@@ -301,19 +301,9 @@ TEST(Stage, DiscoveryDetectsAnyCursorCycle) {
   opts.batch.discover = true;
   auto report = pipeline::run_stage(config_for(*s), opts);
   ASSERT_TRUE(report.ok()) << report.err().message;
-  std::size_t ran = 0;
-  bool cycle_reported = false;
-  for (const auto& o : report->batch.jobs) {
-    if (o.job_id.is_nil()) {
-      EXPECT_EQ(o.reason_code, "discovery_failed");
-      EXPECT_NE(o.reason.find("cycle"), std::string::npos) << o.reason;
-      cycle_reported = true;
-    } else if (o.result == actors::job_result::complete) {
-      ++ran;
-    }
-  }
-  EXPECT_TRUE(cycle_reported);
-  EXPECT_EQ(ran, 250U) << "every job was on the pages before the cycle";
+  const auto seen = testing::discovery_cycle_outcome_of(*report);
+  EXPECT_TRUE(seen.cycle_reported);
+  EXPECT_EQ(seen.completed, 250U) << "every job was on the pages before the cycle";
 }
 
 TEST(Stage, ParallelOffsetListingGivesTheSameOutput) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -62,6 +63,27 @@ inline pipeline::run_options options_for(const temp_dir& dir, std::vector<api::u
   o.batch.jobs = std::move(jobs);
   o.credentials = api::credentials::from_api_key(kStageTestKey).value();
   return o;
+}
+
+/// What a discovery run that met a cycle in the job list left: the jobs that completed, and
+/// whether discovery's own outcome (the nil job id) reported `discovery_failed` naming the cycle.
+struct discovery_cycle_outcome {
+  std::size_t completed = 0;
+  bool cycle_reported = false;
+};
+
+inline discovery_cycle_outcome discovery_cycle_outcome_of(const pipeline::run_report& r) {
+  discovery_cycle_outcome out;
+  for (const auto& o : r.batch.jobs) {
+    if (o.job_id.is_nil()) {
+      EXPECT_EQ(o.reason_code, "discovery_failed");
+      EXPECT_NE(o.reason.find("cycle"), std::string::npos) << o.reason;
+      out.cycle_reported = true;
+    } else if (o.result == actors::job_result::complete) {
+      ++out.completed;
+    }
+  }
+  return out;
 }
 
 }  // namespace ei::testing
