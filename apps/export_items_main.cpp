@@ -24,6 +24,8 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/version.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
 #include <caf/config.hpp>
 #include <nlohmann/json.hpp>
 
@@ -186,7 +188,16 @@ int run_command(const run_args& a) {
   opts.stop = std::make_shared<std::atomic<bool>>(false);
   opts.keep_outcomes = false;  // the summary is spooled: memory flat in the number of jobs
   watch_stop_signals(opts.stop);
-  auto report = ei::pipeline::run_stage(cfg, opts);
+  // The stage runs in this actor system (configured scheduler threads) through the public
+  // API (export_items::stage, via run_stage); it is gone before the summary is written.
+  std::optional<ei::result<ei::pipeline::run_report, ei::pipeline::run_errc>> ran;
+  {
+    caf::actor_system_config sys_cfg;
+    ei::pipeline::configure_actor_system(sys_cfg, cfg);
+    caf::actor_system sys{sys_cfg};
+    ran.emplace(ei::pipeline::run_stage(sys, cfg, opts));
+  }
+  auto& report = *ran;
   if (!report) {
     std::cerr << "export-items: " << report.err().message << "\n";
     const auto code = report.err().code;

@@ -66,6 +66,50 @@ void stop_stage_actors(caf::actor_system& sys, const stage_actors& a) {
   for (const auto& f : a.fetchers)
     self->send_exit(f, caf::exit_reason::user_shutdown);
   self->send_exit(a.base.store_writer, caf::exit_reason::user_shutdown);
+  if (a.base.report_writer) self->send_exit(a.base.report_writer, caf::exit_reason::user_shutdown);
+}
+
+export_items::stage_stats stats_of(const actors::batch_progress& p, const api::client_stats& http) {
+  export_items::stage_stats out;
+  out.jobs_total = p.jobs_total.load();
+  out.jobs_running = p.jobs_running.load();
+  out.jobs_done = p.jobs_done.load();
+  out.jobs_failed = p.jobs_failed.load();
+  out.jobs_total_known = p.jobs_total_known.load();
+  out.jobs_started = p.jobs_started.load();
+  out.items_expected = p.items_expected.load();
+  out.items_listed = p.items_listed.load();
+  out.pages = p.pages.load();
+  out.items_handed_on = p.items_emitted.load();
+  out.items_acked = p.items_acked.load();
+  out.http_requests = http.requests;
+  out.http_succeeded = http.succeeded;
+  out.http_failed = http.failed;
+  out.http_attempts = http.attempts;
+  out.http_retries = http.retries;
+  out.http_retry_wait_ms = http.retry_wait_ms;
+  out.http_throttled = http.throttled;
+  out.http_bytes_received = http.bytes_received;
+  out.http_connections_opened = http.connections_opened;
+  out.http_discovered_rate = http.discovered_rate;
+  out.http_responses_by_class = http.responses_by_class;
+  return out;
+}
+
+api::client_stats http_stats_of(const export_items::stage_stats& s) {
+  api::client_stats out;
+  out.requests = s.http_requests;
+  out.succeeded = s.http_succeeded;
+  out.failed = s.http_failed;
+  out.attempts = s.http_attempts;
+  out.retries = s.http_retries;
+  out.retry_wait_ms = s.http_retry_wait_ms;
+  out.throttled = s.http_throttled;
+  out.bytes_received = s.http_bytes_received;
+  out.connections_opened = s.http_connections_opened;
+  out.discovered_rate = s.http_discovered_rate;
+  out.responses_by_class = s.http_responses_by_class;
+  return out;
 }
 
 }  // namespace ei::pipeline

@@ -1,6 +1,8 @@
-// The parts of a running stage that do not depend on who owns the actor system: the HTTP
-// client, the state store, and the shared actors (fetchers, the store actor) spawned into a
-// given system. Used by run_stage (its own system) and by the embedding API (the host's).
+// The parts of a running stage: the HTTP client, the state store, and the shared actors
+// (fetchers, the store actor) spawned into a given system. Used by the embedding API
+// (export_items::stage, embedded_stage.cpp), the one place that wires the stage's actors;
+// run_stage and the `run` command go through that API. Also the conversions between the
+// public stats (export_items::stage_stats) and the internal counters.
 #pragma once
 
 #include <chrono>
@@ -15,6 +17,7 @@
 #include "api/credentials.hpp"
 #include "api/http_client.hpp"
 #include "common/result.hpp"
+#include "export_items/stage.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/stage.hpp"
 #include "storage/state_store.hpp"
@@ -55,5 +58,13 @@ stage_actors spawn_stage_actors(caf::actor_system& sys, const embed_config& cfg,
 
 /// Ends the shared actors (not the downstream, which belongs to whoever made it).
 void stop_stage_actors(caf::actor_system& sys, const stage_actors& actors);
+
+/// The public snapshot (export_items::stage::stats()) of a stage's counters and its HTTP
+/// client's.
+export_items::stage_stats stats_of(const actors::batch_progress& progress,
+                                   const api::client_stats& http);
+/// The HTTP client's counters as a snapshot has them (what the summary and the metrics file
+/// show; the fields a snapshot does not carry stay 0).
+api::client_stats http_stats_of(const export_items::stage_stats& stats);
 
 }  // namespace ei::pipeline
