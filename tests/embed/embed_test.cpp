@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -329,5 +332,193 @@ TEST(Embed, OutcomesAckedByTheHostAreWrittenBackAndTheJobsCompletedOnce) {
     }
   }
   stage.value()->shutdown();
+  caf::anon_send_exit(downstream, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+std::size_t line_count(const fs::path& p) {
+  std::ifstream in(p);
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(in, line))
+    ++n;
+  return n;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// A host downstream that holds the first batch unacknowledged and hands its ack to the test
+/// (through `first`); later batches are acknowledged at once.
+struct gate {
+  std::promise<std::pair<xi::ack_receiver_actor, xi::item_batch>> first;
+  std::atomic<bool> opened{false};
+  std::mutex mutex;
+  std::vector<std::uint64_t> sequences;
+};
+
+xi::downstream_actor::behavior_type gated_downstream(std::shared_ptr<gate> g) {
+  return {
+      [g](xi::items_atom, const xi::item_batch& batch, const xi::ack_receiver_actor& stage) {
+        {
+          std::lock_guard<std::mutex> lock(g->mutex);
+          for (const auto& item : batch.items)
+            g->sequences.push_back(item.sequence);
+        }
+        if (!g->opened.exchange(true)) {
+          g->first.set_value({stage, batch});
+          return;
+        }
+        caf::anon_send(stage, xi::ack_atom::value, batch.job_id, batch.items.back().sequence,
+                       false);
+      },
+  };
+}
+
+}  // namespace
+
+// The built-in NDJSON file downstream (what `export-items run --out` writes, through this API):
+// every acknowledged item is one line, `<out>.committed` says how far, and the file is bound to
+// the state directory that wrote it: another state directory, or another file, is refused
+// before anything is written or created.
+TEST(Embed, NdjsonFileDownstreamIsBoundToItsStateDirectory) {
+  ei::sim::sim_config sc;
+  sc.api_key = kKey;
+  sc.seed = 31;
+  sc.jobs = 2;
+  sc.companies = 2;
+  sc.items_per_job = 300;
+  sc.all_in_progress = true;
+  auto sim = ei::sim::simulator::start(sc);
+  ASSERT_TRUE(sim.ok());
+  std::vector<xi::uuid> jobs;
+  for (auto& j : sim.value()->jobs())
+    jobs.push_back(j.id);
+  temp_dir state, files;
+  const fs::path out = files.path() / "items.ndjson";
+  const fs::path reconcile = files.path() / "items.reconcile.ndjson";
+
+  caf::actor_system_config host_cfg;
+  host_cfg.set("scheduler.max-threads", std::size_t{2});
+  caf::actor_system host{host_cfg};
+  xi::stage_config config;
+  config.base_url = sim.value()->base_url();
+  config.settings.page_size = 100;
+  auto creds = xi::credentials::from_api_key(kKey).value();
+
+  xi::stage_options options;
+  options.reconcile_path = reconcile.string();
+  auto stage =
+      xi::stage::start(host, config, creds, state.str(), xi::ndjson_file{out.string()}, options);
+  ASSERT_TRUE(stage.ok()) << stage.err().message;
+  auto report = stage.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  EXPECT_EQ(report->complete, jobs.size());
+  const auto st = stage.value()->stats();
+  stage.value()->shutdown();
+  EXPECT_GT(st.items_acked, 0U);
+  EXPECT_EQ(st.items_handed_on, st.items_acked);
+  EXPECT_EQ(line_count(out), st.items_acked);
+  EXPECT_EQ(slurp(fs::path(out.string() + ".committed")),
+            std::to_string(fs::file_size(out)) + "\n");
+  EXPECT_FALSE(st.reconciliation_written);  // a first run has nothing to reconcile
+  EXPECT_FALSE(fs::exists(reconcile));
+  const auto size = fs::file_size(out);
+
+  // A fresh state directory refuses the non-empty file it did not write: nothing is created.
+  const fs::path fresh = files.path() / "fresh-state";
+  auto refused =
+      xi::stage::start(host, config, creds, fresh.string(), xi::ndjson_file{out.string()});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.err().code, xi::stage_errc::output);
+  EXPECT_NE(refused.err().message.find(out.string()), std::string::npos) << refused.err().message;
+  EXPECT_FALSE(fs::exists(fresh));
+  // The state directory refuses another file than the one it wrote.
+  const fs::path other = files.path() / "other.ndjson";
+  auto elsewhere =
+      xi::stage::start(host, config, creds, state.str(), xi::ndjson_file{other.string()});
+  ASSERT_FALSE(elsewhere.ok());
+  EXPECT_EQ(elsewhere.err().code, xi::stage_errc::output);
+  EXPECT_FALSE(fs::exists(other));
+  EXPECT_EQ(fs::file_size(out), size);
+
+  // The same file again: the jobs are done, nothing is added.
+  auto again =
+      xi::stage::start(host, config, creds, state.str(), xi::ndjson_file{out.string()}, options);
+  ASSERT_TRUE(again.ok()) << again.err().message;
+  auto second = again.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->already_complete, jobs.size());
+  again.value()->shutdown();
+  EXPECT_EQ(fs::file_size(out), size);
+}
+
+// request_stop(): the batch in flight is acknowledged, nothing more is handed on, the job ends
+// interrupted and reports; a later stage resumes it after the acknowledged items.
+TEST(Embed, RequestStopEndsTheJobInterruptedAndALaterStageResumesIt) {
+  ei::sim::sim_config sc;
+  sc.api_key = kKey;
+  sc.seed = 32;
+  sc.jobs = 1;
+  sc.companies = 1;
+  sc.items_per_job = 600;
+  sc.all_in_progress = true;
+  auto sim = ei::sim::simulator::start(sc);
+  ASSERT_TRUE(sim.ok());
+  const std::vector<xi::uuid> jobs{sim.value()->jobs().front().id};
+  temp_dir state;
+
+  caf::actor_system_config host_cfg;
+  host_cfg.set("scheduler.max-threads", std::size_t{2});
+  caf::actor_system host{host_cfg};
+  xi::stage_config config;
+  config.base_url = sim.value()->base_url();
+  config.settings.page_size = 100;
+  config.settings.batch_size = 50;
+  config.settings.credit_window = 50;  // one batch in flight: the stop comes before the next
+  auto creds = xi::credentials::from_api_key(kKey).value();
+
+  auto g = std::make_shared<gate>();
+  auto held = g->first.get_future();
+  auto downstream = host.spawn(gated_downstream, g);
+  auto stage = xi::stage::start(host, config, creds, state.str(), downstream);
+  ASSERT_TRUE(stage.ok()) << stage.err().message;
+  auto running = std::async(std::launch::async, [&] {
+    return stage.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  });
+  ASSERT_EQ(held.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  auto [receiver, batch] = held.get();
+  stage.value()->request_stop();
+  caf::anon_send(receiver, xi::ack_atom::value, batch.job_id, batch.items.back().sequence, false);
+  ASSERT_EQ(running.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  auto report = running.get();
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  EXPECT_EQ(report->interrupted, 1U);
+  ASSERT_EQ(report->jobs.size(), 1U);
+  EXPECT_EQ(report->jobs[0].failure.code, xi::job_errc::interrupted) << report->jobs[0].reason;
+  const auto st = stage.value()->stats();
+  EXPECT_EQ(st.items_handed_on, batch.items.size());
+  EXPECT_EQ(st.items_acked, batch.items.size());
+  stage.value()->shutdown();
+
+  // A stage without the stop resumes after the acknowledged batch and completes the job.
+  {
+    std::lock_guard<std::mutex> lock(g->mutex);
+    g->sequences.clear();
+  }
+  auto resumed = xi::stage::start(host, config, creds, state.str(), downstream);
+  ASSERT_TRUE(resumed.ok()) << resumed.err().message;
+  auto second = resumed.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->complete, 1U);
+  resumed.value()->shutdown();
+  {
+    std::lock_guard<std::mutex> lock(g->mutex);
+    ASSERT_FALSE(g->sequences.empty());
+    EXPECT_EQ(g->sequences.front(), batch.items.back().sequence + 1);
+  }
   caf::anon_send_exit(downstream, caf::exit_reason::user_shutdown);
 }
