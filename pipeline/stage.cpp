@@ -1,13 +1,8 @@
 #include "pipeline/stage.hpp"
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <fstream>
-#include <mutex>
 #include <ostream>
 #include <sstream>
-#include <thread>
 
 #include <caf/all.hpp>
 

@@ -21,11 +21,11 @@
 
 #include "actors/batch.hpp"
 #include "api/credentials.hpp"
+#include "api/http_client.hpp"
 #include "common/result.hpp"
 #include "export_items/stage.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/summary.hpp"
-#include "storage/state_store.hpp"
 
 namespace ei::pipeline {
 
