@@ -164,6 +164,10 @@ int run_command(const run_args& a) {
   if (opts.batch.jobs.empty() && !opts.batch.discover)
     return usage_error("no jobs: give --job ID, --jobs-file FILE or --discover");
 
+  // SIGTERM/SIGINT are blocked before any thread starts (the embedded simulator's included),
+  // so that only the watcher takes them.
+  opts.stop = std::make_shared<std::atomic<bool>>(false);
+  watch_stop_signals(opts.stop);
   // `base_url: "embedded"`: the simulator, in this process, for as long as the run lasts.
   std::optional<ei::apps::embedded_api> embedded;
   if (cfg.base_url == "embedded") {
@@ -185,9 +189,7 @@ int run_command(const run_args& a) {
     opts.live_progress = ::isatty(STDERR_FILENO) != 0;
   }
   if (a.loop) ei::writeback::attach_to_run(*a.loop, opts);
-  opts.stop = std::make_shared<std::atomic<bool>>(false);
   opts.keep_outcomes = false;  // the summary is spooled: memory flat in the number of jobs
-  watch_stop_signals(opts.stop);
   // The stage runs in this actor system (configured scheduler threads) through the public
   // API (export_items::stage, via run_stage); it is gone before the summary is written.
   std::optional<ei::result<ei::pipeline::run_report, ei::pipeline::run_errc>> ran;
