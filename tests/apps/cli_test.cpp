@@ -622,6 +622,36 @@ TEST(Cli, SigtermStopsGracefullyAndARerunResumes) {
   f.expect_every_item_exactly_once(false);
 }
 
+// With `base_url: "embedded"` the simulator's threads run in the process too: they must not
+// take SIGTERM either (it would end the process instead of stopping it gracefully).
+TEST(Cli, SigtermStopsGracefullyWithTheEmbeddedSimulatorToo) {
+  temp_dir dir;
+  const auto out = dir.path() / "items.ndjson";
+  const auto config = dir.path() / "embedded-slow.json";
+  std::ofstream(config) << R"({"base_url": "embedded", "batch_size": 1, "credit_window": 1,
+      "stop_timeout_ms": 20000, "embedded": {"seed": 7, "companies": 1, "jobs": 1,
+      "items_per_job": 5000, "all_in_progress": true}})";
+  const pid_t pid = start(
+      EI_EXPORT_ITEMS_BIN,
+      {"run", "--config", config.string(), "--discover", "--state-dir",
+       (dir.path() / "state").string(), "--out", out.string(), "--quiet", "--ordering", "entry_id"},
+      {}, dir.path());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (slurp(out).find('\n') == std::string::npos && ::waitpid(pid, nullptr, WNOHANG) == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_NE(slurp(out).find('\n'), std::string::npos) << slurp(dir.path() / "stderr.txt");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  const int code = wait_for(pid, std::chrono::seconds(60));
+  const auto err = slurp(dir.path() / "stderr.txt");
+  EXPECT_EQ(code, 3) << err;
+  EXPECT_NE(err.find("SIGTERM received"), std::string::npos) << err;
+  const auto text = slurp(out);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  EXPECT_EQ(committed_offset(out), text.size());
+}
+
 TEST(Cli, ASecondSignalStopsAtOnceAndARerunResumes) {
   slow_run f;
   ASSERT_TRUE(f.sim);
