@@ -250,14 +250,23 @@ int complete_command(const command_set& c) {
   if (!done) return usage(done.err().message);
   for (const auto& j : done->jobs) {
     std::cerr << "export-items: job " << j.job_id.to_string() << ": ";
-    if (j.completion == "already_recorded")
-      std::cerr << "already " << j.job_status << " (recorded by an earlier run); nothing sent";
-    else if (j.completion == "found_final")
-      std::cerr << "found " << j.job_status << " in Pleo; recorded, nothing sent";
-    else if (j.completion == "not_ready")
-      std::cerr << "not ready: " << j.stop_message;
-    else
-      std::cerr << j.completion;
+    switch (j.completion) {
+      case writeback::completion::already_recorded:
+        std::cerr << "already " << j.job_status << " (recorded by an earlier run); nothing sent";
+        break;
+      case writeback::completion::found_final:
+        std::cerr << "found " << j.job_status << " in Pleo; recorded, nothing sent";
+        break;
+      case writeback::completion::not_ready:
+        std::cerr << "not ready: " << j.stop_message;
+        break;
+      case writeback::completion::skipped:
+      case writeback::completion::completed:
+      case writeback::completion::completed_with_errors:
+      case writeback::completion::failed:
+        std::cerr << to_string(j.completion);
+        break;
+    }
     if (!j.stop_code.empty())
       std::cerr << " (stopped: " << j.stop_code << ": " << j.stop_message << ")";
     std::cerr << "\n";

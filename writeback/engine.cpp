@@ -18,6 +18,41 @@
 
 namespace ei::writeback {
 
+std::string_view to_string(completion c) noexcept {
+  switch (c) {
+    case completion::skipped:
+      return "skipped";
+    case completion::not_ready:
+      return "not_ready";
+    case completion::completed:
+      return "completed";
+    case completion::completed_with_errors:
+      return "completed_with_errors";
+    case completion::failed:
+      return "failed";
+    case completion::found_final:
+      return "found_final";
+    case completion::already_recorded:
+      return "already_recorded";
+  }
+  return "unknown";
+}
+
+bool is_final(completion c) noexcept {
+  switch (c) {
+    case completion::skipped:
+    case completion::not_ready:
+      return false;
+    case completion::completed:
+    case completion::completed_with_errors:
+    case completion::failed:
+    case completion::found_final:
+    case completion::already_recorded:
+      return true;
+  }
+  return false;
+}
+
 bool report::ok() const {
   for (const auto& j : jobs)
     if (!j.ok()) return false;
@@ -176,7 +211,7 @@ class job_runner {
     if (*done) {
       completion_ = **done;
       tally();
-      rep_.completion = "already_recorded";
+      rep_.completion = completion::already_recorded;
       rep_.job_status = std::string(api::to_string(completion_->status));
       return;
     }
@@ -327,7 +362,7 @@ class job_runner {
     if (!rec) return stop("store", rec.err().message);
     if (!*rec) return stop("unknown_job", "no job " + rep_.job_id.to_string() + " in the store");
     if ((*rec)->phase != storage::job_phase::complete) {
-      rep_.completion = "not_ready";
+      rep_.completion = completion::not_ready;
       rep_.stop_message = "the stage has not finished the job (phase " +
                           std::string(storage::to_string((*rec)->phase)) + ")";
       return;
@@ -357,7 +392,7 @@ class job_runner {
     }
     rep_.awaiting_outcome = awaiting;
     if (awaiting > 0 || unconfirmed > 0) {
-      rep_.completion = "not_ready";
+      rep_.completion = completion::not_ready;
       rep_.stop_message = std::to_string(awaiting) + " item(s) without an outcome, " +
                           std::to_string(unconfirmed) + " outcome(s) not yet confirmed by Pleo";
       return;
@@ -380,6 +415,22 @@ class job_runner {
     return std::move(job.value());
   }
 
+  /// The event that was sent: finish() sends only the three final statuses.
+  static completion sent_completion(api::job_status s) noexcept {
+    switch (s) {
+      case api::job_status::completed:
+        return completion::completed;
+      case api::job_status::completed_with_errors:
+        return completion::completed_with_errors;
+      case api::job_status::failed:
+      case api::job_status::pending:
+      case api::job_status::in_progress:
+      case api::job_status::unknown:
+        return completion::failed;
+    }
+    return completion::failed;
+  }
+
   void record(api::job_status s, bool sent, const api::export_job* seen) {
     storage::completion_record c;
     c.status = s;
@@ -397,7 +448,7 @@ class job_runner {
     auto st = store_.put_completion(rep_.job_id, c);
     if (!st) return stop("store", st.err().message);
     rep_.job_status = std::string(api::to_string(s));
-    rep_.completion = sent ? std::string(api::to_string(s)) : "found_final";
+    rep_.completion = sent ? sent_completion(s) : completion::found_final;
   }
 
   /// Sends the final event exactly once: re-read the job first; on 422, read it again.
@@ -489,7 +540,7 @@ std::string summary_json(const report& r, std::uint64_t lines_read, std::uint64_
                {"failed", j.failed},
                {"awaitingOutcome", j.awaiting_outcome},
                {"errors", errors},
-               {"completion", j.completion},
+               {"completion", to_string(j.completion)},
                {"jobStatus", j.job_status.empty() ? json(nullptr) : json(j.job_status)}};
     if (!j.stop_code.empty()) {
       entry["stopCode"] = j.stop_code;
@@ -501,10 +552,7 @@ std::string summary_json(const report& r, std::uint64_t lines_read, std::uint64_
     rejected += j.rejected;
     recorded += j.recorded;
     sent += j.updates_sent;
-    if (j.completion == "completed" || j.completion == "completed_with_errors" ||
-        j.completion == "failed" || j.completion == "found_final" ||
-        j.completion == "already_recorded")
-      ++completed;
+    if (is_final(j.completion)) ++completed;
     jobs.push_back(std::move(entry));
   }
   json doc{{"jobs", jobs},

@@ -94,6 +94,7 @@ using http_config = ei::api::client_config;
 using stage_config = ei::pipeline::embed_config;
 using write_back_options = ei::writeback::options;
 using write_back_report = ei::writeback::report;
+using write_back_completion = ei::writeback::completion;
 
 /// Why a job failed, as a type (job_outcome::failure carries the detailed code, and
 /// job_outcome::reason_code its text).

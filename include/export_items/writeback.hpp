@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "export_items/types.hpp"
@@ -35,6 +36,21 @@ struct item_error {
   bool final = false;  // rejected for good (not retried again)
 };
 
+/// What became of a job's completion in one write-back run.
+enum class completion : std::uint8_t {
+  skipped,                // no completion asked for
+  not_ready,              // in-scope items still lack a confirmed outcome
+  completed,              // sent now
+  completed_with_errors,  // sent now
+  failed,                 // sent now (options::fail_reason_type)
+  found_final,            // the job was already final in Pleo: recorded, nothing sent
+  already_recorded,       // an earlier run recorded it final: nothing sent
+};
+/// The summary's text of each value (its JSON `completion` field).
+std::string_view to_string(completion c) noexcept;
+/// The job is final in Pleo and recorded so: sent now, found final, or recorded earlier.
+bool is_final(completion c) noexcept;
+
 struct job_report {
   api::uuid job_id;
   std::uint64_t updates_sent = 0;  // item updates put on the wire in this run
@@ -46,10 +62,7 @@ struct job_report {
   std::uint64_t failed = 0;
   std::uint64_t awaiting_outcome = 0;  // in-scope items without an outcome (when known)
   std::vector<item_error> errors;      // errors[] answers of this run
-  /// completed | completed_with_errors | failed (sent now); already_recorded (an earlier run
-  /// recorded it); found_final (the job was final in Pleo, nothing sent); not_ready; stopped;
-  /// skipped (no completion asked for).
-  std::string completion = "skipped";
+  writeback::completion completion = completion::skipped;
   std::string job_status;    // the final status in Pleo, when known
   std::string stop_code;     // why write-back or completion of this job stopped, e.g.
   std::string stop_message;  // EXPORT_JOB_STATUS_UNPROCESSABLE, http_timeout, store

@@ -294,7 +294,7 @@ TEST(Embed, OutcomesAckedByTheHostAreWrittenBackAndTheJobsCompletedOnce) {
     const auto seqs = handed(j.job_id);
     ASSERT_GT(seqs.size(), 7U);
     EXPECT_TRUE(j.ok()) << j.stop_code << ": " << j.stop_message;
-    EXPECT_EQ(j.completion, "completed_with_errors");
+    EXPECT_EQ(j.completion, export_items::write_back_completion::completed_with_errors);
     EXPECT_EQ(j.reported, seqs.size());
     EXPECT_EQ(j.failed, static_cast<std::uint64_t>(std::count_if(
                             seqs.begin(), seqs.end(), [](auto s) { return s % 7 == 0; })));
@@ -306,7 +306,8 @@ TEST(Embed, OutcomesAckedByTheHostAreWrittenBackAndTheJobsCompletedOnce) {
   auto failed = stage.value()->write_back(fail);
   ASSERT_TRUE(failed.ok()) << failed.err().message;
   ASSERT_EQ(failed->jobs.size(), 1U);
-  EXPECT_EQ(failed->jobs[0].completion, "failed") << failed->jobs[0].stop_message;
+  EXPECT_EQ(failed->jobs[0].completion, export_items::write_back_completion::failed)
+      << failed->jobs[0].stop_message;
   // Failing without naming a job is refused: nothing is sent.
   xi::write_back_options unnamed;
   unnamed.fail_reason_type = "OTHER";
@@ -317,7 +318,7 @@ TEST(Embed, OutcomesAckedByTheHostAreWrittenBackAndTheJobsCompletedOnce) {
   auto again = stage.value()->write_back(complete);
   ASSERT_TRUE(again.ok());
   for (const auto& j : again->jobs) {
-    EXPECT_EQ(j.completion, "already_recorded");
+    EXPECT_EQ(j.completion, export_items::write_back_completion::already_recorded);
     EXPECT_EQ(j.updates_sent, 0U);
   }
   for (std::size_t i = 0; i < jobs.size(); ++i) {

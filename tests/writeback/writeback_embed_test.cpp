@@ -2,6 +2,9 @@
 // the outcomes are recorded with the acks, written back after the batch (run_options::
 // after_batch, as `run --complete-jobs` does) and the job completed, once; a second run is
 // a no-op that sends nothing.
+#include <set>
+#include <string_view>
+
 #include <gtest/gtest.h>
 
 #include "actors/outcome_downstream.hpp"
@@ -12,6 +15,26 @@
 
 namespace ei {
 namespace {
+
+TEST(WriteBackCompletion, EveryValueHasItsOwnTextAndOnlyRecordedOnesAreFinal) {
+  using writeback::completion;
+  const completion all[] = {completion::skipped,         completion::not_ready,
+                            completion::completed,       completion::completed_with_errors,
+                            completion::failed,          completion::found_final,
+                            completion::already_recorded};
+  std::set<std::string_view> texts;
+  for (auto c : all) {
+    EXPECT_NE(to_string(c), "unknown");
+    texts.insert(to_string(c));
+  }
+  EXPECT_EQ(texts.size(), std::size(all));
+  EXPECT_EQ(to_string(completion::completed_with_errors), "completed_with_errors");
+  EXPECT_FALSE(is_final(completion::skipped));
+  EXPECT_FALSE(is_final(completion::not_ready));
+  for (auto c : {completion::completed, completion::completed_with_errors, completion::failed,
+                 completion::found_final, completion::already_recorded})
+    EXPECT_TRUE(is_final(c)) << to_string(c);
+}
 
 TEST(WriteBackEmbed, AcksWithOutcomesCompleteTheJobOnce) {
   sim::sim_config sc;
@@ -60,7 +83,8 @@ TEST(WriteBackEmbed, AcksWithOutcomesCompleteTheJobOnce) {
   ASSERT_TRUE(run->all_complete());
   ASSERT_TRUE(wb.has_value());
   ASSERT_EQ(wb->jobs.size(), 1u);
-  EXPECT_EQ(wb->jobs[0].completion, "completed") << wb->jobs[0].stop_message;
+  EXPECT_EQ(wb->jobs[0].completion, ei::writeback::completion::completed)
+      << wb->jobs[0].stop_message;
   EXPECT_EQ(wb->jobs[0].reported, handed.load());
   const auto counts = (*sim)->write_back(job);
   EXPECT_EQ(counts.item_updates.size(), handed.load());
@@ -78,7 +102,7 @@ TEST(WriteBackEmbed, AcksWithOutcomesCompleteTheJobOnce) {
   run = pipeline::run_stage(cfg, opts);
   ASSERT_TRUE(run.ok());
   ASSERT_TRUE(wb.has_value());
-  EXPECT_EQ(wb->jobs[0].completion, "already_recorded");
+  EXPECT_EQ(wb->jobs[0].completion, ei::writeback::completion::already_recorded);
   EXPECT_EQ(handed.load(), 0u);
   EXPECT_EQ((*sim)->write_back(job).events.at("completed"), 1u);
   auto store = storage::state_store::open(dir.path());
