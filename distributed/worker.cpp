@@ -575,7 +575,7 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
                          kind == export_items::failure_kind::unauthorized;
         }
       } else {
-        reason_code = "internal";
+        reason_code = to_string(export_items::job_errc::internal);
         std::lock_guard<std::mutex> lk(w.sh->mu);
         reason = w.sh->run_errors[id];
         final_result = false;
@@ -585,10 +585,12 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
             << reason << "); released for another attempt" << mono() << "\n";
         w.release(*s);
       } else {
-        if (!final_result) reason_code = "attempts_exhausted: " + reason_code;
+        // A failure that could have gone to another attempt but used the last one says so in
+        // its own field: reasonCode stays the job's code (export_items/errors.hpp).
         json rec = {{"result", result},     {"worker", w.name},         {"attempt", s->attempt},
                     {"inScope", in_scope},  {"emitted", emitted},       {"handedOn", s->handed},
                     {"acked", s->recorded}, {"reasonCode", reason_code}};
+        if (!final_result) rec["attemptsExhausted"] = true;
         log << "worker " << w.name << ": job " << s->job_text << " run ended (" << result
             << "), recording" << mono() << "\n";
         int r = -1;
