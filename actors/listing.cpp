@@ -500,6 +500,17 @@ paginator_actor::behavior_type paginator_behavior(paginator_ptr self, job_contex
 
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
                             job_supervisor_actor supervisor) {
+  // Resuming a listing walks the pages this epoch committed (their cursors, for cycle
+  // detection): a scan as long as the listing so far, which storage/state_store.hpp keeps off
+  // the shared scheduler. Only resumed listings pay for the thread.
+  if (job.pages_committed > 0 && !job.listing_complete)
+    return caf::actor_cast<phase_actor>(sys.spawn<caf::detached>(
+        paginator_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
+  return spawn_paginator_scheduled(sys, std::move(ctx), std::move(job), std::move(supervisor));
+}
+
+phase_actor spawn_paginator_scheduled(caf::actor_system& sys, job_context ctx,
+                                      storage::job_record job, job_supervisor_actor supervisor) {
   return caf::actor_cast<phase_actor>(
       sys.spawn(paginator_behavior, std::move(ctx), std::move(job), std::move(supervisor)));
 }

@@ -2,8 +2,9 @@
 // reconciler write their sort runs themselves). It runs detached (its own thread), because
 // synced RocksDB writes block on fsync; event-based actors and the NDJSON sink send it
 // requests and carry on when the reply says the write is durable (per the store's sync policy,
-// see storage/state_store.hpp). Reads stay with the actors that need them (RocksDB reads do
-// not block on the disk's write path).
+// see storage/state_store.hpp). Bounded reads of a job's own keys stay with the actors that
+// need them (they never wait for an fsync; measured figures and the rule for scans are in
+// storage/state_store.hpp).
 //
 // Group commit: a write the policy fsyncs (put_job, finish_order, dispatch, acks under
 // `commits`; every write under `always`) is written with write_sync::deferred and its reply

@@ -18,8 +18,14 @@ using sequencer_actor =
                      caf::reacts_to<ack_atom, api::uuid, std::uint64_t, bool, outcome_acks>,
                      caf::reacts_to<tick_atom>, caf::reacts_to<check_atom>>;
 
+/// Detached when it resumes a listing (its walk of the pages committed is a scan), else on
+/// the shared scheduler.
 phase_actor spawn_paginator(caf::actor_system& sys, job_context ctx, storage::job_record job,
                             job_supervisor_actor supervisor);
+/// The same paginator always on the system's scheduler: for tests on CAF's deterministic
+/// test_coordinator only.
+phase_actor spawn_paginator_scheduled(caf::actor_system& sys, job_context ctx,
+                                      storage::job_record job, job_supervisor_actor supervisor);
 phase_actor spawn_orderer(caf::actor_system& sys, job_context ctx, storage::job_record job,
                           job_supervisor_actor supervisor);
 /// The same orderer on the system's scheduler instead of its own thread: for tests on CAF's

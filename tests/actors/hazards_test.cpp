@@ -248,7 +248,7 @@ struct deterministic : ::testing::Test {
   }
 
   bool list(storage::job_record job) {
-    auto p = detail::spawn_paginator(*sys, ctx, std::move(job), supervisor);
+    auto p = detail::spawn_paginator_scheduled(*sys, ctx, std::move(job), supervisor);
     caf::anon_send(p, run_atom::value);
     return run_until([this] { return w->listed.has_value(); });
   }
