@@ -1,0 +1,121 @@
+// The deadlines the long-lived actors keep themselves (issue 14): the batch runner's job
+// verification and the NDJSON sink's ack commit are sent without a CAF request timeout (CAF
+// 0.17 keeps every request timeout in its clock until it fires, also once the answer came,
+// which made both grow with the number of jobs). A request that never gets an answer must
+// still end at its deadline: the job fails with `timeout`, the sink stops with an error.
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
+
+#include "actors/batch.hpp"
+#include "actors/message_types.hpp"
+#include "actors/sink.hpp"
+#include "actors/store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace ei;
+using namespace ei::actors;
+using namespace std::chrono_literals;
+
+namespace {
+
+api::uuid make_uuid(std::uint8_t n) {
+  api::uuid u;
+  u.bytes[0] = 0x5d;
+  u.bytes[15] = n;
+  return u;
+}
+
+struct system_fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  system_fixture() {
+    add_message_types(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+};
+
+/// Takes requests of type (Atom, Arg) and never answers them (their promises are kept, so
+/// nothing is sent back either).
+template <class Atom, class Arg>
+caf::actor spawn_silent(caf::actor_system& sys) {
+  return sys.spawn([](caf::stateful_actor<std::vector<caf::response_promise>>* self) {
+    return caf::behavior{[self](Atom, const Arg&) {
+      self->state.push_back(self->make_response_promise());
+      return self->state.back();
+    }};
+  });
+}
+
+TEST(Deadlines, RunnerFailsAVerificationThatGetsNoAnswer) {
+  system_fixture f;
+  auto fetcher = caf::actor_cast<fetcher_actor>(spawn_silent<get_job_atom, api::uuid>(*f.sys));
+  job_context base;
+  base.settings.fetch_timeout = 200ms;
+  auto runner = spawn_batch_runner(*f.sys, base, {fetcher}, nullptr);
+  batch_request req;
+  req.jobs = {make_uuid(1), make_uuid(2), make_uuid(1)};  // a repeat runs (and fails) once
+  caf::scoped_actor self{*f.sys};
+  bool answered = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  self->request(runner, 30s, run_atom::value, req)
+      .receive(
+          [&](batch_report& rep) {
+            answered = true;
+            EXPECT_EQ(rep.total, 2u);
+            EXPECT_EQ(rep.failed, 2u);
+            EXPECT_EQ(rep.complete, 0u);
+            ASSERT_EQ(rep.jobs.size(), 2u);
+            for (const auto& out : rep.jobs) {
+              EXPECT_EQ(out.result, job_result::failed);
+              EXPECT_EQ(out.failure.code, job_errc::timeout);
+              EXPECT_NE(out.reason.find("no answer within 200 ms"), std::string::npos)
+                  << out.reason;
+            }
+          },
+          [&](caf::error& err) { FAIL() << "the batch did not end: " << to_string(err); });
+  EXPECT_TRUE(answered);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms);  // not before the deadline
+  self->send_exit(fetcher, caf::exit_reason::user_shutdown);
+}
+
+TEST(Deadlines, SinkStopsWhenItsAckCommitGetsNoAnswer) {
+  system_fixture f;
+  ei::testing::temp_dir dir;
+  auto opened = storage::state_store::open(dir.path() / "state", storage::store_options{});
+  ASSERT_TRUE(opened.ok()) << opened.err().message;
+  std::shared_ptr<storage::state_store> store(std::move(opened.value()));
+  auto writer = caf::actor_cast<store_actor>(spawn_silent<ack_atom, sink_acks>(*f.sys));
+  ndjson_sink_options opts;
+  opts.path = (dir.path() / "out.ndjson").string();
+  opts.fsync = false;
+  opts.commit_timeout = 200ms;
+  auto sink = spawn_ndjson_sink(*f.sys, opts, store, writer);
+  ASSERT_TRUE(sink.ok());
+  caf::scoped_actor self{*f.sys};
+  self->monitor(sink.value());
+  item_batch batch;
+  batch.job_id = make_uuid(7);
+  delivery_item item;
+  item.job_id = batch.job_id;
+  item.accounting_entry_id = make_uuid(8);
+  item.sequence = 1;
+  batch.items.push_back(item);
+  self->send(sink.value(), items_atom::value, batch,
+             caf::actor_cast<ack_receiver_actor>(self->ctrl()));
+  bool down = false;
+  self->receive(
+      [&](caf::down_msg& dm) {
+        down = true;
+        EXPECT_NE(to_string(dm.reason).find("no answer within 200 ms"), std::string::npos)
+            << to_string(dm.reason);
+      },
+      [&](ack_atom, const api::uuid&, std::uint64_t, bool) {
+        ADD_FAILURE() << "acknowledged without a durable ack commit";
+      },
+      caf::after(30s) >> [&] { ADD_FAILURE() << "the sink did not stop"; });
+  EXPECT_TRUE(down);
+  self->send_exit(writer, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace
