@@ -1,9 +1,16 @@
-// The deadlines the long-lived actors keep themselves (issue 14): the batch runner's job
-// verification and the NDJSON sink's ack commit are sent without a CAF request timeout (CAF
-// 0.17 keeps every request timeout in its clock until it fires, also once the answer came,
-// which made both grow with the number of jobs). A request that never gets an answer must
-// still end at its deadline: the job fails with `timeout`, the sink stops with an error.
+// The actors that live for the whole batch must not grow with it (issue 14).
+// Deadlines: the batch runner's job verification and the NDJSON sink's ack commit are sent
+// without a CAF request timeout (CAF 0.17 keeps every request timeout in its clock until it
+// fires, also once the answer came, which made both grow with the number of jobs). A request
+// that never gets an answer must still end at its deadline: the job fails with `timeout`,
+// the sink stops with an error.
+// The sink's buffer: while an ack commit is in flight, lines beyond 1 MiB are written out
+// (not fsynced, not acknowledged) instead of buffering every job's credit window.
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <caf/all.hpp>
 
@@ -47,7 +54,7 @@ caf::actor spawn_silent(caf::actor_system& sys) {
   });
 }
 
-TEST(Deadlines, RunnerFailsAVerificationThatGetsNoAnswer) {
+TEST(BatchLifetime, RunnerFailsAVerificationThatGetsNoAnswer) {
   system_fixture f;
   auto fetcher = caf::actor_cast<fetcher_actor>(spawn_silent<get_job_atom, api::uuid>(*f.sys));
   job_context base;
@@ -79,7 +86,7 @@ TEST(Deadlines, RunnerFailsAVerificationThatGetsNoAnswer) {
   self->send_exit(fetcher, caf::exit_reason::user_shutdown);
 }
 
-TEST(Deadlines, SinkStopsWhenItsAckCommitGetsNoAnswer) {
+TEST(BatchLifetime, SinkStopsWhenItsAckCommitGetsNoAnswer) {
   system_fixture f;
   ei::testing::temp_dir dir;
   auto opened = storage::state_store::open(dir.path() / "state", storage::store_options{});
@@ -115,6 +122,66 @@ TEST(Deadlines, SinkStopsWhenItsAckCommitGetsNoAnswer) {
       },
       caf::after(30s) >> [&] { ADD_FAILURE() << "the sink did not stop"; });
   EXPECT_TRUE(down);
+  self->send_exit(writer, caf::exit_reason::user_shutdown);
+}
+
+TEST(BatchLifetime, SinkWritesLinesOutWhileACommitIsInFlightButDoesNotAcknowledgeThem) {
+  system_fixture f;
+  ei::testing::temp_dir dir;
+  auto opened = storage::state_store::open(dir.path() / "state", storage::store_options{});
+  ASSERT_TRUE(opened.ok()) << opened.err().message;
+  std::shared_ptr<storage::state_store> store(std::move(opened.value()));
+  auto writer = caf::actor_cast<store_actor>(spawn_silent<ack_atom, sink_acks>(*f.sys));
+  ndjson_sink_options opts;
+  const auto out = dir.path() / "out.ndjson";
+  opts.path = out.string();
+  opts.fsync = false;
+  opts.flush_items = 1u << 20;  // only the first batch's flush starts a commit
+  opts.commit_timeout = 60s;    // the commit stays in flight for the whole test
+  auto sink = spawn_ndjson_sink(*f.sys, opts, store, writer);
+  ASSERT_TRUE(sink.ok());
+  caf::scoped_actor self{*f.sys};
+  auto batch_of = [](std::uint64_t first, std::size_t n) {
+    item_batch b;
+    b.job_id = make_uuid(7);
+    for (std::size_t i = 0; i < n; ++i) {
+      delivery_item item;
+      item.job_id = b.job_id;
+      item.accounting_entry_id = make_uuid(static_cast<std::uint8_t>(i));
+      item.sequence = first + i;
+      b.items.push_back(item);
+    }
+    return b;
+  };
+  const auto receiver = caf::actor_cast<ack_receiver_actor>(self->ctrl());
+  // The first batch is flushed at once (nothing else queued) and its commit never returns.
+  self->send(sink.value(), items_atom::value, batch_of(1, 10), receiver);
+  // Then 6 batches of 2,048 lines (~3.5 MB): they must not all wait in memory.
+  std::uint64_t next = 11;
+  for (int i = 0; i < 6; ++i, next += 2048)
+    self->send(sink.value(), items_atom::value, batch_of(next, 2048), receiver);
+  // The sink handles its mailbox in order: once it has answered nothing and the file holds
+  // more than the first batch plus 1 MiB, lines were written out while the commit waited.
+  std::uintmax_t size = 0;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < until) {
+    std::error_code ec;
+    size = std::filesystem::file_size(out, ec);
+    if (!ec && size > (std::uintmax_t{1} << 21)) break;
+    self->receive([&](ack_atom, const api::uuid&, std::uint64_t,
+                      bool) { ADD_FAILURE() << "acknowledged without a durable ack commit"; },
+                  caf::after(20ms) >> [] {});
+  }
+  EXPECT_GT(size, std::uintmax_t{1} << 21) << "the lines stayed in the sink's buffer";
+  // Whole lines only, and none of them acknowledged.
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  self->receive([&](ack_atom, const api::uuid&, std::uint64_t,
+                    bool) { ADD_FAILURE() << "acknowledged without a durable ack commit"; },
+                caf::after(50ms) >> [] {});
+  self->send_exit(sink.value(), caf::exit_reason::user_shutdown);
   self->send_exit(writer, caf::exit_reason::user_shutdown);
 }
 
