@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batch.hpp"
+#include "actors/detail/listed_jobs.hpp"
 #include "common/log.hpp"
 
 namespace ei::actors {
@@ -46,7 +47,6 @@ struct runner_state {
   std::map<caf::actor_addr, job_supervisor_actor> supervisors;  // of the active ones
   std::map<caf::actor_addr, std::uint64_t> weights;             // of the active ones
   std::uint64_t running_weight = 0;
-  std::set<api::uuid> discovered;  // jobs discovery has listed: a job listed twice runs once
   std::size_t verifying = 0;
   // The deadline of every verification in flight (at most max_verifying). The GETs are sent
   // without a CAF timeout: CAF 0.17 keeps a request's timeout in its clock until it fires,
@@ -62,7 +62,9 @@ struct runner_state {
   bool discover_more = false;  // discovery has a next page to read
   std::string discover_cursor;
   std::set<std::string> discover_cursors;  // every cursor discovery followed: a repeat is a cycle
-  std::set<api::uuid> discover_listed;     // every job discovery listed, whatever its status
+  // Every job discovery listed, whatever its status (fresh pages), and which of them were
+  // handed to the batch (a job listed twice runs once).
+  detail::listed_jobs discover_listed;
   std::uint32_t discover_stale_pages = 0;  // pages in a row that brought no job not seen before
   batch_request request;
   bool stopping = false;  // a graceful stop was requested: no new job starts
@@ -390,9 +392,9 @@ void discover_page(runner_ptr self) {
             s.discover_more = false;
             bool fresh = false;  // a job this discovery has not listed before
             for (auto& job : reply.page.data) {
-              fresh = s.discover_listed.insert(job.id).second || fresh;
+              fresh = s.discover_listed.list(job.id) || fresh;
               if (job.status != api::job_status::in_progress) continue;
-              if (!s.discovered.insert(job.id).second) continue;  // listed twice: run once
+              if (!s.discover_listed.start(job.id)) continue;  // listed twice: run once
               if (s.progress) ++s.progress->jobs_total;
               enqueue_verified(self, std::move(job));
             }

@@ -4,6 +4,7 @@
 // fires, also once the answer came, which made both grow with the number of jobs). A request
 // that never gets an answer must still end at its deadline: the job fails with `timeout`,
 // the sink stops with an error.
+// The runner's table of discovered jobs: flat, every id once, each started once.
 // The sink's buffer: while an ack commit is in flight, lines beyond 1 MiB are written out
 // (not fsynced, not acknowledged) instead of buffering every job's credit window.
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batch.hpp"
+#include "actors/detail/listed_jobs.hpp"
 #include "actors/message_types.hpp"
 #include "actors/sink.hpp"
 #include "actors/store.hpp"
@@ -183,6 +185,37 @@ TEST(BatchLifetime, SinkWritesLinesOutWhileACommitIsInFlightButDoesNotAcknowledg
                 caf::after(50ms) >> [] {});
   self->send_exit(sink.value(), caf::exit_reason::user_shutdown);
   self->send_exit(writer, caf::exit_reason::user_shutdown);
+}
+
+TEST(BatchLifetime, DiscoveredJobsAreListedAndStartedOnce) {
+  actors::detail::listed_jobs t;
+  // Ids that differ only in their last bytes (as sequential ids do) and random-looking ones.
+  auto id_of = [](std::uint32_t n) {
+    api::uuid u;
+    u.bytes[6] = 0x40;
+    u.bytes[8] = 0x80;
+    u.bytes[12] = static_cast<std::uint8_t>(n >> 24);
+    u.bytes[13] = static_cast<std::uint8_t>(n >> 16);
+    u.bytes[14] = static_cast<std::uint8_t>(n >> 8);
+    u.bytes[15] = static_cast<std::uint8_t>(n);
+    return u;
+  };
+  constexpr std::uint32_t n = 100000;
+  for (std::uint32_t i = 0; i < n; ++i)
+    ASSERT_TRUE(t.list(id_of(i))) << i;
+  EXPECT_EQ(t.size(), n);
+  for (std::uint32_t i = 0; i < n; i += 7)
+    EXPECT_FALSE(t.list(id_of(i))) << "listed twice: " << i;
+  for (std::uint32_t i = 0; i < n; i += 2)
+    EXPECT_TRUE(t.start(id_of(i))) << i;
+  for (std::uint32_t i = 0; i < n; ++i)
+    EXPECT_EQ(t.start(id_of(i)), i % 2 == 1) << "started twice: " << i;
+  // Starting a job never listed lists it too.
+  EXPECT_TRUE(t.start(id_of(n)));
+  EXPECT_FALSE(t.list(id_of(n)));
+  EXPECT_EQ(t.size(), n + 1);
+  EXPECT_TRUE(t.list(api::uuid{}));  // the nil id is an id like any other
+  EXPECT_FALSE(t.list(api::uuid{}));
 }
 
 }  // namespace
