@@ -497,7 +497,7 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
         s.ids = dedupe(std::move(req.jobs));
         s.request = std::move(req);
         if (s.progress) s.progress->jobs_total = s.ids.size();
-        if (req.discover) {
+        if (s.request.discover) {
           s.discover_more = true;  // the first page
         } else {
           s.listing_done = true;

@@ -50,7 +50,7 @@ struct sink_state {
   // The in-flight commit's deadline. The commit is sent without a CAF timeout (CAF 0.17 keeps
   // every request timeout in its clock until it fires, also once the answer came: ~180 bytes
   // per commit for commit_timeout, so the sink grew with every flush); one check at a time
-  // is pending instead (`commit_check`), rescheduled while commits follow each other.
+  // is pending instead (a tick_atom to itself), rescheduled while commits follow each other.
   std::chrono::steady_clock::time_point commit_deadline;
   bool commit_check_pending = false;
   bool flush_scheduled = false;
