@@ -45,15 +45,18 @@ struct system_fixture {
 };
 
 /// Takes requests of type (Atom, Arg) and never answers them (their promises are kept, so
-/// nothing is sent back either).
+/// nothing is sent back either). The unused argument: CAF 0.17 dereferences the (null) tuple
+/// of a spawn without arguments, which UBSan reports.
 template <class Atom, class Arg>
 caf::actor spawn_silent(caf::actor_system& sys) {
-  return sys.spawn([](caf::stateful_actor<std::vector<caf::response_promise>>* self) {
-    return caf::behavior{[self](Atom, const Arg&) {
-      self->state.push_back(self->make_response_promise());
-      return self->state.back();
-    }};
-  });
+  return sys.spawn(
+      [](caf::stateful_actor<std::vector<caf::response_promise>>* self, int) {
+        return caf::behavior{[self](Atom, const Arg&) {
+          self->state.push_back(self->make_response_promise());
+          return self->state.back();
+        }};
+      },
+      0);
 }
 
 TEST(BatchLifetime, RunnerFailsAVerificationThatGetsNoAnswer) {
