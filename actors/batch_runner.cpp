@@ -142,9 +142,12 @@ void record(runner_ptr self, job_outcome out) {
   }
   if (out.result != job_result::failed && !out.job_id.is_nil()) rep.finished.push_back(out.job_id);
   log_outcome(out);
+  if (st.progress) {
+    if (out.result == job_result::failed) ++st.progress->jobs_failed;
+    ++st.progress->jobs_done;
+  }
   if (st.request.listener) self->send(*st.request.listener, outcome_atom::value, out);
   if (st.request.collect_outcomes) rep.jobs.push_back(std::move(out));
-  if (st.progress) ++st.progress->jobs_done;
 }
 
 void failed_before_start(runner_ptr self, const api::uuid& job, job_failure code,
@@ -210,7 +213,7 @@ void start_job(runner_ptr self, api::export_job job, std::uint64_t weight) {
   ++st.running;
   st.running_weight += weight;
   if (st.progress) {
-    st.progress->jobs_running = st.running;
+    ++st.progress->jobs_running;  // shared by every runner of an embedded stage
     ++st.progress->jobs_started;
     if (job.number_of_items > 0)
       st.progress->items_expected += static_cast<std::uint64_t>(job.number_of_items);
@@ -240,7 +243,7 @@ void job_ended(runner_state& st, const caf::actor_addr& addr, const api::uuid& c
   }
   company_done(st, company);
   --st.running;
-  if (st.progress) st.progress->jobs_running = st.running;
+  if (st.progress) --st.progress->jobs_running;
 }
 
 void schedule(runner_ptr self) {
@@ -496,7 +499,7 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
         s.promise = self->make_response_promise<batch_report>();
         s.ids = dedupe(std::move(req.jobs));
         s.request = std::move(req);
-        if (s.progress) s.progress->jobs_total = s.ids.size();
+        if (s.progress) s.progress->jobs_total += s.ids.size();
         if (s.request.discover) {
           s.discover_more = true;  // the first page
         } else {

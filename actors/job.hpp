@@ -31,61 +31,10 @@
 #include "actors/report.hpp"
 #include "actors/settings.hpp"
 #include "actors/store.hpp"
+#include "export_items/protocol.hpp"  // job_stats, job_result, job_outcome, outcome_receiver_actor
 #include "storage/state_store.hpp"
 
 namespace ei::actors {
-
-/// What a job did in this run (and, for counters that live in the store, in total).
-struct job_stats {
-  std::uint64_t listed = 0;
-  std::uint64_t in_scope = 0;
-  std::array<std::uint64_t, 6> by_remote_status{};  // indexed by api::item_status
-  std::uint64_t duplicates = 0;
-  std::uint64_t needs_reconciliation = 0;
-  std::uint64_t undated = 0;               // in scope but absent from the data layer (ordered last)
-  std::uint64_t skipped_out_of_scope = 0;  // left the scope since the order was fixed
-  std::uint64_t out_of_scope_reported = 0;  // handed on before, final remotely now
-  // Over every run of the job (from its order in the store, once it is done):
-  // in_scope = acked + skipped_final_remotely + reported.
-  std::uint64_t acked = 0;                   // handed on and acknowledged
-  std::uint64_t skipped_final_remotely = 0;  // finalised elsewhere before it was handed on
-  std::uint64_t reported = 0;                // handed on, final remotely before its ack; or absent
-  std::uint64_t absent = 0;                  // missing from a re-listing (part of `reported`)
-  std::uint64_t emitted = 0;
-  std::uint64_t redelivered = 0;
-  std::uint64_t pages = 0;
-  std::uint64_t requests = 0;
-  std::uint64_t retries = 0;
-  std::int64_t total_reported = -1;  // pagination.total of the last page, -1 if absent
-  double duration_seconds = 0;
-  api::contract_deviations deviations;  // tolerated departures from the API contract
-};
-
-enum class job_result : std::uint8_t { complete, already_complete, failed };
-std::string_view to_string(job_result r) noexcept;
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, job_stats& x) {
-  return f(caf::meta::type_name("ei::actors::job_stats"), x.listed, x.in_scope, x.by_remote_status,
-           x.duplicates, x.needs_reconciliation, x.undated, x.skipped_out_of_scope,
-           x.out_of_scope_reported, x.acked, x.skipped_final_remotely, x.reported, x.absent,
-           x.emitted, x.redelivered, x.pages, x.requests, x.retries, x.total_reported,
-           x.duration_seconds, x.deviations);
-}
-
-struct job_outcome {
-  api::uuid job_id;
-  api::uuid company_id;
-  job_result result = job_result::failed;
-  /// Why the job failed (meaningful when result == failed); set with set_failure().
-  job_failure failure;
-  /// failure.text() (e.g. "job_not_in_progress", "cursor_cycle", "http_404"): the summary's
-  /// `reasonCode`, for people and hosts; programs look at `failure`.
-  std::string reason_code;
-  std::string reason;  // for people
-  job_stats stats;
-  std::vector<reconciliation_entry> reported;
-};
 
 /// Marks the outcome failed with `f` (the code and its text) and `reason`.
 inline void set_failure(job_outcome& out, job_failure f, std::string reason) {
@@ -100,20 +49,16 @@ inline bool is_interrupted(const job_outcome& out) noexcept {
   return out.result == job_result::failed && out.failure.code == job_errc::interrupted;
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
-  return f(caf::meta::type_name("ei::actors::job_outcome"), x.job_id, x.company_id, x.result,
-           x.failure, x.reason_code, x.reason, x.stats, x.reported);
-}
-
-/// Live counters for progress lines: written by the actors, read from another thread.
+/// Live counters for progress lines and export_items::stage::stats(): written by the actors,
+/// read from another thread. One may be shared by several batch runners (counts add up).
 struct batch_progress {
   std::atomic<std::uint64_t> jobs_total{0};
-  std::atomic<std::uint64_t> jobs_done{0};
+  std::atomic<std::uint64_t> jobs_done{0};    // with an outcome (failed ones included)
+  std::atomic<std::uint64_t> jobs_failed{0};  // of jobs_done
   std::atomic<std::uint64_t> jobs_running{0};
   std::atomic<std::uint64_t> pages{0};
-  std::atomic<std::uint64_t> items_emitted{0};  // handed on downstream
-  std::atomic<std::uint64_t> items_acked{0};    // handed on and acknowledged
+  std::atomic<std::uint64_t> items_emitted{0};  // handed on (redeliveries included)
+  std::atomic<std::uint64_t> items_acked{0};    // handed on and acknowledged in this run
   // For the ETA (pipeline/monitor.hpp): jobs started, the sum of their numberOfItems, and
   // the items their listings have committed so far.
   std::atomic<std::uint64_t> jobs_started{0};
@@ -224,9 +169,6 @@ typename Inspector::result_type inspect(Inspector& f, dispatch_result& x) {
   return f(caf::meta::type_name("ei::actors::dispatch_result"), x.ok, x.failure, x.message,
            x.emitted, x.redelivered, x.skipped, x.acked_through);
 }
-
-/// Whoever starts a job supervisor receives its outcome through this interface.
-using outcome_receiver_actor = caf::typed_actor<caf::reacts_to<outcome_atom, job_outcome>>;
 
 using job_supervisor_actor =
     caf::typed_actor<caf::reacts_to<run_atom>, caf::reacts_to<done_atom, listing_result>,

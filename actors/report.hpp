@@ -16,23 +16,9 @@
 #include "actors/store.hpp"
 #include "api/model.hpp"
 #include "common/result.hpp"
+#include "export_items/protocol.hpp"  // reconciliation_entry
 
 namespace ei::actors {
-
-/// An item reported for a person to look at: needs reconciliation (in_progress remotely with
-/// no local record after state loss), was handed on and is now final remotely, or is missing
-/// from a re-listing.
-struct reconciliation_entry {
-  api::uuid accounting_entry_id;
-  std::string remote_status;  // "absent" when the latest listing no longer has it
-  std::string action;         // to_string(reconcile_action), or "absent"
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, reconciliation_entry& x) {
-  return f(caf::meta::type_name("ei::actors::reconciliation_entry"), x.accounting_entry_id,
-           x.remote_status, x.action);
-}
 
 /// Appends a job's entries (one line each) and fsyncs; answers once they are durable.
 using report_writer_actor = caf::typed_actor<

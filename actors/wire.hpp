@@ -2,9 +2,11 @@
 // of the actor graph is serialisable and none is whitelisted as an unsafe message type: the
 // overloads for the api/ and storage/ types the messages carry (declared here, in those types'
 // namespaces so that CAF finds them by argument-dependent lookup, because api/ and storage/
-// know nothing about CAF), and `wire::opt`, which carries a std::optional (CAF 0.17 has no
-// inspector for it) as a presence flag followed by the value. Each actor header gives its own
-// message structs their `inspect` next to them; actors/message_types.hpp registers the names.
+// know nothing about CAF). The public types (ids, tracking fields, contract deviations) and
+// `wire::opt`, which carries a std::optional (CAF 0.17 has no inspector for it) as a presence
+// flag followed by the value, have theirs next to them in export_items/types.hpp; the public
+// messages in export_items/protocol.hpp. Each actor header gives its own message structs their
+// `inspect` next to them; actors/message_types.hpp registers the names.
 #pragma once
 
 #include <optional>
@@ -14,59 +16,10 @@
 #include <caf/meta/type_name.hpp>
 
 #include "api/model.hpp"
+#include "export_items/types.hpp"  // wire::opt
 #include "storage/state_store.hpp"
 
-namespace ei::actors::wire {
-
-/// A std::optional field: `f(..., wire::opt(x.field), ...)` inside an inspect overload.
-template <class T>
-struct optional_field {
-  std::optional<T>* x;
-};
-
-template <class T>
-optional_field<T> opt(std::optional<T>& x) {
-  return {&x};
-}
-
-template <class Inspector, class T>
-typename Inspector::result_type inspect(Inspector& f, optional_field<T>& o) {
-  if constexpr (Inspector::reads_state) {  // saving (or printing)
-    bool has = o.x->has_value();
-    if (has) return f(has, **o.x);
-    return f(has);
-  } else {  // loading
-    bool has = false;
-    if (auto err = f(has)) return err;
-    if (!has) {
-      o.x->reset();
-      return {};
-    }
-    T value{};
-    if (auto err = f(value)) return err;
-    *o.x = std::move(value);
-    return {};
-  }
-}
-
-}  // namespace ei::actors::wire
-
 namespace ei::api {
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, uuid& x) {
-  return f(caf::meta::type_name("ei::api::uuid"), x.bytes);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, deviation_count& x) {
-  return f(caf::meta::type_name("ei::api::deviation_count"), x.path, x.count, x.example);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, contract_deviations& x) {
-  return f(caf::meta::type_name("ei::api::contract_deviations"), x.by_path);
-}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, export_job& x) {
@@ -76,13 +29,6 @@ typename Inspector::result_type inspect(Inspector& f, export_job& x) {
            opt(x.last_updated_at), opt(x.expired_at), x.expires_in, x.is_interactive,
            x.number_of_items, x.vendor_based_bookkeeping, opt(x.failure_reason),
            opt(x.failure_reason_type), x.deviations);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, tracking_fields& x) {
-  using actors::wire::opt;
-  return f(caf::meta::type_name("ei::api::tracking_fields"), opt(x.exported_at), opt(x.external_id),
-           opt(x.external_url), opt(x.failure_reason), opt(x.failure_reason_type));
 }
 
 template <class Inspector>

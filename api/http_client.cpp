@@ -607,6 +607,13 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   std::uint32_t window = 0;
   double latency_s = 0;                         // moving average of an attempt's time on the wire
   std::deque<clock_type::time_point> admitted;  // non-429 responses of the last second
+  std::optional<clock_type::time_point> first_sent;  // the first answered request's send time
+  // The last cut was made on less than a second of history: its rate is a guess from a few
+  // responses, so it grows fast (slow start) until the next 429 measures the server.
+  bool probing = false;
+  // A request waited for the rate since the rate last grew: the rate, not the demand, is what
+  // limits the client (requests sent one after another never queue behind each other).
+  bool held_by_rate = false;
   std::uint64_t admitted_since_cut = 0;
   bool cut_once = false;
   clock_type::time_point last_cut, last_growth;
@@ -769,22 +776,28 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   static constexpr double cut_margin = 0.95;         // keep below what the server admitted
   static constexpr double growth_per_second = 1.02;  // probe upwards while no 429 comes
   static constexpr std::uint64_t cut_evidence = 20;  // admitted responses between two cuts
+  static constexpr double probe_growth = 2.0;        // slow start: doubles ...
+  static constexpr std::chrono::milliseconds probe_step{250};  // ... four times a second
 
   void note_response(const operation& op, unsigned status) {
     auto now = clock_type::now();
     double took = std::chrono::duration<double>(now - op.sent_at).count();
     latency_s = latency_s == 0 ? took : 0.9 * latency_s + 0.1 * took;
+    if (!first_sent || op.sent_at < *first_sent) first_sent = op.sent_at;
     if (status == 429) return;
     admitted.push_back(now);
     while (!admitted.empty() && now - admitted.front() > std::chrono::seconds{1})
       admitted.pop_front();
     ++admitted_since_cut;
-    if (!cfg.adaptive_rate || !cut_once || queue.empty()) return;
-    if (now - last_growth < std::chrono::seconds{1}) return;
+    if (!cfg.adaptive_rate || !cut_once || (queue.empty() && !held_by_rate)) return;
+    if (now - last_growth < (probing ? probe_step : std::chrono::seconds{1})) return;
     last_growth = now;
-    rate *= growth_per_second;
+    held_by_rate = false;
+    rate *= probing ? probe_growth : growth_per_second;
     if (cfg.requests_per_second > 0) rate = std::min(rate, cfg.requests_per_second);
-    window = std::min(cfg.max_in_flight, window + 1);
+    double need = std::ceil(rate * latency_s * 2) + 1;
+    window = static_cast<std::uint32_t>(std::min(static_cast<double>(cfg.max_in_flight),
+                                                 std::max(static_cast<double>(window) + 1, need)));
     stats.discovered_rate.store(rate, std::memory_order_relaxed);
   }
 
@@ -807,12 +820,16 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     // 429 too and say nothing new.
     if (cut_once && admitted_since_cut < cut_evidence && since < 1.0) return;
     double estimate;
-    if (cut_once) {
+    double history = first_sent ? std::chrono::duration<double>(now - *first_sent).count() : 0.0;
+    if (cut_once && !probing) {
       // Since the last cut the server's bucket was empty: what it admitted is its rate.
       estimate = static_cast<double>(admitted_since_cut) / std::max(since, 1e-3);
     } else {
-      // First 429: what was admitted over the last second (may include the server's burst;
-      // the next cut corrects it), at least half of that second's answers.
+      // First 429 (or the first after a guess): what was admitted over the last second. It
+      // may include the server's burst; the next cut corrects that. With less than a second
+      // of history it is only a guess (one response before a 429 in the first milliseconds
+      // of a run is no limit of 1 request/s; taken as one, it held a whole run to it), so
+      // the rate then probes upwards fast until a 429 measures the server.
       estimate = static_cast<double>(admitted.size());
     }
     // Nothing admitted lately and no rate yet: no evidence of a rate; the Retry-After wait
@@ -826,6 +843,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     window =
         static_cast<std::uint32_t>(std::clamp(need, 1.0, static_cast<double>(cfg.max_in_flight)));
     cut_once = true;
+    probing = history < 1.0;
     last_cut = last_growth = now;
     admitted_since_cut = 0;
     stats.discovered_rate.store(rate, std::memory_order_relaxed);
@@ -904,7 +922,10 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
       if (paused) return;  // a long Retry-After holds every request; its timer pumps again
       if (in_flight >= std::min(cfg.max_in_flight, window)) return;
       bool limited = rate > 0 && !op->free_pass;
-      if (limited && tokens < 1.0) return arm_rate_timer();
+      if (limited && tokens < 1.0) {
+        held_by_rate = true;
+        return arm_rate_timer();
+      }
       auto conn = take_connection(op->fresh_only);
       if (!conn) return;
       queue.pop_front();

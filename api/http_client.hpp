@@ -47,6 +47,7 @@
 #include "api/query.hpp"
 #include "api/retry.hpp"
 #include "common/result.hpp"
+#include "export_items/config.hpp"  // client_config
 
 namespace ei::api {
 
@@ -85,51 +86,6 @@ struct response {
 };
 
 using response_handler = std::function<void(http_result<response>)>;
-
-struct client_config {
-  std::string base_url;                // e.g. "https://external.pleo.io"
-  std::optional<std::string> ca_file;  // PEM bundle; the system CA store when absent
-  /// TLS client certificate (PEM chain) and its private key, sent when the server asks (both
-  /// or neither; etcd with --client-cert-auth). Unreadable files are invalid_config.
-  std::optional<std::string> cert_file;
-  std::optional<std::string> key_file;
-  /// false: no Authorization header (for peers that are not Pleo's API, e.g. etcd).
-  bool send_authorization = true;
-  /// When set, asked right before each attempt is put on the wire; false fails the request
-  /// with `cancelled` (not retried). A distributed worker refuses API requests once its etcd
-  /// lease may have expired (distributed/worker.hpp). Called on an io thread: must not block.
-  std::function<bool()> admit;
-  std::chrono::milliseconds connect_timeout{5000};  // resolve + TCP connect, and TLS handshake
-  /// Write; header read; body: the response fails with a timeout once no body byte arrived
-  /// for io_timeout, and never later than the request deadline. Measured from the last read
-  /// that returned bytes, by one timer per response (checked when it fires, re-armed at most
-  /// once per io_timeout) instead of a timer per read: no slack, no timer syscall per read.
-  std::chrono::milliseconds io_timeout{30000};
-  std::chrono::milliseconds request_timeout{120000};  // whole request: queue, attempts, waits
-  std::chrono::milliseconds idle_timeout{30000};      // pooled connections idle longer are dropped
-  std::size_t max_response_bytes = std::size_t{64} << 20;  // body cap (headers: 64 KiB)
-  /// false: never send Accept-Encoding, whatever the request asks (gzip bodies are still
-  /// decoded).
-  bool accept_gzip = true;
-  std::uint32_t max_attempts = 6;  // >= 1; 1 disables retries
-  std::chrono::milliseconds backoff_base{100};
-  std::chrono::milliseconds backoff_cap{10000};
-  std::chrono::milliseconds retry_after_cap{600000};  // longest Retry-After honoured (10 min)
-  std::uint32_t max_connections = 4;                  // per client (one host)
-  std::uint32_t max_in_flight = 64;                   // attempts on the wire at once
-  double requests_per_second = 0;                     // token bucket over attempts; 0 = unlimited
-  std::uint32_t rate_burst = 1;                       // bucket size
-  /// Discover the server's rate limit from its 429s (AIMD over rate and in-flight window);
-  /// the discovered rate never exceeds `requests_per_second` when that is set.
-  bool adaptive_rate = true;
-  /// Plain http:// to a host other than loopback (127.0.0.0/8, ::1, localhost) is refused
-  /// unless this is set: the credentials would travel in clear text.
-  bool allow_insecure_http = false;
-  /// Waits (backoff, Retry-After, throttle pauses) run on this clock; null = the real clocks.
-  std::shared_ptr<wait_clock> clock;
-  std::uint32_t io_threads = 1;
-  std::string user_agent = "export-items/0.1";
-};
 
 /// Counters since creation; a consistent-enough snapshot (each field is read atomically).
 struct client_stats {

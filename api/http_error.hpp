@@ -12,25 +12,9 @@
 #include <variant>
 
 #include "common/result.hpp"
+#include "export_items/credentials.hpp"  // http_errc
 
 namespace ei::api {
-
-enum class http_errc : std::uint8_t {
-  invalid_url,         // base URL or request path does not parse (message names the part)
-  invalid_config,      // a client_config field or the credentials are unusable
-  connect_failed,      // name resolution or TCP connect failed (refused, unreachable)
-  tls_failed,          // TLS handshake or certificate verification failed; never retried
-  timeout,             // a socket deadline, or the whole-request deadline, passed
-  connection_reset,    // the peer closed or reset the connection before a complete response
-  truncated_body,      // the response header arrived, the body stopped short
-  response_too_large,  // header or body exceeded the configured cap; never retried
-  http_status,         // the server answered with a non-2xx status that is not retried
-  retries_exhausted,   // every allowed attempt failed transiently; `cause` holds the last one
-  cancelled,           // the client was stopped before the request completed
-  bad_encoding,        // a 2xx body's Content-Encoding is unknown or its gzip stream is corrupt
-};
-
-std::string_view to_string(http_errc c) noexcept;
 
 /// Why a request failed. For `http_status` (and for `retries_exhausted`/`timeout` whose last
 /// attempt got a response) `status` is the HTTP status and `type`/`detail` are the

@@ -13,44 +13,9 @@
 #include <string_view>
 #include <vector>
 
+#include "export_items/types.hpp"
+
 namespace ei::api {
-
-/// A UUID in binary form. parse() accepts the canonical 8-4-4-4-12 hex form in any case;
-/// to_string() always yields lowercase canonical text.
-struct uuid {
-  std::array<std::uint8_t, 16> bytes{};
-
-  static std::optional<uuid> parse(std::string_view text) noexcept;
-  std::string to_string() const;
-  /// Writes the 36 canonical characters to `out` (no terminator).
-  void format_to(char* out) const noexcept;
-  bool is_nil() const noexcept;
-
-  friend auto operator<=>(const uuid&, const uuid&) = default;
-  friend bool operator==(const uuid&, const uuid&) = default;
-};
-
-struct uuid_hash {
-  std::size_t operator()(const uuid& u) const noexcept;
-};
-
-enum class job_status : std::uint8_t {
-  pending,
-  in_progress,
-  failed,
-  completed,
-  completed_with_errors,
-  unknown,
-};
-
-enum class item_status : std::uint8_t {
-  pending,
-  in_progress,
-  failed,
-  successful,
-  abandoned,
-  unknown,
-};
 
 /// The statuses the contract names (not `unknown`), for parse_enum (common/enum_text.hpp).
 inline constexpr std::array job_statuses{job_status::pending, job_status::in_progress,
@@ -60,8 +25,6 @@ inline constexpr std::array item_statuses{item_status::pending, item_status::in_
                                           item_status::failed, item_status::successful,
                                           item_status::abandoned};
 
-std::string_view to_string(job_status s) noexcept;
-std::string_view to_string(item_status s) noexcept;
 /// Unrecognised text maps to `unknown`; callers keep the raw text where it matters.
 job_status parse_job_status(std::string_view text) noexcept;
 item_status parse_item_status(std::string_view text) noexcept;
@@ -82,27 +45,6 @@ lenient_date parse_date_lenient(std::string_view text) noexcept;
 /// Formats milliseconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (whole seconds).
 std::string format_timestamp(std::int64_t epoch_ms);
 
-/// Where responses strayed from the contract in fields the stage does not rely on (a required
-/// field missing, null or of another type; a lenient date; a null status), counted by field
-/// path with indices elided ("data[].status") and the first example seen. Such a response is
-/// still used; fields the stage relies on stay strict (a fault there is a decode error).
-struct deviation_count {
-  std::string path;
-  std::uint64_t count = 0;
-  std::string example;  // e.g. "data[17].status: null (read as pending)"
-
-  friend bool operator==(const deviation_count&, const deviation_count&) = default;
-};
-struct contract_deviations {
-  std::vector<deviation_count> by_path;  // few distinct paths: a linear search is enough
-
-  void add(std::string_view path, std::string_view example, std::uint64_t n = 1);
-  void merge(const contract_deviations& other);
-  std::uint64_t total() const noexcept;
-  bool empty() const noexcept { return by_path.empty(); }
-  friend bool operator==(const contract_deviations&, const contract_deviations&) = default;
-};
-
 /// ExportJobV3 (§5.1).
 struct export_job {
   uuid id;
@@ -122,20 +64,6 @@ struct export_job {
   std::optional<std::string> failure_reason;
   std::optional<std::string> failure_reason_type;
   contract_deviations deviations;
-};
-
-/// The tracking fields an ExportJobItemV3 carries besides its key and status (§5.2).
-struct tracking_fields {
-  std::optional<std::string> exported_at;
-  std::optional<std::string> external_id;
-  std::optional<std::string> external_url;
-  std::optional<std::string> failure_reason;
-  std::optional<std::string> failure_reason_type;
-
-  bool empty() const noexcept {
-    return !exported_at && !external_id && !external_url && !failure_reason && !failure_reason_type;
-  }
-  friend bool operator==(const tracking_fields&, const tracking_fields&) = default;
 };
 
 /// ExportJobItemV3 (§5.2): the control layer.

@@ -18,17 +18,21 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <boost/version.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
 #include <caf/config.hpp>
 #include <nlohmann/json.hpp>
 
 #include "api/codec.hpp"
 #include "api/credentials.hpp"
 #include "apps/distributed_commands.hpp"
+#include "apps/embedded_sim.hpp"
 #include "apps/job_ids.hpp"
 #include "apps/writeback_commands.hpp"
 #include "common/enum_text.hpp"
@@ -160,7 +164,22 @@ int run_command(const run_args& a) {
   if (opts.batch.jobs.empty() && !opts.batch.discover)
     return usage_error("no jobs: give --job ID, --jobs-file FILE or --discover");
 
-  if (cfg.base_url != "embedded") {
+  // SIGTERM/SIGINT are blocked before any thread starts (the embedded simulator's included),
+  // so that only the watcher takes them.
+  opts.stop = std::make_shared<std::atomic<bool>>(false);
+  watch_stop_signals(opts.stop);
+  // `base_url: "embedded"`: the simulator, in this process, for as long as the run lasts.
+  std::optional<ei::apps::embedded_api> embedded;
+  if (cfg.base_url == "embedded") {
+    if (auto st = ei::pipeline::validate(cfg); !st.ok()) return usage_error(st.err().message);
+    if (opts.state_dir.empty()) return usage_error("--state-dir is required");
+    auto started = ei::apps::start_embedded(cfg.embedded);
+    if (!started) return usage_error(started.err().message);
+    embedded = std::move(started.value());
+    cfg.base_url = embedded->base_url;
+    opts.credentials = std::move(embedded->credentials);
+    opts.api_label = "embedded simulator at " + embedded->base_url;
+  } else {
     auto creds = ei::api::credentials::from_env(a.token_command);
     if (!creds) return usage_error(creds.err().message);
     opts.credentials = std::move(creds.value());
@@ -170,10 +189,17 @@ int run_command(const run_args& a) {
     opts.live_progress = ::isatty(STDERR_FILENO) != 0;
   }
   if (a.loop) ei::writeback::attach_to_run(*a.loop, opts);
-  opts.stop = std::make_shared<std::atomic<bool>>(false);
   opts.keep_outcomes = false;  // the summary is spooled: memory flat in the number of jobs
-  watch_stop_signals(opts.stop);
-  auto report = ei::pipeline::run_stage(cfg, opts);
+  // The stage runs in this actor system (configured scheduler threads) through the public
+  // API (export_items::stage, via run_stage); it is gone before the summary is written.
+  std::optional<ei::result<ei::pipeline::run_report, ei::pipeline::run_errc>> ran;
+  {
+    caf::actor_system_config sys_cfg;
+    ei::pipeline::configure_actor_system(sys_cfg, cfg);
+    caf::actor_system sys{sys_cfg};
+    ran.emplace(ei::pipeline::run_stage(sys, cfg, opts));
+  }
+  auto& report = *ran;
   if (!report) {
     std::cerr << "export-items: " << report.err().message << "\n";
     const auto code = report.err().code;

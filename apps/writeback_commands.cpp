@@ -317,14 +317,14 @@ void attach_to_run(const command_set& c, pipeline::run_options& o) {
   auto result = c.run_result;
   auto failure = c.run_failure;
   const std::size_t in_flight = c.in_flight;
-  o.after_batch = [result, failure, in_flight](api::http_client& http, storage::state_store& store,
+  o.after_batch = [result, failure, in_flight](export_items::stage& stage,
                                                const actors::batch_report& batch) {
     options opts;
     opts.complete = true;
     opts.requests_in_flight = in_flight;
     opts.jobs = batch.finished;  // the jobs that did not fail (kept without the outcomes)
     if (opts.jobs.empty()) return;
-    auto done = write_back(http, store, opts);
+    auto done = stage.write_back(opts);
     if (!done) {
       *failure = done.err().message;
       return;

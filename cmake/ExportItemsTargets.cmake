@@ -21,17 +21,17 @@ endif()
 
 # ei_library(<name> SOURCES ... [PUBLIC ...] [PRIVATE ...])
 # One static library per component; the repository root is the include root, so headers
-# are included as "api/model.hpp", "storage/state_store.hpp", ... Installed (see
-# cmake/ExportItemsInstall.cmake), the repository root maps to include/export_items and
-# include/ to include. ei_warnings and ei_sanitizers are build-tree only: they never reach
-# the installed interface.
+# are included as "api/model.hpp", "storage/state_store.hpp", ... and include/ holds the
+# public headers ("export_items/stage.hpp"). Installed (cmake/ExportItemsInstall.cmake), only
+# include/export_items/ is: the installed include root is <prefix>/include and holds nothing
+# else. ei_warnings and ei_sanitizers are build-tree only: they never reach the installed
+# interface.
 function(ei_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC;PRIVATE" ${ARGN})
   add_library(${name} STATIC ${ARG_SOURCES})
   target_include_directories(${name} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
-    $<INSTALL_INTERFACE:include/export_items>
     $<INSTALL_INTERFACE:include>)
   target_link_libraries(${name} PUBLIC ${ARG_PUBLIC} PRIVATE ${ARG_PRIVATE}
                         $<BUILD_INTERFACE:ei_warnings>)

@@ -8,20 +8,6 @@
 
 namespace ei::pipeline {
 
-std::string_view to_string(config_errc c) noexcept {
-  switch (c) {
-    case config_errc::unreadable:
-      return "unreadable";
-    case config_errc::malformed:
-      return "malformed";
-    case config_errc::invalid_value:
-      return "invalid_value";
-    case config_errc::unknown_key:
-      return "unknown_key";
-  }
-  return "unknown";
-}
-
 namespace {
 
 using json = json_config::json;
@@ -85,16 +71,52 @@ json_config::keys state_keys(storage::store_options& s) {
 }
 
 /// The embedded simulator's keys are the simulator's own (simulator/config.hpp: one range per
-/// key), except `api_key`, which is the key the stage and its simulator share.
+/// key), except `api_key`, which is the key the stage and its simulator share. Each key is
+/// read through the simulator's setter into a sim_config made from `cfg.embedded`, and copied
+/// back (ei_pipeline keeps its own struct, so that it does not link the simulator).
 constexpr const char* kEmbeddedKeys[] = {
     "seed",   "server_order_seed", "companies", "jobs", "items_per_job", "all_in_progress",
     "faults", "default_limit",     "threads",   "loose"};
 
+sim::sim_config to_sim(const embedded_simulator& e) {
+  sim::sim_config sc;
+  sc.seed = e.seed;
+  sc.server_order_seed = e.server_order_seed;
+  sc.companies = e.companies;
+  sc.jobs = e.jobs;
+  sc.items_per_job = e.items_per_job;
+  sc.all_in_progress = e.all_in_progress;
+  sc.faults = e.faults;
+  sc.default_limit = e.default_limit;
+  sc.threads = e.threads;
+  sc.loose = e.loose;
+  return sc;
+}
+
+void from_sim(const sim::sim_config& sc, embedded_simulator& e) {
+  e.seed = sc.seed;
+  e.server_order_seed = sc.server_order_seed;
+  e.companies = sc.companies;
+  e.jobs = sc.jobs;
+  e.items_per_job = sc.items_per_job;
+  e.all_in_progress = sc.all_in_progress;
+  e.faults = sc.faults;
+  e.default_limit = sc.default_limit;
+  e.threads = sc.threads;
+  e.loose = sc.loose;
+}
+
 json_config::keys embedded_keys(stage_config& cfg) {
-  auto sim = sim::config_keys(cfg.embedded);
-  json_config::keys keys{{"api_key", text(cfg.embedded_api_key)}};
+  json_config::keys keys{{"api_key", text(cfg.embedded.api_key)}};
   for (const char* k : kEmbeddedKeys)
-    keys.emplace(k, std::move(sim.at(k)));
+    keys.emplace(k,
+                 [&cfg, key = std::string(k)](const json_config::json& v, const std::string& path) {
+                   auto sc = to_sim(cfg.embedded);
+                   auto sim_keys = sim::config_keys(sc);
+                   auto problem = sim_keys.at(key)(v, path);
+                   if (!problem) from_sim(sc, cfg.embedded);
+                   return problem;
+                 });
   return keys;
 }
 
@@ -147,17 +169,6 @@ result<stage_config, config_errc> load_config(const std::string& path) {
   stage_config cfg;
   if (auto st = apply_config_json(cfg, buf.str(), path); !st.ok()) return std::move(st).err();
   return cfg;
-}
-
-status<config_errc> validate(const stage_config& cfg) {
-  if (cfg.base_url.empty())
-    return make_error(config_errc::invalid_value, "base_url: must not be empty");
-  if (cfg.settings.batch_size > cfg.settings.credit_window)
-    return make_error(config_errc::invalid_value,
-                      "batch_size (" + std::to_string(cfg.settings.batch_size) +
-                          ") must not exceed credit_window (" +
-                          std::to_string(cfg.settings.credit_window) + ")");
-  return ok_v;
 }
 
 }  // namespace ei::pipeline

@@ -1,10 +1,18 @@
 #include "export_items/stage.hpp"
 
 #include <chrono>
+#include <vector>
 
 #include <caf/all.hpp>
 
+#include "actors/batch.hpp"
+#include "actors/report.hpp"
+#include "actors/sink.hpp"
+#include "actors/store.hpp"
+#include "api/http_client.hpp"
+#include "pipeline/config.hpp"
 #include "pipeline/runtime.hpp"
+#include "writeback/writeback.hpp"
 
 namespace export_items {
 
@@ -100,15 +108,70 @@ std::string_view to_string(stage_errc c) noexcept {
       return "http_client";
     case stage_errc::stopped:
       return "stopped";
+    case stage_errc::output:
+      return "output";
   }
   return "unknown";
 }
+
+namespace {
+
+/// Before anything is opened for writing: the state directory (read-only, when it holds a
+/// store) must accept the output (actors::plan_output), so that a refused start changes
+/// nothing: not the output file, not the state directory.
+ei::status<stage_errc> check_output_binding(const std::string& path, const std::string& state_dir) {
+  std::vector<ei::storage::sink_record> sinks;
+  {
+    ei::storage::store_options ro;
+    ro.read_only = true;
+    auto existing = ei::storage::state_store::open(state_dir, ro);
+    if (existing) {
+      auto loaded = (*existing)->load_sinks();
+      if (!loaded) return ei::make_error(stage_errc::state_dir, loaded.err().message);
+      sinks = std::move(loaded.value());
+    } else if (existing.err().code != ei::storage::store_errc::not_found) {
+      return ei::make_error(stage_errc::state_dir, existing.err().message);
+    }
+  }
+  auto checked = ei::actors::check_output(path, sinks, state_dir);
+  if (!checked.ok()) return ei::make_error(stage_errc::output, checked.err().message);
+  return ei::ok_v;
+}
+
+stage_errc stage_errc_of(ei::pipeline::run_errc c) {
+  switch (c) {
+    case ei::pipeline::run_errc::state_dir:
+      return stage_errc::state_dir;
+    case ei::pipeline::run_errc::invalid_config:
+      return stage_errc::invalid_config;
+    case ei::pipeline::run_errc::output:
+      return stage_errc::output;
+    case ei::pipeline::run_errc::simulator:
+    case ei::pipeline::run_errc::http_client:
+      return stage_errc::http_client;
+    case ei::pipeline::run_errc::interrupted:
+      return stage_errc::stopped;
+  }
+  return stage_errc::http_client;
+}
+
+}  // namespace
 
 struct stage::impl {
   caf::actor_system* host = nullptr;
   stage_config config;
   ei::pipeline::stage_resources resources;
   ei::pipeline::stage_actors actors;
+  /// The NDJSON sink, when the stage made its downstream (ndjson_file): stopped with it.
+  downstream_actor own_downstream;
+  /// Set by the report writer once it appended anything (stats().reconciliation_written).
+  std::shared_ptr<std::atomic<bool>> reconciliation_written =
+      std::make_shared<std::atomic<bool>>(false);
+  /// Shared by every batch runner of this stage: stats() reads it; its `stop` is the
+  /// stage's stop flag.
+  std::shared_ptr<ei::actors::batch_progress> progress =
+      std::make_shared<ei::actors::batch_progress>();
+  std::shared_ptr<std::atomic<bool>> stop;
   bool stopped = false;
 };
 
@@ -118,36 +181,83 @@ stage::~stage() {
   shutdown();
 }
 
-ei::result<std::unique_ptr<stage>, stage_errc> stage::start(caf::actor_system& host,
-                                                            stage_config config,
-                                                            const credentials& creds,
-                                                            const std::string& state_dir,
-                                                            downstream_actor downstream) {
+ei::result<std::unique_ptr<stage>, stage_errc> stage::start(
+    caf::actor_system& host, stage_config config, const credentials& creds,
+    const std::string& state_dir, downstream_actor downstream, stage_options options) {
+  if (!downstream) return ei::make_error(stage_errc::invalid_config, "no downstream actor");
+  return start_with(host, std::move(config), creds, state_dir, std::move(downstream), std::nullopt,
+                    std::move(options));
+}
+
+ei::result<std::unique_ptr<stage>, stage_errc> stage::start(
+    caf::actor_system& host, stage_config config, const credentials& creds,
+    const std::string& state_dir, ndjson_file output, stage_options options) {
+  if (output.path.empty())
+    return ei::make_error(stage_errc::invalid_config, "ndjson_file: the path is empty");
+  return start_with(host, std::move(config), creds, state_dir, {}, std::move(output),
+                    std::move(options));
+}
+
+ei::result<std::unique_ptr<stage>, stage_errc> stage::start_with(
+    caf::actor_system& host, stage_config config, const credentials& creds,
+    const std::string& state_dir, downstream_actor downstream, std::optional<ndjson_file> output,
+    stage_options options) {
   if (auto st = ei::pipeline::validate(config); !st.ok())
     return ei::make_error(stage_errc::invalid_config, st.err().message);
   if (config.base_url == "embedded" || config.base_url.empty())
     return ei::make_error(stage_errc::invalid_config,
                           "base_url must be the API's URL when the stage is embedded");
-  if (!downstream) return ei::make_error(stage_errc::invalid_config, "no downstream actor");
   config.http.base_url = config.base_url;
+  if (output && !state_dir.empty()) {
+    if (auto bound = check_output_binding(output->path, state_dir); !bound.ok())
+      return std::move(bound).err();
+  }
   auto res = ei::pipeline::open_resources(config, creds, state_dir);
-  if (!res)
-    return ei::make_error(res.err().code == ei::pipeline::run_errc::state_dir
-                              ? stage_errc::state_dir
-                              : stage_errc::http_client,
-                          res.err().message);
+  if (!res) return ei::make_error(stage_errc_of(res.err().code), res.err().message);
   auto p = std::make_unique<impl>();
   p->host = &host;
   p->config = std::move(config);
   p->resources = std::move(res.value());
-  p->actors =
-      ei::pipeline::spawn_stage_actors(host, p->config, p->resources, std::move(downstream));
+  p->stop = options.stop ? std::move(options.stop) : std::make_shared<std::atomic<bool>>(false);
+  p->progress->stop = p->stop;
+
+  // The store actor first: the NDJSON sink commits its acks through it.
+  auto writer = ei::actors::spawn_store_actor(host, p->resources.store);
+  if (output) {
+    ei::actors::ndjson_sink_options sink_opts;
+    sink_opts.path = output->path;
+    sink_opts.commit_timeout = p->config.settings.request_timeout;
+    auto sink = ei::actors::spawn_ndjson_sink(host, sink_opts, p->resources.store, writer);
+    if (!sink) {
+      caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
+      p->resources.http->stop();
+      return ei::make_error(stage_errc::output, sink.err().message);
+    }
+    downstream = sink.value();
+    p->own_downstream = downstream;
+  }
+  p->actors = ei::pipeline::spawn_stage_actors(host, p->config, p->resources, std::move(downstream),
+                                               std::move(writer));
+  // Job supervisors write their reported items through it before recording a job complete.
+  if (!options.reconcile_path.empty())
+    p->actors.base.report_writer = ei::actors::spawn_report_writer(
+        host, std::move(options.reconcile_path), p->reconciliation_written);
   return std::unique_ptr<stage>(new stage(std::move(p)));
 }
 
 batch_runner_actor stage::batch_runner() {
   return ei::actors::spawn_batch_runner(*impl_->host, impl_->actors.base, impl_->actors.fetchers,
-                                        nullptr);
+                                        impl_->progress);
+}
+
+stage_stats stage::stats() const {
+  auto out = ei::pipeline::stats_of(*impl_->progress, impl_->resources.http->stats());
+  out.reconciliation_written = impl_->reconciliation_written->load();
+  return out;
+}
+
+void stage::request_stop() noexcept {
+  impl_->stop->store(true);
 }
 
 ei::result<batch_report, stage_errc> stage::run(const batch_request& batch) {
@@ -176,6 +286,10 @@ ei::result<write_back_report, stage_errc> stage::write_back(const write_back_opt
 void stage::shutdown() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
+  // The sink before the store actor it commits through.
+  if (impl_->own_downstream)
+    caf::anon_send_exit(impl_->own_downstream, caf::exit_reason::user_shutdown);
+  impl_->own_downstream = downstream_actor{};
   ei::pipeline::stop_stage_actors(*impl_->host, impl_->actors);
   impl_->resources.http->stop();
   // The store closes (and its directory lock goes) when the last actor holding it is gone:

@@ -11,6 +11,7 @@
 #include <ostream>
 
 #include "common/log.hpp"
+#include "pipeline/runtime.hpp"
 
 namespace ei::pipeline {
 
@@ -235,14 +236,14 @@ double previous_last_success(const std::string& path) {
 
 // --- ETA -------------------------------------------------------------------------------------
 
-progress_view read_progress(const actors::batch_progress& p) {
+progress_view progress_of(const export_items::stage_stats& s) {
   progress_view v;
-  v.jobs_total = p.jobs_total.load();
-  v.jobs_total_known = p.jobs_total_known.load();
-  v.jobs_done = p.jobs_done.load();
-  v.jobs_started = p.jobs_started.load();
-  v.items_expected = p.items_expected.load();
-  v.items_listed = p.items_listed.load();
+  v.jobs_total = s.jobs_total;
+  v.jobs_total_known = s.jobs_total_known;
+  v.jobs_done = s.jobs_done;
+  v.jobs_started = s.jobs_started;
+  v.items_expected = s.items_expected;
+  v.items_listed = s.items_listed;
   return v;
 }
 
@@ -313,12 +314,9 @@ std::vector<http_watch::event> http_watch::observe(std::chrono::steady_clock::ti
 
 // --- the monitor thread ----------------------------------------------------------------------
 
-run_monitor::run_monitor(monitor_options options, std::shared_ptr<actors::batch_progress> progress,
-                         api::http_client* client, std::shared_ptr<outcome_metrics> outcomes)
-    : options_(std::move(options)),
-      progress_(std::move(progress)),
-      client_(client),
-      outcomes_(std::move(outcomes)) {
+run_monitor::run_monitor(monitor_options options, stats_source stats,
+                         std::shared_ptr<outcome_metrics> outcomes)
+    : options_(std::move(options)), stats_(std::move(stats)), outcomes_(std::move(outcomes)) {
   if (!options_.metrics_file.empty()) {
     carried_last_success_ = previous_last_success(options_.metrics_file);
     write_metrics(true);
@@ -346,16 +344,16 @@ metrics_sample run_monitor::sample(bool in_progress) const {
   metrics_sample m;
   if (outcomes_) m.outcomes = outcomes_->read();
   m.outcomes.last_success_unix = std::max(m.outcomes.last_success_unix, carried_last_success_);
-  const auto& p = *progress_;
-  m.jobs_in_batch = p.jobs_total.load();
-  m.jobs_running = p.jobs_running.load();
-  m.pages = p.pages.load();
-  m.items_listed = p.items_listed.load();
-  m.items_handed_on = p.items_emitted.load();
-  m.items_acked = p.items_acked.load();
-  if (client_ != nullptr) m.http = client_->stats();
+  const auto s = stats_();
+  m.jobs_in_batch = s.jobs_total;
+  m.jobs_running = s.jobs_running;
+  m.pages = s.pages;
+  m.items_listed = s.items_listed;
+  m.items_handed_on = s.items_handed_on;
+  m.items_acked = s.items_acked;
+  m.http = http_stats_of(s);
   m.run_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  if (in_progress) m.eta_seconds = eta_seconds(read_progress(p), m.run_seconds);
+  if (in_progress) m.eta_seconds = eta_seconds(progress_of(s), m.run_seconds);
   m.in_progress = in_progress;
   return m;
 }
@@ -375,22 +373,21 @@ void run_monitor::write_metrics(bool in_progress) {
 }
 
 void run_monitor::print_progress() {
-  const auto stats = client_ != nullptr ? client_->stats() : api::client_stats{};
+  const auto s = stats_();
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const auto items = progress_->items_emitted.load();
+  const auto items = s.items_handed_on;
   char line[400];
-  int n = std::snprintf(line, sizeof line,
-                        "export-items: jobs %llu/%llu done (%llu running), pages %llu, items %llu "
-                        "(%.0f/s), requests %llu, retries %llu, %.0f s",
-                        static_cast<unsigned long long>(progress_->jobs_done.load()),
-                        static_cast<unsigned long long>(progress_->jobs_total.load()),
-                        static_cast<unsigned long long>(progress_->jobs_running.load()),
-                        static_cast<unsigned long long>(progress_->pages.load()),
-                        static_cast<unsigned long long>(items), secs > 0 ? items / secs : 0.0,
-                        static_cast<unsigned long long>(stats.requests),
-                        static_cast<unsigned long long>(stats.retries), secs);
-  if (auto eta = eta_seconds(read_progress(*progress_), secs);
+  int n = std::snprintf(
+      line, sizeof line,
+      "export-items: jobs %llu/%llu done (%llu running), pages %llu, items %llu "
+      "(%.0f/s), requests %llu, retries %llu, %.0f s",
+      static_cast<unsigned long long>(s.jobs_done), static_cast<unsigned long long>(s.jobs_total),
+      static_cast<unsigned long long>(s.jobs_running), static_cast<unsigned long long>(s.pages),
+      static_cast<unsigned long long>(items), secs > 0 ? items / secs : 0.0,
+      static_cast<unsigned long long>(s.http_requests),
+      static_cast<unsigned long long>(s.http_retries), secs);
+  if (auto eta = eta_seconds(progress_of(s), secs);
       eta && n > 0 && n < static_cast<int>(sizeof line))
     std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), ", ETA %.0f s", *eta);
   auto& out = *options_.progress;
@@ -417,11 +414,10 @@ void run_monitor::loop() {
     lock.unlock();
     if (now >= next_watch) {
       next_watch = now + std::chrono::seconds(1);
-      if (client_ != nullptr)
-        for (auto& e : watch_.observe(now, client_->stats()))
-          log::write(e.name == "throttled" || e.name == "retry_storm" ? log::level::warn
-                                                                      : log::level::info,
-                     e.name, e.message);
+      for (auto& e : watch_.observe(now, http_stats_of(stats_())))
+        log::write(
+            e.name == "throttled" || e.name == "retry_storm" ? log::level::warn : log::level::info,
+            e.name, e.message);
     }
     if (options_.progress != nullptr && now >= next_progress) {
       next_progress = now + (options_.live ? std::chrono::seconds(1) : options_.progress_interval);

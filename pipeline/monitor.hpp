@@ -1,13 +1,15 @@
 // What an operator sees while a run goes: the progress line (with an ETA once the batch's
 // size is known), the `--metrics-file` (OpenMetrics text for node_exporter's textfile
 // collector, rewritten atomically every few seconds and at the end), and the `throttled` and
-// `retry_storm` log events read off the HTTP client's counters. One thread does all three.
+// `retry_storm` log events read off the HTTP client's counters. One thread does all three, from
+// snapshots of the stage's counters (export_items::stage::stats()).
 // The metric names and what they count: docs/operations.md.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +21,7 @@
 
 #include "actors/job.hpp"
 #include "api/http_client.hpp"
+#include "export_items/stage.hpp"
 
 namespace ei::pipeline {
 
@@ -68,7 +71,7 @@ bool write_file_atomically(const std::string& path, std::string_view text);
 /// there is none.
 double previous_last_success(const std::string& path);
 
-/// What the ETA is estimated from (batch_progress, read once).
+/// What the ETA is estimated from (a stats snapshot's jobs and items).
 struct progress_view {
   std::uint64_t jobs_total = 0;
   bool jobs_total_known = false;
@@ -77,7 +80,7 @@ struct progress_view {
   std::uint64_t items_expected = 0;  // numberOfItems of the jobs started
   std::uint64_t items_listed = 0;
 };
-progress_view read_progress(const actors::batch_progress& p);
+progress_view progress_of(const export_items::stage_stats& s);
 
 /// Seconds left, from the share of the work done: the larger of the jobs done out of the
 /// batch and the items listed out of the batch's items (jobs not started yet counted at the
@@ -129,8 +132,11 @@ struct monitor_options {
 /// metrics file once more (with `in_progress` 0).
 class run_monitor {
  public:
-  run_monitor(monitor_options options, std::shared_ptr<actors::batch_progress> progress,
-              api::http_client* client, std::shared_ptr<outcome_metrics> outcomes);
+  /// `stats` is called on the monitor's thread (and on the constructing and stopping ones)
+  /// for each sample: export_items::stage::stats() of the stage being watched.
+  using stats_source = std::function<export_items::stage_stats()>;
+  run_monitor(monitor_options options, stats_source stats,
+              std::shared_ptr<outcome_metrics> outcomes);
   ~run_monitor();
   run_monitor(const run_monitor&) = delete;
   run_monitor& operator=(const run_monitor&) = delete;
@@ -145,8 +151,7 @@ class run_monitor {
   void print_progress();
 
   monitor_options options_;
-  std::shared_ptr<actors::batch_progress> progress_;
-  api::http_client* client_;
+  stats_source stats_;
   std::shared_ptr<outcome_metrics> outcomes_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   double carried_last_success_ = 0;

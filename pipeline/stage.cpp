@@ -1,19 +1,12 @@
 #include "pipeline/stage.hpp"
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <fstream>
-#include <mutex>
 #include <ostream>
 #include <sstream>
-#include <thread>
 
 #include <caf/all.hpp>
 
 #include "actors/message_types.hpp"
-#include "actors/sink.hpp"
-#include "actors/store.hpp"
 #include "common/log.hpp"
 #include "pipeline/monitor.hpp"
 #include "pipeline/runtime.hpp"
@@ -86,146 +79,115 @@ std::string reconciliation_path(const run_options& options) {
                             : options.out + ".reconcile.ndjson";
 }
 
-/// Before anything is opened for writing: the state directory (read-only, when it holds a
-/// store) must accept `--out` (actors::plan_output), so that a refused run changes nothing:
-/// not the output file, not the state directory.
-status<run_errc> check_output_binding(const run_options& options) {
-  std::vector<storage::sink_record> sinks;
-  {
-    storage::store_options ro;
-    ro.read_only = true;
-    auto existing = storage::state_store::open(options.state_dir, ro);
-    if (existing) {
-      auto loaded = (*existing)->load_sinks();
-      if (!loaded) return make_error(run_errc::state_dir, loaded.err().message);
-      sinks = std::move(loaded.value());
-    } else if (existing.err().code != storage::store_errc::not_found) {
-      return make_error(run_errc::state_dir, existing.err().message);
-    }
+run_errc run_errc_of(export_items::stage_errc c) {
+  switch (c) {
+    case export_items::stage_errc::invalid_config:
+      return run_errc::invalid_config;
+    case export_items::stage_errc::state_dir:
+      return run_errc::state_dir;
+    case export_items::stage_errc::http_client:
+      return run_errc::http_client;
+    case export_items::stage_errc::output:
+      return run_errc::output;
+    case export_items::stage_errc::stopped:
+      return run_errc::interrupted;
   }
-  auto checked = actors::check_output(options.out, sinks, options.state_dir);
-  if (!checked.ok()) return make_error(run_errc::output, checked.err().message);
-  return ok_v;
+  return run_errc::interrupted;
 }
 
 }  // namespace
 
-result<run_report, run_errc> run_stage(const stage_config& cfg_in, const run_options& options) {
+void configure_actor_system(caf::actor_system_config& sys_cfg, const stage_config& cfg) {
+  sys_cfg.set("scheduler.max-threads", static_cast<std::size_t>(cfg.scheduler_threads));
+  sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+  actors::add_message_types(sys_cfg);
+}
+
+result<run_report, run_errc> run_stage(const stage_config& cfg, const run_options& options) {
+  caf::actor_system_config sys_cfg;
+  configure_actor_system(sys_cfg, cfg);
+  caf::actor_system sys{sys_cfg};
+  return run_stage(sys, cfg, options);
+}
+
+result<run_report, run_errc> run_stage(caf::actor_system& sys, const stage_config& cfg_in,
+                                       const run_options& options) {
   stage_config cfg = cfg_in;
   if (auto st = validate(cfg); !st.ok())
     return make_error(run_errc::invalid_config, st.err().message);
   if (options.state_dir.empty())
     return make_error(run_errc::invalid_config, "--state-dir is required");
 
-  // The embedded simulator, when asked for: a loopback server in this process.
-  std::unique_ptr<sim::simulator> simulator;
-  std::optional<api::credentials> creds = options.credentials;
-  if (cfg.base_url == "embedded") {
-    auto sc = cfg.embedded;
-    sc.host = "127.0.0.1";
-    sc.port = 0;
-    sc.api_key = cfg.embedded_api_key;
-    auto started = sim::simulator::start(sc);
-    if (!started) return make_error(run_errc::simulator, started.err().message);
-    simulator = std::move(started.value());
-    cfg.http.base_url = simulator->base_url();
-    // The embedded simulator only knows its own key: credentials from the environment are
-    // meant for the real API and are not used here.
-    auto key = api::credentials::from_api_key(cfg.embedded_api_key);
-    if (!key) return make_error(run_errc::invalid_config, "embedded.api_key: " + key.err().message);
-    creds = std::move(key.value());
-  } else {
-    cfg.http.base_url = cfg.base_url;
-  }
+  // The simulator behind `base_url: "embedded"` is the command line's (apps/embedded_sim.hpp):
+  // the library never links it, so it is started before this and its URL given here.
+  if (cfg.base_url == "embedded")
+    return make_error(run_errc::simulator,
+                      "base_url \"embedded\": the embedded simulator is started by the "
+                      "export-items command, not by the library; give the API's URL");
+  const std::optional<api::credentials>& creds = options.credentials;
   if (!creds)
     return make_error(run_errc::invalid_config,
                       "no credentials: set PLEO_API_KEY (API key) or PLEO_ACCESS_TOKEN (OAuth)");
 
-  if (!options.downstream_factory) {
-    if (auto bound = check_output_binding(options); !bound.ok()) return std::move(bound).err();
+  // The stage: the NDJSON file (bound to the state directory, checked before anything is
+  // opened for writing) or the caller's downstream; the reconciliation report; the stop flag.
+  export_items::stage_options stage_opts;
+  stage_opts.reconcile_path = reconciliation_path(options);
+  stage_opts.stop = options.stop;
+  actors::downstream_actor own_downstream;
+  auto started = [&] {
+    if (!options.downstream_factory)
+      return export_items::stage::start(sys, cfg, *creds, options.state_dir,
+                                        export_items::ndjson_file{options.out}, stage_opts);
+    own_downstream = options.downstream_factory(sys);
+    return export_items::stage::start(sys, cfg, *creds, options.state_dir, own_downstream,
+                                      stage_opts);
+  }();
+  if (!started) {
+    if (own_downstream) caf::anon_send_exit(own_downstream, caf::exit_reason::user_shutdown);
+    return make_error(run_errc_of(started.err().code), started.err().message);
   }
-  auto res = open_resources(cfg, *creds, options.state_dir);
-  if (!res) return std::move(res).err();
-  auto http = res->http;
-  auto store = res->store;
+  auto& stage = *started.value();
 
   run_report report;
-  report.base_url =
-      cfg.base_url == "embedded" ? "embedded simulator at " + cfg.http.base_url : cfg.base_url;
+  report.base_url = options.api_label.empty() ? cfg.base_url : options.api_label;
   report.out = options.out;
+  report.summary = std::make_shared<summary_spool>();
+  auto metrics = std::make_shared<outcome_metrics>();
+  auto summary_listener =
+      spawn_summary_listener(sys, report.summary, metrics, options.batch.listener);
+  actors::batch_request batch = options.batch;
+  batch.listener = summary_listener;
+  batch.collect_outcomes = options.keep_outcomes;
+
+  monitor_options mon;
+  mon.progress = options.progress;
+  mon.live = options.live_progress;
+  mon.progress_interval = options.progress_interval;
+  mon.metrics_file = options.metrics_file;
+  mon.metrics_interval = options.metrics_interval;
+  run_monitor monitor(
+      std::move(mon), [&stage] { return stage.stats(); }, metrics);
+  auto got = stage.run(batch);
   {
-    caf::actor_system_config sys_cfg;
-    sys_cfg.set("scheduler.max-threads", static_cast<std::size_t>(cfg.scheduler_threads));
-    sys_cfg.set("logger.verbosity", caf::atom("quiet"));
-    actors::add_message_types(sys_cfg);
-    caf::actor_system sys{sys_cfg};
-
-    // The store actor first: the NDJSON sink commits its acks through it.
-    auto writer = actors::spawn_store_actor(sys, store);
-    actors::downstream_actor downstream;
-    if (options.downstream_factory) {
-      downstream = options.downstream_factory(sys);
-    } else {
-      actors::ndjson_sink_options sink_opts;
-      sink_opts.path = options.out;
-      sink_opts.commit_timeout = cfg.settings.request_timeout;
-      auto sink = actors::spawn_ndjson_sink(sys, sink_opts, store, writer);
-      if (!sink) {
-        anon_send_exit(writer, caf::exit_reason::user_shutdown);
-        return make_error(run_errc::output, sink.err().message);
-      }
-      downstream = sink.value();
-    }
-
-    auto shared = spawn_stage_actors(sys, cfg, res.value(), downstream, writer);
-    // Job supervisors write their reported items through it before recording a job complete.
-    const auto report_path = reconciliation_path(options);
-    auto reported_any = std::make_shared<std::atomic<bool>>(false);
-    shared.base.report_writer = actors::spawn_report_writer(sys, report_path, reported_any);
-    const auto& base = shared.base;
-    const auto& fetchers = shared.fetchers;
-    auto progress = std::make_shared<actors::batch_progress>();
-    progress->stop = options.stop;
-    auto runner = actors::spawn_batch_runner(sys, base, fetchers, progress);
-    report.summary = std::make_shared<summary_spool>();
-    auto metrics = std::make_shared<outcome_metrics>();
-    auto summary_listener =
-        spawn_summary_listener(sys, report.summary, metrics, options.batch.listener);
-    actors::batch_request batch = options.batch;
-    batch.listener = summary_listener;
-    batch.collect_outcomes = options.keep_outcomes;
-
-    monitor_options mon;
-    mon.progress = options.progress;
-    mon.live = options.live_progress;
-    mon.progress_interval = options.progress_interval;
-    mon.metrics_file = options.metrics_file;
-    mon.metrics_interval = options.metrics_interval;
-    run_monitor monitor(std::move(mon), progress, http.get(), metrics);
-    caf::scoped_actor self{sys};
-    std::optional<actors::batch_report> got;
-    std::string failure;
-    self->request(runner, caf::infinite, actors::run_atom::value, std::move(batch))
-        .receive([&](actors::batch_report& r) { got = std::move(r); },
-                 [&](caf::error& err) { failure = to_string(err); });
     // The runner sent every outcome to the listener before it replied: once the listener
     // answers this, every entry is in the spool.
+    caf::scoped_actor self{sys};
     self->request(caf::actor_cast<caf::actor>(summary_listener), caf::infinite,
                   actors::sync_atom::value)
         .receive([](bool) {}, [](caf::error&) {});
     self->send_exit(summary_listener, caf::exit_reason::user_shutdown);
-    monitor.stop();  // the last progress line and the final metrics file
-    // The sink before the store actor it commits through.
-    self->send_exit(base.downstream, caf::exit_reason::user_shutdown);
-    stop_stage_actors(sys, shared);
-    self->send_exit(base.report_writer, caf::exit_reason::user_shutdown);
-    if (*reported_any) report.reconcile_out = report_path;
-    if (!got) return make_error(run_errc::interrupted, "the batch did not finish: " + failure);
-    report.batch = std::move(*got);
-    if (options.after_batch) options.after_batch(*http, *store, report.batch);
   }
-  http->stop();
-  report.http = http->stats();
+  monitor.stop();  // the last progress line and the final metrics file
+  if (got && options.after_batch) options.after_batch(stage, got.value());
+  // The caller's downstream before the stage's store actor, as the stage does with its sink.
+  if (own_downstream) caf::anon_send_exit(own_downstream, caf::exit_reason::user_shutdown);
+  stage.shutdown();
+  const auto stats = stage.stats();
+  if (stats.reconciliation_written) report.reconcile_out = stage_opts.reconcile_path;
+  if (!got) return make_error(run_errc::interrupted, got.err().message);
+  report.batch = std::move(got.value());
+  report.http = http_stats_of(stats);
   log::flush();  // every line of the run is out before the caller writes its summary
   return report;
 }

@@ -1,7 +1,10 @@
-// Runs a batch of export jobs end to end: builds the actor system (scheduler threads from the
-// config), the HTTP client, the state store and its actor, the fetchers, the sink and the
-// batch runner; waits for the report; shuts everything down with all state committed.
-// This is what the `export-items run` command and embedders' tests call.
+// Runs a batch of export jobs end to end on the public API (export_items::stage, the one
+// place that wires the stage's actors): starts the stage in an actor system (the caller's, or
+// one of its own with the configured scheduler threads) with the NDJSON file downstream or
+// the caller's, the reconciliation report and the stop flag; adds what a host adds around it
+// (the spooled summary listener, progress lines and the metrics file from stage::stats());
+// waits for the report; shuts the stage down with all state committed.
+// This is what the `export-items run` command and the pipeline tests call.
 #pragma once
 
 #include <atomic>
@@ -13,12 +16,16 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
 #include "actors/batch.hpp"
 #include "api/credentials.hpp"
+#include "api/http_client.hpp"
 #include "common/result.hpp"
+#include "export_items/stage.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/summary.hpp"
-#include "storage/state_store.hpp"
 
 namespace ei::pipeline {
 
@@ -26,7 +33,7 @@ enum class run_errc : std::uint8_t {
   invalid_config,  // the configuration or the command line is unusable
   state_dir,       // the state directory is locked, corrupt or from another schema
   output,          // the output file cannot be opened or is inconsistent with the state
-  simulator,       // the embedded simulator failed to start
+  simulator,       // the embedded simulator failed to start (or base_url is "embedded")
   http_client,     // the HTTP client could not be created (bad URL, CA file, ...)
   interrupted,     // the batch did not finish within its deadline
 };
@@ -39,8 +46,11 @@ struct run_options {
   /// or `<state_dir>/reconcile.ndjson` when `out` is stdout.
   std::string reconcile_out;
   actors::batch_request batch;
-  /// Credentials; for the embedded simulator the config's key is used when empty.
+  /// Credentials (required).
   std::optional<api::credentials> credentials;
+  /// How the summary names the API (`base_url`); empty: the base URL. The command line says
+  /// "embedded simulator at URL" for the simulator it started.
+  std::string api_label;
   /// Progress lines go here (nullptr: none). `live` rewrites one line (a terminal).
   std::ostream* progress = nullptr;
   bool live_progress = false;
@@ -50,13 +60,13 @@ struct run_options {
   std::string metrics_file;
   std::chrono::milliseconds metrics_interval{5000};
   /// When set, items go to the downstream this returns (spawned in the stage's actor system)
-  /// instead of the NDJSON sink; `out` is then ignored. For embedders and tests.
+  /// instead of the NDJSON sink (export_items::ndjson_file); `out` is then ignored. For
+  /// embedders and tests. run_stage stops it after the batch.
   std::function<actors::downstream_actor(caf::actor_system&)> downstream_factory;
-  /// Called on the calling thread once the batch has reported, while the stage's HTTP client
-  /// (and its rate budget) and state store are still open: `run --complete-jobs` writes
-  /// outcomes back and completes jobs here (writeback/writeback.hpp).
-  std::function<void(api::http_client&, storage::state_store&, const actors::batch_report&)>
-      after_batch;
+  /// Called on the calling thread once the batch has reported, while the stage (its HTTP
+  /// client, with its rate budget, and its state store) is still open: `run --complete-jobs`
+  /// writes outcomes back and completes jobs here (export_items::stage::write_back).
+  std::function<void(export_items::stage&, const actors::batch_report&)> after_batch;
   /// A graceful stop (set it from another thread, e.g. a signal watcher): no new job starts,
   /// no new batch is handed on, in-flight batches are acknowledged, and the batch ends with
   /// the unfinished jobs' reason code `interrupted` (resumable) within
@@ -81,6 +91,15 @@ struct run_report {
   bool interrupted() const;
 };
 
+/// Sets `sys_cfg` up for a stage: `cfg.scheduler_threads` CAF workers, CAF's own logger quiet,
+/// the message types registered (actors/message_types.hpp).
+void configure_actor_system(caf::actor_system_config& sys_cfg, const stage_config& cfg);
+
+/// Runs the batch on a stage started in `sys` (set up with configure_actor_system; the
+/// caller owns it and may destroy it once this returned).
+result<run_report, run_errc> run_stage(caf::actor_system& sys, const stage_config& cfg,
+                                       const run_options& options);
+/// The same in an actor system of its own, destroyed before it returns.
 result<run_report, run_errc> run_stage(const stage_config& cfg, const run_options& options);
 
 /// The JSON summary of a run (per job: listed, in scope, out of scope by status, emitted,

@@ -29,6 +29,7 @@
 
 #include "api/model.hpp"
 #include "common/result.hpp"
+#include "export_items/config.hpp"  // sync_policy, store_options, ordering_mode
 
 namespace ei::storage {
 
@@ -50,21 +51,6 @@ std::string engine_version();
 template <class T>
 using store_result = result<T, store_errc>;
 using store_status = status<store_errc>;
-
-/// When writes are fsynced. Every write goes to the WAL (never disabled) and is handed to the
-/// OS with write() before the call returns, so under every policy a *process crash* loses
-/// nothing that returned ok. The policies differ only for *power loss*.
-enum class sync_policy : std::uint8_t {
-  /// Never fsync. Power loss may lose any suffix of recent writes (a prefix survives).
-  none,
-  /// Default. fsync the WAL on put_job, finish_order, commit_dispatch, commit_acks and
-  /// erase_job; listing pages, order chunks and drop_pages are not fsynced themselves (a lost
-  /// page is re-fetched from its persisted cursor; lost chunks are recomputed) but become
-  /// durable with the next synced write.
-  commits,
-  /// fsync every write.
-  always,
-};
 
 inline constexpr std::array sync_policies{sync_policy::none, sync_policy::commits,
                                           sync_policy::always};
@@ -90,28 +76,6 @@ enum class write_sync : std::uint8_t {
 constexpr bool syncs(sync_policy p, bool commit_point) noexcept {
   return p == sync_policy::always || (p == sync_policy::commits && commit_point);
 }
-
-/// How the store is opened and tuned. The defaults fit one process exporting a few jobs.
-struct store_options {
-  sync_policy sync = sync_policy::commits;
-  /// Memtable size per column family (RocksDB write_buffer_size).
-  std::size_t write_buffer_bytes = std::size_t{4} << 20;
-  /// Memtable memory of all column families together (RocksDB WriteBufferManager): reaching
-  /// it flushes the largest memtable. Bounds the store's memory whatever the job size.
-  std::size_t memtable_budget_bytes = std::size_t{4} << 20;
-  /// One LRU block cache shared by all column families. Small on purpose: every read of the
-  /// pipeline is a one-pass scan (pages once by the orderer, order chunks once by dispatch).
-  std::size_t block_cache_bytes = std::size_t{2} << 20;
-  /// Create the directory and an empty store when `dir` holds none. When false, a missing
-  /// store is store_errc::not_found.
-  bool create_if_missing = true;
-  /// Open for reading only (`status`, `state verify`, `state inspect`): RocksDB's
-  /// OpenForReadOnly with its info log discarded and a shared lock on the directory. Nothing
-  /// in the directory is created, repaired, rotated or deleted, whatever it holds; a
-  /// directory without a store is store_errc::not_found. Write calls fail (io_error).
-  /// `create_if_missing` is ignored.
-  bool read_only = false;
-};
 
 /// The file name of the marker `open()` writes (and fsyncs, with its directory) into an empty
 /// directory before RocksDB creates anything there. Only a directory holding it was created
@@ -146,7 +110,6 @@ enum class job_phase : std::uint8_t {
   failed,
   reconciling,
 };
-enum class ordering_mode : std::uint8_t { chronological, entry_id };
 inline constexpr std::array job_phases{
     job_phase::verifying, job_phase::listing, job_phase::ordering,   job_phase::dispatching,
     job_phase::complete,  job_phase::failed,  job_phase::reconciling};

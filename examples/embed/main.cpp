@@ -1,14 +1,16 @@
 // A host that embeds the export-items stage (docs/embedding.md): its own caf::actor_system, its
 // own downstream actor that counts items and acknowledges them by sequence, and a listener that
-// prints each job's outcome. Runs every `in_progress` job once, then shuts down cleanly.
+// prints each job's outcome. Runs every `in_progress` job once, prints the stage's stats, then
+// shuts down cleanly. It includes nothing of export-items but <export_items/stage.hpp>.
 //
-//   embed_example                          an in-process simulator (no network, no secrets)
-//   embed_example --base-url URL           a real API; credentials from PLEO_API_KEY or
-//                                          PLEO_ACCESS_TOKEN
+//   embed_example --base-url URL           the API, or a simulator (`export-items-sim`);
+//                                          credentials from PLEO_API_KEY or PLEO_ACCESS_TOKEN
 //   --state-dir DIR                        keep the state there (default: a temporary directory)
+//   --expect-jobs N                        fail unless exactly N jobs ran (CI knows the number)
 //
 // Exit code 0 when every in_progress job completed with all its items acknowledged.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -20,8 +22,7 @@
 
 #include <caf/all.hpp>
 
-#include "export_items/stage.hpp"
-#include "simulator/simulator.hpp"
+#include <export_items/stage.hpp>
 
 namespace xi = export_items;
 
@@ -96,6 +97,21 @@ bool run_host(const std::string& base_url, const xi::credentials& creds,
                    std::fprintf(stderr, "batch: %s\n", caf::to_string(err).c_str());
                  });
   }
+  // What the stage did (any thread may ask, also while batches run).
+  const xi::stage_stats stats = stage.value()->stats();
+  std::printf(
+      "stats: jobs %llu done (%llu failed) of %llu, items %llu handed on, %llu acked, "
+      "pages %llu, http %llu requests (%llu 2xx, %llu retries, %llu throttled)\n",
+      static_cast<unsigned long long>(stats.jobs_done),
+      static_cast<unsigned long long>(stats.jobs_failed),
+      static_cast<unsigned long long>(stats.jobs_total),
+      static_cast<unsigned long long>(stats.items_handed_on),
+      static_cast<unsigned long long>(stats.items_acked),
+      static_cast<unsigned long long>(stats.pages),
+      static_cast<unsigned long long>(stats.http_requests),
+      static_cast<unsigned long long>(stats.http_responses_by_class[2]),
+      static_cast<unsigned long long>(stats.http_retries),
+      static_cast<unsigned long long>(stats.http_throttled));
   stage.value()->shutdown();  // every ack above is committed; the state dir is unlocked
   caf::anon_send_exit(downstream, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
@@ -111,7 +127,11 @@ bool run_host(const std::string& base_url, const xi::credentials& creds,
     std::printf("%zu of %zu jobs complete, %llu items acknowledged, %.2f s\n", complete,
                 report->jobs.size(), static_cast<unsigned long long>(taken),
                 report->duration_seconds);
-    return complete == report->jobs.size() && (!expected_jobs || complete == *expected_jobs);
+    // Every job completed, and the stats agree with what the downstream took: each item it
+    // took was acknowledged and recorded before its job completed.
+    return complete == report->jobs.size() && (!expected_jobs || complete == *expected_jobs) &&
+           stats.jobs_done == report->jobs.size() && stats.items_handed_on == taken &&
+           stats.items_acked == taken;
   }
   return false;
 }  // the host system waits for its actors here
@@ -121,40 +141,25 @@ bool run_host(const std::string& base_url, const xi::credentials& creds,
 int main(int argc, char** argv) {
   std::string base_url;
   std::string state_dir;
+  std::optional<std::size_t> expected_jobs;
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 < argc && std::strcmp(argv[i], "--base-url") == 0) {
       base_url = argv[i + 1];
     } else if (i + 1 < argc && std::strcmp(argv[i], "--state-dir") == 0) {
       state_dir = argv[i + 1];
+    } else if (i + 1 < argc && std::strcmp(argv[i], "--expect-jobs") == 0) {
+      expected_jobs = std::strtoull(argv[i + 1], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: %s [--base-url URL] [--state-dir DIR]\n", argv[0]);
-      return 2;
+      base_url.clear();
+      break;
     }
+  }
+  if (base_url.empty()) {
+    std::fprintf(stderr, "usage: %s --base-url URL [--state-dir DIR] [--expect-jobs N]\n", argv[0]);
+    return 2;
   }
 
-  // The API: a simulator in this process unless --base-url names a real one.
-  std::unique_ptr<ei::sim::simulator> sim;
-  std::optional<std::size_t> expected_jobs;  // known only with the simulator
-  auto creds = xi::credentials::from_api_key("embed-example-key");
-  if (!base_url.empty()) {
-    creds = xi::credentials::from_env();
-  } else {
-    ei::sim::sim_config sc;
-    sc.api_key = "embed-example-key";
-    sc.jobs = 6;
-    sc.companies = 3;
-    sc.items_per_job = 500;
-    auto started = ei::sim::simulator::start(sc);
-    if (!started.ok()) {
-      std::fprintf(stderr, "simulator: %s\n", started.err().message.c_str());
-      return 1;
-    }
-    sim = std::move(started.value());
-    base_url = sim->base_url();
-    expected_jobs = 0;
-    for (const auto& j : sim->jobs())
-      *expected_jobs += j.status == ei::api::job_status::in_progress;
-  }
+  auto creds = xi::credentials::from_env();  // PLEO_API_KEY or PLEO_ACCESS_TOKEN
   if (!creds.ok()) {
     std::fprintf(stderr, "credentials: %s\n", creds.err().message.c_str());
     return 1;

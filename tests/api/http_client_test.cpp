@@ -1618,6 +1618,32 @@ TEST(http_client_sim, the_client_discovers_the_rate_limit_of_its_credential) {
   EXPECT_GE(took, (n - 10) / 100.0 * 0.9);  // the limit holds: no faster than it allows
 }
 
+TEST(http_client_sim, a_rate_guessed_from_a_429_in_the_first_milliseconds_grows_back) {
+  // A throttled answer right after the first response: one request admitted "in the last
+  // second" is a fast server seen for a few milliseconds, not a limit of one request a second.
+  // The client may start from that guess, but requests sent one after another (a job's pages)
+  // must then raise it quickly; before, they never queued behind each other, so the rate
+  // never grew and a whole run kept to ~1 request/s.
+  auto sim = start_sim();
+  ASSERT_TRUE(sim);
+  auto client = make_client(fast_config(sim->base_url()));
+  ASSERT_TRUE(client->request_sync(get("/v3/export-jobs", {{"limit", "1"}})).ok());
+  ASSERT_TRUE(sim->set_faults("jobs:throttle=0@nth=1").ok());
+  auto until = std::chrono::steady_clock::now() + 10s;  // bounds the failing case
+  int sent = 0;
+  while (sent < 60 && std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(client->request_sync(get("/v3/export-jobs", {{"limit", "1"}})).ok());
+    ++sent;
+    auto rate = client->stats().discovered_rate;
+    if (rate == 0 || rate > 20.0) break;  // no rate kept, or one well past the guess
+  }
+  auto st = client->stats();
+  EXPECT_EQ(st.throttled, 1u);
+  EXPECT_TRUE(st.discovered_rate == 0 || st.discovered_rate > 20.0)
+      << "after " << sent << " requests the client still keeps to " << st.discovered_rate
+      << " requests/s";
+}
+
 /// Requests one after another until the simulator has issued `tokens` tokens (bounded);
 /// every one must succeed although the token they started with expired meanwhile.
 void request_across_rotations(http_client& client, ei::sim::simulator& sim, std::uint64_t tokens) {

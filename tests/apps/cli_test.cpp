@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include "tests/support/child_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "simulator/simulator.hpp"
@@ -35,59 +36,20 @@ struct run_result {
   std::string err;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 using ei::testing::temp_dir;
+
+using ei::testing::slurp;
 
 /// Starts `bin` with `args` and `env` (added to a minimal environment); stdout and stderr go
 /// to dir/stdout.txt and dir/stderr.txt.
-pid_t start(std::string bin, const std::vector<std::string>& args,
+pid_t start(const std::string& bin, const std::vector<std::string>& args,
             const std::vector<std::string>& env, const fs::path& dir) {
-  const auto out_path = dir / "stdout.txt";
-  const auto err_path = dir / "stderr.txt";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    std::vector<char*> argv;
-    argv.push_back(bin.data());
-    std::vector<std::string> a = args;
-    for (auto& s : a)
-      argv.push_back(s.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> e = env;
-    e.push_back("PATH=/usr/bin:/bin");
-    std::vector<char*> envp;
-    for (auto& s : e)
-      envp.push_back(s.data());
-    envp.push_back(nullptr);
-    ::execve(bin.c_str(), argv.data(), envp.data());
-    ::_exit(127);
-  }
-  return pid;
+  return ei::testing::start_child(bin, args, env, {dir / "stdout.txt", dir / "stderr.txt", {}});
 }
 
-/// Waits for `pid` (SIGKILLed after `limit`); its exit code (-1 when a signal ended it).
+/// Waits for `pid` (SIGKILLed after `limit`); its exit code (-SIGNAL when a signal ended it).
 int wait_for(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(120)) {
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      ADD_FAILURE() << "export-items did not finish in time";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ei::testing::wait_child(pid, limit, "export-items");
 }
 
 /// Runs `bin` with `args` and `env` (added to a minimal environment), bounded in time.
@@ -339,7 +301,7 @@ TEST(Cli, ACrashDuringListingResumesFromTheLastCommittedCursor) {
   auto crashed =
       run_bin(EI_EXPORT_ITEMS_CRASHPOINTS_BIN, args,
               {std::string("PLEO_API_KEY=") + kKey, "EI_CRASH_AT=after_page_commit:4"}, dir.path());
-  ASSERT_EQ(crashed.exit_code, -1) << "expected SIGKILL at the crash point: " << crashed.err;
+  ASSERT_EQ(crashed.exit_code, -SIGKILL) << "expected SIGKILL at the crash point: " << crashed.err;
   std::size_t first_run_pages = 0;
   for (auto& r : s->request_log())
     if (r.endpoint == "items") ++first_run_pages;
@@ -538,7 +500,7 @@ TEST(Cli, TheUserBinaryIgnoresCrashPoints) {
   auto test_build = run_bin(EI_EXPORT_ITEMS_CRASHPOINTS_BIN,
                             run_args(*s, dir.path() / "state2", (dir.path() / "b.ndjson").string()),
                             env, dir.path());
-  EXPECT_EQ(test_build.exit_code, -1) << test_build.err;
+  EXPECT_EQ(test_build.exit_code, -SIGKILL) << test_build.err;
 }
 
 struct out_line {
@@ -658,6 +620,36 @@ TEST(Cli, SigtermStopsGracefullyAndARerunResumes) {
   // What the first run wrote is still there, unchanged, at the start.
   EXPECT_EQ(slurp(f.out).substr(0, text.size()), text);
   f.expect_every_item_exactly_once(false);
+}
+
+// With `base_url: "embedded"` the simulator's threads run in the process too: they must not
+// take SIGTERM either (it would end the process instead of stopping it gracefully).
+TEST(Cli, SigtermStopsGracefullyWithTheEmbeddedSimulatorToo) {
+  temp_dir dir;
+  const auto out = dir.path() / "items.ndjson";
+  const auto config = dir.path() / "embedded-slow.json";
+  std::ofstream(config) << R"({"base_url": "embedded", "batch_size": 1, "credit_window": 1,
+      "stop_timeout_ms": 20000, "embedded": {"seed": 7, "companies": 1, "jobs": 1,
+      "items_per_job": 5000, "all_in_progress": true}})";
+  const pid_t pid = start(
+      EI_EXPORT_ITEMS_BIN,
+      {"run", "--config", config.string(), "--discover", "--state-dir",
+       (dir.path() / "state").string(), "--out", out.string(), "--quiet", "--ordering", "entry_id"},
+      {}, dir.path());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (slurp(out).find('\n') == std::string::npos && ::waitpid(pid, nullptr, WNOHANG) == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_NE(slurp(out).find('\n'), std::string::npos) << slurp(dir.path() / "stderr.txt");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  const int code = wait_for(pid, std::chrono::seconds(60));
+  const auto err = slurp(dir.path() / "stderr.txt");
+  EXPECT_EQ(code, 3) << err;
+  EXPECT_NE(err.find("SIGTERM received"), std::string::npos) << err;
+  const auto text = slurp(out);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  EXPECT_EQ(committed_offset(out), text.size());
 }
 
 TEST(Cli, ASecondSignalStopsAtOnceAndARerunResumes) {

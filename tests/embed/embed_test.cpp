@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -160,6 +163,27 @@ TEST(Embed, StageRunsInsideTheHostSystemAndAcksBySequence) {
   EXPECT_EQ(complete, in_progress);
   EXPECT_EQ(book->redeliveries, 0U);
   {
+    // The stats: every job has an outcome, each item the host took was handed on once and its
+    // ack recorded (a job completes only after that), and the HTTP counters moved.
+    const xi::stage_stats st = stage.value()->stats();
+    std::uint64_t taken = 0;
+    {
+      std::lock_guard<std::mutex> lock(book->mutex);
+      for (const auto& [job, seqs] : book->sequences)
+        taken += seqs.size();
+    }
+    EXPECT_GT(taken, 0U);
+    EXPECT_EQ(st.jobs_total, jobs.size());
+    EXPECT_EQ(st.jobs_done, jobs.size());
+    EXPECT_EQ(st.jobs_running, 0U);
+    EXPECT_EQ(st.jobs_failed, jobs.size() - in_progress);
+    EXPECT_EQ(st.items_handed_on, taken);
+    EXPECT_EQ(st.items_acked, taken);
+    EXPECT_GT(st.pages, 0U);
+    EXPECT_GE(st.http_requests, jobs.size());
+    EXPECT_GT(st.http_responses_by_class[2], 0U);
+  }
+  {
     // The listener heard about every job. Its messages and the report travel to different
     // actors, so the last outcome may still be in the listener's mailbox: wait (bounded).
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -197,12 +221,16 @@ TEST(Embed, StartRefusesWhatItCannotUse) {
   caf::actor_system host{host_cfg};
   auto creds = xi::credentials::from_api_key(kKey).value();
   temp_dir state;
-  xi::stage_config config;  // base_url "embedded": not for embedders
+  xi::stage_config config;  // no base_url: refused
   auto book = std::make_shared<ledger>();
   auto downstream = host.spawn(host_downstream, book);
   auto s = xi::stage::start(host, config, creds, state.str(), downstream);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.err().code, xi::stage_errc::invalid_config);
+  config.base_url = "embedded";  // the command line's simulator: not for embedders
+  auto embedded = xi::stage::start(host, config, creds, state.str(), downstream);
+  ASSERT_FALSE(embedded.ok());
+  EXPECT_EQ(embedded.err().code, xi::stage_errc::invalid_config);
   config.base_url = "http://127.0.0.1:9";
   auto no_downstream = xi::stage::start(host, config, creds, state.str(), {});
   ASSERT_FALSE(no_downstream.ok());
@@ -304,5 +332,193 @@ TEST(Embed, OutcomesAckedByTheHostAreWrittenBackAndTheJobsCompletedOnce) {
     }
   }
   stage.value()->shutdown();
+  caf::anon_send_exit(downstream, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+std::size_t line_count(const fs::path& p) {
+  std::ifstream in(p);
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(in, line))
+    ++n;
+  return n;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// A host downstream that holds the first batch unacknowledged and hands its ack to the test
+/// (through `first`); later batches are acknowledged at once.
+struct gate {
+  std::promise<std::pair<xi::ack_receiver_actor, xi::item_batch>> first;
+  std::atomic<bool> opened{false};
+  std::mutex mutex;
+  std::vector<std::uint64_t> sequences;
+};
+
+xi::downstream_actor::behavior_type gated_downstream(std::shared_ptr<gate> g) {
+  return {
+      [g](xi::items_atom, const xi::item_batch& batch, const xi::ack_receiver_actor& stage) {
+        {
+          std::lock_guard<std::mutex> lock(g->mutex);
+          for (const auto& item : batch.items)
+            g->sequences.push_back(item.sequence);
+        }
+        if (!g->opened.exchange(true)) {
+          g->first.set_value({stage, batch});
+          return;
+        }
+        caf::anon_send(stage, xi::ack_atom::value, batch.job_id, batch.items.back().sequence,
+                       false);
+      },
+  };
+}
+
+}  // namespace
+
+// The built-in NDJSON file downstream (what `export-items run --out` writes, through this API):
+// every acknowledged item is one line, `<out>.committed` says how far, and the file is bound to
+// the state directory that wrote it: another state directory, or another file, is refused
+// before anything is written or created.
+TEST(Embed, NdjsonFileDownstreamIsBoundToItsStateDirectory) {
+  ei::sim::sim_config sc;
+  sc.api_key = kKey;
+  sc.seed = 31;
+  sc.jobs = 2;
+  sc.companies = 2;
+  sc.items_per_job = 300;
+  sc.all_in_progress = true;
+  auto sim = ei::sim::simulator::start(sc);
+  ASSERT_TRUE(sim.ok());
+  std::vector<xi::uuid> jobs;
+  for (auto& j : sim.value()->jobs())
+    jobs.push_back(j.id);
+  temp_dir state, files;
+  const fs::path out = files.path() / "items.ndjson";
+  const fs::path reconcile = files.path() / "items.reconcile.ndjson";
+
+  caf::actor_system_config host_cfg;
+  host_cfg.set("scheduler.max-threads", std::size_t{2});
+  caf::actor_system host{host_cfg};
+  xi::stage_config config;
+  config.base_url = sim.value()->base_url();
+  config.settings.page_size = 100;
+  auto creds = xi::credentials::from_api_key(kKey).value();
+
+  xi::stage_options options;
+  options.reconcile_path = reconcile.string();
+  auto stage =
+      xi::stage::start(host, config, creds, state.str(), xi::ndjson_file{out.string()}, options);
+  ASSERT_TRUE(stage.ok()) << stage.err().message;
+  auto report = stage.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  EXPECT_EQ(report->complete, jobs.size());
+  const auto st = stage.value()->stats();
+  stage.value()->shutdown();
+  EXPECT_GT(st.items_acked, 0U);
+  EXPECT_EQ(st.items_handed_on, st.items_acked);
+  EXPECT_EQ(line_count(out), st.items_acked);
+  EXPECT_EQ(slurp(fs::path(out.string() + ".committed")),
+            std::to_string(fs::file_size(out)) + "\n");
+  EXPECT_FALSE(st.reconciliation_written);  // a first run has nothing to reconcile
+  EXPECT_FALSE(fs::exists(reconcile));
+  const auto size = fs::file_size(out);
+
+  // A fresh state directory refuses the non-empty file it did not write: nothing is created.
+  const fs::path fresh = files.path() / "fresh-state";
+  auto refused =
+      xi::stage::start(host, config, creds, fresh.string(), xi::ndjson_file{out.string()});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.err().code, xi::stage_errc::output);
+  EXPECT_NE(refused.err().message.find(out.string()), std::string::npos) << refused.err().message;
+  EXPECT_FALSE(fs::exists(fresh));
+  // The state directory refuses another file than the one it wrote.
+  const fs::path other = files.path() / "other.ndjson";
+  auto elsewhere =
+      xi::stage::start(host, config, creds, state.str(), xi::ndjson_file{other.string()});
+  ASSERT_FALSE(elsewhere.ok());
+  EXPECT_EQ(elsewhere.err().code, xi::stage_errc::output);
+  EXPECT_FALSE(fs::exists(other));
+  EXPECT_EQ(fs::file_size(out), size);
+
+  // The same file again: the jobs are done, nothing is added.
+  auto again =
+      xi::stage::start(host, config, creds, state.str(), xi::ndjson_file{out.string()}, options);
+  ASSERT_TRUE(again.ok()) << again.err().message;
+  auto second = again.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->already_complete, jobs.size());
+  again.value()->shutdown();
+  EXPECT_EQ(fs::file_size(out), size);
+}
+
+// request_stop(): the batch in flight is acknowledged, nothing more is handed on, the job ends
+// interrupted and reports; a later stage resumes it after the acknowledged items.
+TEST(Embed, RequestStopEndsTheJobInterruptedAndALaterStageResumesIt) {
+  ei::sim::sim_config sc;
+  sc.api_key = kKey;
+  sc.seed = 32;
+  sc.jobs = 1;
+  sc.companies = 1;
+  sc.items_per_job = 600;
+  sc.all_in_progress = true;
+  auto sim = ei::sim::simulator::start(sc);
+  ASSERT_TRUE(sim.ok());
+  const std::vector<xi::uuid> jobs{sim.value()->jobs().front().id};
+  temp_dir state;
+
+  caf::actor_system_config host_cfg;
+  host_cfg.set("scheduler.max-threads", std::size_t{2});
+  caf::actor_system host{host_cfg};
+  xi::stage_config config;
+  config.base_url = sim.value()->base_url();
+  config.settings.page_size = 100;
+  config.settings.batch_size = 50;
+  config.settings.credit_window = 50;  // one batch in flight: the stop comes before the next
+  auto creds = xi::credentials::from_api_key(kKey).value();
+
+  auto g = std::make_shared<gate>();
+  auto held = g->first.get_future();
+  auto downstream = host.spawn(gated_downstream, g);
+  auto stage = xi::stage::start(host, config, creds, state.str(), downstream);
+  ASSERT_TRUE(stage.ok()) << stage.err().message;
+  auto running = std::async(std::launch::async, [&] {
+    return stage.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  });
+  ASSERT_EQ(held.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  auto [receiver, batch] = held.get();
+  stage.value()->request_stop();
+  caf::anon_send(receiver, xi::ack_atom::value, batch.job_id, batch.items.back().sequence, false);
+  ASSERT_EQ(running.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  auto report = running.get();
+  ASSERT_TRUE(report.ok()) << report.err().message;
+  EXPECT_EQ(report->interrupted, 1U);
+  ASSERT_EQ(report->jobs.size(), 1U);
+  EXPECT_EQ(report->jobs[0].failure.code, xi::job_errc::interrupted) << report->jobs[0].reason;
+  const auto st = stage.value()->stats();
+  EXPECT_EQ(st.items_handed_on, batch.items.size());
+  EXPECT_EQ(st.items_acked, batch.items.size());
+  stage.value()->shutdown();
+
+  // A stage without the stop resumes after the acknowledged batch and completes the job.
+  {
+    std::lock_guard<std::mutex> lock(g->mutex);
+    g->sequences.clear();
+  }
+  auto resumed = xi::stage::start(host, config, creds, state.str(), downstream);
+  ASSERT_TRUE(resumed.ok()) << resumed.err().message;
+  auto second = resumed.value()->run(xi::batch_request{jobs, false, {}, std::nullopt});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->complete, 1U);
+  resumed.value()->shutdown();
+  {
+    std::lock_guard<std::mutex> lock(g->mutex);
+    ASSERT_FALSE(g->sequences.empty());
+    EXPECT_EQ(g->sequences.front(), batch.items.back().sequence + 1);
+  }
   caf::anon_send_exit(downstream, caf::exit_reason::user_shutdown);
 }

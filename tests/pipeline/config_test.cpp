@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "simulator/config.hpp"
+
 namespace ei::pipeline {
 namespace {
 

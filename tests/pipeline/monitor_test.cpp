@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "pipeline/monitor.hpp"
+#include "pipeline/runtime.hpp"
 
 namespace {
 
@@ -185,7 +186,8 @@ TEST(monitor, RewritesTheMetricsFileWhileRunningAndOnceMoreAtStop) {
   pipeline::monitor_options o;
   o.metrics_file = path.string();
   o.metrics_interval = 20ms;
-  pipeline::run_monitor mon(o, progress, nullptr, outcomes);
+  pipeline::run_monitor mon(
+      o, [progress] { return pipeline::stats_of(*progress, api::client_stats{}); }, outcomes);
   ASSERT_NE(slurp(path).find("export_items_run_in_progress 1\n"), std::string::npos);
   progress->items_emitted = 5;
   // A later rewrite shows the new count (bounded wait for the condition).

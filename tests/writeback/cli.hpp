@@ -3,22 +3,16 @@
 // would give for the stage's output.
 #pragma once
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
+
+#include "tests/support/child_process.hpp"
 
 namespace ei::testing {
 
@@ -28,58 +22,17 @@ struct cli_result {
   std::string err;
 };
 
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 /// Runs EI_EXPORT_ITEMS_BIN with `args`; `env` is added to a minimal environment; stdin is
 /// `stdin_file` (or /dev/null). Killed after `limit`.
 inline cli_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& env,
                           const std::filesystem::path& dir, const std::string& stdin_file = {},
                           std::chrono::seconds limit = std::chrono::seconds(60)) {
-  const auto out_path = dir / "cli-stdout.txt";
-  const auto err_path = dir / "cli-stderr.txt";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int in = ::open(stdin_file.empty() ? "/dev/null" : stdin_file.c_str(), O_RDONLY);
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    std::string bin = EI_EXPORT_ITEMS_BIN;
-    std::vector<std::string> a = args;
-    std::vector<char*> argv{bin.data()};
-    for (auto& s : a)
-      argv.push_back(s.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> e = env;
-    e.push_back("PATH=/usr/bin:/bin");
-    std::vector<char*> envp;
-    for (auto& s : e)
-      envp.push_back(s.data());
-    envp.push_back(nullptr);
-    ::execve(bin.c_str(), argv.data(), envp.data());
-    ::_exit(127);
-  }
+  const child_io io{dir / "cli-stdout.txt", dir / "cli-stderr.txt", stdin_file};
   cli_result r;
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      ADD_FAILURE() << "export-items did not finish in time: " << args.front();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
+  r.exit_code = wait_child(start_child(EI_EXPORT_ITEMS_BIN, args, env, io), limit,
+                           "export-items " + args.front());
+  r.out = slurp(io.stdout_path);
+  r.err = slurp(io.stderr_path);
   return r;
 }
 

@@ -47,12 +47,11 @@ TEST(WriteBackEmbed, AcksWithOutcomesCompleteTheJobOnce) {
     });
   };
   std::optional<writeback::report> wb;
-  opts.after_batch = [&](api::http_client& http, storage::state_store& store,
-                         const actors::batch_report&) {
+  opts.after_batch = [&](export_items::stage& stage, const actors::batch_report&) {
     writeback::options o;
     o.complete = true;
     o.jobs = {job};
-    auto r = writeback::write_back(http, store, o);
+    auto r = stage.write_back(o);
     ASSERT_TRUE(r.ok());
     wb = std::move(r.value());
   };
