@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batch.hpp"
+#include "actors/detail/listed_jobs.hpp"
 #include "common/log.hpp"
 
 namespace ei::actors {
@@ -46,8 +47,12 @@ struct runner_state {
   std::map<caf::actor_addr, job_supervisor_actor> supervisors;  // of the active ones
   std::map<caf::actor_addr, std::uint64_t> weights;             // of the active ones
   std::uint64_t running_weight = 0;
-  std::set<api::uuid> discovered;  // jobs discovery has listed: a job listed twice runs once
   std::size_t verifying = 0;
+  // The deadline of every verification in flight (at most max_verifying). The GETs are sent
+  // without a CAF timeout: CAF 0.17 keeps a request's timeout in its clock until it fires,
+  // also once the answer came (~180 bytes for fetch_timeout, about an hour), so one per job
+  // made the runner grow by that per job; the tick fails what is past its deadline instead.
+  std::map<api::uuid, clock_type::time_point> verify_deadlines;
   std::size_t running = 0;
   batch_report report;
   clock_type::time_point started;
@@ -57,7 +62,9 @@ struct runner_state {
   bool discover_more = false;  // discovery has a next page to read
   std::string discover_cursor;
   std::set<std::string> discover_cursors;  // every cursor discovery followed: a repeat is a cycle
-  std::set<api::uuid> discover_listed;     // every job discovery listed, whatever its status
+  // Every job discovery listed, whatever its status (fresh pages), and which of them were
+  // handed to the batch (a job listed twice runs once).
+  detail::listed_jobs discover_listed;
   std::uint32_t discover_stale_pages = 0;  // pages in a row that brought no job not seen before
   batch_request request;
   bool stopping = false;  // a graceful stop was requested: no new job starts
@@ -292,30 +299,57 @@ std::string describe_failure(const fetch_failure& f) {
   return msg;
 }
 
-/// The ids in their given order, each once (a job listed twice runs once).
-std::vector<api::uuid> dedupe(const std::vector<api::uuid>& ids) {
-  std::vector<std::size_t> order(ids.size());
+/// The ids in their given order, each once (a job listed twice runs once), in place: the
+/// batch's id list is the only copy the runner keeps (16 bytes a job).
+std::vector<api::uuid> dedupe(std::vector<api::uuid> ids) {
+  std::vector<std::uint32_t> order(ids.size());
   for (std::size_t i = 0; i < order.size(); ++i)
-    order[i] = i;
+    order[i] = static_cast<std::uint32_t>(i);
   std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
+                   [&](std::uint32_t a, std::uint32_t b) { return ids[a] < ids[b]; });
   std::vector<bool> keep(ids.size(), true);
   for (std::size_t i = 1; i < order.size(); ++i)
     if (ids[order[i]] == ids[order[i - 1]]) keep[order[i]] = false;
-  std::vector<api::uuid> out;
-  out.reserve(ids.size());
+  order = {};
+  std::size_t n = 0;
   for (std::size_t i = 0; i < ids.size(); ++i)
-    if (keep[i]) out.push_back(ids[i]);
-  return out;
+    if (keep[i]) ids[n++] = ids[i];
+  ids.resize(n);
+  ids.shrink_to_fit();
+  return ids;
+}
+
+/// Fails the verifications past their deadline (their answer, should it still come, is
+/// dropped); true when there was one.
+bool expire_verifications(runner_ptr self) {
+  auto& st = self->state;
+  const auto now = clock_type::now();
+  bool expired = false;
+  for (auto it = st.verify_deadlines.begin(); it != st.verify_deadlines.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    const auto job_id = it->first;
+    it = st.verify_deadlines.erase(it);
+    --st.verifying;
+    expired = true;
+    failed_before_start(self, job_id, job_errc::timeout,
+                        "verifying the job: no answer within " +
+                            std::to_string(st.base.settings.fetch_timeout.count()) + " ms");
+  }
+  return expired;
 }
 
 void verify(runner_ptr self, const api::uuid& job_id) {
   auto& st = self->state;
   ++st.verifying;
-  self->request(pick_fetcher(self), st.base.settings.fetch_timeout, get_job_atom::value, job_id)
+  st.verify_deadlines[job_id] = clock_type::now() + st.base.settings.fetch_timeout;
+  self->request(pick_fetcher(self), caf::infinite, get_job_atom::value, job_id)
       .then(
           [self, job_id](job_reply& reply) {
             auto& s = self->state;
+            if (s.verify_deadlines.erase(job_id) == 0) return;  // failed at its deadline
             --s.verifying;
             if (!reply.ok) {
               const auto& f = reply.failure;
@@ -331,6 +365,7 @@ void verify(runner_ptr self, const api::uuid& job_id) {
             schedule(self);
           },
           [self, job_id](caf::error& err) {
+            if (self->state.verify_deadlines.erase(job_id) == 0) return;
             --self->state.verifying;
             failed_before_start(self, job_id, job_errc::timeout,
                                 "verifying the job: " + to_string(err));
@@ -360,9 +395,9 @@ void discover_page(runner_ptr self) {
             s.discover_more = false;
             bool fresh = false;  // a job this discovery has not listed before
             for (auto& job : reply.page.data) {
-              fresh = s.discover_listed.insert(job.id).second || fresh;
+              fresh = s.discover_listed.list(job.id) || fresh;
               if (job.status != api::job_status::in_progress) continue;
-              if (!s.discovered.insert(job.id).second) continue;  // listed twice: run once
+              if (!s.discover_listed.start(job.id)) continue;  // listed twice: run once
               if (s.progress) ++s.progress->jobs_total;
               enqueue_verified(self, std::move(job));
             }
@@ -406,6 +441,10 @@ void discover_page(runner_ptr self) {
 void on_tick(runner_ptr self) {
   auto& st = self->state;
   if (!st.promise.pending()) return;
+  if (expire_verifications(self)) {
+    schedule(self);
+    if (!st.promise.pending()) return;
+  }
   if (!st.stopping && st.progress && st.progress->stop_requested()) {
     st.stopping = true;
     st.stop_deadline = clock_type::now() + st.base.settings.stop_timeout;
@@ -458,17 +497,16 @@ runner_impl::behavior_type runner_behavior(runner_ptr self, job_context base,
         auto& s = self->state;
         s.started = clock_type::now();
         s.promise = self->make_response_promise<batch_report>();
-        s.request = req;
-        s.request.jobs.clear();
-        s.ids = dedupe(req.jobs);
+        s.ids = dedupe(std::move(req.jobs));
+        s.request = std::move(req);
         if (s.progress) s.progress->jobs_total += s.ids.size();
-        if (req.discover) {
+        if (s.request.discover) {
           s.discover_more = true;  // the first page
         } else {
           s.listing_done = true;
         }
         schedule(self);
-        if (s.progress && s.progress->stop) on_tick(self);
+        on_tick(self);  // the stop flag (if any) and the verifications' deadlines
         return s.promise;
       },
       [self](tick_atom) { on_tick(self); },

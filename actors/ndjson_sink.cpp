@@ -47,12 +47,23 @@ struct sink_state {
   std::map<api::uuid, pending_ack> pending;
   store_actor writer;             // the ack commits go through the store actor
   bool commit_in_flight = false;  // one ack commit at a time; lines buffer meanwhile
+  // The in-flight commit's deadline. The commit is sent without a CAF timeout (CAF 0.17 keeps
+  // every request timeout in its clock until it fires, also once the answer came: ~180 bytes
+  // per commit for commit_timeout, so the sink grew with every flush); one check at a time
+  // is pending instead (a tick_atom to itself), rescheduled while commits follow each other.
+  std::chrono::steady_clock::time_point commit_deadline;
+  bool commit_check_pending = false;
   bool flush_scheduled = false;
   bool committed_warned = false;
   static inline const char* name = "ndjson_sink";
 };
 
-using sink_impl = downstream_actor::extend<caf::reacts_to<flush_atom>>;
+/// The most the sink buffers while an ack commit is in flight before it writes the lines out
+/// (unsynced): the buffer of a sink fed by a few large jobs' credit windows stays this size
+/// instead of reaching their sum (~10 MB for three windows of 16,384 lines).
+constexpr std::size_t spill_bytes = std::size_t{1} << 20;
+
+using sink_impl = downstream_actor::extend<caf::reacts_to<flush_atom>, caf::reacts_to<tick_atom>>;
 using sink_ptr = sink_impl::stateful_pointer<sink_state>;
 
 /// Replaces `<path>.committed` with `offset` (write the .tmp, rename). Advisory: not fsynced.
@@ -126,7 +137,12 @@ void flush(sink_ptr self) {
   auto acks = std::move(st.pending);
   st.pending.clear();
   st.commit_in_flight = true;
-  self->request(st.writer, st.options.commit_timeout, ack_atom::value, std::move(commit))
+  st.commit_deadline = std::chrono::steady_clock::now() + st.options.commit_timeout;
+  if (!st.commit_check_pending) {
+    st.commit_check_pending = true;
+    self->delayed_send(self, st.options.commit_timeout, tick_atom::value);
+  }
+  self->request(st.writer, caf::infinite, ack_atom::value, std::move(commit))
       .then(
           [self, offset = st.offset, acks = std::move(acks)](const store_reply& r) mutable {
             if (!r.ok) return stop_sink(self, "committing acknowledgements failed: " + r.message);
@@ -158,6 +174,15 @@ sink_impl::behavior_type sink_behavior(sink_ptr self, ndjson_sink_options option
           s.buffer.push_back('\n');
         }
         s.buffered_items += batch.items.size();
+        if (s.commit_in_flight && s.buffer.size() >= spill_bytes) {
+          // Lines wait for the commit in flight: write them out now (not fsynced, not
+          // acknowledged: provisional, past the committed offset) so that the buffer stays
+          // small; the next flush's fsync covers them with its own lines.
+          if (auto f = durable::write_all(s.fd, s.buffer))
+            return stop_sink(self, std::string(f->step) + " failed: " + std::strerror(f->error));
+          s.offset += s.buffer.size();
+          s.buffer.clear();
+        }
         auto& ack = s.pending[batch.job_id];
         ack.through = std::max(ack.through, batch.items.back().sequence);
         ack.receiver = receiver;
@@ -172,6 +197,17 @@ sink_impl::behavior_type sink_behavior(sink_ptr self, ndjson_sink_options option
         }
       },
       [self](flush_atom) { flush(self); },
+      [self](tick_atom) {  // the commit check
+        auto& s = self->state;
+        s.commit_check_pending = false;
+        if (!s.commit_in_flight) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= s.commit_deadline)
+          return stop_sink(self, "committing acknowledgements failed: no answer within " +
+                                     std::to_string(s.options.commit_timeout.count()) + " ms");
+        s.commit_check_pending = true;
+        self->delayed_send(self, s.commit_deadline - now, tick_atom::value);
+      },
   };
 }
 
