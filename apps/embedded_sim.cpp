@@ -1,22 +1,14 @@
 #include "apps/embedded_sim.hpp"
 
+#include "pipeline/sim_config.hpp"
+
 namespace ei::apps {
 
 result<embedded_api, pipeline::run_errc> start_embedded(const pipeline::embedded_simulator& e) {
-  sim::sim_config sc;
+  sim::sim_config sc = pipeline::to_sim(e);
   sc.host = "127.0.0.1";
   sc.port = 0;
   sc.api_key = e.api_key;
-  sc.seed = e.seed;
-  sc.server_order_seed = e.server_order_seed;
-  sc.companies = e.companies;
-  sc.jobs = e.jobs;
-  sc.items_per_job = e.items_per_job;
-  sc.all_in_progress = e.all_in_progress;
-  sc.faults = e.faults;
-  sc.default_limit = e.default_limit;
-  sc.threads = e.threads;
-  sc.loose = e.loose;
   // The embedded simulator only knows its own key: credentials from the environment are
   // meant for the real API and are not used here.
   auto key = api::credentials::from_api_key(e.api_key);

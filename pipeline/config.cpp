@@ -1,4 +1,5 @@
 #include "pipeline/config.hpp"
+#include "pipeline/sim_config.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -78,21 +79,6 @@ constexpr const char* kEmbeddedKeys[] = {
     "seed",   "server_order_seed", "companies", "jobs", "items_per_job", "all_in_progress",
     "faults", "default_limit",     "threads",   "loose"};
 
-sim::sim_config to_sim(const embedded_simulator& e) {
-  sim::sim_config sc;
-  sc.seed = e.seed;
-  sc.server_order_seed = e.server_order_seed;
-  sc.companies = e.companies;
-  sc.jobs = e.jobs;
-  sc.items_per_job = e.items_per_job;
-  sc.all_in_progress = e.all_in_progress;
-  sc.faults = e.faults;
-  sc.default_limit = e.default_limit;
-  sc.threads = e.threads;
-  sc.loose = e.loose;
-  return sc;
-}
-
 void from_sim(const sim::sim_config& sc, embedded_simulator& e) {
   e.seed = sc.seed;
   e.server_order_seed = sc.server_order_seed;
@@ -121,6 +107,21 @@ json_config::keys embedded_keys(stage_config& cfg) {
 }
 
 }  // namespace
+
+sim::sim_config to_sim(const embedded_simulator& e) {
+  sim::sim_config sc;
+  sc.seed = e.seed;
+  sc.server_order_seed = e.server_order_seed;
+  sc.companies = e.companies;
+  sc.jobs = e.jobs;
+  sc.items_per_job = e.items_per_job;
+  sc.all_in_progress = e.all_in_progress;
+  sc.faults = e.faults;
+  sc.default_limit = e.default_limit;
+  sc.threads = e.threads;
+  sc.loose = e.loose;
+  return sc;
+}
 
 status<config_errc> apply_config_json(stage_config& cfg, std::string_view text_in,
                                       const std::string& origin) {

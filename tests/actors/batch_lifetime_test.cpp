@@ -59,6 +59,17 @@ caf::actor spawn_silent(caf::actor_system& sys) {
       0);
 }
 
+/// A state store in `dir` and, in front of it, a store actor that never answers an ack
+/// commit: the sink's commits stay in flight. A null store when it cannot be opened.
+std::pair<std::shared_ptr<storage::state_store>, store_actor> store_that_never_commits(
+    caf::actor_system& sys, const std::filesystem::path& dir) {
+  auto opened = storage::state_store::open(dir / "state", storage::store_options{});
+  EXPECT_TRUE(opened.ok()) << opened.err().message;
+  if (!opened.ok()) return {};
+  return {std::shared_ptr<storage::state_store>(std::move(opened.value())),
+          caf::actor_cast<store_actor>(spawn_silent<ack_atom, sink_acks>(sys))};
+}
+
 TEST(BatchLifetime, RunnerFailsAVerificationThatGetsNoAnswer) {
   system_fixture f;
   auto fetcher = caf::actor_cast<fetcher_actor>(spawn_silent<get_job_atom, api::uuid>(*f.sys));
@@ -94,10 +105,8 @@ TEST(BatchLifetime, RunnerFailsAVerificationThatGetsNoAnswer) {
 TEST(BatchLifetime, SinkStopsWhenItsAckCommitGetsNoAnswer) {
   system_fixture f;
   ei::testing::temp_dir dir;
-  auto opened = storage::state_store::open(dir.path() / "state", storage::store_options{});
-  ASSERT_TRUE(opened.ok()) << opened.err().message;
-  std::shared_ptr<storage::state_store> store(std::move(opened.value()));
-  auto writer = caf::actor_cast<store_actor>(spawn_silent<ack_atom, sink_acks>(*f.sys));
+  auto [store, writer] = store_that_never_commits(*f.sys, dir.path());
+  ASSERT_NE(store, nullptr);
   ndjson_sink_options opts;
   opts.path = (dir.path() / "out.ndjson").string();
   opts.fsync = false;
@@ -133,10 +142,8 @@ TEST(BatchLifetime, SinkStopsWhenItsAckCommitGetsNoAnswer) {
 TEST(BatchLifetime, SinkWritesLinesOutWhileACommitIsInFlightButDoesNotAcknowledgeThem) {
   system_fixture f;
   ei::testing::temp_dir dir;
-  auto opened = storage::state_store::open(dir.path() / "state", storage::store_options{});
-  ASSERT_TRUE(opened.ok()) << opened.err().message;
-  std::shared_ptr<storage::state_store> store(std::move(opened.value()));
-  auto writer = caf::actor_cast<store_actor>(spawn_silent<ack_atom, sink_acks>(*f.sys));
+  auto [store, writer] = store_that_never_commits(*f.sys, dir.path());
+  ASSERT_NE(store, nullptr);
   ndjson_sink_options opts;
   const auto out = dir.path() / "out.ndjson";
   opts.path = out.string();

@@ -99,14 +99,33 @@ xi::downstream_actor::behavior_type outcome_downstream(std::shared_ptr<ledger> b
 
 using ei::testing::temp_dir;
 
-TEST(Embed, StageRunsInsideTheHostSystemAndAcksBySequence) {
+namespace {
+
+/// A simulator of `jobs` jobs over `companies` companies, `items` items each; every job in
+/// progress unless `all_in_progress` is false (then the seed decides).
+auto start_sim(std::uint64_t seed, std::uint32_t jobs, std::uint32_t companies, std::uint32_t items,
+               bool all_in_progress = true) {
   ei::sim::sim_config sc;
   sc.api_key = kKey;
-  sc.seed = 77;
-  sc.jobs = 4;
-  sc.companies = 2;
-  sc.items_per_job = 700;
-  auto sim = ei::sim::simulator::start(sc);
+  sc.seed = seed;
+  sc.jobs = jobs;
+  sc.companies = companies;
+  sc.items_per_job = items;
+  sc.all_in_progress = all_in_progress;
+  return ei::sim::simulator::start(sc);
+}
+
+std::vector<xi::uuid> ids_of(const ei::sim::simulator& sim) {
+  std::vector<xi::uuid> ids;
+  for (const auto& j : sim.jobs())
+    ids.push_back(j.id);
+  return ids;
+}
+
+}  // namespace
+
+TEST(Embed, StageRunsInsideTheHostSystemAndAcksBySequence) {
+  auto sim = start_sim(77, 4, 2, 700, false);
   ASSERT_TRUE(sim.ok());
   std::vector<xi::uuid> jobs;
   std::size_t in_progress = 0;
@@ -246,18 +265,9 @@ TEST(Embed, StartRefusesWhatItCannotUse) {
 }  // namespace
 
 TEST(Embed, OutcomesAckedByTheHostAreWrittenBackAndTheJobsCompletedOnce) {
-  ei::sim::sim_config sc;
-  sc.api_key = kKey;
-  sc.seed = 78;
-  sc.jobs = 3;
-  sc.companies = 3;
-  sc.items_per_job = 250;
-  sc.all_in_progress = true;
-  auto sim = ei::sim::simulator::start(sc);
+  auto sim = start_sim(78, 3, 3, 250);
   ASSERT_TRUE(sim.ok());
-  std::vector<xi::uuid> jobs;
-  for (auto& j : sim.value()->jobs())
-    jobs.push_back(j.id);
+  const std::vector<xi::uuid> jobs = ids_of(*sim.value());
   ASSERT_EQ(jobs.size(), 3U);
   temp_dir state;
 
@@ -386,18 +396,9 @@ xi::downstream_actor::behavior_type gated_downstream(std::shared_ptr<gate> g) {
 // the state directory that wrote it: another state directory, or another file, is refused
 // before anything is written or created.
 TEST(Embed, NdjsonFileDownstreamIsBoundToItsStateDirectory) {
-  ei::sim::sim_config sc;
-  sc.api_key = kKey;
-  sc.seed = 31;
-  sc.jobs = 2;
-  sc.companies = 2;
-  sc.items_per_job = 300;
-  sc.all_in_progress = true;
-  auto sim = ei::sim::simulator::start(sc);
+  auto sim = start_sim(31, 2, 2, 300);
   ASSERT_TRUE(sim.ok());
-  std::vector<xi::uuid> jobs;
-  for (auto& j : sim.value()->jobs())
-    jobs.push_back(j.id);
+  const std::vector<xi::uuid> jobs = ids_of(*sim.value());
   temp_dir state, files;
   const fs::path out = files.path() / "items.ndjson";
   const fs::path reconcile = files.path() / "items.reconcile.ndjson";
@@ -460,14 +461,7 @@ TEST(Embed, NdjsonFileDownstreamIsBoundToItsStateDirectory) {
 // request_stop(): the batch in flight is acknowledged, nothing more is handed on, the job ends
 // interrupted and reports; a later stage resumes it after the acknowledged items.
 TEST(Embed, RequestStopEndsTheJobInterruptedAndALaterStageResumesIt) {
-  ei::sim::sim_config sc;
-  sc.api_key = kKey;
-  sc.seed = 32;
-  sc.jobs = 1;
-  sc.companies = 1;
-  sc.items_per_job = 600;
-  sc.all_in_progress = true;
-  auto sim = ei::sim::simulator::start(sc);
+  auto sim = start_sim(32, 1, 1, 600);
   ASSERT_TRUE(sim.ok());
   const std::vector<xi::uuid> jobs{sim.value()->jobs().front().id};
   temp_dir state;
