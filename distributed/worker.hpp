@@ -20,7 +20,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <iosfwd>
 #include <string>
 
 #include "api/credentials.hpp"
@@ -47,6 +46,8 @@ struct worker_options {
   std::size_t flush_items = 2048;                 // ... or once this many acks wait
 };
 
-int run_worker(const worker_options& options, const api::credentials& creds, std::ostream& log);
+/// Logs through ei::log (common/log.hpp: the level and format the host set): every line carries
+/// the event, the worker's name and, for a job, jobId, companyId and attempt (docs/operations.md).
+int run_worker(const worker_options& options, const api::credentials& creds);
 
 }  // namespace ei::distributed
