@@ -276,6 +276,9 @@ std::shared_ptr<command_set> add_commands(CLI::App& app) {
       ->check(CLI::IsMember({"chronological", "entry_id"}));
   w->add_option("--flush-items", c->wo.flush_items, "Progress write once this many acks wait")
       ->capture_default_str();
+  w->add_option("--metrics-file", c->wo.metrics_file,
+                "Write OpenMetrics text here (node_exporter textfile collector: name it *.prom), "
+                "rewritten atomically every 5 s and at exit");
 
   auto* b = app.add_subcommand("batch", "Operate on a batch in etcd");
   c->batch = b;

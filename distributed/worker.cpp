@@ -33,6 +33,7 @@
 #include "common/log.hpp"
 #include "distributed/keys.hpp"
 #include "export_items/stage.hpp"
+#include "pipeline/monitor.hpp"
 
 namespace ei::distributed {
 namespace {
@@ -169,7 +170,39 @@ struct worker {
   std::int64_t lease = 0;
   std::string name;
   std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t claims = 0, completed = 0, released = 0, progress_writes = 0;
+  // Read by the monitor's thread for the metrics file.
+  std::atomic<std::uint64_t> claims{0}, completed{0}, recorded_failed{0}, released{0},
+      progress_writes{0};
+  std::unique_ptr<pipeline::run_monitor> monitor;  // the metrics file and the HTTP events
+
+  /// The worker's own families of the metrics file (docs/operations.md).
+  void write_metrics(pipeline::openmetrics_writer& e) {
+    e.counter("export_items_worker_claims", "", "Jobs this worker claimed", claims.load());
+    e.family("export_items_worker_jobs_recorded", "counter", "",
+             "Jobs this worker recorded done in etcd, by result");
+    const auto failed = recorded_failed.load();
+    const auto done = completed.load();
+    e.sample("export_items_worker_jobs_recorded_total",
+             pipeline::openmetrics_label("result", "complete"), done - std::min(done, failed));
+    e.sample("export_items_worker_jobs_recorded_total",
+             pipeline::openmetrics_label("result", "failed"), failed);
+    e.counter("export_items_worker_releases", "",
+              "Claims this worker gave back for another attempt", released.load());
+    e.counter("export_items_worker_progress_writes", "",
+              "Fenced progress writes (acknowledged ids) to etcd", progress_writes.load());
+    std::size_t held = 0;
+    {
+      std::lock_guard<std::mutex> lk(sh->mu);
+      held = sh->jobs.size();
+    }
+    e.gauge("export_items_worker_jobs_claimed", "", "Jobs this worker holds a claim on now",
+            static_cast<double>(held));
+    e.gauge("export_items_worker_fenced", "",
+            "1 once the lease may have expired (the worker exits 3)", sh->fenced.load() ? 1 : 0);
+    e.counter("export_items_worker_etcd_requests", "", "Requests sent to etcd", etcd->requests());
+    e.counter("export_items_worker_etcd_failovers", "", "Switches to another etcd member",
+              etcd->failovers());
+  }
 
   std::string claim_value(std::int64_t attempt) const {
     return json{{"worker", name}, {"lease", std::to_string(lease)}, {"attempt", attempt}}.dump();
@@ -281,6 +314,7 @@ struct worker {
                        {"attempt", attempt},
                        {"acked", std::to_string(s->recorded)}});
     }
+    if (monitor) monitor->stop();  // the final metrics file says fenced
     log_exit(3);
     std::_Exit(3);
   }
@@ -597,6 +631,18 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
     return fail(stage.err().message);
   }
 
+  // The run's metrics (from the stage's counters and the jobs' outcomes) and the worker's own;
+  // throttled / retry_storm events as for run.
+  auto outcomes = std::make_shared<pipeline::outcome_metrics>();
+  {
+    pipeline::monitor_options mon;
+    mon.metrics_file = o.metrics_file;
+    mon.metrics_interval = o.metrics_interval;
+    mon.extra = [&w](pipeline::openmetrics_writer& e) { w.write_metrics(e); };
+    w.monitor = std::make_unique<pipeline::run_monitor>(
+        std::move(mon), [st = stage.value().get()] { return st->stats(); }, outcomes);
+  }
+
   std::map<api::uuid, std::shared_ptr<job_slot>> running;
   std::thread keepalive_thread([&w] { w.keepalive_loop(); });
   auto next_scan = clock::now();
@@ -641,6 +687,7 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
       std::uint64_t in_scope = 0, emitted = 0;
       bool final_result = true;
       if (outcome) {
+        outcomes->add(*outcome);
         in_scope = outcome->stats.in_scope;
         emitted = outcome->stats.emitted;
         reason_code = outcome->reason_code;
@@ -694,6 +741,7 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
         }
         if (r == 0) w.fenced("etcd refused the completion of job " + s->job_text);
         ++w.completed;
+        if (result != "complete") ++w.recorded_failed;
         ei::log::write(result == "complete" ? ei::log::level::info : ei::log::level::error,
                        "job_recorded",
                        result == "complete" ? std::string("the job is recorded complete")
@@ -783,6 +831,7 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
     w.sh->cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return !w.sh->finished.empty(); });
   }
 
+  w.monitor->stop();  // the final metrics file
   w.log_exit(code);
   {
     std::lock_guard<std::mutex> lk(w.ka_mu);

@@ -6,7 +6,9 @@
   job_recorded) the job id, company id and attempt; the claim lines carry `mono`;
 - one worker runs a small batch to the end: each job claimed and recorded complete once,
   worker_started first, batch_done and worker_exiting (exitCode 0, its counters) last;
-- the API key appears nowhere (stderr, stdout, the output);
+- `--metrics-file` holds OpenMetrics text that prometheus_client's parser accepts, with the
+  worker's families (claims, jobs recorded by result, fenced) and the run's (items handed on);
+- the API key appears nowhere (stderr, stdout, the output, the metrics file);
 - the default text format is for people (not JSON; event and key=value fields on one line);
 - `--log-level warn` leaves out the info lines; a bad `--prefix` is a usage error (exit 2)
   naming the flag that creates nothing.
@@ -25,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 SECRET = "worker-log-test-secret-5b2f"
 WORKER = "wlog-1"
@@ -88,7 +92,8 @@ def main():
             worker = base + [
                 "--state-dir", "st", "--out", "items.ndjson", "--base-url", base_url,
                 "--name", WORKER, "--lease-ttl", "2", "--max-jobs", "2", "--page-size", "50"]
-            r = subprocess.run(worker + ["--log-format", "json", "--log-level", "debug"],
+            r = subprocess.run(worker + ["--log-format", "json", "--log-level", "debug",
+                                         "--metrics-file", "worker.prom"],
                                capture_output=True, text=True, timeout=60, env=env, cwd=d)
             check(r.returncode == 0, f"the worker exits 0 (got {r.returncode}): {r.stderr[-2000:]}")
 
@@ -145,10 +150,40 @@ def main():
             check(len(lines) > 0 and handed == len(lines),
                   f"handedOn adds up to the output's {len(lines)} lines (got {handed})")
 
+            # --- the metrics file --------------------------------------------------------
+            metrics_text = open(os.path.join(d, "worker.prom")).read()
+            check(not os.path.exists(os.path.join(d, "worker.prom.tmp")), "no .tmp left")
+            families = {f.name: f for f in text_string_to_metric_families(metrics_text)}
+
+            def value(sample, **labels):
+                for f in families.values():
+                    for s in f.samples:
+                        if s.name == sample and s.labels == labels:
+                            return s.value
+                check(False, f"no sample {sample}{labels} in the metrics file")
+                return None
+
+            for name, kind in [("export_items_worker_claims", "counter"),
+                               ("export_items_worker_jobs_recorded", "counter"),
+                               ("export_items_worker_releases", "counter"),
+                               ("export_items_worker_fenced", "gauge"),
+                               ("export_items_items_handed_on", "counter")]:
+                check(name in families and families[name].type == kind, f"{name} is a {kind}")
+            check(value("export_items_worker_claims_total") == 3, "3 claims")
+            check(value("export_items_worker_jobs_recorded_total", result="complete") == 3,
+                  "3 jobs recorded complete")
+            check(value("export_items_worker_jobs_recorded_total", result="failed") == 0,
+                  "no job recorded failed")
+            check(value("export_items_worker_fenced") == 0, "not fenced")
+            check(value("export_items_worker_jobs_claimed") == 0, "no claim held at exit")
+            check(value("export_items_items_handed_on_total") == len(lines),
+                  "items handed on = the output's lines")
+            check(value("export_items_run_in_progress") == 0, "the final file says it ended")
+
             # --- no secret anywhere ------------------------------------------------------
             encoded = base64.b64encode((SECRET + ":").encode()).decode()
             for name, text in [("stderr", r.stderr), ("stdout", r.stdout),
-                               ("output", "\n".join(lines))]:
+                               ("output", "\n".join(lines)), ("metrics", metrics_text)]:
                 check(SECRET not in text and encoded not in text, f"no API key in {name}")
 
             # --- text for people; --log-level --------------------------------------------
