@@ -346,7 +346,8 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
     for (const auto& s : std::vector<std::string>{
              "--state-dir", p(n + "-state").string(), "--out", p(n + ".ndjson").string(),
              "--base-url", sim->base_url(), "--name", n, "--lease-ttl", std::to_string(kTtl),
-             "--max-jobs", "2", "--page-size", "100", "--log-format", "json"})
+             "--max-jobs", "2", "--page-size", "100", "--log-format", "json", "--metrics-file",
+             p(n + ".prom").string()})
       a.push_back(s);
     workers.push_back(
         std::make_unique<process>(EI_EXPORT_ITEMS_BIN, a, p(n + ".out"), p(n + ".err")));
@@ -456,6 +457,10 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
         [](const nlohmann::json& e) { return e.value("event", "") == "progress_refused"; }))
         << "the resumed worker did not log that etcd refused its progress write\n"
         << logs();
+    // Its last metrics file, written on the way out, says so too.
+    const auto prom = slurp(p("w3.prom"));
+    EXPECT_NE(prom.find("\nexport_items_worker_fenced 1\n"), std::string::npos) << prom;
+    EXPECT_NE(prom.find("\nexport_items_run_in_progress 0\n"), std::string::npos) << prom;
   }
 
   auto last = workers[0]->wait(
