@@ -1,14 +1,9 @@
 #include "apps/distributed_commands.hpp"
 
-#include <unistd.h>
-
 #include <iomanip>
 #include <iostream>
 #include <map>
-#include <mutex>
 #include <set>
-#include <streambuf>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -146,50 +141,6 @@ int run_submit(const command_set& c) {
   return 0;
 }
 
-/// stderr, one write(2) per line: a worker killed mid-line leaves no torn line, and lines of
-/// one process never interleave (tests read these logs).
-class line_buf : public std::streambuf {
- protected:
-  int overflow(int ch) override {
-    if (ch == traits_type::eof()) return 0;
-    std::lock_guard<std::mutex> lk(mu_);
-    put(static_cast<char>(ch));
-    return ch;
-  }
-  std::streamsize xsputn(const char* s, std::streamsize n) override {
-    std::lock_guard<std::mutex> lk(mu_);
-    for (std::streamsize i = 0; i < n; ++i)
-      put(s[i]);
-    return n;
-  }
-  int sync() override {
-    std::lock_guard<std::mutex> lk(mu_);
-    for (auto& [id, line] : lines_)
-      flush_line(line);
-    return 0;
-  }
-
- private:
-  // One pending line per thread: the worker's threads (control loop, keep-alive, downstream)
-  // log whole lines that never mix.
-  void put(char c) {
-    auto& line = lines_[std::this_thread::get_id()];
-    line.push_back(c);
-    if (c == '\n') flush_line(line);
-  }
-  static void flush_line(std::string& line) {
-    std::size_t off = 0;
-    while (off < line.size()) {
-      const auto w = ::write(2, line.data() + off, line.size() - off);
-      if (w <= 0) break;
-      off += static_cast<std::size_t>(w);
-    }
-    line.clear();
-  }
-  std::mutex mu_;
-  std::map<std::thread::id, std::string> lines_;
-};
-
 int run_worker_command(const command_set& c) {
   auto o = c.wo;
   o.etcd = to_options(c.etcd);
@@ -203,13 +154,13 @@ int run_worker_command(const command_set& c) {
     o.ordering = *mode;
   else
     return usage("--ordering: expected chronological or entry_id, got '" + c.ordering + "'");
+  if (keys::normalize(o.prefix).empty())
+    return usage("--prefix: '" + o.prefix + "' must start with '/'");
+  if (auto why = check_url_scheme(o.base_url, "--base-url"); !why.empty()) return usage(why);
   auto creds = api::credentials::from_env();
   if (!creds) return usage(creds.err().message);
-  line_buf buf;
-  std::ostream log(&buf);
-  const int code = run_worker(o, creds.value(), log);
-  log.flush();
-  return code;
+  // Its lines go through the structured log (--log-format, --log-level; docs/operations.md).
+  return run_worker(o, creds.value());
 }
 
 int run_batch_status(const command_set& c) {
@@ -325,6 +276,9 @@ std::shared_ptr<command_set> add_commands(CLI::App& app) {
       ->check(CLI::IsMember({"chronological", "entry_id"}));
   w->add_option("--flush-items", c->wo.flush_items, "Progress write once this many acks wait")
       ->capture_default_str();
+  w->add_option("--metrics-file", c->wo.metrics_file,
+                "Write OpenMetrics text here (node_exporter textfile collector: name it *.prom), "
+                "rewritten atomically every 5 s and at exit");
 
   auto* b = app.add_subcommand("batch", "Operate on a batch in etcd");
   c->batch = b;

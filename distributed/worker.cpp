@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -31,8 +30,10 @@
 #include "actors/message_types.hpp"
 #include "actors/sink.hpp"
 #include "common/durable_file.hpp"
+#include "common/log.hpp"
 #include "distributed/keys.hpp"
 #include "export_items/stage.hpp"
+#include "pipeline/monitor.hpp"
 
 namespace ei::distributed {
 namespace {
@@ -40,11 +41,20 @@ namespace {
 using clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
-/// The monotonic clock in ns, for log lines that tests line up with other processes' events.
+/// The monotonic clock in ns (the `mono` field of the lines that open and close a claim), so
+/// its window lines up with other processes' events on the host (tests/distributed/).
 std::string mono() {
-  return " mono=" + std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       clock::now().time_since_epoch())
-                                       .count());
+  return std::to_string(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
+          .count());
+}
+
+/// Blocks until every line logged so far is on stderr: the lines that open and close a claim
+/// are out before etcd hears of the claim's end and before the run starts, and the last lines
+/// before an exit are not lost in the logging thread's queue. Only the control loop (a plain
+/// thread) calls it; bounded so a stuck stderr cannot hold the loop for long.
+void log_out() {
+  (void)ei::log::flush(1000);
 }
 
 /// One claimed job, as both threads see it.
@@ -73,7 +83,7 @@ struct shared_state {
   std::atomic<std::int64_t> lease_deadline_ns{0};  // steady clock
   std::atomic<bool> fenced{false};
   int out_fd = -1;
-  std::ostream* log = nullptr;
+  std::string worker_name;
   // Finished runs, posted by the run actors.
   std::condition_variable cv;
   std::deque<std::pair<api::uuid, std::optional<export_items::job_outcome>>> finished;
@@ -130,8 +140,12 @@ export_items::downstream_actor::behavior_type downstream(
           if (auto f = durable::append_synced(sh.out_fd, buf)) {
             std::lock_guard<std::mutex> lk(sh.mu);
             slot->dropped = true;
-            *sh.log << "worker: writing the output failed (" << std::strerror(f->error) << "): job "
-                    << slot->job_text << " stops handing on\n";
+            ei::log::error("output_failed",
+                           std::string("writing the output failed (") + std::strerror(f->error) +
+                               "): the job stops handing on",
+                           {{"worker", sh.worker_name},
+                            {"jobId", slot->job_text},
+                            {"companyId", slot->company}});
             return;
           }
         }
@@ -148,16 +162,47 @@ export_items::downstream_actor::behavior_type downstream(
 }
 
 struct worker {
-  worker(const worker_options& opts, std::ostream& out) : o(opts), log(out) {}
+  explicit worker(const worker_options& opts) : o(opts) {}
   const worker_options& o;
-  std::ostream& log;
   keys k;
   std::unique_ptr<etcd_client> etcd;
   std::shared_ptr<shared_state> sh = std::make_shared<shared_state>();
   std::int64_t lease = 0;
   std::string name;
   std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t claims = 0, completed = 0, released = 0, progress_writes = 0;
+  // Read by the monitor's thread for the metrics file.
+  std::atomic<std::uint64_t> claims{0}, completed{0}, recorded_failed{0}, released{0},
+      progress_writes{0};
+  std::unique_ptr<pipeline::run_monitor> monitor;  // the metrics file and the HTTP events
+
+  /// The worker's own families of the metrics file (docs/operations.md).
+  void write_metrics(pipeline::openmetrics_writer& e) {
+    e.counter("export_items_worker_claims", "", "Jobs this worker claimed", claims.load());
+    e.family("export_items_worker_jobs_recorded", "counter", "",
+             "Jobs this worker recorded done in etcd, by result");
+    const auto failed = recorded_failed.load();
+    const auto done = completed.load();
+    e.sample("export_items_worker_jobs_recorded_total",
+             pipeline::openmetrics_label("result", "complete"), done - std::min(done, failed));
+    e.sample("export_items_worker_jobs_recorded_total",
+             pipeline::openmetrics_label("result", "failed"), failed);
+    e.counter("export_items_worker_releases", "",
+              "Claims this worker gave back for another attempt", released.load());
+    e.counter("export_items_worker_progress_writes", "",
+              "Fenced progress writes (acknowledged ids) to etcd", progress_writes.load());
+    std::size_t held = 0;
+    {
+      std::lock_guard<std::mutex> lk(sh->mu);
+      held = sh->jobs.size();
+    }
+    e.gauge("export_items_worker_jobs_claimed", "", "Jobs this worker holds a claim on now",
+            static_cast<double>(held));
+    e.gauge("export_items_worker_fenced", "",
+            "1 once the lease may have expired (the worker exits 3)", sh->fenced.load() ? 1 : 0);
+    e.counter("export_items_worker_etcd_requests", "", "Requests sent to etcd", etcd->requests());
+    e.counter("export_items_worker_etcd_failovers", "", "Switches to another etcd member",
+              etcd->failovers());
+  }
 
   std::string claim_value(std::int64_t attempt) const {
     return json{{"worker", name}, {"lease", std::to_string(lease)}, {"attempt", attempt}}.dump();
@@ -174,16 +219,20 @@ struct worker {
   bool keepalive() {
     const auto t0 = clock::now();
     auto r = etcd->keepalive(lease);
+    const auto lease_text = std::to_string(lease);
     if (!r) {
-      log << ("worker " + name + ": keep-alive failed: " + r.err() + "\n");
+      ei::log::warn("keepalive_failed", "keep-alive failed: " + r.err(),
+                    {{"worker", name}, {"lease", lease_text}});
       return clock::now().time_since_epoch().count() < sh->lease_deadline_ns.load();
     }
     if (r.value() <= 0) {
-      log << ("worker " + name + ": etcd says the lease is gone\n");
+      ei::log::error("lease_lost", "etcd says the lease is gone",
+                     {{"worker", name}, {"lease", lease_text}});
       return false;
     }
     if (clock::now().time_since_epoch().count() >= sh->lease_deadline_ns.load()) {
-      log << ("worker " + name + ": the keep-alive came back after the deadline\n");
+      ei::log::error("lease_lost", "the keep-alive came back after the lease's deadline",
+                     {{"worker", name}, {"lease", lease_text}});
       return false;
     }
     const auto deadline = t0 + std::chrono::seconds(r.value());
@@ -210,6 +259,29 @@ struct worker {
     }
   }
 
+  /// The worker's last line (what it did; its summary), then everything on stderr.
+  void log_exit(int code) {
+    const auto c = std::to_string(code), n_claims = std::to_string(claims),
+               n_completed = std::to_string(completed), n_released = std::to_string(released),
+               n_writes = std::to_string(progress_writes),
+               n_requests = std::to_string(etcd->requests()),
+               latency = std::to_string(etcd->latency_us() / 1000),
+               n_failovers = std::to_string(etcd->failovers());
+    ei::log::write(code == 0 ? ei::log::level::info : ei::log::level::error, "worker_exiting",
+                   code == 0 ? "every job of the batch is done; exiting"
+                             : "fenced: exiting without touching the batch again",
+                   {{"worker", name},
+                    {"exitCode", c},
+                    {"claims", n_claims},
+                    {"completed", n_completed},
+                    {"released", n_released},
+                    {"progressWrites", n_writes},
+                    {"etcdRequests", n_requests},
+                    {"etcdLatencyMs", latency},
+                    {"failovers", n_failovers}});
+    log_out();
+  }
+
   /// The lease may have expired: hand nothing on, send nothing, try to record what was handed
   /// on (a fenced write: refused when the claim is gone), and exit 3.
   [[noreturn]] void fenced(const std::string& why) {
@@ -222,19 +294,28 @@ struct worker {
         slots.push_back(s);
       }
     }
-    log << "worker " << name << ": " << why << ": fenced, handing nothing on\n";
+    ei::log::error("fenced", why + ": fenced, handing nothing on",
+                   {{"worker", name}, {"jobs", std::to_string(slots.size())}});
     for (auto& s : slots) {
       auto r = write_progress(*s, true);
+      const auto attempt = std::to_string(s->attempt);
       if (r == 0)
-        log << "worker " << name << ": job " << s->job_text
-            << ": etcd refused the progress write (the claim is gone)\n";
+        ei::log::error("progress_refused", "etcd refused the progress write (the claim is gone)",
+                       {{"worker", name},
+                        {"jobId", s->job_text},
+                        {"companyId", s->company},
+                        {"attempt", attempt}});
       else if (r > 0)
-        log << "worker " << name << ": job " << s->job_text
-            << ": the claim was still ours; the last progress is recorded\n";
+        ei::log::warn("progress_recorded",
+                      "the claim was still ours; the last progress is recorded",
+                      {{"worker", name},
+                       {"jobId", s->job_text},
+                       {"companyId", s->company},
+                       {"attempt", attempt},
+                       {"acked", std::to_string(s->recorded)}});
     }
-    log << "worker " << name << ": exiting (3): claims=" << claims << " completed=" << completed
-        << "\n";
-    log.flush();
+    if (monitor) monitor->stop();  // the final metrics file says fenced
+    log_exit(3);
     std::_Exit(3);
   }
 
@@ -276,7 +357,11 @@ struct worker {
       // plus more is fine: the set is a union).
       std::lock_guard<std::mutex> lk(sh->mu);
       s.pending.insert(s.pending.begin(), ids.begin(), ids.end());
-      log << "worker " << name << ": progress of job " << s.job_text << ": " << r.err() << "\n";
+      ei::log::warn("progress_write_failed", "writing the job's progress: " + r.err(),
+                    {{"worker", name},
+                     {"jobId", s.job_text},
+                     {"companyId", s.company},
+                     {"attempt", std::to_string(s.attempt)}});
       return -1;
     }
     ++progress_writes;
@@ -302,15 +387,17 @@ struct worker {
                                         txn::get_prefix(k.attempts())}),
                            json::array());
     if (!r || r.value().ranges.size() != 5) {
-      log << "worker " << name
-          << ": reading the batch: " << (r ? std::string("short answer") : r.err()) << "\n";
+      ei::log::warn("batch_read_failed",
+                    "reading the batch: " + (r ? std::string("short answer") : r.err()),
+                    {{"worker", name}, {"prefix", k.prefix}});
       return std::nullopt;
     }
     const auto& got = r.value().ranges;
     for (const auto& kv : got[0]) {
       auto j = json::parse(kv.value, nullptr, false);
       if (j.is_discarded() || !j.is_object() || !j.contains("companyId")) {
-        log << "worker " << name << ": " << kv.key << ": not a job record, ignored\n";
+        ei::log::warn("job_record_ignored", "not a job record, ignored",
+                      {{"worker", name}, {"key", kv.key}});
         continue;
       }
       v.jobs[kv.key.substr(k.jobs().size())] = j.value("companyId", "");
@@ -339,7 +426,11 @@ struct worker {
     json failure = json::array({txn::get(k.claim(job))});
     auto r = etcd->run_txn(compare, success, failure);
     if (!r) {
-      log << "worker " << name << ": claim of job " << job << ": " << r.err() << "\n";
+      ei::log::warn("claim_failed", "the claim txn failed: " + r.err(),
+                    {{"worker", name},
+                     {"jobId", job},
+                     {"companyId", company},
+                     {"attempt", std::to_string(attempt)}});
       return nullptr;
     }
     std::int64_t rev = 0;
@@ -364,7 +455,14 @@ struct worker {
       auto p = etcd->range(k.progress(job));
       auto acked = etcd->range(k.acked(job), true);
       if (!p || !acked) {
-        log << "worker " << name << ": job " << job << ": cannot read its progress; releasing\n";
+        ei::log::warn("job_released", "cannot read the job's progress; released",
+                      {{"worker", name},
+                       {"jobId", job},
+                       {"companyId", company},
+                       {"attempt", std::to_string(attempt)},
+                       {"reasonCode", "progress_unreadable"},
+                       {"mono", mono()}});
+        log_out();
         release(*slot);
         return nullptr;
       }
@@ -392,10 +490,19 @@ struct worker {
       }
       fenced("the lease may have expired while claiming job " + job);
     }
-    log << "worker " << name << ": claimed job " << job << " (company " << company << ") attempt "
-        << attempt << " rev " << rev << "; resuming after "
-        << (slot->watermark ? slot->watermark->to_string() : std::string("the start")) << " with "
-        << slot->acked.size() << " acked ids" << mono() << "\n";
+    const auto resume = slot->watermark ? slot->watermark->to_string() : std::string();
+    ei::log::info("job_claimed",
+                  resume.empty() ? "claimed the job; it starts from the beginning"
+                                 : "claimed the job; it resumes after the last acknowledged item",
+                  {{"worker", name},
+                   {"jobId", job},
+                   {"companyId", company},
+                   {"attempt", std::to_string(attempt)},
+                   {"claimRevision", std::to_string(rev)},
+                   {"resumeAfter", resume},
+                   {"ackedBefore", std::to_string(slot->acked.size())},
+                   {"mono", mono()}});
+    log_out();  // on stderr before the run sends its first request
     return slot;
   }
 
@@ -433,14 +540,16 @@ std::string default_name() {
 
 /// Opens --out for appending under an exclusive lock and cuts a partial last line (written
 /// when a worker died mid-write: never acknowledged, so it comes again).
-int open_output(const std::string& path, std::ostream& log) {
+int open_output(const std::string& path, const std::string& name) {
   const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
-    log << "worker: --out " << path << ": " << std::strerror(errno) << "\n";
+    ei::log::error("worker_failed", "--out " + path + ": " + std::strerror(errno),
+                   {{"worker", name}, {"output", path}});
     return -1;
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    log << "worker: --out " << path << ": another process writes it (locked)\n";
+    ei::log::error("worker_failed", "--out " + path + ": another process writes it (locked)",
+                   {{"worker", name}, {"output", path}});
     ::close(fd);
     return -1;
   }
@@ -450,12 +559,15 @@ int open_output(const std::string& path, std::ostream& log) {
     const auto end = durable::whole_lines_end(fd);
     if (end && *end != size) {
       if (durable::cut_to(fd, *end)) {
-        log << "worker: --out " << path << ": cannot cut a partial line\n";
+        ei::log::error("worker_failed", "--out " + path + ": cannot cut a partial last line",
+                       {{"worker", name}, {"output", path}});
         ::close(fd);
         return -1;
       }
-      log << "worker: --out " << path << ": cut a partial last line (" << (size - *end)
-          << " bytes)\n";
+      ei::log::warn("output_cut",
+                    "cut a partial last line (written by a worker that died mid-write; it "
+                    "was never acknowledged, so it comes again)",
+                    {{"worker", name}, {"output", path}, {"bytes", std::to_string(size - *end)}});
     }
   }
   return fd;
@@ -463,40 +575,42 @@ int open_output(const std::string& path, std::ostream& log) {
 
 }  // namespace
 
-int run_worker(const worker_options& o, const api::credentials& creds, std::ostream& log) {
-  worker w{o, log};
-  w.k.prefix = keys::normalize(o.prefix);
-  if (w.k.prefix.empty()) {
-    log << "worker: --prefix: '" << o.prefix << "' must start with '/'\n";
-    return 2;
-  }
-  if (auto why = check_url_scheme(o.base_url, "--base-url"); !why.empty()) {
-    log << "worker: " << why << "\n";
-    return 2;
-  }
+int run_worker(const worker_options& o, const api::credentials& creds) {
+  worker w{o};
   w.name = o.name.empty() ? default_name() : o.name;
-  auto connected = etcd_client::connect(o.etcd);
-  if (!connected) {
-    log << "worker: " << connected.err() << "\n";
+  w.sh->worker_name = w.name;
+  // Before the worker holds anything: exit 2, the reason on stderr.
+  auto fail = [&w](const std::string& why) {
+    ei::log::error("worker_failed", why, {{"worker", w.name}});
+    log_out();
     return 2;
-  }
+  };
+  w.k.prefix = keys::normalize(o.prefix);
+  if (w.k.prefix.empty()) return fail("--prefix: '" + o.prefix + "' must start with '/'");
+  if (auto why = check_url_scheme(o.base_url, "--base-url"); !why.empty()) return fail(why);
+  auto connected = etcd_client::connect(o.etcd);
+  if (!connected) return fail(connected.err());
   w.etcd = std::move(connected.value());
   auto granted = w.etcd->grant(o.lease_ttl_s);
-  if (!granted) {
-    log << "worker: cannot get a lease: " << granted.err() << "\n";
-    return 2;
-  }
+  if (!granted) return fail("cannot get a lease: " + granted.err());
   w.lease = granted.value();
-  w.sh->log = &log;
   w.sh->lease_deadline_ns = (clock::now() + std::chrono::seconds(o.lease_ttl_s) -
                              std::chrono::milliseconds(o.etcd.timeout))
                                 .time_since_epoch()
                                 .count();
-  if (!w.keepalive()) return 2;
-  w.sh->out_fd = open_output(o.out, log);
-  if (w.sh->out_fd < 0) return 2;
-  log << "worker " << w.name << ": lease " << w.lease << " (ttl " << o.lease_ttl_s << " s), prefix "
-      << w.k.prefix << "\n";
+  if (!w.keepalive()) return fail("the first keep-alive of the lease failed");
+  w.sh->out_fd = open_output(o.out, w.name);
+  if (w.sh->out_fd < 0) {
+    log_out();
+    return 2;
+  }
+  ei::log::info("worker_started", "worker started",
+                {{"worker", w.name},
+                 {"lease", std::to_string(w.lease)},
+                 {"leaseTtlSeconds", std::to_string(o.lease_ttl_s)},
+                 {"prefix", w.k.prefix},
+                 {"maxJobs", std::to_string(o.max_jobs)},
+                 {"ordering", storage::to_string(o.ordering)}});
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
@@ -513,9 +627,20 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
   auto ds = sys.spawn<caf::detached>(downstream, w.sh);
   auto stage = export_items::stage::start(sys, config, creds, o.state_dir, ds);
   if (!stage) {
-    log << "worker: " << stage.err().message << "\n";
     caf::anon_send_exit(ds, caf::exit_reason::user_shutdown);
-    return 2;
+    return fail(stage.err().message);
+  }
+
+  // The run's metrics (from the stage's counters and the jobs' outcomes) and the worker's own;
+  // throttled / retry_storm events as for run.
+  auto outcomes = std::make_shared<pipeline::outcome_metrics>();
+  {
+    pipeline::monitor_options mon;
+    mon.metrics_file = o.metrics_file;
+    mon.metrics_interval = o.metrics_interval;
+    mon.extra = [&w](pipeline::openmetrics_writer& e) { w.write_metrics(e); };
+    w.monitor = std::make_unique<pipeline::run_monitor>(
+        std::move(mon), [st = stage.value().get()] { return st->stats(); }, outcomes);
   }
 
   std::map<api::uuid, std::shared_ptr<job_slot>> running;
@@ -562,6 +687,7 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
       std::uint64_t in_scope = 0, emitted = 0;
       bool final_result = true;
       if (outcome) {
+        outcomes->add(*outcome);
         in_scope = outcome->stats.in_scope;
         emitted = outcome->stats.emitted;
         reason_code = outcome->reason_code;
@@ -580,9 +706,17 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
         reason = w.sh->run_errors[id];
         final_result = false;
       }
+      const auto attempt = std::to_string(s->attempt);
       if (!final_result && s->attempt < static_cast<std::int64_t>(o.max_attempts)) {
-        log << "worker " << w.name << ": job " << s->job_text << " failed (" << reason_code << ": "
-            << reason << "); released for another attempt" << mono() << "\n";
+        ei::log::warn("job_released",
+                      "the run failed (" + reason + "); released for another attempt",
+                      {{"worker", w.name},
+                       {"jobId", s->job_text},
+                       {"companyId", s->company},
+                       {"attempt", attempt},
+                       {"reasonCode", reason_code},
+                       {"mono", mono()}});
+        log_out();  // on stderr before etcd frees the company
         w.release(*s);
       } else {
         // A failure that could have gone to another attempt but used the last one says so in
@@ -591,8 +725,15 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
                     {"inScope", in_scope},  {"emitted", emitted},       {"handedOn", s->handed},
                     {"acked", s->recorded}, {"reasonCode", reason_code}};
         if (!final_result) rec["attemptsExhausted"] = true;
-        log << "worker " << w.name << ": job " << s->job_text << " run ended (" << result
-            << "), recording" << mono() << "\n";
+        ei::log::info("job_run_ended", "the run ended; recording it",
+                      {{"worker", w.name},
+                       {"jobId", s->job_text},
+                       {"companyId", s->company},
+                       {"attempt", attempt},
+                       {"result", result},
+                       {"reasonCode", reason_code},
+                       {"mono", mono()}});
+        log_out();  // on stderr before etcd frees the company
         int r = -1;
         while ((r = w.record_done(*s, rec)) < 0) {
           if (!w.sh->lease_valid()) w.fenced("the lease may have expired");
@@ -600,9 +741,21 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
         }
         if (r == 0) w.fenced("etcd refused the completion of job " + s->job_text);
         ++w.completed;
-        log << "worker " << w.name << ": job " << s->job_text << " " << result
-            << " recorded (attempt " << s->attempt << ", handed on " << s->handed
-            << ", skipped as acked before " << s->skipped << ")" << mono() << "\n";
+        if (result != "complete") ++w.recorded_failed;
+        ei::log::write(result == "complete" ? ei::log::level::info : ei::log::level::error,
+                       "job_recorded",
+                       result == "complete" ? std::string("the job is recorded complete")
+                                            : "the job is recorded failed (" + reason + ")",
+                       {{"worker", w.name},
+                        {"jobId", s->job_text},
+                        {"companyId", s->company},
+                        {"attempt", attempt},
+                        {"result", result},
+                        {"reasonCode", reason_code},
+                        {"attemptsExhausted", final_result ? "false" : "true"},
+                        {"handedOn", std::to_string(s->handed)},
+                        {"skipped", std::to_string(s->skipped)},
+                        {"mono", mono()}});
       }
       {
         std::lock_guard<std::mutex> lk(w.sh->mu);
@@ -627,8 +780,10 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
           candidates.emplace_back(job, company);
         }
         if (all_done && running.empty()) {
-          log << "worker " << w.name << ": every job of the batch is done (" << v->jobs.size()
-              << " jobs)\n";
+          ei::log::info("batch_done", "every job of the batch is done",
+                        {{"worker", w.name},
+                         {"prefix", w.k.prefix},
+                         {"jobs", std::to_string(v->jobs.size())}});
           break;
         }
         std::shuffle(candidates.begin(), candidates.end(), w.rng);
@@ -676,10 +831,8 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
     w.sh->cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return !w.sh->finished.empty(); });
   }
 
-  log << "worker " << w.name << ": claims=" << w.claims << " completed=" << w.completed
-      << " released=" << w.released << " progressWrites=" << w.progress_writes
-      << " etcdRequests=" << w.etcd->requests() << " etcdLatencyMs=" << w.etcd->latency_us() / 1000
-      << " failovers=" << w.etcd->failovers() << "\n";
+  w.monitor->stop();  // the final metrics file
+  w.log_exit(code);
   {
     std::lock_guard<std::mutex> lk(w.ka_mu);
     w.stop_keepalive = true;
@@ -689,7 +842,7 @@ int run_worker(const worker_options& o, const api::credentials& creds, std::ostr
   (void)w.etcd->revoke(w.lease);
   stage.value()->shutdown();
   caf::anon_send_exit(ds, caf::exit_reason::user_shutdown);
-  log.flush();
+  log_out();
   // Bounded teardown: everything made safe is in etcd, the output and the state store.
   std::thread([code] {
     std::this_thread::sleep_for(std::chrono::seconds(2));

@@ -20,7 +20,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <iosfwd>
 #include <string>
 
 #include "api/credentials.hpp"
@@ -45,8 +44,14 @@ struct worker_options {
   storage::ordering_mode ordering = storage::ordering_mode::chronological;
   std::chrono::milliseconds flush_interval{100};  // progress write at most this late ...
   std::size_t flush_items = 2048;                 // ... or once this many acks wait
+  /// OpenMetrics text for node_exporter's textfile collector (the run's families and the
+  /// worker's own, docs/operations.md), rewritten atomically this often and at exit. Empty: none.
+  std::string metrics_file;
+  std::chrono::milliseconds metrics_interval{5000};
 };
 
-int run_worker(const worker_options& options, const api::credentials& creds, std::ostream& log);
+/// Logs through ei::log (common/log.hpp: the level and format the host set): every line carries
+/// the event, the worker's name and, for a job, jobId, companyId and attempt (docs/operations.md).
+int run_worker(const worker_options& options, const api::credentials& creds);
 
 }  // namespace ei::distributed

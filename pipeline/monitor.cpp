@@ -39,78 +39,7 @@ outcome_metrics::snapshot outcome_metrics::read() const {
 
 // --- OpenMetrics -----------------------------------------------------------------------------
 
-namespace {
-
-class exposition {
- public:
-  /// A family's metadata; `unit` (may be empty) must end the name.
-  void family(std::string_view name, std::string_view type, std::string_view unit,
-              std::string_view help) {
-    out_ += "# TYPE ";
-    out_ += name;
-    out_ += ' ';
-    out_ += type;
-    out_ += '\n';
-    if (!unit.empty()) {
-      out_ += "# UNIT ";
-      out_ += name;
-      out_ += ' ';
-      out_ += unit;
-      out_ += '\n';
-    }
-    out_ += "# HELP ";
-    out_ += name;
-    out_ += ' ';
-    out_ += help;
-    out_ += '\n';
-  }
-  void sample(std::string_view name, std::string_view labels, double value) {
-    out_ += name;
-    if (!labels.empty()) {
-      out_ += '{';
-      out_ += labels;
-      out_ += '}';
-    }
-    char text[64];
-    if (value == static_cast<double>(static_cast<std::int64_t>(value)) && value < 9e15 &&
-        value > -9e15)
-      std::snprintf(text, sizeof text, " %lld\n", static_cast<long long>(value));
-    else
-      std::snprintf(text, sizeof text, " %.6f\n", value);
-    out_ += text;
-  }
-  void sample(std::string_view name, std::string_view labels, std::uint64_t value) {
-    out_ += name;
-    if (!labels.empty()) {
-      out_ += '{';
-      out_ += labels;
-      out_ += '}';
-    }
-    out_ += ' ';
-    out_ += std::to_string(value);
-    out_ += '\n';
-  }
-  /// A counter of one sample (`<name>_total`).
-  void counter(std::string_view name, std::string_view unit, std::string_view help,
-               std::uint64_t value) {
-    family(name, "counter", unit, help);
-    sample(std::string(name) + "_total", {}, value);
-  }
-  void gauge(std::string_view name, std::string_view unit, std::string_view help, double value) {
-    family(name, "gauge", unit, help);
-    sample(name, {}, value);
-  }
-  std::string finish() {
-    out_ += "# EOF\n";
-    return std::move(out_);
-  }
-
- private:
-  std::string out_;
-};
-
-/// `key="value"` with the value escaped as OpenMetrics wants (\\, \", \n).
-std::string label(std::string_view key, std::string_view value) {
+std::string openmetrics_label(std::string_view key, std::string_view value) {
   std::string out(key);
   out += "=\"";
   for (char c : value) {
@@ -127,9 +56,17 @@ std::string label(std::string_view key, std::string_view value) {
   return out;
 }
 
+namespace {
+
+using exposition = openmetrics_writer;
+
+std::string label(std::string_view key, std::string_view value) {
+  return openmetrics_label(key, value);
+}
+
 }  // namespace
 
-std::string render_openmetrics(const metrics_sample& m) {
+std::string render_openmetrics(const metrics_sample& m, const extra_metrics& extra) {
   exposition e;
   e.gauge("export_items_run_in_progress", "", "1 while the run goes, 0 once it ended",
           m.in_progress ? 1.0 : 0.0);
@@ -189,6 +126,7 @@ std::string render_openmetrics(const metrics_sample& m) {
   e.gauge("export_items_http_rate_limit_requests_per_second", "",
           "The request rate the client keeps to after 429s (0: none discovered)",
           h.discovered_rate);
+  if (extra) extra(e);
   return e.finish();
 }
 
@@ -359,7 +297,8 @@ metrics_sample run_monitor::sample(bool in_progress) const {
 }
 
 void run_monitor::write_metrics(bool in_progress) {
-  if (write_file_atomically(options_.metrics_file, render_openmetrics(sample(in_progress)))) {
+  if (write_file_atomically(options_.metrics_file,
+                            render_openmetrics(sample(in_progress), options_.extra))) {
     if (!in_progress) metrics_failed_ = false;
     return;
   }

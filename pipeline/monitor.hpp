@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
@@ -59,8 +60,85 @@ struct metrics_sample {
   bool in_progress = true;
 };
 
-/// The OpenMetrics text exposition of a sample, ending with `# EOF`.
-std::string render_openmetrics(const metrics_sample& m);
+/// OpenMetrics text, family by family (what render_openmetrics writes with; the worker,
+/// distributed/, adds its own families with it).
+class openmetrics_writer {
+ public:
+  /// A family's metadata; `unit` (may be empty) must end the name.
+  void family(std::string_view name, std::string_view type, std::string_view unit,
+              std::string_view help) {
+    out_ += "# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+    if (!unit.empty()) {
+      out_ += "# UNIT ";
+      out_ += name;
+      out_ += ' ';
+      out_ += unit;
+      out_ += '\n';
+    }
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += '\n';
+  }
+  void sample(std::string_view name, std::string_view labels, double value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    char text[64];
+    if (value == static_cast<double>(static_cast<std::int64_t>(value)) && value < 9e15 &&
+        value > -9e15)
+      std::snprintf(text, sizeof text, " %lld\n", static_cast<long long>(value));
+    else
+      std::snprintf(text, sizeof text, " %.6f\n", value);
+    out_ += text;
+  }
+  void sample(std::string_view name, std::string_view labels, std::uint64_t value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += std::to_string(value);
+    out_ += '\n';
+  }
+  /// A counter of one sample (`<name>_total`).
+  void counter(std::string_view name, std::string_view unit, std::string_view help,
+               std::uint64_t value) {
+    family(name, "counter", unit, help);
+    sample(std::string(name) + "_total", {}, value);
+  }
+  void gauge(std::string_view name, std::string_view unit, std::string_view help, double value) {
+    family(name, "gauge", unit, help);
+    sample(name, {}, value);
+  }
+  std::string finish() {
+    out_ += "# EOF\n";
+    return std::move(out_);
+  }
+
+ private:
+  std::string out_;
+};
+
+/// `key="value"` with the value escaped as OpenMetrics wants (\\, \", \n).
+std::string openmetrics_label(std::string_view key, std::string_view value);
+
+/// More families for the metrics file (the distributed worker's own), written after the run's
+/// and before `# EOF`. Called on the monitor's thread (and the stopping one).
+using extra_metrics = std::function<void(openmetrics_writer&)>;
+
+/// The OpenMetrics text exposition of a sample (and `extra`'s families), ending with `# EOF`.
+std::string render_openmetrics(const metrics_sample& m, const extra_metrics& extra = {});
 
 /// Writes `text` to `<path>.tmp` and renames it over `path`, so a reader sees the old file or
 /// the new one, never a part. False (errno set) when it could not.
@@ -126,6 +204,7 @@ struct monitor_options {
   std::chrono::seconds progress_interval{2};
   std::string metrics_file;  // empty: none
   std::chrono::milliseconds metrics_interval{5000};
+  extra_metrics extra;  // more families for the metrics file (none: the run's only)
 };
 
 /// The thread behind progress, metrics and the HTTP events; stop() ends it and writes the

@@ -258,6 +258,18 @@ class etcd_cluster_test : public ::testing::Test {
   }
 
   std::string worker_log(int i) const { return slurp(p("w" + std::to_string(i) + ".err")); }
+  /// A worker's log events (it runs with --log-format json: one object a line); a line cut by
+  /// SIGKILL is no event.
+  std::vector<nlohmann::json> worker_events(int i) const {
+    std::vector<nlohmann::json> events;
+    std::istringstream in(worker_log(i));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("event")) events.push_back(std::move(j));
+    }
+    return events;
+  }
   std::string logs() const {
     std::string all;
     for (int i = 0; i < 4; ++i)
@@ -334,7 +346,8 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
     for (const auto& s : std::vector<std::string>{
              "--state-dir", p(n + "-state").string(), "--out", p(n + ".ndjson").string(),
              "--base-url", sim->base_url(), "--name", n, "--lease-ttl", std::to_string(kTtl),
-             "--max-jobs", "2", "--page-size", "100"})
+             "--max-jobs", "2", "--page-size", "100", "--log-format", "json", "--metrics-file",
+             p(n + ".prom").string()})
       a.push_back(s);
     workers.push_back(
         std::make_unique<process>(EI_EXPORT_ITEMS_BIN, a, p(n + ".out"), p(n + ".err")));
@@ -385,14 +398,15 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
     return deliveries.size();
   };
   auto held_claims = [&](int i) {
-    const auto log = worker_log(i);
-    auto count = [&](const std::string& what) {
-      std::size_t n = 0;
-      for (auto pos = log.find(what); pos != std::string::npos; pos = log.find(what, pos + 1))
-        ++n;
-      return n;
-    };
-    return count(": claimed job ") > count(" recorded (attempt ") + count("; released for");
+    std::set<std::string> held;
+    for (const auto& e : worker_events(i)) {
+      const auto event = e.value("event", "");
+      if (event == "job_claimed")
+        held.insert(e.value("jobId", ""));
+      else if (event == "job_recorded" || event == "job_released")
+        held.erase(e.value("jobId", ""));
+    }
+    return !held.empty();
   };
   auto wait_delivered = [&](double fraction) {
     const auto deadline = clock_type::now() + 60s;
@@ -436,7 +450,18 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
   auto zombie = workers[3]->wait(15s);
   ASSERT_TRUE(zombie.has_value()) << "the resumed worker did not stop\n" << logs();
   EXPECT_EQ(*zombie, 3) << logs();
-  EXPECT_NE(worker_log(3).find("etcd refused the progress write"), std::string::npos) << logs();
+  {
+    const auto events = worker_events(3);
+    EXPECT_TRUE(std::any_of(
+        events.begin(), events.end(),
+        [](const nlohmann::json& e) { return e.value("event", "") == "progress_refused"; }))
+        << "the resumed worker did not log that etcd refused its progress write\n"
+        << logs();
+    // Its last metrics file, written on the way out, says so too.
+    const auto prom = slurp(p("w3.prom"));
+    EXPECT_NE(prom.find("\nexport_items_worker_fenced 1\n"), std::string::npos) << prom;
+    EXPECT_NE(prom.find("\nexport_items_run_in_progress 0\n"), std::string::npos) << prom;
+  }
 
   auto last = workers[0]->wait(
       80s - std::chrono::duration_cast<std::chrono::seconds>(clock_type::now() - t_start));
@@ -454,16 +479,10 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
   ASSERT_FALSE(st.is_discarded()) << slurp(p("status.out"));
   EXPECT_EQ(st["byState"].value("complete", 0), 200) << st["byState"].dump();
   std::map<std::string, int> recorded;
-  for (int i = 0; i < 4; ++i) {
-    std::istringstream in(worker_log(i));
-    std::string line;
-    while (std::getline(in, line)) {
-      auto pos = line.find(": job ");
-      if (pos != std::string::npos &&
-          line.find(" complete recorded (attempt ") != std::string::npos)
-        ++recorded[line.substr(pos + 6, 36)];
-    }
-  }
+  for (int i = 0; i < 4; ++i)
+    for (const auto& e : worker_events(i))
+      if (e.value("event", "") == "job_recorded" && e.value("result", "") == "complete")
+        ++recorded[e.value("jobId", "")];
   // At most one completion logged per job, and exactly the one etcd names — unless etcd names
   // a worker this test killed (it may have died between its txn and its log line).
   for (const auto& [job, n] : recorded)
@@ -509,8 +528,9 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
   }
   EXPECT_EQ(out_of_order, 0U) << "lines out of chronological order within one claim";
 
-  // No two jobs of one company overlap. Each claim is a window: from the worker's "claimed"
-  // line to its "run ended"/"released" line (both written before etcd hears of it), or to the
+  // No two jobs of one company overlap. Each claim is a window: from the worker's job_claimed
+  // line to its job_run_ended/job_released line (each on stderr before etcd hears of it, their
+  // `mono` field the monotonic clock when it was logged), or to the
   // moment this test killed or stopped it (the monotonic clock is shared by every process here).
   // Every request the simulator received for a job must lie in a window of that job, and windows of
   // one company's jobs must not overlap.
@@ -522,26 +542,18 @@ TEST_F(etcd_cluster_test, kills_and_a_paused_worker_lose_nothing_and_overlap_not
   std::map<std::string, std::vector<window>> windows;  // job -> windows
   for (int i = 0; i < 4; ++i) {
     std::map<std::string, window> open;
-    std::istringstream in(worker_log(i));
-    std::string line;
-    auto mono_of = [](const std::string& l) {
-      auto pos = l.rfind(" mono=");
-      return pos == std::string::npos ? std::int64_t{0} : std::stoll(l.substr(pos + 6));
-    };
-    while (std::getline(in, line)) {
-      if (line.find(" mono=") == std::string::npos) continue;  // a line cut by SIGKILL
-      if (auto pos = line.find(": claimed job "); pos != std::string::npos) {
-        const auto job = line.substr(pos + 14, 36);
-        open[job] = window{mono_of(line), INT64_MAX, job, i};
-      } else if (auto q = line.find(": job ");
-                 q != std::string::npos &&
-                 (line.find(" run ended (") != std::string::npos ||
-                  line.find("released for another attempt") != std::string::npos)) {
-        const auto job = line.substr(q + 6, 36);
+    for (const auto& e : worker_events(i)) {
+      const auto event = e.value("event", "");
+      const auto job = e.value("jobId", "");
+      const auto mono = e.value("mono", "");
+      if (mono.empty()) continue;
+      if (event == "job_claimed") {
+        open[job] = window{std::stoll(mono), INT64_MAX, job, i};
+      } else if (event == "job_run_ended" || event == "job_released") {
         if (auto it = open.find(job); it != open.end()) {
           // A stopped worker's line after its resume does not extend the window: what it
           // did after the stop is judged by its requests (they must lie in some window).
-          it->second.to = std::min<std::int64_t>(mono_of(line), ended_at[i]);
+          it->second.to = std::min<std::int64_t>(std::stoll(mono), ended_at[i]);
           windows[job].push_back(it->second);
           open.erase(it);
         }

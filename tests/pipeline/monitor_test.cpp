@@ -100,6 +100,31 @@ TEST(monitor, OpenMetricsTextNamesEveryFamilyOnceAndEndsWithEof) {
   }
 }
 
+// The distributed worker's families (monitor_options::extra) come after the run's, before the end.
+TEST(monitor, ExtraFamiliesComeAfterTheRunsAndBeforeEof) {
+  pipeline::metrics_sample m;
+  m.items_handed_on = 5;
+  const auto text = pipeline::render_openmetrics(m, [](pipeline::openmetrics_writer& e) {
+    e.counter("export_items_worker_claims", "", "Jobs this worker claimed", 3);
+    e.family("export_items_worker_jobs_recorded", "counter", "", "Done records, by result");
+    e.sample("export_items_worker_jobs_recorded_total",
+             pipeline::openmetrics_label("result", "fail\"ed"), std::uint64_t{1});
+  });
+  const auto run_family = text.find("# TYPE export_items_items_handed_on counter\n");
+  const auto claims = text.find(
+      "# TYPE export_items_worker_claims counter\n"
+      "# HELP export_items_worker_claims Jobs this worker claimed\n"
+      "export_items_worker_claims_total 3\n");
+  // The last sample, its label escaped, then the end.
+  const std::string tail =
+      "export_items_worker_jobs_recorded_total{result=\"fail\\\"ed\"} 1\n# EOF\n";
+  ASSERT_NE(run_family, std::string::npos) << text;
+  ASSERT_NE(claims, std::string::npos) << text;
+  EXPECT_LT(run_family, claims);
+  ASSERT_GE(text.size(), tail.size());
+  EXPECT_EQ(text.substr(text.size() - tail.size()), tail) << text;
+}
+
 TEST(monitor, TheFileIsReplacedWholeAndTheLastSuccessIsCarriedOver) {
   temp_dir d;
   const auto path = (d.path / "export_items.prom").string();
