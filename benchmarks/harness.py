@@ -1291,7 +1291,7 @@ def merge_results(previous, new):
                 "harness_seconds": new["meta"]["harness_seconds"],
                 "fsync_ms_before": new["meta"]["fsync_ms_before"],
                 "fsync_ms_after": new["meta"]["fsync_ms_after"],
-                "what": sorted(keys | ({"recovery"} & new.keys()) |
+                "what": sorted(keys | ({"recovery", "scale"} & new.keys()) |
                                set(new.get("write_back", {}).keys()) - {"meta"})})
     meta["updates"] = upd
     merged["meta"] = meta
