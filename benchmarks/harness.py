@@ -5,7 +5,9 @@ Starts the simulator as its own process per scenario, runs the contenders interl
 (A B C A B C ...) over several rounds, each in a fresh state directory and output file, and
 records per run the wall time, CPU seconds (user + sys of the contender and its children) and
 peak RSS (both from /usr/bin/time), plus the simulator's CPU seconds over the run. Writes
-results as JSON, a Markdown table and gnuplot PNGs. Only the standard library is used.
+results as JSON, a Markdown table and gnuplot PNGs; sections of latest.md "written by hand"
+are kept. The `scale` batches check the one-job-per-company rule on the simulator's request
+log. Only the standard library is used.
 
 Usage: harness.py --build-dir DIR --work-dir DIR [--results-dir DIR] [--smoke] [--rounds N]
                   [--only SCENARIO,...]
@@ -49,9 +51,11 @@ def log(msg):
 
 
 class Simulator:
-    """export-items-sim in its own process; SIGTERM on stop."""
+    """export-items-sim in its own process; SIGTERM on stop. With `request_log` it writes
+    every answered request to that file (`--request-log`), complete once stop() returns."""
 
-    def __init__(self, build, jobs, items, companies=None, faults=None, seed=7, config=None):
+    def __init__(self, build, jobs, items, companies=None, faults=None, seed=7, config=None,
+                 request_log=None):
         self.args = [os.path.join(build, "simulator", "export-items-sim"), "--api-key", API_KEY,
                      "--seed", str(seed), "--jobs", str(jobs), "--items", str(items),
                      "--all-in-progress", "--expires-in", "0"]
@@ -66,8 +70,13 @@ class Simulator:
             subprocess.run(self.args + ["--print-jobs"], check=True, capture_output=True,
                            text=True).stdout)
         self.jobs = [j["id"] for j in self.job_list]
-        self.proc = subprocess.Popen(self.args + ["--port", "0"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        self.request_log = request_log
+        extra, self.stderr = [], subprocess.DEVNULL
+        if request_log:
+            extra = ["--request-log", request_log]
+            self.stderr = open(os.path.join(WORK, "sim-stderr.txt"), "w+")
+        self.proc = subprocess.Popen(self.args + extra + ["--port", "0"], stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True)
         line = self.proc.stdout.readline().strip()
         if not line.startswith("listening on "):
             self.stop()
@@ -83,10 +92,18 @@ class Simulator:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.request_log and self.stderr is not subprocess.DEVNULL:
+            self.stderr.seek(0)
+            err = self.stderr.read().strip()
+            self.stderr.close()
+            self.stderr = subprocess.DEVNULL
+            if self.proc.returncode != 0:  # killed, or a write of the log failed
+                raise RuntimeError(f"simulator exited {self.proc.returncode}, its request log "
+                                   f"{self.request_log} is incomplete: {err[-400:]}")
 
 
 def timed(cmd, env=None, cwd=None, sim=None, timeout=600):
@@ -626,6 +643,78 @@ def heavy_tailed_config(n_jobs, companies, big_jobs, big_items, seed=14):
     return path, sizes
 
 
+def request_log_path(key):
+    """Where a batch's simulator writes its request log: tmpfs when there is one (tens of MB
+    at 100,000 jobs, kept off the disk the stage fsyncs on), else the work dir."""
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else WORK
+    return os.path.join(base, f"ei-bench-requests-{os.getpid()}-{key}.ndjson")
+
+
+def company_rule(path, n_jobs, what):
+    """The one-job-per-company rule, checked on the simulator's request log as
+    tests/pipeline/many_jobs_test.cpp checks it on the in-process one: per company, the windows
+    [first items request received, last items request finished] of its jobs never overlap
+    (sorted by start, each window against the latest end so far). Every job must have been
+    listed. Raises, naming the first overlaps, when the rule was broken."""
+    windows = {}  # company -> job -> [first received, last finished]
+    requests = 0
+    with open(path) as f:
+        for line in f:
+            requests += 1
+            if '"endpoint":"items"' not in line:  # GET .../items only (not items_put)
+                continue
+            r = json.loads(line)
+            c, j = r["companyId"], r["jobId"]
+            if c is None or j is None:
+                continue
+            w = windows.setdefault(c, {}).get(j)
+            if w is None:
+                windows[c][j] = [r["receivedUs"], r["finishedUs"]]
+            else:
+                w[0], w[1] = min(w[0], r["receivedUs"]), max(w[1], r["finishedUs"])
+    overlaps = []
+    for c, jobs in windows.items():
+        end, end_job = None, None
+        for j, (a, b) in sorted(jobs.items(), key=lambda kv: kv[1][0]):
+            if end is not None and end > a:
+                overlaps.append(f"company {c}: job {j} listed from {a} us while job {end_job} "
+                                f"was until {end} us")
+            if end is None or b > end:
+                end, end_job = b, j
+    listed = sum(len(v) for v in windows.values())
+    if overlaps:
+        raise RuntimeError(f"{what}: the one-job-per-company rule was broken {len(overlaps)} "
+                           f"times (simulator request log {path}): " + "; ".join(overlaps[:3]))
+    if listed != n_jobs:
+        raise RuntimeError(f"{what}: the simulator's request log lists {listed} of {n_jobs} "
+                           f"jobs ({path}, {requests} requests)")
+    rule = {"companies": len(windows), "jobs": listed, "requests": requests, "overlaps": 0}
+    log(f"  per-company rule: 0 overlaps over {len(windows):,} companies ({listed:,} jobs, "
+        f"{requests:,} requests in the simulator's log)")
+    return rule
+
+
+def logged_stage_batch(sim_kw, key, what, n_jobs):
+    """The stage on a batch against a simulator that writes its request log; the log is read
+    once the simulator has stopped and the per-company rule checked on it. Returns the run's
+    record and the rule's figures."""
+    path = request_log_path(key)
+    sim = Simulator(BUILD, request_log=path, **sim_kw)
+    try:
+        jobs_file = os.path.join(WORK, f"jobs-{key}.txt")
+        with open(jobs_file, "w") as f:
+            f.write("\n".join(sim.jobs) + "\n")
+        r = stage_batch(sim, jobs_file)
+        sim.stop()
+        rule = company_rule(path, n_jobs, what)
+        return sim, r, rule
+    finally:
+        sim.stop()
+        if os.path.exists(path):
+            os.remove(path)
+
+
 def stage_batch(sim, jobs_file, timeout=1800):
     """The stage as shipped (defaults: --max-jobs 64, max_window_items) on a jobs file; the
     summary is read back and checked: every job complete."""
@@ -678,52 +767,67 @@ def scale_scenarios(sizes, have_py):
                     "load1_before": load1()}, "rss_vs_jobs": [], "batches": []}
     for n in sizes["scale_points"]:
         log(f"scenario scale: {n:,} jobs x 10 items, {max(1, n // 10):,} companies")
-        sim = Simulator(BUILD, jobs=n, items=10, companies=max(1, n // 10))
-        try:
-            jobs_file = os.path.join(WORK, f"jobs-scale-{n}.txt")
-            with open(jobs_file, "w") as f:
-                f.write("\n".join(sim.jobs) + "\n")
+        sim_kw = dict(jobs=n, items=10, companies=max(1, n // 10))
+        if n == max(sizes["scale_points"]):
+            # The batch: the stage's run against a simulator writing its request log, checked
+            # for the per-company rule (the peer then gets a fresh simulator: same data).
+            sim, r, rule = logged_stage_batch(sim_kw, f"scale-{n}", f"scale {n}", n)
             items = sum(j["numberOfItems"] for j in sim.job_list)
-            r = batch_record("stage", n, items, stage_batch(sim, jobs_file))
-            if r["jobs_complete"] != n:
-                raise RuntimeError(f"scale {n}: {r['jobs_complete']} of {n} jobs complete")
-            res["rss_vs_jobs"].append(r)
-            if n == max(sizes["scale_points"]):
-                batch = {"key": f"scale-{n}", "title": f"{n:,} jobs x 10 items, "
-                         f"{max(1, n // 10):,} companies", "contenders": [r]}
-                if have_py:
-                    # The peer runs jobs one after another: a slice of the same batch keeps
-                    # the measurement within minutes; its jobs/s is over that slice.
-                    k = sizes["scale_peer_slice"]
-                    slice_file = os.path.join(WORK, f"jobs-scale-{n}-slice.txt")
-                    with open(slice_file, "w") as f:
-                        f.write("\n".join(sim.jobs[:k]) + "\n")
-                    its = sum(j["numberOfItems"] for j in sim.job_list[:k])
-                    p = batch_record(f"python peer (first {k:,} jobs of the batch)", k, its,
-                                     peer_batch(sim, slice_file))
-                    batch["contenders"].append(p)
-                res["batches"].append(batch)
-        finally:
-            sim.stop()
+            r = batch_record("stage", n, items, r)
+        else:
+            sim, rule = Simulator(BUILD, **sim_kw), None
+            try:
+                jobs_file = os.path.join(WORK, f"jobs-scale-{n}.txt")
+                with open(jobs_file, "w") as f:
+                    f.write("\n".join(sim.jobs) + "\n")
+                items = sum(j["numberOfItems"] for j in sim.job_list)
+                r = batch_record("stage", n, items, stage_batch(sim, jobs_file))
+            finally:
+                sim.stop()
+        if r["jobs_complete"] != n:
+            raise RuntimeError(f"scale {n}: {r['jobs_complete']} of {n} jobs complete")
+        res["rss_vs_jobs"].append(r)
+        if rule is None:
+            continue
+        batch = {"key": f"scale-{n}", "title": f"{n:,} jobs x 10 items, "
+                 f"{max(1, n // 10):,} companies", "contenders": [r], "company_rule": rule}
+        if have_py:
+            # The peer runs jobs one after another: a slice of the same batch keeps the
+            # measurement within minutes; its jobs/s is over that slice.
+            sim = Simulator(BUILD, **sim_kw)
+            try:
+                k = sizes["scale_peer_slice"]
+                slice_file = os.path.join(WORK, f"jobs-scale-{n}-slice.txt")
+                with open(slice_file, "w") as f:
+                    f.write("\n".join(sim.jobs[:k]) + "\n")
+                its = sum(j["numberOfItems"] for j in sim.job_list[:k])
+                p = batch_record(f"python peer (first {k:,} jobs of the batch)", k, its,
+                                 peer_batch(sim, slice_file))
+                batch["contenders"].append(p)
+            finally:
+                sim.stop()
+        res["batches"].append(batch)
     n, big, big_items = sizes["heavy_jobs"], sizes["heavy_big"], sizes["heavy_big_items"]
     log(f"scenario heavy-tailed: {n:,} jobs, {big} of {big_items:,} items")
     cfg, job_sizes = heavy_tailed_config(n, max(1, n // 10), big, big_items)
-    sim = Simulator(BUILD, jobs=0, items=0, config=cfg)
-    try:
-        jobs_file = os.path.join(WORK, "jobs-heavy.txt")
-        with open(jobs_file, "w") as f:
-            f.write("\n".join(sim.jobs) + "\n")
-        items = sum(job_sizes)
-        srt = sorted(job_sizes)
-        batch = {"key": "heavy-tailed", "title": f"{n:,} jobs, heavy-tailed sizes (median "
-                 f"{srt[len(srt) // 2]}, 90th pct {srt[len(srt) * 9 // 10]}, "
-                 f"{sum(1 for x in job_sizes if x < 50) / n:.0%} under 50, {big} of "
-                 f"{big_items:,}; {items:,} items)", "contenders": []}
-        r = batch_record("stage", n, items, stage_batch(sim, jobs_file))
-        if r["jobs_complete"] != n:
-            raise RuntimeError(f"heavy-tailed: {r['jobs_complete']} of {n} jobs complete")
-        batch["contenders"].append(r)
-        if have_py:
+    sim_kw = dict(jobs=0, items=0, config=cfg)
+    _, r, rule = logged_stage_batch(sim_kw, "heavy-tailed", "heavy-tailed", n)
+    items = sum(job_sizes)
+    srt = sorted(job_sizes)
+    batch = {"key": "heavy-tailed", "title": f"{n:,} jobs, heavy-tailed sizes (median "
+             f"{srt[len(srt) // 2]}, 90th pct {srt[len(srt) * 9 // 10]}, "
+             f"{sum(1 for x in job_sizes if x < 50) / n:.0%} under 50, {big} of "
+             f"{big_items:,}; {items:,} items)", "contenders": [], "company_rule": rule}
+    r = batch_record("stage", n, items, r)
+    if r["jobs_complete"] != n:
+        raise RuntimeError(f"heavy-tailed: {r['jobs_complete']} of {n} jobs complete")
+    batch["contenders"].append(r)
+    if have_py:
+        sim = Simulator(BUILD, **sim_kw)  # the peer's: a fresh one, same data
+        try:
+            jobs_file = os.path.join(WORK, "jobs-heavy.txt")
+            with open(jobs_file, "w") as f:
+                f.write("\n".join(sim.jobs) + "\n")
             k = min(n, sizes["heavy_peer_slice"])
             if k == n:
                 p = batch_record("python peer", n, items, peer_batch(sim, jobs_file))
@@ -737,9 +841,9 @@ def scale_scenarios(sizes, have_py):
                 p = batch_record(f"python peer (first {k:,} jobs of the batch)", k,
                                  sum(job_sizes[:k]), peer_batch(sim, slice_file))
             batch["contenders"].append(p)
-        res["batches"].append(batch)
-    finally:
-        sim.stop()
+        finally:
+            sim.stop()
+    res["batches"].append(batch)
     res["meta"]["load1_after"] = load1()
     return res
 
@@ -763,6 +867,16 @@ def markdown_scale(sc):
                          f"{c['wall_s']:.1f} | **{c['jobs_per_s']:,.0f}** | "
                          f"{fmt_rate(c['items_per_s'])} | {c['cpu_s']:.1f} | "
                          f"{c['sim_cpu_s']:.1f} | {c['rss_mib']:.1f} | {c['emitted']:,} |")
+    rules = [(b, b["company_rule"]) for b in sc["batches"] if b.get("company_rule")]
+    if rules:
+        lines += ["", "One job per company at a time, checked on the stage's runs from the "
+                  "simulator's request log (`export-items-sim --request-log`: per company, the "
+                  "windows [first items request received, last finished] of its jobs never "
+                  "overlap, as `tests/pipeline/many_jobs_test.cpp` checks in-process):", ""]
+        for b, rule in rules:
+            lines.append(f"- {b['title']}: per-company rule: checked in the simulator's request "
+                         f"log, {rule['overlaps']} overlaps over {rule['companies']:,} companies "
+                         f"({rule['jobs']:,} jobs, {rule['requests']:,} requests)")
     lines += ["", "Peak RSS against the number of jobs (10 items each, 10 jobs per company; "
               "`rss_jobs.png`):", "", "| jobs | wall s | jobs/s | CPU s per 1,000 jobs | "
               "peak RSS MiB |", "|---|---|---|---|---|"]
@@ -873,6 +987,13 @@ def targets(results):
             st = b["contenders"][0]
             t.append({"target": f"peak RSS <= 64 MiB, {b['key']} (issue 14)",
                       "value": f"{st['rss_mib']:.1f} MiB", "met": st["rss_mib"] <= 64})
+        for b in sc["batches"]:
+            rule = b.get("company_rule")
+            if rule:
+                t.append({"target": f"one job per company at a time, {b['key']} (issue 14)",
+                          "value": f"{rule['overlaps']} overlaps over {rule['companies']:,} "
+                                   "companies (simulator's request log)",
+                          "met": rule["overlaps"] == 0})
     seq = find(results, "latency", "stage cursor")
     for prefix in ("stage parallel (shipped", "stage parallel (32"):
         par = find(results, "latency", prefix)
@@ -1094,6 +1215,58 @@ def plots(results, out_dir):
 
 # --- main --------------------------------------------------------------------------------------
 
+def _heading_level(line):
+    """The level of a Markdown ATX heading (## x: 2), 0 for any other line."""
+    n = len(line) - len(line.lstrip("#"))
+    return n if 0 < n <= 6 and line[n:n + 1] == " " else 0
+
+
+def _sections(md):
+    """Yields (index, level, line) for the headings of `md`'s lines outside code fences."""
+    fence = False
+    for i, line in enumerate(md):
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and _heading_level(line):
+            yield i, _heading_level(line), line
+
+
+def keep_hand_written(old_md, new_md):
+    """Carries the sections of the previous latest.md whose heading says "written by hand"
+    into the new one, unchanged: each goes to the end of the "## " section it sat in (by that
+    heading's text), or before the appended parts (<!-- markers) when that section is gone.
+    A section runs to the next heading of its level or above, or to a <!-- marker."""
+    old, new = old_md.split("\n"), new_md.rstrip("\n").split("\n")
+    heads = list(_sections(old))
+    kept = []  # (parent "## " heading or None, lines)
+    parent = None
+    for n, (i, level, line) in enumerate(heads):
+        if level <= 2:
+            parent = line
+        if "written by hand" not in line:
+            continue
+        end = next((j for j, lv, _ in heads[n + 1:] if lv <= level), len(old))
+        end = next((k for k in range(i + 1, end) if old[k].startswith("<!--")), end)
+        body = old[i:end]
+        while body and not body[-1].strip():
+            body.pop()
+        kept.append((parent if level > 2 else None, body))
+    present = {line for _, _, line in _sections(new)}
+    for parent, body in kept:
+        if body[0] in present:
+            continue
+        new_heads = list(_sections(new))
+        at = next((k for k, line in enumerate(new) if line.startswith("<!--")), len(new))
+        for n, (i, level, line) in enumerate(new_heads):
+            if level == 2 and line == parent:
+                at = next((j for j, lv, _ in new_heads[n + 1:] if lv <= 2), at)
+                break
+        while at > 0 and not new[at - 1].strip():
+            at -= 1
+        new[at:at] = [""] + body
+    return "\n".join(new) + "\n"
+
+
 def merge_results(previous, new):
     """An --only run on top of the last full one: its scenarios (by key), recovery and
     write-back sections replace the earlier ones; everything else stays as measured then, and
@@ -1118,7 +1291,7 @@ def merge_results(previous, new):
                 "harness_seconds": new["meta"]["harness_seconds"],
                 "fsync_ms_before": new["meta"]["fsync_ms_before"],
                 "fsync_ms_after": new["meta"]["fsync_ms_after"],
-                "what": sorted(keys | ({"recovery"} & new.keys()) |
+                "what": sorted(keys | ({"recovery", "scale"} & new.keys()) |
                                set(new.get("write_back", {}).keys()) - {"meta"})})
     meta["updates"] = upd
     merged["meta"] = meta
@@ -1270,8 +1443,13 @@ def main():
                 r.pop("wire", None)
     with open(os.path.join(out_dir, "latest.json"), "w") as f:
         json.dump(results, f, indent=1)
-    with open(os.path.join(out_dir, "latest.md"), "w") as f:
-        f.write(markdown(results))
+    md_path = os.path.join(out_dir, "latest.md")
+    md = markdown(results)
+    if os.path.exists(md_path):  # sections "written by hand" outlive a re-measurement
+        with open(md_path) as f:
+            md = keep_hand_written(f.read(), md)
+    with open(md_path, "w") as f:
+        f.write(md)
         # The rate-limit section is written by ratelimit.py; keep it.
         rl = os.path.join(out_dir, "ratelimit.md")
         if os.path.exists(rl):

@@ -95,6 +95,7 @@ json_config::keys config_keys(sim_config& c) {
       {"access_token", text(c.access_token)},
       {"token_lifetime_ms", integer(c.token_lifetime_ms, 0, INT32_MAX)},
       {"token_file", text(c.token_file)},
+      {"request_log_file", text(c.request_log_file)},
       {"rate_limit", number(c.rate_limit, 0, 1e6)},
       {"rate_burst", number(c.rate_burst, 0, 1e6)},
       {"companies", integer(c.companies, 1, 100000)},

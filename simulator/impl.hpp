@@ -25,6 +25,7 @@
 
 #include "simulator/admission.hpp"
 #include "simulator/faults.hpp"
+#include "simulator/request_log.hpp"
 #include "simulator/simulator.hpp"
 #include "simulator/world.hpp"
 
@@ -126,6 +127,7 @@ struct simulator::impl {
   mutable std::mutex log_mutex;
   std::deque<request_record> log;
   std::atomic<std::uint64_t> seq{0};
+  detail::request_log_file log_file;  // sim_config::request_log_file, when set
   std::atomic<std::uint64_t> n_requests{0}, n_faults{0}, n_unauthorized{0}, n_items{0};
 
   std::optional<boost::asio::ssl::context> tls;

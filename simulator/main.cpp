@@ -1,5 +1,6 @@
 // export-items-sim: serves the simulated Export API v3 until SIGTERM/SIGINT.
 // The first stdout line is exactly "listening on HOST:PORT". The API key is never printed.
+// With --request-log FILE every answered request is also a line of FILE, written out by exit.
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
   std::int32_t expires_in = 0;
   double rate_limit = 0, rate_burst = 0;
   std::int64_t token_lifetime_ms = 0;
-  std::string token_file;
+  std::string token_file, request_log;
   bool print_jobs = false, all_in_progress = false, loose = false;
   auto* o_host = app.add_option("--host", host, "address to bind (default 127.0.0.1)");
   auto* o_port = app.add_option("--port", port, "TCP port, 0 lets the OS pick (default 0)");
@@ -61,6 +62,10 @@ int main(int argc, char** argv) {
                                  "issue rotating Bearer tokens with this lifetime (default off)");
   auto* o_tfile = app.add_option("--token-file", token_file,
                                  "write each issued token to this file (atomically replaced)");
+  auto* o_rlog = app.add_option(
+      "--request-log", request_log,
+      "append one NDJSON line per answered request to this file (created or truncated; "
+      "endpoint, method, jobId, companyId, receivedUs, finishedUs, status; complete at exit)");
   auto* o_aip = app.add_flag("--all-in-progress", all_in_progress,
                              "generate every job in status in_progress");
   auto* o_loose = app.add_flag("--loose", loose,
@@ -109,6 +114,7 @@ int main(int argc, char** argv) {
   if (*o_tlife) cfg.token_lifetime_ms = token_lifetime_ms;
   if (*o_tfile) cfg.token_file = token_file;
   if (*o_loose) cfg.loose = loose;
+  if (*o_rlog) cfg.request_log_file = request_log;
 
   if (print_jobs) {
     auto js = ei::sim::preview_jobs(cfg);
@@ -140,5 +146,6 @@ int main(int argc, char** argv) {
   auto st = (*sim)->stats();
   std::cerr << "export-items-sim: stopped by signal " << sig << "; requests " << st.requests
             << ", throttled (429) " << st.throttled << ", unauthorized " << st.unauthorized << "\n";
+  if (auto err = (*sim)->request_log_file_error(); !err.empty()) return fail(err);
   return 0;
 }

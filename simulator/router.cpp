@@ -209,6 +209,7 @@ reply simulator::impl::handle(const http_request& req) {
                      : 0;
     rec.finished = std::chrono::steady_clock::now();
     if (!rec.fault.empty()) ++n_faults;
+    if (log_file.is_open()) log_file.append(rec);
     std::lock_guard lock(log_mutex);
     log.push_back(std::move(rec));
     if (log.size() > kLogCapacity) log.pop_front();

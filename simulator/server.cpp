@@ -231,6 +231,10 @@ result<std::unique_ptr<simulator>, sim_errc> simulator::start(sim_config config)
     if (!p->tokens->write_file(err)) return fail(sim_errc::invalid_config, err);
   }
   p->faults = fault_plan(std::move(*plan), config.seed);
+  if (!config.request_log_file.empty()) {
+    if (auto err = p->log_file.open(config.request_log_file); !err.empty())
+      return fail(sim_errc::invalid_config, err);
+  }
 
   if (!config.tls_cert_file.empty()) {
     p->tls.emplace(ssl::context::tls_server);
@@ -282,6 +286,7 @@ void simulator::stop() {
   impl_->ioc.stop();
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
+  impl_->log_file.close();  // every request was answered: the file is complete
 }
 
 std::uint16_t simulator::port() const noexcept {
@@ -376,6 +381,10 @@ write_back_counts simulator::write_back(const api::uuid& job_id) const {
 std::vector<request_record> simulator::request_log() const {
   std::lock_guard lock(impl_->log_mutex);
   return {impl_->log.begin(), impl_->log.end()};
+}
+
+std::string simulator::request_log_file_error() const {
+  return impl_->log_file.error();
 }
 
 void simulator::clear_request_log() {

@@ -104,6 +104,12 @@ struct sim_config {
 
   // Fault plan, in the grammar documented by `export-items-sim --help` (fault_help()).
   std::string faults;
+
+  // When set, every answered request is also appended to this file (created or truncated at
+  // start) as one NDJSON line: {"seq","endpoint","method","jobId","companyId","receivedUs",
+  // "finishedUs","status"}, times steady_clock (CLOCK_MONOTONIC) microseconds. Buffered,
+  // complete once stop() returns. Not bounded like request_log(); no credentials in it.
+  std::string request_log_file;
 };
 
 /// What one generated job looks like (ground truth for tests and `--print-jobs`).
@@ -212,7 +218,10 @@ class simulator {
   /// The Bearer token valid now, when tokens rotate (sim_config::token_lifetime_ms).
   std::string token_current() const;
 
+  /// The last 200,000 requests (the file of sim_config::request_log_file keeps them all).
   std::vector<request_record> request_log() const;
+  /// Empty, or the first error writing sim_config::request_log_file (naming the file).
+  std::string request_log_file_error() const;
   void clear_request_log();
   counters stats() const;
 

@@ -1,4 +1,5 @@
-// The export-items-sim binary: first line, SIGTERM exit code, --print-jobs, --help, config.
+// The export-items-sim binary: first line, SIGTERM exit code, --print-jobs, --help, config,
+// --request-log.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,10 +10,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "tests/simulator/test_client.hpp"
+#include "tests/support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -23,7 +26,9 @@ struct child {
   int out = -1;  // read end of the child's stdout
 };
 
-child spawn(std::vector<std::string> args, const std::vector<std::string>& env_extra = {}) {
+/// Runs the simulator with `args`; its stdout (and stderr too with `with_stderr`) is `out`.
+child spawn(std::vector<std::string> args, const std::vector<std::string>& env_extra = {},
+            bool with_stderr = false) {
   args.insert(args.begin(), EI_SIM_BINARY);
   std::vector<char*> argv;
   for (auto& a : args)
@@ -43,6 +48,7 @@ child spawn(std::vector<std::string> args, const std::vector<std::string>& env_e
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  if (with_stderr) posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
   child c;
   EXPECT_EQ(posix_spawn(&c.pid, EI_SIM_BINARY, &fa, nullptr, argv.data(), envp.data()), 0);
@@ -158,6 +164,81 @@ TEST(SimulatorCli, HelpDocumentsOptionsAndFaultGrammar) {
 TEST(SimulatorCli, InvalidFaultsFailFast) {
   child c = spawn({"--faults", "items:boom"});
   read_out(c.out, false);
+  EXPECT_EQ(wait_exit(c.pid), 2);
+  close(c.out);
+}
+
+TEST(SimulatorCli, RequestLogHoldsEveryAnsweredRequestAsNdjson) {
+  ei::testing::temp_dir dir("sim-cli-log-");
+  const std::string path = (dir.path() / "requests.ndjson").string();
+  child c =
+      spawn({"--port", "0", "--api-key", "log-secret", "--seed", "3", "--jobs", "4", "--items",
+             "30", "--companies", "2", "--all-in-progress", "--request-log", path});
+  const std::uint16_t port = port_of(read_out(c.out, true));
+  ei::sim::testing::test_client client(port, ei::sim::testing::basic("log-secret"));
+  const auto jobs = client.get("/v3/export-jobs").json()["data"];
+  ASSERT_EQ(jobs.size(), 4u);
+  // What was asked, in order: the listing above, then per job its check and one items page,
+  // then an unknown job and a request without credentials.
+  struct asked {
+    std::string endpoint;
+    nlohmann::json job, company;
+    unsigned status;
+  };
+  std::vector<asked> want{{"jobs", nullptr, nullptr, 200}};
+  for (const auto& j : jobs) {
+    const std::string id = j["id"].get<std::string>();
+    EXPECT_EQ(client.get("/v3/export-jobs/" + id).status, 200u);
+    EXPECT_EQ(client.get("/v3/export-jobs/" + id + "/items?limit=10").status, 200u);
+    want.push_back({"job", id, j["companyId"], 200});
+    want.push_back({"items", id, j["companyId"], 200});
+  }
+  const std::string unknown = "00000000-0000-4000-8000-0000000000ff";
+  EXPECT_EQ(client.get("/v3/export-jobs/" + unknown).status, 404u);
+  want.push_back({"job", unknown, nullptr, 404});
+  ei::sim::testing::test_client anonymous(port, "");
+  EXPECT_EQ(anonymous.get("/v3/export-jobs").status, 401u);
+  want.push_back({"jobs", nullptr, nullptr, 401});
+
+  kill(c.pid, SIGTERM);  // the log is complete once the process has exited
+  read_out(c.out, false);
+  EXPECT_EQ(wait_exit(c.pid), 0);
+  close(c.out);
+
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  std::stringstream all;
+  all << in.rdbuf();
+  EXPECT_EQ(all.str().find("log-secret"), std::string::npos);
+  std::istringstream lines(all.str());
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(lines, line)) {
+    const auto rec = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(rec.is_object()) << "line " << n + 1 << " is not JSON: " << line;
+    ASSERT_LT(n, want.size()) << "more lines than requests: " << line;
+    const asked& w = want[n];
+    EXPECT_EQ(rec["seq"], n + 1) << line;
+    EXPECT_EQ(rec["endpoint"], w.endpoint) << line;
+    EXPECT_EQ(rec["method"], "GET") << line;
+    EXPECT_EQ(rec["jobId"], w.job) << line;
+    EXPECT_EQ(rec["companyId"], w.company) << line;
+    EXPECT_EQ(rec["status"], w.status) << line;
+    ASSERT_TRUE(rec["receivedUs"].is_number_unsigned()) << line;
+    EXPECT_LE(rec["receivedUs"].get<std::uint64_t>(), rec["finishedUs"].get<std::uint64_t>())
+        << line;
+    ++n;
+  }
+  EXPECT_EQ(n, want.size());
+}
+
+TEST(SimulatorCli, RequestLogThatCannotBeOpenedFailsNamingIt) {
+  ei::testing::temp_dir dir("sim-cli-log-");
+  const std::string path = (dir.path() / "missing-dir" / "requests.ndjson").string();
+  child c = spawn({"--port", "0", "--request-log", path}, {}, true);
+  const std::string out = read_out(c.out, false);
+  EXPECT_EQ(out.find("listening"), std::string::npos) << out;
+  EXPECT_NE(out.find("cannot open '" + path + "'"), std::string::npos) << out;
   EXPECT_EQ(wait_exit(c.pid), 2);
   close(c.out);
 }

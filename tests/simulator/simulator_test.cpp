@@ -817,6 +817,9 @@ TEST(Simulator, ConfigJsonIsValidatedWithKeyNames) {
   ASSERT_TRUE(loose.ok()) << loose.err().message;
   EXPECT_TRUE(loose->loose);
   EXPECT_EQ(loose->refuse_limit_above, 40u);
+  auto logged = parse_config_json(R"({"request_log_file":"/tmp/requests.ndjson"})");
+  ASSERT_TRUE(logged.ok()) << logged.err().message;
+  EXPECT_EQ(logged->request_log_file, "/tmp/requests.ndjson");
   auto bad = parse_config_json(R"({"sead":7})");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.err().message.find("sead"), std::string::npos);
