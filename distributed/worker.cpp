@@ -683,7 +683,8 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
         if (!w.sh->lease_valid()) w.fenced("the lease may have expired");
         std::this_thread::sleep_for(std::chrono::milliseconds(100));  // etcd unreachable
       }
-      std::string result = "failed", reason_code, reason;
+      bool complete = false;
+      std::string reason_code, reason;
       std::uint64_t in_scope = 0, emitted = 0;
       bool final_result = true;
       if (outcome) {
@@ -693,7 +694,7 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
         reason_code = outcome->reason_code;
         reason = outcome->reason;
         if (outcome->result != export_items::job_result::failed) {
-          result = "complete";
+          complete = true;
         } else {
           const auto kind = export_items::failure_of(*outcome);
           final_result = kind == export_items::failure_kind::job_not_in_progress ||
@@ -721,6 +722,7 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
       } else {
         // A failure that could have gone to another attempt but used the last one says so in
         // its own field: reasonCode stays the job's code (export_items/errors.hpp).
+        const std::string result = complete ? "complete" : "failed";  // the record's text
         json rec = {{"result", result},     {"worker", w.name},         {"attempt", s->attempt},
                     {"inScope", in_scope},  {"emitted", emitted},       {"handedOn", s->handed},
                     {"acked", s->recorded}, {"reasonCode", reason_code}};
@@ -741,11 +743,10 @@ int run_worker(const worker_options& o, const api::credentials& creds) {
         }
         if (r == 0) w.fenced("etcd refused the completion of job " + s->job_text);
         ++w.completed;
-        if (result != "complete") ++w.recorded_failed;
-        ei::log::write(result == "complete" ? ei::log::level::info : ei::log::level::error,
-                       "job_recorded",
-                       result == "complete" ? std::string("the job is recorded complete")
-                                            : "the job is recorded failed (" + reason + ")",
+        if (!complete) ++w.recorded_failed;
+        ei::log::write(complete ? ei::log::level::info : ei::log::level::error, "job_recorded",
+                       complete ? std::string("the job is recorded complete")
+                                : "the job is recorded failed (" + reason + ")",
                        {{"worker", w.name},
                         {"jobId", s->job_text},
                         {"companyId", s->company},
