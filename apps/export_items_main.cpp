@@ -416,6 +416,16 @@ int main(int argc, char** argv) {
   // got a malloc arena of its own that keeps what it freed: two arenas keep the peak RSS of a
   // 1 M-item job within a few MiB of a 100 k one at no measurable cost in speed.
   mallopt(M_ARENA_MAX, 2);
+  // `run --out - | head`: when the reader goes away, a write must fail (EPIPE: the sink stops,
+  // the jobs end failed with the reason, the summary says so) instead of the signal killing
+  // the process without a word. The library leaves this to its host; the CLI is one. A
+  // handler that does nothing rather than SIG_IGN: exec resets a handled signal to its
+  // default, so a `--token-command` pipeline still gets the SIGPIPE it expects.
+  struct sigaction on_pipe {};
+  on_pipe.sa_handler = [](int) {};
+  sigemptyset(&on_pipe.sa_mask);
+  on_pipe.sa_flags = SA_RESTART;
+  ::sigaction(SIGPIPE, &on_pipe, nullptr);
   CLI::App app{"export-items: retrieve, scope, order and hand on Pleo Export API v3 job items"};
   app.set_version_flag("--version", version_text());
   app.require_subcommand(1);

@@ -352,6 +352,34 @@ std::vector<std::string> run_args(const sim::simulator& s, const fs::path& state
   return a;
 }
 
+// `run --out - | head`: the reader goes away. The command must not die by SIGPIPE (no summary,
+// no word of what happened): the write fails, the sink stops, the jobs end failed with the
+// reason, and the exit code and summary say so. Nothing acknowledged was lost: the sink
+// acknowledges only what it wrote.
+TEST(Cli, AClosedStdoutEndsTheRunWithAnErrorNotBySigpipe) {
+  auto s = start_sim(3, true);
+  ASSERT_TRUE(s);
+  temp_dir dir;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[0]);  // nobody will ever read
+  const auto err_path = dir.path() / "stderr.txt";
+  const pid_t pid = ei::testing::start_child(
+      EI_EXPORT_ITEMS_BIN, run_args(*s, dir.path() / "state", "-"),
+      {std::string("PLEO_API_KEY=") + kKey}, {dir.path() / "unused.txt", err_path, {}, fds[1]});
+  ::close(fds[1]);
+  const int code = wait_for(pid, std::chrono::seconds(60));
+  const auto err = slurp(err_path);
+  EXPECT_NE(code, -SIGPIPE) << err;
+  EXPECT_EQ(code, 1) << err;
+  EXPECT_NE(err.find("Broken pipe"), std::string::npos) << err;
+  const auto at = err.find('{');
+  ASSERT_NE(at, std::string::npos) << "no summary: " << err;
+  auto summary = nlohmann::json::parse(err.substr(at), nullptr, false);
+  ASSERT_FALSE(summary.is_discarded()) << err;
+  EXPECT_GT(summary["totals"]["failed"].get<int>(), 0) << err;
+}
+
 TEST(Cli, ReadOnlyCommandsChangeNothing) {
   temp_dir dir;
   // A directory that is not a state store: a user's logs.

@@ -30,6 +30,7 @@ struct child_io {
   std::filesystem::path stdout_path;
   std::filesystem::path stderr_path;
   std::string stdin_file;  // empty: /dev/null
+  int stdout_fd = -1;      // when set: stdout is this descriptor (a pipe), not stdout_path
 };
 
 /// Starts `bin` with `args`; `env` is added to `PATH=/usr/bin:/bin` (nothing else of the
@@ -39,7 +40,9 @@ inline pid_t start_child(std::string bin, const std::vector<std::string>& args,
   pid_t pid = ::fork();
   if (pid == 0) {
     int in = ::open(io.stdin_file.empty() ? "/dev/null" : io.stdin_file.c_str(), O_RDONLY);
-    int out = ::open(io.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int out = io.stdout_fd >= 0
+                  ? io.stdout_fd
+                  : ::open(io.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = ::open(io.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(in, 0);
     ::dup2(out, 1);
