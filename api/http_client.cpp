@@ -783,6 +783,14 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   static constexpr double probe_growth = 2.0;                  // slow start: doubles ...
   static constexpr std::chrono::milliseconds probe_step{250};  // ... four times a second
 
+  /// Requests in flight that keep `rate` busy over the measured latency (twice, and one
+  /// more), within max_in_flight.
+  std::uint32_t window_for_rate() const {
+    const double need = std::ceil(rate * latency_s * 2) + 1;
+    return static_cast<std::uint32_t>(
+        std::clamp(need, 1.0, static_cast<double>(cfg.max_in_flight)));
+  }
+
   void note_response(const operation& op, unsigned status) {
     auto now = clock_type::now();
     double took = std::chrono::duration<double>(now - op.sent_at).count();
@@ -798,9 +806,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     held_by_rate = false;
     rate *= probing ? probe_growth : growth_per_second;
     if (cfg.requests_per_second > 0) rate = std::min(rate, cfg.requests_per_second);
-    double need = std::ceil(rate * latency_s * 2) + 1;
-    window = static_cast<std::uint32_t>(std::min(static_cast<double>(cfg.max_in_flight),
-                                                 std::max(static_cast<double>(window) + 1, need)));
+    window = std::min(cfg.max_in_flight, std::max(window + 1, window_for_rate()));
     stats.discovered_rate.store(rate, std::memory_order_relaxed);
   }
 
@@ -841,9 +847,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     rate = std::max(min_rate, base * cut_margin);
     if (cfg.requests_per_second > 0) rate = std::min(rate, cfg.requests_per_second);
     tokens = std::min(tokens, 0.0);
-    double need = std::ceil(rate * latency_s * 2) + 1;
-    window =
-        static_cast<std::uint32_t>(std::clamp(need, 1.0, static_cast<double>(cfg.max_in_flight)));
+    window = window_for_rate();
     cut_once = true;
     probing = estimate < probe_below;
     last_cut = last_growth = now;
