@@ -30,11 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 constexpr const char* kKey = "cli-test-secret-key-4711";
 
-struct run_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using run_result = ei::testing::child_result;
 
 using ei::testing::temp_dir;
 
@@ -55,11 +51,8 @@ int wait_for(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(120)) 
 /// Runs `bin` with `args` and `env` (added to a minimal environment), bounded in time.
 run_result run_bin(const std::string& bin, const std::vector<std::string>& args,
                    const std::vector<std::string>& env, const fs::path& dir) {
-  run_result r;
-  r.exit_code = wait_for(start(bin, args, env, dir));
-  r.out = slurp(dir / "stdout.txt");
-  r.err = slurp(dir / "stderr.txt");
-  return r;
+  return ei::testing::run_child(bin, args, env, {dir / "stdout.txt", dir / "stderr.txt", {}},
+                                std::chrono::seconds(120), "export-items");
 }
 
 /// The binary users run.

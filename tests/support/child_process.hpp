@@ -81,4 +81,21 @@ inline int wait_child(pid_t pid, std::chrono::seconds limit, const std::string& 
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+struct child_result {
+  int exit_code = -1;  // -SIGNAL when a signal ended it
+  std::string out;
+  std::string err;
+};
+
+/// Runs `bin` to its end (start_child, then wait_child), its stdout and stderr read back.
+inline child_result run_child(const std::string& bin, const std::vector<std::string>& args,
+                              const std::vector<std::string>& env, const child_io& io,
+                              std::chrono::seconds limit, const std::string& what) {
+  child_result r;
+  r.exit_code = wait_child(start_child(bin, args, env, io), limit, what);
+  r.out = slurp(io.stdout_path);
+  r.err = slurp(io.stderr_path);
+  return r;
+}
+
 }  // namespace ei::testing

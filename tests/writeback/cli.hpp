@@ -16,24 +16,16 @@
 
 namespace ei::testing {
 
-struct cli_result {
-  int exit_code = -1;  // -SIGNAL when killed by a signal
-  std::string out;
-  std::string err;
-};
+using cli_result = child_result;
 
 /// Runs EI_EXPORT_ITEMS_BIN with `args`; `env` is added to a minimal environment; stdin is
 /// `stdin_file` (or /dev/null). Killed after `limit`.
 inline cli_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& env,
                           const std::filesystem::path& dir, const std::string& stdin_file = {},
                           std::chrono::seconds limit = std::chrono::seconds(60)) {
-  const child_io io{dir / "cli-stdout.txt", dir / "cli-stderr.txt", stdin_file};
-  cli_result r;
-  r.exit_code = wait_child(start_child(EI_EXPORT_ITEMS_BIN, args, env, io), limit,
-                           "export-items " + args.front());
-  r.out = slurp(io.stdout_path);
-  r.err = slurp(io.stderr_path);
-  return r;
+  return run_child(EI_EXPORT_ITEMS_BIN, args, env,
+                   {dir / "cli-stdout.txt", dir / "cli-stderr.txt", stdin_file}, limit,
+                   "export-items " + args.front());
 }
 
 /// The outcome a downstream gives item `i` of the output: every 7th failed, else successful
